@@ -1,0 +1,124 @@
+/* store: the durable log of events per topic, behind a narrow backend interface.
+ *
+ * Owns: topic metadata (id, epoch, head and first retained seq), the events of each topic
+ * keyed by (topic, seq), the idempotency keys inside the dedupe window, retention by count
+ * and age. (Workflow runs and step results join later, issue 4.) Knows nothing of streams,
+ * subscribers or the event loop: every call is synchronous and runs on the caller's thread;
+ * the caller batches appends (group commit) so that one commit covers many events.
+ *
+ * Backends are ops tables: SQLite in WAL mode (store_open_sqlite) is the default, an
+ * in-memory one (store_open_memory) serves tests; Redis may stand beside them later.
+ *
+ * Invariants every backend keeps:
+ *  - seq is dense per topic: store_batch_append() is only called with head_seq + 1 for
+ *    that topic (the caller assigns seqs); a batch is all-or-nothing.
+ *  - head_seq never goes back, even when retention deletes every event of a topic, and
+ *    survives restarts; epoch changes only through store_topic_reset().
+ *  - Only what store_batch_commit() returned 0 for is visible to store_read() after a
+ *    crash and restart.
+ *
+ * Errors are negative errno values: -ENOENT (unknown topic or id), -EINVAL (bad argument),
+ * -EIO (the backend failed; the message is logged), -EBUSY (batch misuse). */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_EPOCH_LEN 16 /* hex characters, not counting the terminator */
+
+typedef struct store store_t;
+
+typedef struct store_options {
+  const char *path;      /* SQLite file; its folder must exist. Ignored by memory backend */
+  bool synchronous_full; /* PRAGMA synchronous=FULL instead of NORMAL (WAL) */
+} store_options_t;
+
+typedef struct store_topic {
+  int64_t topic_id;                  /* backend's key for the topic; stable */
+  char epoch[STORE_EPOCH_LEN + 1];   /* lowercase hex */
+  uint64_t head_seq;                 /* newest seq ever committed; 0 when none */
+  uint64_t first_seq;                /* oldest retained seq; head_seq + 1 when none kept */
+} store_topic_t;
+
+/* One event as stored. Strings are borrowed for the duration of the call that takes or
+ * yields the struct; data is the event's "data" as compact JSON text (may be NULL). */
+typedef struct store_event {
+  int64_t topic_id;
+  uint64_t seq;
+  int64_t ts_ms;      /* wall clock, ms since the Unix epoch */
+  const char *id;     /* idempotency key, NULL when none */
+  const char *type;   /* NULL when none */
+  int lane;           /* streams' lane number; the store keeps it opaque */
+  const char *data;
+  size_t data_len;
+} store_event_t;
+
+/* Returns 0 to continue, nonzero to stop the iteration early (that value is returned). */
+typedef int (*store_event_cb)(void *ud, const store_event_t *ev);
+typedef int (*store_topic_cb)(void *ud, const char *topic, const store_topic_t *t);
+typedef int (*store_dedupe_cb)(void *ud, const char *id, uint64_t seq, int64_t ts_ms);
+
+typedef struct store_stats {
+  uint64_t commits;         /* successful store_batch_commit calls */
+  uint64_t events_appended; /* events in those commits */
+  uint64_t events_deleted;  /* by retention */
+  uint64_t commit_us_total; /* time spent committing, microseconds */
+} store_stats_t;
+
+/* Opens (creating when missing) the SQLite store at opts->path, in WAL mode, with the
+ * schema migrated. Errors: -EINVAL (no path), -EIO (cannot open, locked, corrupt). */
+int store_open_sqlite(const store_options_t *opts, store_t **out) __attribute__((warn_unused_result));
+/* An in-memory backend with the same contract (tests, benchmarks of the upper layers). */
+int store_open_memory(store_t **out) __attribute__((warn_unused_result));
+/* Closes the store; an open batch is rolled back. NULL is accepted. */
+void store_close(store_t *s);
+
+/* Looks a topic up by name ("tenant/room"). -ENOENT when it was never created. */
+int store_topic_get(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
+/* Creates the topic with a fresh random epoch, or returns the existing one. */
+int store_topic_ensure(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
+/* Drops every event and idempotency key of the topic and gives it a new epoch; head_seq
+ * and first_seq restart (0 and 1). For operators' resets and corrupted histories. */
+int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
+/* Calls cb for every topic whose name starts with prefix (e.g. "acme/"), by name order,
+ * at most limit topics (0 = no limit). */
+int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+
+/* Group commit. begin opens a transaction (-EBUSY if one is open); append adds one event
+ * (its seq must be the topic's head_seq + 1 counting the batch's earlier appends, else
+ * -EINVAL) and records its idempotency key when ev->id is set; commit makes the batch
+ * durable and advances head_seq; on any error the whole batch is rolled back and nothing
+ * of it is visible. */
+int store_batch_begin(store_t *s) __attribute__((warn_unused_result));
+int store_batch_append(store_t *s, const store_event_t *ev) __attribute__((warn_unused_result));
+int store_batch_commit(store_t *s) __attribute__((warn_unused_result));
+void store_batch_rollback(store_t *s);
+
+/* Calls cb for the retained events of the topic with seq > after_seq, ascending, at most
+ * limit (0 = no limit). Returns 0, cb's nonzero value, or an error. */
+int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+               void *ud) __attribute__((warn_unused_result));
+
+/* Finds the seq that idempotency key id got on the topic at or after min_ts_ms.
+ * -ENOENT when none. */
+int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_ts_ms,
+                      uint64_t *seq_out) __attribute__((warn_unused_result));
+/* Calls cb for each idempotency key of the topic recorded at or after min_ts_ms (used to
+ * warm a topic's in-memory dedupe table when it is loaded). */
+int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+
+/* Retention over all topics: keeps at most max_events newest events per topic (0 = no
+ * count limit) and deletes events older than min_ts_ms (0 = no age limit), and forgets
+ * idempotency keys older than dedupe_min_ts_ms. Works in slices of at most `budget`
+ * deleted rows so the caller can spread it over loop turns; *more is set when work is
+ * left. Updates first_seq. */
+int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int64_t dedupe_min_ts_ms,
+                        size_t budget, bool *more) __attribute__((warn_unused_result));
+
+void store_stats_get(const store_t *s, store_stats_t *out);
+
+#endif
