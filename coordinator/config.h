@@ -1,0 +1,114 @@
+/* The daemon's configuration: defaults, the JSON file, environment overrides.
+ *
+ * One table of keys (config.c) drives everything: JSON parsing, env overrides
+ * (COORDINATOR_<KEY_WITH_DOTS_AS_UNDERSCORES, UPPER>), validation, and `--help`. Precedence is
+ * command line > environment > file > default; the command line itself is parsed in cli.c,
+ * which calls coord_config_set() for its flags. Errors name where the value came from, the
+ * key and the reason, e.g. `cfg.json: limits.max_connections: must be an integer between 1
+ * and 1000000`. Keys that belong to later layers (auth.*, streams.*, publish limits) are
+ * parsed and range-checked here so that a bad value fails at start, and are only carried. */
+#ifndef COORD_CONFIG_H
+#define COORD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/log.h"
+
+typedef enum {
+  COORD_AUTH_NONE = 0, /* dev default: any tenant; only allowed on a loopback listen address */
+  COORD_AUTH_JWT = 1,  /* HS256 tokens signed with auth.jwt_secret */
+} coord_auth_mode_t;
+
+/* All fields are valid once coord_config_defaults() has run; strings are owned (heap) and
+ * freed by coord_config_close(). Durations carry their unit in the name. */
+typedef struct coord_config {
+  char *listen;        /* owned; "HOST:PORT" as given */
+  char listen_host[64]; /* numeric address parsed from listen ("localhost" -> 127.0.0.1) */
+  int listen_port;      /* 0 = kernel picks a free port */
+  bool listen_loopback; /* listen_host is 127.0.0.0/8 or ::1 */
+  char *data_dir;       /* owned */
+  char *web_root;       /* owned; "" disables static files */
+  log_level_t log_level;
+
+  struct {
+    int64_t max_connections;      /* open TCP connections; more get 503 */
+    int64_t max_http_body;        /* bytes; more get 413 */
+    int64_t max_ws_message;       /* bytes, reassembled; more get close 1009 */
+    int64_t idle_timeout_ms;      /* silence (no frame, no pong) before hang-up; 0 = off */
+    int64_t handshake_timeout_ms; /* accept -> complete request headers */
+    int64_t publish_rate;         /* events/s per tenant (streams) */
+    int64_t publish_burst;        /* events, per tenant bucket size */
+    int64_t topic_publish_rate;   /* events/s per topic */
+    int64_t topic_publish_burst;  /* events */
+  } limits;
+
+  struct {
+    int64_t drain_ms; /* SIGTERM -> close 1001 window */
+    int64_t grace_ms; /* after the 1001 closes, wait this long for clients to go */
+  } shutdown;
+
+  struct {
+    coord_auth_mode_t mode;
+    char *jwt_secret; /* owned; "" unless mode is jwt */
+  } auth;
+
+  struct {
+    int64_t partitions;
+    int64_t retention_max_events; /* streams.retention.max_events */
+    int64_t retention_max_age_s;  /* streams.retention.max_age_s */
+    int64_t dedupe_window_s;
+  } streams;
+} coord_config_t;
+
+/* Where a config problem was found and why; text is the full one-line message. */
+typedef struct coord_config_error {
+  char where[256]; /* file path, "COORDINATOR_X" (env) or "--flag" */
+  char key[128];   /* dotted key, "" when the problem is not about one key */
+  char reason[256];
+  char text[700]; /* "where: key: reason" (parts omitted when empty) */
+} coord_config_error_t;
+
+/* Looks up an environment variable; NULL when unset. Injected so tests need no globals. */
+typedef const char *(*coord_getenv_fn)(const char *name, void *ud);
+
+/* Fills cfg with the documented defaults. Pair with coord_config_close(). */
+void coord_config_defaults(coord_config_t *cfg);
+void coord_config_close(coord_config_t *cfg);
+
+/* Applies the JSON object in text (len bytes) on top of cfg; where names the source in errors.
+ * Returns 0, or -EINVAL with err filled (unknown key, wrong type, out of range, bad JSON with
+ * line and column). On error cfg may be partly updated; callers exit. */
+int coord_config_apply_json(coord_config_t *cfg, const char *text, size_t len, const char *where,
+                            coord_config_error_t *err) __attribute__((warn_unused_result));
+
+/* Reads path (at most 1 MiB) and applies it. -ENOENT/-EACCES/-EFBIG/-EINVAL with err filled. */
+int coord_config_apply_file(coord_config_t *cfg, const char *path, coord_config_error_t *err)
+    __attribute__((warn_unused_result));
+
+/* Applies every COORDINATOR_<KEY> variable that getenv returns. -EINVAL with err filled. */
+int coord_config_apply_env(coord_config_t *cfg, coord_getenv_fn getenv_fn, void *ud,
+                           coord_config_error_t *err) __attribute__((warn_unused_result));
+
+/* Sets one key from its string form (CLI flags, env); where names the source in errors.
+ * -ENOENT for an unknown key, -EINVAL for a bad value; err filled either way. */
+int coord_config_set(coord_config_t *cfg, const char *key, const char *value, const char *where,
+                     coord_config_error_t *err) __attribute__((warn_unused_result));
+
+/* Cross-key rules, run once after every source is applied (e.g. auth.mode "jwt" needs
+ * auth.jwt_secret; auth.mode "none" needs a loopback listen address). -EINVAL with err. */
+int coord_config_validate(const coord_config_t *cfg, coord_config_error_t *err)
+    __attribute__((warn_unused_result));
+
+/* Parses "HOST:PORT" / "[V6]:PORT" with a numeric address or "localhost". Returns 0 or
+ * -EINVAL with a reason in reason[reason_len]. */
+int coord_config_parse_listen(const char *text, char *host, size_t host_len, int *port,
+                              bool *loopback, char *reason, size_t reason_len)
+    __attribute__((warn_unused_result));
+
+/* Writes the key reference (name, type, default, env variable) for --help. */
+void coord_config_print_keys(FILE *out);
+
+#endif

@@ -1,0 +1,282 @@
+/* Tests for coordinator/config.c: defaults, JSON file, env overrides, error messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* A fake environment: NULL-terminated "NAME=value" strings. */
+static const char *fake_getenv(const char *name, void *ud) {
+  const char *const *env = ud;
+  size_t n = strlen(name);
+  for (; *env; env++)
+    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
+  return NULL;
+}
+
+static void test_config_defaults_serve_loopback_8080_with_data_in_dot_data(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_defaults(&c);
+  assert_string_equal(c.listen, "127.0.0.1:8080");
+  assert_string_equal(c.listen_host, "127.0.0.1");
+  assert_int_equal(c.listen_port, 8080);
+  assert_true(c.listen_loopback);
+  assert_string_equal(c.data_dir, "./data");
+  assert_string_equal(c.web_root, "examples/web");
+  assert_int_equal(c.log_level, LOG_INFO);
+  assert_int_equal(c.auth.mode, COORD_AUTH_NONE);
+  assert_int_equal(c.streams.partitions, 16);
+  assert_int_equal(c.streams.retention_max_events, 10000);
+  assert_int_equal(c.streams.retention_max_age_s, 600);
+  coord_config_error_t err;
+  assert_int_equal(coord_config_validate(&c, &err), 0);
+  coord_config_close(&c);
+}
+
+static void test_config_json_sets_every_kind_of_key(void **state) {
+  (void)state;
+  static const char json[] =
+      "{\"listen\":\"[::1]:9000\",\"data_dir\":\"/var/lib/x\",\"log_level\":\"debug\","
+      "\"web_root\":\"\",\"limits\":{\"max_connections\":5,\"max_http_body\":100,"
+      "\"max_ws_message\":4096,\"idle_timeout_ms\":0,\"handshake_timeout_ms\":1000,"
+      "\"publish_rate\":7,\"publish_burst\":8,\"topic_publish_rate\":9,"
+      "\"topic_publish_burst\":10},\"shutdown\":{\"drain_ms\":0,\"grace_ms\":50},"
+      "\"auth\":{\"mode\":\"jwt\",\"jwt_secret\":\"0123456789abcdef0123456789abcdef\"},"
+      "\"streams\":{\"partitions\":4,\"retention\":{\"max_events\":11,\"max_age_s\":12},"
+      "\"dedupe_window_s\":13}}";
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  assert_int_equal(coord_config_apply_json(&c, json, sizeof json - 1, "t.json", &err), 0);
+  assert_string_equal(c.listen_host, "::1");
+  assert_int_equal(c.listen_port, 9000);
+  assert_true(c.listen_loopback);
+  assert_string_equal(c.data_dir, "/var/lib/x");
+  assert_int_equal(c.log_level, LOG_DEBUG);
+  assert_string_equal(c.web_root, "");
+  assert_int_equal(c.limits.max_connections, 5);
+  assert_int_equal(c.limits.max_http_body, 100);
+  assert_int_equal(c.limits.max_ws_message, 4096);
+  assert_int_equal(c.limits.idle_timeout_ms, 0);
+  assert_int_equal(c.limits.handshake_timeout_ms, 1000);
+  assert_int_equal(c.limits.publish_rate, 7);
+  assert_int_equal(c.limits.publish_burst, 8);
+  assert_int_equal(c.limits.topic_publish_rate, 9);
+  assert_int_equal(c.limits.topic_publish_burst, 10);
+  assert_int_equal(c.shutdown.drain_ms, 0);
+  assert_int_equal(c.shutdown.grace_ms, 50);
+  assert_int_equal(c.auth.mode, COORD_AUTH_JWT);
+  assert_string_equal(c.auth.jwt_secret, "0123456789abcdef0123456789abcdef");
+  assert_int_equal(c.streams.partitions, 4);
+  assert_int_equal(c.streams.retention_max_events, 11);
+  assert_int_equal(c.streams.retention_max_age_s, 12);
+  assert_int_equal(c.streams.dedupe_window_s, 13);
+  assert_int_equal(coord_config_validate(&c, &err), 0);
+  coord_config_close(&c);
+}
+
+/* Each invalid document and the exact message it must produce. */
+static const struct {
+  const char *json;
+  const char *text;
+  const char *key;
+} invalid_cases[] = {
+    {"{\"limits\":{\"max_conections\":5}}", "f.json: limits.max_conections: unknown key",
+     "limits.max_conections"},
+    {"{\"colour\":\"red\"}", "f.json: colour: unknown key", "colour"},
+    {"{\"limits\":{\"max_connections\":0}}",
+     "f.json: limits.max_connections: must be an integer between 1 and 1000000",
+     "limits.max_connections"},
+    {"{\"limits\":{\"max_connections\":\"10\"}}",
+     "f.json: limits.max_connections: must be an integer between 1 and 1000000",
+     "limits.max_connections"},
+    {"{\"limits\":{\"max_http_body\":1.5}}",
+     "f.json: limits.max_http_body: must be an integer between 1 and 1073741824",
+     "limits.max_http_body"},
+    {"{\"shutdown\":{\"drain_ms\":-1}}",
+     "f.json: shutdown.drain_ms: must be an integer between 0 and 3600000", "shutdown.drain_ms"},
+    {"{\"limits\":5}", "f.json: limits: must be an object", "limits"},
+    {"{\"streams\":{\"retention\":[]}}", "f.json: streams.retention: must be an object",
+     "streams.retention"},
+    {"{\"listen\":8080}", "f.json: listen: must be a string", "listen"},
+    {"{\"listen\":\"127.0.0.1\"}",
+     "f.json: listen: must be HOST:PORT with a numeric IPv4 or [IPv6] address or localhost",
+     "listen"},
+    {"{\"listen\":\"example.com:80\"}",
+     "f.json: listen: must be HOST:PORT with a numeric IPv4 or [IPv6] address or localhost",
+     "listen"},
+    {"{\"listen\":\"127.0.0.1:70000\"}",
+     "f.json: listen: port must be a number between 0 and 65535", "listen"},
+    {"{\"log_level\":\"loud\"}",
+     "f.json: log_level: must be one of \"debug\", \"info\", \"warn\", \"error\", \"off\"",
+     "log_level"},
+    {"{\"auth\":{\"mode\":\"basic\"}}", "f.json: auth.mode: must be one of \"none\", \"jwt\"",
+     "auth.mode"},
+    {"{\"data_dir\":\"\"}", "f.json: data_dir: must not be empty", "data_dir"},
+    {"[1,2]", "f.json: the top level must be a JSON object", ""},
+    {"{\"listen\":\"a\",\"listen\":\"b\"}",
+     "f.json:1:22: invalid JSON: duplicate object key near '\"listen\"'", ""},
+    {"{\"limits\":{\n  \"max_connections\": 5,\n}}",
+     "f.json:3:1: invalid JSON: string or '}' expected near '}'", ""},
+};
+
+static void test_config_rejects_each_invalid_document_with_its_exact_message(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof invalid_cases / sizeof invalid_cases[0]; i++) {
+    coord_config_t c;
+    coord_config_error_t err;
+    coord_config_defaults(&c);
+    const char *j = invalid_cases[i].json;
+    int rc = coord_config_apply_json(&c, j, strlen(j), "f.json", &err);
+    coord_config_close(&c);
+    if (rc != -EINVAL || strcmp(err.text, invalid_cases[i].text) != 0 ||
+        strcmp(err.key, invalid_cases[i].key) != 0)
+      fail_msg("case %zu (%s): rc %d, text \"%s\", key \"%s\"", i, j, rc, err.text, err.key);
+  }
+}
+
+static void test_config_env_overrides_file_and_names_the_variable_on_error(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  static const char json[] = "{\"limits\":{\"max_connections\":5},\"data_dir\":\"file\"}";
+  assert_int_equal(coord_config_apply_json(&c, json, sizeof json - 1, "f.json", &err), 0);
+  const char *env[] = {"COORDINATOR_LIMITS_MAX_CONNECTIONS=77",
+                       "COORDINATOR_AUTH_JWT_SECRET=s3cr3t",
+                       "COORDINATOR_STREAMS_RETENTION_MAX_AGE_S=99", "OTHER=1", NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, env, &err), 0);
+  assert_int_equal(c.limits.max_connections, 77);
+  assert_string_equal(c.auth.jwt_secret, "s3cr3t");
+  assert_int_equal(c.streams.retention_max_age_s, 99);
+  assert_string_equal(c.data_dir, "file");
+
+  const char *bad[] = {"COORDINATOR_LIMITS_IDLE_TIMEOUT_MS=12x", NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, bad, &err), -EINVAL);
+  assert_string_equal(err.text,
+                      "COORDINATOR_LIMITS_IDLE_TIMEOUT_MS: limits.idle_timeout_ms: must be an "
+                      "integer between 0 and 86400000");
+  coord_config_close(&c);
+}
+
+static void test_config_set_from_a_flag_names_the_flag(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  assert_int_equal(coord_config_set(&c, "listen", "localhost:0", "--listen", &err), 0);
+  assert_string_equal(c.listen_host, "127.0.0.1");
+  assert_int_equal(c.listen_port, 0);
+  assert_int_equal(coord_config_set(&c, "log_level", "verbose", "--log-level", &err), -EINVAL);
+  assert_string_equal(err.text, "--log-level: log_level: must be one of \"debug\", \"info\", "
+                                "\"warn\", \"error\", \"off\"");
+  assert_int_equal(coord_config_set(&c, "nope", "1", "--x", &err), -ENOENT);
+  assert_string_equal(err.text, "--x: nope: unknown key");
+  coord_config_close(&c);
+}
+
+static void test_config_validate_requires_a_long_secret_for_jwt(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  assert_int_equal(coord_config_set(&c, "auth.mode", "jwt", "t", &err), 0);
+  assert_int_equal(coord_config_validate(&c, &err), -EINVAL);
+  assert_string_equal(err.text,
+                      "config: auth.jwt_secret: must be at least 32 bytes when auth.mode is "
+                      "\"jwt\"");
+  coord_config_close(&c);
+}
+
+static void test_config_validate_refuses_auth_none_on_a_public_address(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  assert_int_equal(coord_config_set(&c, "listen", "0.0.0.0:8080", "t", &err), 0);
+  assert_false(c.listen_loopback);
+  assert_int_equal(coord_config_validate(&c, &err), -EINVAL);
+  assert_string_equal(err.text, "config: auth.mode: \"none\" is only allowed with a loopback "
+                                "listen address (listen is 0.0.0.0:8080); use \"jwt\"");
+  coord_config_close(&c);
+}
+
+static void test_config_listen_parser_accepts_and_rejects(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    int ok;
+    const char *host;
+    int port;
+    int loopback;
+  } cases[] = {
+      {"127.0.0.1:8080", 1, "127.0.0.1", 8080, 1}, {"127.1.2.3:1", 1, "127.1.2.3", 1, 1},
+      {"0.0.0.0:80", 1, "0.0.0.0", 80, 0},         {"[::]:443", 1, "::", 443, 0},
+      {"[::1]:0", 1, "::1", 0, 1},                 {"localhost:65535", 1, "127.0.0.1", 65535, 1},
+      {"::1:80", 0, "", 0, 0},                     {"127.0.0.1:", 0, "", 0, 0},
+      {":80", 0, "", 0, 0},                        {"127.0.0.1:-1", 0, "", 0, 0},
+      {"127.0.0.1:80x", 0, "", 0, 0},              {"[::1]80", 0, "", 0, 0},
+      {"300.0.0.1:80", 0, "", 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char host[64] = "", reason[128];
+    int port = -1;
+    bool lb = false;
+    int rc = coord_config_parse_listen(cases[i].in, host, sizeof host, &port, &lb, reason,
+                                       sizeof reason);
+    if ((rc == 0) != cases[i].ok) fail_msg("case %s: rc %d", cases[i].in, rc);
+    if (rc == 0) {
+      assert_string_equal(host, cases[i].host);
+      assert_int_equal(port, cases[i].port);
+      assert_int_equal(lb, cases[i].loopback);
+    }
+  }
+}
+
+static void test_config_file_errors_name_the_path(void **state) {
+  (void)state;
+  const char *dir = getenv("COORD_TEST_TMPDIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_config_%d.json", dir ? dir : "/tmp", (int)getpid());
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("{\"shutdown\":{\"drain_ms\":100,\"bogus\":true}}", f);
+  fclose(f);
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  assert_int_equal(coord_config_apply_file(&c, path, &err), -EINVAL);
+  char want[600];
+  snprintf(want, sizeof want, "%s: shutdown.bogus: unknown key", path);
+  assert_string_equal(err.text, want);
+  assert_string_equal(err.key, "shutdown.bogus");
+  unlink(path);
+  assert_int_equal(coord_config_apply_file(&c, path, &err), -ENOENT);
+  snprintf(want, sizeof want, "%s: cannot open: No such file or directory", path);
+  assert_string_equal(err.text, want);
+  coord_config_close(&c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_config_defaults_serve_loopback_8080_with_data_in_dot_data),
+      cmocka_unit_test(test_config_json_sets_every_kind_of_key),
+      cmocka_unit_test(test_config_rejects_each_invalid_document_with_its_exact_message),
+      cmocka_unit_test(test_config_env_overrides_file_and_names_the_variable_on_error),
+      cmocka_unit_test(test_config_set_from_a_flag_names_the_flag),
+      cmocka_unit_test(test_config_validate_requires_a_long_secret_for_jwt),
+      cmocka_unit_test(test_config_validate_refuses_auth_none_on_a_public_address),
+      cmocka_unit_test(test_config_listen_parser_accepts_and_rejects),
+      cmocka_unit_test(test_config_file_errors_name_the_path),
+  };
+  return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
