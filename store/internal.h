@@ -1,0 +1,67 @@
+/* store internals: the backend ops table and helpers shared by the backends.
+ *
+ * store.c owns the public entry points, the batch state machine (open/closed), argument
+ * checks and the statistics; a backend only implements storage. The contract of each op
+ * is the public function of the same name in store.h, with these differences, which
+ * store.c guarantees before calling:
+ *  - arguments are checked (non-NULL topic names and outputs, ev->seq > 0, budget > 0);
+ *  - batch_append and batch_commit are only called inside a batch; batch_begin only
+ *    outside one; topic_reset, retention_run and the creating half of topic_ensure only
+ *    outside one;
+ *  - when batch_append or batch_commit fail, the backend has already rolled back;
+ *    store.c calls batch_rollback only for an explicit rollback or a close. */
+#ifndef STORE_INTERNAL_H
+#define STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* One retention slice's parameters, as passed to store_retention_run. */
+typedef struct store_retention {
+  uint64_t max_events;      /* 0 = no count limit */
+  int64_t min_ts_ms;        /* 0 = no age limit */
+  int64_t dedupe_min_ts_ms; /* 0 = keep idempotency keys */
+  size_t budget;            /* > 0: rows deleted and topics examined per slice, each */
+} store_retention_t;
+
+typedef struct store_ops {
+  const char *name; /* "sqlite", "memory": for logs */
+  void (*close)(void *be);
+  int (*topic_get)(void *be, const char *topic, store_topic_t *out);
+  int (*topic_create)(void *be, const char *topic, const char *epoch, store_topic_t *out);
+  int (*topic_reset)(void *be, const char *topic, const char *epoch, store_topic_t *out);
+  int (*topic_list)(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud);
+  int (*batch_begin)(void *be);
+  int (*batch_append)(void *be, const store_event_t *ev);
+  int (*batch_commit)(void *be);
+  void (*batch_rollback)(void *be);
+  int (*read)(void *be, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+              void *ud);
+  int (*dedupe_find)(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
+                     uint64_t *seq_out);
+  int (*dedupe_list)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud);
+  /* *deleted: events removed by this slice (idempotency keys not counted). */
+  int (*retention_run)(void *be, const store_retention_t *r, uint64_t *deleted, bool *more);
+} store_ops_t;
+
+/* Backend constructors: on success *ops points at the backend's static table and *be at
+ * its state, owned by the store_t that store.c builds around them. */
+int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be)
+    __attribute__((warn_unused_result));
+int store__memory_open(const store_ops_t **ops, void **be) __attribute__((warn_unused_result));
+
+/* Fills out with STORE_EPOCH_LEN lowercase hex characters from getrandom(2) and a NUL.
+ * -EIO when the kernel's random source fails. */
+int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) __attribute__((warn_unused_result));
+
+/* The lowest seq that count retention keeps: everything below it is beyond max_events
+ * newest. 1 when max_events is 0 (no limit) or the topic holds fewer. */
+static inline uint64_t store__count_keep(uint64_t head_seq, uint64_t max_events) {
+  if (max_events == 0 || head_seq <= max_events) return 1;
+  return head_seq - max_events + 1;
+}
+
+#endif

@@ -1,0 +1,675 @@
+/* store SQLite backend: one connection in WAL mode, every statement prepared once.
+ *
+ * Owns the database file's schema (migrated by PRAGMA user_version), the mapping of
+ * SQLite's error codes to negative errno (done here once, logged with sqlite3_errmsg),
+ * and the in-memory head tracking of an open batch: each append checks its seq against
+ * the topic's head as of the batch plus its earlier appends, and commit writes each
+ * touched topic's head_seq once. Argument checks and the batch state machine are in
+ * store.c; retention's slicing rules are stated in store.h.
+ *
+ * Schema (version 1):
+ *   topics(topic_id INTEGER PRIMARY KEY, name TEXT UNIQUE, epoch, head_seq, first_seq)
+ *   events(topic_id, seq, ts_ms, id, type, lane, data) keyed (topic_id, seq), no rowid
+ *   dedupe(topic_id, id, seq, ts_ms) keyed (topic_id, id), no rowid, indexed by ts_ms
+ * Invariant: the events of a topic are exactly the seqs first_seq..head_seq. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "internal.h"
+
+#define SQ_SCHEMA_VERSION 1
+#define SQ_BUSY_TIMEOUT_MS 2000
+#define SQ_TOPIC_CHUNK 64 /* topics fetched per query during retention */
+
+enum sq_stmt {
+  SQ_BEGIN,
+  SQ_COMMIT,
+  SQ_ROLLBACK,
+  SQ_TOPIC_GET,
+  SQ_TOPIC_INSERT,
+  SQ_TOPIC_HEAD,
+  SQ_TOPIC_SET_HEAD,
+  SQ_TOPIC_SET_FIRST,
+  SQ_TOPIC_RESET,
+  SQ_TOPIC_LIST,
+  SQ_TOPIC_CHUNK_Q,
+  SQ_EVENT_INSERT,
+  SQ_EVENT_READ,
+  SQ_EVENT_SCAN,
+  SQ_EVENT_DELETE_BELOW,
+  SQ_EVENT_DELETE_ALL,
+  SQ_DEDUPE_PUT,
+  SQ_DEDUPE_FIND,
+  SQ_DEDUPE_LIST,
+  SQ_DEDUPE_DELETE_ALL,
+  SQ_DEDUPE_SWEEP,
+  SQ__COUNT
+};
+
+static const char *const sq_sql[SQ__COUNT] = {
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+    [SQ_TOPIC_GET] =
+        "SELECT topic_id, epoch, head_seq, first_seq FROM topics WHERE name = ?1",
+    [SQ_TOPIC_INSERT] =
+        "INSERT INTO topics(name, epoch, head_seq, first_seq) VALUES (?1, ?2, 0, 1)",
+    [SQ_TOPIC_HEAD] = "SELECT head_seq FROM topics WHERE topic_id = ?1",
+    [SQ_TOPIC_SET_HEAD] = "UPDATE topics SET head_seq = ?2 WHERE topic_id = ?1",
+    [SQ_TOPIC_SET_FIRST] = "UPDATE topics SET first_seq = ?2 WHERE topic_id = ?1",
+    [SQ_TOPIC_RESET] =
+        "UPDATE topics SET epoch = ?2, head_seq = 0, first_seq = 1 WHERE topic_id = ?1",
+    [SQ_TOPIC_LIST] =
+        "SELECT name, topic_id, epoch, head_seq, first_seq FROM topics"
+        " WHERE name >= ?1 AND name < ?2 ORDER BY name LIMIT ?3",
+    [SQ_TOPIC_CHUNK_Q] =
+        "SELECT topic_id, head_seq, first_seq FROM topics WHERE topic_id > ?1"
+        " ORDER BY topic_id LIMIT ?2",
+    [SQ_EVENT_INSERT] =
+        "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SQ_EVENT_READ] =
+        "SELECT seq, ts_ms, id, type, lane, data FROM events"
+        " WHERE topic_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    [SQ_EVENT_SCAN] =
+        "SELECT seq, ts_ms FROM events WHERE topic_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+    [SQ_EVENT_DELETE_BELOW] = "DELETE FROM events WHERE topic_id = ?1 AND seq < ?2",
+    [SQ_EVENT_DELETE_ALL] = "DELETE FROM events WHERE topic_id = ?1",
+    [SQ_DEDUPE_PUT] =
+        "INSERT OR REPLACE INTO dedupe(topic_id, id, seq, ts_ms) VALUES (?1, ?2, ?3, ?4)",
+    [SQ_DEDUPE_FIND] =
+        "SELECT seq FROM dedupe WHERE topic_id = ?1 AND id = ?2 AND ts_ms >= ?3",
+    [SQ_DEDUPE_LIST] =
+        "SELECT id, seq, ts_ms FROM dedupe WHERE topic_id = ?1 AND ts_ms >= ?2",
+    [SQ_DEDUPE_DELETE_ALL] = "DELETE FROM dedupe WHERE topic_id = ?1",
+    [SQ_DEDUPE_SWEEP] =
+        "DELETE FROM dedupe WHERE (topic_id, id) IN"
+        " (SELECT topic_id, id FROM dedupe WHERE ts_ms < ?1 LIMIT ?2)",
+};
+
+static const char sq_schema_v1[] =
+    "CREATE TABLE topics(topic_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);"
+    "CREATE TABLE events(topic_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL, id TEXT, type TEXT, lane INTEGER NOT NULL, data TEXT,"
+    " PRIMARY KEY(topic_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE dedupe(topic_id INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL, PRIMARY KEY(topic_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX dedupe_ts ON dedupe(ts_ms);"
+    "PRAGMA user_version = 1;";
+
+/* A topic touched by the open batch: head is its seq after the batch's appends so far. */
+typedef struct sq_head {
+  int64_t topic_id;
+  uint64_t head;
+} sq_head_t;
+
+/* Invariant: heads is non-empty only while a batch (BEGIN IMMEDIATE) is open. */
+typedef struct sq_store {
+  sqlite3 *db;                   /* owned */
+  sqlite3_stmt *stmt[SQ__COUNT]; /* owned, prepared at open */
+  sq_head_t *heads;              /* owned; touched topics of the open batch */
+  size_t nheads, heads_cap;
+  int64_t retention_cursor; /* topics with id <= this are done in the current pass */
+} sq_store_t;
+
+/* The one place SQLite's error space becomes ours. */
+static int sq_fail(sq_store_t *q, int rc, const char *op) {
+  const char *msg = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc);
+  log_error("store", "sqlite failed", "{s:s,s:i,s:s}", "op", op, "code", rc, "error", msg);
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return -EBUSY;
+    case SQLITE_FULL: return -ENOSPC;
+    case SQLITE_NOMEM: return -ENOMEM;
+    default: return -EIO;
+  }
+}
+
+/* Returns the statement reset and unbound, ready for binding. */
+static sqlite3_stmt *sq_stmt(sq_store_t *q, enum sq_stmt which) {
+  sqlite3_stmt *st = q->stmt[which];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+static void sq_bind_text(sqlite3_stmt *st, int col, const char *s) {
+  if (s) sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, col);
+}
+
+static const char *sq_col_text(sqlite3_stmt *st, int col) {
+  return (const char *)sqlite3_column_text(st, col);
+}
+
+/* Runs a statement that returns no rows. */
+static int sq_done(sq_store_t *q, sqlite3_stmt *st, const char *op) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, op);
+}
+
+static int sq_exec(sq_store_t *q, enum sq_stmt which, const char *op) {
+  return sq_done(q, sq_stmt(q, which), op);
+}
+
+static void sq_rollback_quiet(sq_store_t *q) {
+  if (!sqlite3_get_autocommit(q->db)) (void)sq_exec(q, SQ_ROLLBACK, "rollback");
+}
+
+/* ---- open, schema, close ---- */
+
+static int sq_pragma(sq_store_t *q, const char *sql) {
+  int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : sq_fail(q, rc, sql);
+}
+
+static int sq_wal_on(sq_store_t *q) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+  if (rc != SQLITE_OK) return sq_fail(q, rc, "journal_mode");
+  rc = sqlite3_step(st);
+  bool wal = rc == SQLITE_ROW && strcmp(sq_col_text(st, 0), "wal") == 0;
+  sqlite3_finalize(st);
+  if (wal) return 0;
+  log_error("store", "sqlite cannot enter WAL mode", "{s:s}", "error", sqlite3_errmsg(q->db));
+  return -EIO;
+}
+
+static int sq_user_version(sq_store_t *q, int *out) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : sq_fail(q, rc, "user_version");
+}
+
+/* Brings the schema to SQ_SCHEMA_VERSION; each step runs in its own transaction. */
+static int sq_migrate(sq_store_t *q) {
+  int version = 0;
+  int rc = sq_user_version(q, &version);
+  if (rc < 0) return rc;
+  if (version > SQ_SCHEMA_VERSION) {
+    log_error("store", "database schema is newer than this build", "{s:i,s:i}", "found",
+              version, "supported", SQ_SCHEMA_VERSION);
+    return -EIO;
+  }
+  if (version == SQ_SCHEMA_VERSION) return 0;
+  rc = sq_pragma(q, "BEGIN IMMEDIATE");
+  if (rc == 0) rc = sq_pragma(q, sq_schema_v1);
+  if (rc == 0) rc = sq_pragma(q, "COMMIT");
+  if (rc < 0) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+static int sq_prepare_all(sq_store_t *q) {
+  for (int i = 0; i < SQ__COUNT; i++) {
+    int rc = sqlite3_prepare_v3(q->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i],
+                                NULL);
+    if (rc != SQLITE_OK) return sq_fail(q, rc, sq_sql[i]);
+  }
+  return 0;
+}
+
+static int sq_configure(sq_store_t *q, const store_options_t *opts) {
+  int rc = sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS);
+  if (rc != SQLITE_OK) return sq_fail(q, rc, "busy_timeout");
+  rc = sq_wal_on(q);
+  if (rc == 0)
+    rc = sq_pragma(q, opts->synchronous_full ? "PRAGMA synchronous=FULL"
+                                             : "PRAGMA synchronous=NORMAL");
+  if (rc == 0) rc = sq_pragma(q, "PRAGMA foreign_keys=OFF");
+  if (rc == 0) rc = sq_migrate(q);
+  if (rc == 0) rc = sq_prepare_all(q);
+  return rc;
+}
+
+static void sq_close(void *be) {
+  sq_store_t *q = be;
+  if (!q) return;
+  for (int i = 0; i < SQ__COUNT; i++) sqlite3_finalize(q->stmt[i]);
+  if (q->db) sqlite3_close(q->db);
+  free(q->heads);
+  free(q);
+}
+
+/* ---- topics ---- */
+
+static void sq_topic_from_row(sqlite3_stmt *st, int col, store_topic_t *out) {
+  out->topic_id = sqlite3_column_int64(st, col);
+  const char *epoch = sq_col_text(st, col + 1);
+  snprintf(out->epoch, sizeof out->epoch, "%s", epoch ? epoch : "");
+  out->head_seq = (uint64_t)sqlite3_column_int64(st, col + 2);
+  out->first_seq = (uint64_t)sqlite3_column_int64(st, col + 3);
+}
+
+static int sq_topic_get(void *be, const char *topic, store_topic_t *out) {
+  sq_store_t *q = be;
+  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_GET);
+  sq_bind_text(st, 1, topic);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) sq_topic_from_row(st, 0, out);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW) return 0;
+  return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "topic get");
+}
+
+static int sq_topic_create(void *be, const char *topic, const char *epoch, store_topic_t *out) {
+  sq_store_t *q = be;
+  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_INSERT);
+  sq_bind_text(st, 1, topic);
+  sq_bind_text(st, 2, epoch);
+  int rc = sq_done(q, st, "topic insert");
+  return rc < 0 ? rc : sq_topic_get(q, topic, out);
+}
+
+static int sq_topic_reset_rows(sq_store_t *q, int64_t topic_id, const char *epoch) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_DELETE_ALL);
+  sqlite3_bind_int64(st, 1, topic_id);
+  int rc = sq_done(q, st, "reset events");
+  if (rc < 0) return rc;
+  st = sq_stmt(q, SQ_DEDUPE_DELETE_ALL);
+  sqlite3_bind_int64(st, 1, topic_id);
+  rc = sq_done(q, st, "reset dedupe");
+  if (rc < 0) return rc;
+  st = sq_stmt(q, SQ_TOPIC_RESET);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sq_bind_text(st, 2, epoch);
+  return sq_done(q, st, "reset topic");
+}
+
+static int sq_topic_reset(void *be, const char *topic, const char *epoch, store_topic_t *out) {
+  sq_store_t *q = be;
+  store_topic_t t;
+  int rc = sq_topic_get(q, topic, &t);
+  if (rc < 0) return rc;
+  rc = sq_exec(q, SQ_BEGIN, "begin");
+  if (rc < 0) return rc;
+  rc = sq_topic_reset_rows(q, t.topic_id, epoch);
+  if (rc == 0) rc = sq_exec(q, SQ_COMMIT, "commit");
+  if (rc < 0) {
+    sq_rollback_quiet(q);
+    return rc;
+  }
+  return sq_topic_get(q, topic, out);
+}
+
+/* The smallest string above every string that starts with prefix, in byte order; false
+ * when there is none (empty prefix or all 0xff bytes). */
+static bool sq_prefix_end(const char *prefix, char **out) {
+  size_t n = strlen(prefix);
+  while (n > 0 && (unsigned char)prefix[n - 1] == 0xff) n--;
+  if (n == 0) return false;
+  char *end = xstrndup(prefix, n);
+  end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+  *out = end;
+  return true;
+}
+
+static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+  sq_store_t *q = be;
+  char *end = NULL;
+  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_LIST);
+  sq_bind_text(st, 1, prefix);
+  /* Without an end, a zero-length blob bounds nothing: every TEXT sorts below a BLOB. */
+  if (sq_prefix_end(prefix, &end)) sqlite3_bind_text(st, 2, end, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_zeroblob(st, 2, 0);
+  sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+  free(end);
+  int rc, stop = 0;
+  while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    store_topic_t t;
+    sq_topic_from_row(st, 1, &t);
+    stop = cb(ud, sq_col_text(st, 0), &t);
+  }
+  sqlite3_reset(st);
+  if (stop) return stop;
+  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "topic list");
+}
+
+/* ---- batches ---- */
+
+static int sq_batch_begin(void *be) {
+  sq_store_t *q = be;
+  q->nheads = 0;
+  return sq_exec(q, SQ_BEGIN, "begin");
+}
+
+static void sq_batch_rollback(void *be) {
+  sq_store_t *q = be;
+  q->nheads = 0;
+  sq_rollback_quiet(q);
+}
+
+/* Finds or adds the batch's head entry of topic_id; -ENOENT for an unknown topic. */
+static int sq_batch_head(sq_store_t *q, int64_t topic_id, sq_head_t **out) {
+  for (size_t i = q->nheads; i-- > 0;) {
+    if (q->heads[i].topic_id == topic_id) {
+      *out = &q->heads[i];
+      return 0;
+    }
+  }
+  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_HEAD);
+  sqlite3_bind_int64(st, 1, topic_id);
+  int rc = sqlite3_step(st);
+  uint64_t head = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "topic head");
+  if (q->nheads == q->heads_cap) {
+    q->heads_cap = q->heads_cap ? 2 * q->heads_cap : 8;
+    q->heads = xrealloc(q->heads, q->heads_cap * sizeof *q->heads);
+  }
+  q->heads[q->nheads] = (sq_head_t){.topic_id = topic_id, .head = head};
+  *out = &q->heads[q->nheads++];
+  return 0;
+}
+
+static int sq_event_insert(sq_store_t *q, const store_event_t *ev) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_INSERT);
+  sqlite3_bind_int64(st, 1, ev->topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)ev->seq);
+  sqlite3_bind_int64(st, 3, ev->ts_ms);
+  sq_bind_text(st, 4, ev->id);
+  sq_bind_text(st, 5, ev->type);
+  sqlite3_bind_int(st, 6, ev->lane);
+  if (ev->data) sqlite3_bind_text(st, 7, ev->data, (int)ev->data_len, SQLITE_STATIC);
+  return sq_done(q, st, "event insert");
+}
+
+static int sq_dedupe_put(sq_store_t *q, const store_event_t *ev) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_PUT);
+  sqlite3_bind_int64(st, 1, ev->topic_id);
+  sq_bind_text(st, 2, ev->id);
+  sqlite3_bind_int64(st, 3, (int64_t)ev->seq);
+  sqlite3_bind_int64(st, 4, ev->ts_ms);
+  return sq_done(q, st, "dedupe put");
+}
+
+static int sq_batch_append_rows(sq_store_t *q, const store_event_t *ev) {
+  if (ev->data_len > INT32_MAX) return -EINVAL;
+  sq_head_t *h;
+  int rc = sq_batch_head(q, ev->topic_id, &h);
+  if (rc < 0) return rc;
+  if (ev->seq != h->head + 1) return -EINVAL;
+  rc = sq_event_insert(q, ev);
+  if (rc == 0 && ev->id) rc = sq_dedupe_put(q, ev);
+  if (rc == 0) h->head = ev->seq;
+  return rc;
+}
+
+static int sq_batch_append(void *be, const store_event_t *ev) {
+  int rc = sq_batch_append_rows(be, ev);
+  if (rc < 0) sq_batch_rollback(be);
+  return rc;
+}
+
+static int sq_batch_commit(void *be) {
+  sq_store_t *q = be;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < q->nheads; i++) {
+    sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_SET_HEAD);
+    sqlite3_bind_int64(st, 1, q->heads[i].topic_id);
+    sqlite3_bind_int64(st, 2, (int64_t)q->heads[i].head);
+    rc = sq_done(q, st, "set head");
+  }
+  if (rc == 0) rc = sq_exec(q, SQ_COMMIT, "commit");
+  if (rc < 0) sq_batch_rollback(q);
+  q->nheads = 0;
+  return rc;
+}
+
+/* ---- reads ---- */
+
+static int sq_topic_exists(sq_store_t *q, int64_t topic_id) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_HEAD);
+  sqlite3_bind_int64(st, 1, topic_id);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW) return 0;
+  return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "topic head");
+}
+
+static void sq_event_from_row(sqlite3_stmt *st, int64_t topic_id, store_event_t *ev) {
+  *ev = (store_event_t){
+      .topic_id = topic_id,
+      .seq = (uint64_t)sqlite3_column_int64(st, 0),
+      .ts_ms = sqlite3_column_int64(st, 1),
+      .id = sq_col_text(st, 2),
+      .type = sq_col_text(st, 3),
+      .lane = sqlite3_column_int(st, 4),
+      .data = sq_col_text(st, 5),
+  };
+  ev->data_len = ev->data ? (size_t)sqlite3_column_bytes(st, 5) : 0;
+}
+
+static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
+                   store_event_cb cb, void *ud) {
+  sq_store_t *q = be;
+  int rc = sq_topic_exists(q, topic_id);
+  if (rc < 0) return rc;
+  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_READ);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)after_seq);
+  sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+  int stop = 0;
+  while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    store_event_t ev;
+    sq_event_from_row(st, topic_id, &ev);
+    stop = cb(ud, &ev);
+  }
+  sqlite3_reset(st);
+  if (stop) return stop;
+  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "read");
+}
+
+static int sq_dedupe_find(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
+                          uint64_t *seq_out) {
+  sq_store_t *q = be;
+  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_FIND);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sq_bind_text(st, 2, id);
+  sqlite3_bind_int64(st, 3, min_ts_ms);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *seq_out = (uint64_t)sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW) return 0;
+  return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "dedupe find");
+}
+
+static int sq_dedupe_list(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
+                          void *ud) {
+  sq_store_t *q = be;
+  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_LIST);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, min_ts_ms);
+  int rc, stop = 0;
+  while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    stop = cb(ud, sq_col_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+              sqlite3_column_int64(st, 2));
+  }
+  sqlite3_reset(st);
+  if (stop) return stop;
+  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "dedupe list");
+}
+
+/* ---- retention ---- */
+
+typedef struct sq_topic_row {
+  int64_t topic_id;
+  uint64_t head_seq, first_seq;
+} sq_topic_row_t;
+
+/* Loads up to cap topics with id above q->retention_cursor; *n gets their count. */
+static int sq_topic_chunk(sq_store_t *q, sq_topic_row_t *rows, size_t cap, size_t *n) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_CHUNK_Q);
+  sqlite3_bind_int64(st, 1, q->retention_cursor);
+  sqlite3_bind_int64(st, 2, (int64_t)cap);
+  int rc;
+  *n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    rows[*n] = (sq_topic_row_t){.topic_id = sqlite3_column_int64(st, 0),
+                                .head_seq = (uint64_t)sqlite3_column_int64(st, 1),
+                                .first_seq = (uint64_t)sqlite3_column_int64(st, 2)};
+    (*n)++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "retention topics");
+}
+
+/* Age cut: scans at most max_rows events from seq `from` and sets *keep to the first
+ * seq not older than min_ts_ms (from + rows scanned when all were older). */
+static int sq_age_keep(sq_store_t *q, int64_t topic_id, uint64_t from, uint64_t max_rows,
+                       int64_t min_ts_ms, uint64_t *keep) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_SCAN);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)from);
+  sqlite3_bind_int64(st, 3, (int64_t)max_rows);
+  int rc;
+  *keep = from;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+    if (sqlite3_column_int64(st, 1) >= min_ts_ms) break;
+    *keep = seq + 1;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_fail(q, rc, "retention scan");
+}
+
+static int sq_delete_below(sq_store_t *q, int64_t topic_id, uint64_t keep) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_DELETE_BELOW);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)keep);
+  int rc = sq_done(q, st, "retention delete");
+  if (rc < 0) return rc;
+  st = sq_stmt(q, SQ_TOPIC_SET_FIRST);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)keep);
+  return sq_done(q, st, "retention first_seq");
+}
+
+/* Trims one topic by at most *budget rows; *budget is decreased by what was deleted. */
+static int sq_trim_topic(sq_store_t *q, const store_retention_t *r, const sq_topic_row_t *t,
+                         uint64_t *budget) {
+  uint64_t first = t->first_seq, limit = first + *budget;
+  uint64_t keep = store__count_keep(t->head_seq, r->max_events);
+  if (keep < first) keep = first;
+  if (keep > limit) keep = limit;
+  if (r->min_ts_ms != 0 && keep < limit && keep <= t->head_seq) {
+    int rc = sq_age_keep(q, t->topic_id, keep, limit - keep, r->min_ts_ms, &keep);
+    if (rc < 0) return rc;
+  }
+  if (keep == first) return 0;
+  *budget -= keep - first;
+  return sq_delete_below(q, t->topic_id, keep);
+}
+
+/* Trims topics after the cursor; *done is set when the pass reached the last topic. */
+static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *budget,
+                          bool *done) {
+  sq_topic_row_t rows[SQ_TOPIC_CHUNK];
+  size_t examined = 0, n = 0;
+  *done = false;
+  while (*budget > 0 && examined < r->budget) {
+    int rc = sq_topic_chunk(q, rows, SQ_TOPIC_CHUNK, &n);
+    if (rc < 0) return rc;
+    if (n == 0) {
+      *done = true;
+      return 0;
+    }
+    for (size_t i = 0; i < n && *budget > 0 && examined < r->budget; i++, examined++) {
+      rc = sq_trim_topic(q, r, &rows[i], budget);
+      if (rc < 0) return rc;
+      /* A topic that used the budget up may have more to delete: revisit it next slice. */
+      q->retention_cursor = *budget > 0 ? rows[i].topic_id : rows[i].topic_id - 1;
+    }
+  }
+  return 0;
+}
+
+static int sq_sweep_dedupe(sq_store_t *q, int64_t min_ts_ms, uint64_t budget, bool *more) {
+  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_SWEEP);
+  sqlite3_bind_int64(st, 1, min_ts_ms);
+  sqlite3_bind_int64(st, 2, (int64_t)budget);
+  int rc = sq_done(q, st, "dedupe sweep");
+  if (rc == 0 && (uint64_t)sqlite3_changes(q->db) >= budget) *more = true;
+  return rc;
+}
+
+static int sq_retention_slice(sq_store_t *q, const store_retention_t *r, uint64_t *deleted,
+                              bool *more) {
+  uint64_t budget = r->budget;
+  bool done;
+  int rc = sq_trim_topics(q, r, &budget, &done);
+  *deleted = r->budget - budget;
+  if (rc < 0 || !done) {
+    *more = rc == 0;
+    return rc;
+  }
+  if (r->dedupe_min_ts_ms != 0) {
+    if (budget == 0) *more = true;
+    else rc = sq_sweep_dedupe(q, r->dedupe_min_ts_ms, budget, more);
+  }
+  return rc;
+}
+
+static int sq_retention_run(void *be, const store_retention_t *r, uint64_t *deleted, bool *more) {
+  sq_store_t *q = be;
+  int64_t cursor = q->retention_cursor;
+  int rc = sq_exec(q, SQ_BEGIN, "begin");
+  if (rc < 0) return rc;
+  rc = sq_retention_slice(q, r, deleted, more);
+  if (rc == 0) rc = sq_exec(q, SQ_COMMIT, "commit");
+  if (rc < 0) {
+    sq_rollback_quiet(q);
+    q->retention_cursor = cursor;
+    *deleted = 0;
+    *more = false;
+    return rc;
+  }
+  if (!*more) q->retention_cursor = 0; /* the pass is complete; the next one starts over */
+  return 0;
+}
+
+static const store_ops_t sq_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .topic_get = sq_topic_get,
+    .topic_create = sq_topic_create,
+    .topic_reset = sq_topic_reset,
+    .topic_list = sq_topic_list,
+    .batch_begin = sq_batch_begin,
+    .batch_append = sq_batch_append,
+    .batch_commit = sq_batch_commit,
+    .batch_rollback = sq_batch_rollback,
+    .read = sq_read,
+    .dedupe_find = sq_dedupe_find,
+    .dedupe_list = sq_dedupe_list,
+    .retention_run = sq_retention_run,
+};
+
+int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be) {
+  sq_store_t *q = xcalloc(1, sizeof *q);
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(opts->path, &q->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    log_error("store", "cannot open database", "{s:s,s:s}", "path", opts->path, "error",
+              q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+    rc = -EIO;
+  } else {
+    rc = sq_configure(q, opts);
+  }
+  if (rc < 0) {
+    sq_close(q);
+    return -EIO; /* store.h: every open failure is -EIO */
+  }
+  *ops = &sq_ops;
+  *be = q;
+  return 0;
+}

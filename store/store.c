@@ -1,0 +1,196 @@
+/* store front end: the public functions of store.h, dispatching to a backend ops table.
+ *
+ * Owns the store_t (ops, backend state, statistics), the batch state machine and the
+ * argument checks every backend relies on (see internal.h). Owns no storage: that is
+ * sqlite.c and memory.c. Also the epoch generator the backends share. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/mem.h"
+#include "internal.h"
+
+/* Invariant: in_batch is true exactly while the backend holds an open batch;
+ * batch_events counts the appends of that batch. */
+struct store {
+  const store_ops_t *ops; /* borrowed: a backend's static table */
+  void *be;               /* owned, freed through ops->close */
+  bool in_batch;
+  uint64_t batch_events;
+  store_stats_t stats;
+};
+
+int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char raw[STORE_EPOCH_LEN / 2];
+  size_t got = 0;
+  while (got < sizeof raw) {
+    ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -EIO;
+    got += (size_t)n;
+  }
+  for (size_t i = 0; i < sizeof raw; i++) {
+    out[2 * i] = hex[raw[i] >> 4];
+    out[2 * i + 1] = hex[raw[i] & 15];
+  }
+  out[STORE_EPOCH_LEN] = '\0';
+  return 0;
+}
+
+static int store_wrap(const store_ops_t *ops, void *be, store_t **out) {
+  store_t *s = xcalloc(1, sizeof *s);
+  s->ops = ops;
+  s->be = be;
+  *out = s;
+  return 0;
+}
+
+int store_open_sqlite(const store_options_t *opts, store_t **out) {
+  if (!opts || !opts->path || !opts->path[0] || !out) return -EINVAL;
+  const store_ops_t *ops;
+  void *be;
+  int rc = store__sqlite_open(opts, &ops, &be);
+  if (rc < 0) return rc;
+  return store_wrap(ops, be, out);
+}
+
+int store_open_memory(store_t **out) {
+  if (!out) return -EINVAL;
+  const store_ops_t *ops;
+  void *be;
+  int rc = store__memory_open(&ops, &be);
+  if (rc < 0) return rc;
+  return store_wrap(ops, be, out);
+}
+
+void store_close(store_t *s) {
+  if (!s) return;
+  store_batch_rollback(s);
+  s->ops->close(s->be);
+  free(s);
+}
+
+static bool store_name_ok(const char *topic) { return topic && topic[0]; }
+
+int store_topic_get(store_t *s, const char *topic, store_topic_t *out) {
+  if (!s || !store_name_ok(topic) || !out) return -EINVAL;
+  return s->ops->topic_get(s->be, topic, out);
+}
+
+int store_topic_ensure(store_t *s, const char *topic, store_topic_t *out) {
+  if (!s || !store_name_ok(topic) || !out) return -EINVAL;
+  int rc = s->ops->topic_get(s->be, topic, out);
+  if (rc != -ENOENT) return rc;
+  if (s->in_batch) return -EBUSY;
+  char epoch[STORE_EPOCH_LEN + 1];
+  rc = store__epoch_new(epoch);
+  if (rc < 0) return rc;
+  return s->ops->topic_create(s->be, topic, epoch, out);
+}
+
+int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) {
+  if (!s || !store_name_ok(topic) || !out) return -EINVAL;
+  if (s->in_batch) return -EBUSY;
+  char epoch[STORE_EPOCH_LEN + 1];
+  int rc = store__epoch_new(epoch);
+  if (rc < 0) return rc;
+  return s->ops->topic_reset(s->be, topic, epoch, out);
+}
+
+int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+  if (!s || !cb) return -EINVAL;
+  return s->ops->topic_list(s->be, prefix ? prefix : "", limit, cb, ud);
+}
+
+int store_batch_begin(store_t *s) {
+  if (!s) return -EINVAL;
+  if (s->in_batch) return -EBUSY;
+  int rc = s->ops->batch_begin(s->be);
+  if (rc < 0) return rc;
+  s->in_batch = true;
+  s->batch_events = 0;
+  return 0;
+}
+
+static bool store_event_ok(const store_event_t *ev) {
+  return ev && ev->seq > 0 && ev->seq <= INT64_MAX && (ev->data || ev->data_len == 0);
+}
+
+int store_batch_append(store_t *s, const store_event_t *ev) {
+  if (!s) return -EINVAL;
+  if (!s->in_batch) return -EBUSY;
+  if (!store_event_ok(ev)) {
+    store_batch_rollback(s);
+    return -EINVAL;
+  }
+  int rc = s->ops->batch_append(s->be, ev);
+  if (rc < 0) {
+    s->in_batch = false; /* the backend rolled back already */
+    return rc;
+  }
+  s->batch_events++;
+  return 0;
+}
+
+static uint64_t store_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int store_batch_commit(store_t *s) {
+  if (!s) return -EINVAL;
+  if (!s->in_batch) return -EBUSY;
+  uint64_t t0 = store_now_us();
+  int rc = s->ops->batch_commit(s->be);
+  s->in_batch = false;
+  if (rc < 0) return rc;
+  s->stats.commits++;
+  s->stats.events_appended += s->batch_events;
+  s->stats.commit_us_total += store_now_us() - t0;
+  return 0;
+}
+
+void store_batch_rollback(store_t *s) {
+  if (!s || !s->in_batch) return;
+  s->ops->batch_rollback(s->be);
+  s->in_batch = false;
+}
+
+int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+               void *ud) {
+  if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
+  return s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
+}
+
+int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_ts_ms,
+                      uint64_t *seq_out) {
+  if (!s || !id || !seq_out) return -EINVAL;
+  return s->ops->dedupe_find(s->be, topic_id, id, min_ts_ms, seq_out);
+}
+
+int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
+                      void *ud) {
+  if (!s || !cb) return -EINVAL;
+  return s->ops->dedupe_list(s->be, topic_id, min_ts_ms, cb, ud);
+}
+
+int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms,
+                        int64_t dedupe_min_ts_ms, size_t budget, bool *more) {
+  if (!s || !more || budget == 0) return -EINVAL;
+  if (s->in_batch) return -EBUSY;
+  const store_retention_t r = {.max_events = max_events,
+                               .min_ts_ms = min_ts_ms,
+                               .dedupe_min_ts_ms = dedupe_min_ts_ms,
+                               .budget = budget};
+  uint64_t deleted = 0;
+  *more = false;
+  int rc = s->ops->retention_run(s->be, &r, &deleted, more);
+  s->stats.events_deleted += deleted;
+  return rc;
+}
+
+void store_stats_get(const store_t *s, store_stats_t *out) { *out = s->stats; }

@@ -1,0 +1,258 @@
+/* Tests for store/sqlite.c: the store.h contract suite against SQLite files, then what
+ * only a file has: reopening, WAL mode, schema versions, crash durability. Each test's
+ * files live in a fresh folder under $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
+#include <dirent.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "store/contract.h"
+
+static char test_dir[512];
+static char test_db[600];
+
+static int dir_setup(void **state) {
+  (void)state;
+  const char *base = getenv("COORD_TEST_TMPDIR");
+  snprintf(test_dir, sizeof test_dir, "%s/store-XXXXXX", base && base[0] ? base : "/tmp");
+  assert_non_null(mkdtemp(test_dir));
+  snprintf(test_db, sizeof test_db, "%s/events.db", test_dir);
+  return 0;
+}
+
+static int dir_teardown(void **state) {
+  (void)state;
+  DIR *d = opendir(test_dir);
+  if (d) {
+    char path[1024];
+    for (struct dirent *e; (e = readdir(d));) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
+      unlink(path);
+    }
+    closedir(d);
+  }
+  rmdir(test_dir);
+  return 0;
+}
+
+static int contract_open(store_t **out) {
+  const store_options_t opts = {.path = test_db};
+  return store_open_sqlite(&opts, out);
+}
+
+/* ---- files ---- */
+
+static void test_open_rejects_a_missing_path(void **state) {
+  (void)state;
+  store_t *s = NULL;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = NULL}, &s), -EINVAL);
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = ""}, &s), -EINVAL);
+  assert_int_equal(store_open_sqlite(NULL, &s), -EINVAL);
+  assert_null(s);
+}
+
+static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void **state) {
+  (void)state;
+  char path[700];
+  snprintf(path, sizeof path, "%s/no/such/folder/x.db", test_dir);
+  FILE *log = tmpfile();
+  assert_non_null(log);
+  log_set_stream(log);
+  store_t *s = NULL;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = path}, &s), -EIO);
+  log_set_stream(NULL);
+  char line[2048] = "";
+  rewind(log);
+  assert_non_null(fgets(line, sizeof line, log));
+  fclose(log);
+  assert_non_null(strstr(line, "\"module\":\"store\""));
+  assert_non_null(strstr(line, "unable to open database file"));
+}
+
+static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_1(void **state) {
+  (void)state;
+  store_t *s = NULL;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db, .synchronous_full = true}, &s), 0);
+  ensure(s, "acme/a");
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  store_close(s);
+}
+
+static void test_open_refuses_a_database_from_a_newer_schema(void **state) {
+  (void)state;
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  log_set_level(LOG_OFF);
+  store_t *s = NULL;
+  assert_int_equal(contract_open(&s), -EIO);
+  log_set_level(LOG_INFO);
+  assert_null(s);
+}
+
+static void test_everything_committed_survives_close_and_reopen(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t a = ensure(s, "acme/a");
+  append_keyed(s, a.topic_id, 1, 1000, "k1");
+  append_range(s, a.topic_id, 2, 7, 1000);
+  assert_int_equal(store_batch_begin(s), 0); /* open at close: rolled back */
+  store_event_t ev = make_event(a.topic_id, 8, 0, NULL);
+  assert_int_equal(store_batch_append(s, &ev), 0);
+  store_close(s);
+  s = open_store();
+  store_topic_t t = get(s, "acme/a");
+  assert_int_equal(t.topic_id, a.topic_id);
+  assert_string_equal(t.epoch, a.epoch);
+  assert_int_equal(t.head_seq, 7);
+  assert_events(s, a.topic_id, 1, 7);
+  uint64_t seq;
+  assert_int_equal(store_dedupe_find(s, a.topic_id, "k1", 0, &seq), 0);
+  assert_int_equal(seq, 1);
+  store_close(s);
+}
+
+static void test_head_seq_survives_deleting_all_events_and_reopening(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t a = ensure(s, "acme/a");
+  append_range(s, a.topic_id, 1, 12, 1000);
+  retention_until_done(s, 0, 99999, 0, 5);
+  assert_events(s, a.topic_id, 1, 0);
+  store_close(s);
+  s = open_store();
+  store_topic_t t = get(s, "acme/a");
+  assert_int_equal(t.head_seq, 12);
+  assert_int_equal(t.first_seq, 13);
+  assert_string_equal(t.epoch, a.epoch);
+  store_event_t bad = make_event(a.topic_id, 1, 0, NULL);
+  assert_int_equal(store_batch_begin(s), 0);
+  assert_int_equal(store_batch_append(s, &bad), -EINVAL); /* seqs never repeat */
+  append_range(s, a.topic_id, 13, 13, 0);
+  assert_events(s, a.topic_id, 13, 13);
+  store_close(s);
+}
+
+/* ---- crash durability ---- */
+
+enum { CRASH_BATCH = 10, CRASH_REPORTS_BEFORE_KILL = 150 };
+
+/* What the child reports through the pipe: a batch up to seq is about to be committed
+ * (committed = 0), or was committed (committed = 1). */
+typedef struct crash_msg {
+  uint64_t seq;
+  uint64_t committed;
+} crash_msg_t;
+
+static bool crash_send(int fd, uint64_t seq, uint64_t committed) {
+  crash_msg_t m = {.seq = seq, .committed = committed};
+  return write(fd, &m, sizeof m) == (ssize_t)sizeof m;
+}
+
+/* Runs in the child: commits batches until killed; never returns. */
+static void crash_child(int fd) {
+  store_t *s = NULL;
+  store_topic_t t;
+  if (contract_open(&s) < 0 || store_topic_ensure(s, "acme/crash", &t) < 0) _exit(2);
+  for (uint64_t seq = 1; seq < 10000000;) {
+    if (store_batch_begin(s) < 0) _exit(3);
+    for (int i = 0; i < CRASH_BATCH; i++, seq++) {
+      store_event_t ev = make_event(t.topic_id, seq, (int64_t)seq, NULL);
+      if (store_batch_append(s, &ev) < 0) _exit(4);
+    }
+    if (!crash_send(fd, seq - 1, 0) || store_batch_commit(s) < 0) _exit(5);
+    if (!crash_send(fd, seq - 1, 1)) _exit(6);
+  }
+  _exit(7);
+}
+
+static void crash_note(const crash_msg_t *m, uint64_t *committed, uint64_t *attempted) {
+  if (m->committed) *committed = m->seq;
+  else *attempted = m->seq;
+}
+
+static int check_crash_event(void *ud, const store_event_t *ev) {
+  uint64_t *expect = ud;
+  char data[32];
+  int n = snprintf(data, sizeof data, "{\"n\":%llu}", (unsigned long long)*expect);
+  assert_int_equal(ev->seq, *expect);
+  assert_int_equal(ev->data_len, (size_t)n);
+  assert_memory_equal(ev->data, data, (size_t)n);
+  (*expect)++;
+  return 0;
+}
+
+static void test_events_committed_before_a_sigkill_are_all_there_after_reopen(void **state) {
+  (void)state;
+  store_t *s = open_store(); /* create the schema before the child races us */
+  store_close(s);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    crash_child(fds[1]);
+  }
+  close(fds[1]);
+  uint64_t committed = 0, attempted = 0;
+  crash_msg_t m;
+  for (int reports = 0; reports < CRASH_REPORTS_BEFORE_KILL;) {
+    assert_int_equal(read(fds[0], &m, sizeof m), (ssize_t)sizeof m);
+    crash_note(&m, &committed, &attempted);
+    reports += (int)m.committed;
+  }
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  while (read(fds[0], &m, sizeof m) == (ssize_t)sizeof m) crash_note(&m, &committed, &attempted);
+  close(fds[0]);
+
+  s = open_store();
+  store_topic_t t = get(s, "acme/crash");
+  /* Every reported commit is there; at most the one batch in flight went in besides. */
+  assert_true(committed >= CRASH_REPORTS_BEFORE_KILL * CRASH_BATCH);
+  assert_true(t.head_seq == committed || (t.head_seq == attempted && attempted > committed));
+  uint64_t expect = 1;
+  assert_int_equal(store_read(s, t.topic_id, 0, 0, check_crash_event, &expect), 0);
+  assert_int_equal(expect, t.head_seq + 1);
+  append_range(s, t.topic_id, t.head_seq + 1, t.head_seq + 1, 0); /* and it goes on */
+  store_close(s);
+}
+
+#define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+
+int main(void) {
+  /* The contract suite runs with a fresh folder per test, like the file tests. */
+  struct CMUnitTest tests[] = {
+      CONTRACT_TESTS,
+      FILE_TEST(test_open_rejects_a_missing_path),
+      FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
+      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_1),
+      FILE_TEST(test_open_refuses_a_database_from_a_newer_schema),
+      FILE_TEST(test_everything_committed_survives_close_and_reopen),
+      FILE_TEST(test_head_seq_survives_deleting_all_events_and_reopening),
+      FILE_TEST(test_events_committed_before_a_sigkill_are_all_there_after_reopen),
+  };
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+    tests[i].setup_func = dir_setup;
+    tests[i].teardown_func = dir_teardown;
+  }
+  return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);
+}
