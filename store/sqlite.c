@@ -394,7 +394,7 @@ static int sq_dedupe_put(sq_store_t *q, const store_event_t *ev) {
 
 static int sq_batch_append_rows(sq_store_t *q, const store_event_t *ev) {
   if (ev->data_len > INT32_MAX) return -EINVAL;
-  sq_head_t *h;
+  sq_head_t *h = NULL;
   int rc = sq_batch_head(q, ev->topic_id, &h);
   if (rc < 0) return rc;
   if (ev->seq != h->head + 1) return -EINVAL;

@@ -18,7 +18,11 @@
  *    crash and restart.
  *
  * Errors are negative errno values: -ENOENT (unknown topic or id), -EINVAL (bad argument),
- * -EIO (the backend failed; the message is logged), -EBUSY (batch misuse). */
+ * -EIO (the backend failed; the message is logged), -EBUSY (batch misuse, or the database
+ * stayed locked by another process past the busy timeout), -ENOSPC (disk full).
+ *
+ * Callbacks (store_*_cb) must not call back into the same store; the strings they get
+ * are valid only during the call. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -77,10 +81,12 @@ void store_close(store_t *s);
 
 /* Looks a topic up by name ("tenant/room"). -ENOENT when it was never created. */
 int store_topic_get(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
-/* Creates the topic with a fresh random epoch, or returns the existing one. */
+/* Creates the topic with a fresh random epoch, or returns the existing one. Creating a
+ * topic while a batch is open is -EBUSY (looking up an existing one is fine). */
 int store_topic_ensure(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
 /* Drops every event and idempotency key of the topic and gives it a new epoch; head_seq
- * and first_seq restart (0 and 1). For operators' resets and corrupted histories. */
+ * and first_seq restart (0 and 1). For operators' resets and corrupted histories.
+ * -EBUSY while a batch is open. */
 int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
 /* Calls cb for every topic whose name starts with prefix (e.g. "acme/"), by name order,
  * at most limit topics (0 = no limit). */
@@ -91,14 +97,19 @@ int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_c
  * (its seq must be the topic's head_seq + 1 counting the batch's earlier appends, else
  * -EINVAL) and records its idempotency key when ev->id is set; commit makes the batch
  * durable and advances head_seq; on any error the whole batch is rolled back and nothing
- * of it is visible. */
+ * of it is visible (a later commit then returns -EBUSY: there is no batch). Unknown
+ * topic_id is -ENOENT. While the batch is open, store_read and store_dedupe_* already see
+ * its appends but store_topic_get still shows the committed head_seq. An idempotency key
+ * that is already recorded (an expired one still awaiting retention) is replaced.
+ * store_batch_rollback without an open batch does nothing. */
 int store_batch_begin(store_t *s) __attribute__((warn_unused_result));
 int store_batch_append(store_t *s, const store_event_t *ev) __attribute__((warn_unused_result));
 int store_batch_commit(store_t *s) __attribute__((warn_unused_result));
 void store_batch_rollback(store_t *s);
 
 /* Calls cb for the retained events of the topic with seq > after_seq, ascending, at most
- * limit (0 = no limit). Returns 0, cb's nonzero value, or an error. */
+ * limit (0 = no limit). Returns 0, cb's nonzero value, or an error (-ENOENT for an
+ * unknown topic_id). */
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                void *ud) __attribute__((warn_unused_result));
 
@@ -107,15 +118,22 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
 int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_ts_ms,
                       uint64_t *seq_out) __attribute__((warn_unused_result));
 /* Calls cb for each idempotency key of the topic recorded at or after min_ts_ms (used to
- * warm a topic's in-memory dedupe table when it is loaded). */
+ * warm a topic's in-memory dedupe table when it is loaded), in no particular order. */
 int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud)
     __attribute__((warn_unused_result));
 
 /* Retention over all topics: keeps at most max_events newest events per topic (0 = no
  * count limit) and deletes events older than min_ts_ms (0 = no age limit), and forgets
- * idempotency keys older than dedupe_min_ts_ms. Works in slices of at most `budget`
+ * idempotency keys older than dedupe_min_ts_ms (0 = keep them). Works in slices of at most `budget`
  * deleted rows so the caller can spread it over loop turns; *more is set when work is
- * left. Updates first_seq. */
+ * left. Updates first_seq.
+ * Details: a slice also examines at most `budget` topics, continuing where the previous
+ * slice stopped; call again while *more is true (it may be true once more than needed).
+ * Age retention deletes only the oldest run of events older than min_ts_ms, stopping at
+ * the first newer one, so the retained events stay exactly first_seq..head_seq even when
+ * the clock stepped back; it may delete every event of a topic (first_seq = head_seq + 1).
+ * Count retention never deletes any of the max_events newest. budget 0 is -EINVAL;
+ * -EBUSY while a batch is open. */
 int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int64_t dedupe_min_ts_ms,
                         size_t budget, bool *more) __attribute__((warn_unused_result));
 
