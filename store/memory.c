@@ -66,12 +66,12 @@ typedef struct mem_store {
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
 } mem_store_t;
 
-#define MEM_GROW(arr, n, cap)                                    \
-  do {                                                           \
-    if ((n) == (cap)) {                                          \
-      (cap) = (cap) ? 2 * (cap) : 8;                             \
-      (arr) = xrealloc((arr), (cap) * sizeof *(arr));            \
-    }                                                            \
+#define MEM_GROW(arr, n, cap)                         \
+  do {                                                \
+    if ((n) == (cap)) {                               \
+      (cap) = (cap) ? 2 * (cap) : 8;                  \
+      (arr) = xrealloc((arr), (cap) * sizeof *(arr)); \
+    }                                                 \
   } while (0)
 
 /* ---- idempotency keys ---- */
@@ -205,8 +205,10 @@ static size_t mem_name_lower_bound(const mem_store_t *m, const char *name) {
   size_t lo = 0, hi = m->ntopics;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(m->by_name[mid]->name, name) < 0) lo = mid + 1;
-    else hi = mid;
+    if (strcmp(m->by_name[mid]->name, name) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -262,8 +264,7 @@ static int mem_topic_reset(void *be, const char *topic, const char *epoch, store
   return 0;
 }
 
-static int mem_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb,
-                          void *ud) {
+static int mem_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
   mem_store_t *m = be;
   size_t plen = strlen(prefix), sent = 0;
   for (size_t i = mem_name_lower_bound(m, prefix); i < m->ntopics; i++) {
@@ -289,8 +290,10 @@ static int mem_batch_begin(void *be) {
 
 static void mem_undo_apply(mem_undo_t *u) {
   mem_topic_t *t = u->t;
-  if (u->had_old) mem_key_set(t, u->id, u->old_seq, u->old_ts_ms);
-  else mem_key_unlink(t, mem_key_link(t, u->id));
+  if (u->had_old)
+    mem_key_set(t, u->id, u->old_seq, u->old_ts_ms);
+  else
+    mem_key_unlink(t, mem_key_link(t, u->id));
   free(u->id);
 }
 
@@ -320,8 +323,10 @@ static int mem_batch_append(void *be, const store_event_t *ev) {
   mem_store_t *m = be;
   mem_topic_t *t = mem_topic_by_id(m, ev->topic_id);
   int rc = 0;
-  if (!t) rc = -ENOENT;
-  else if (ev->seq != (t->touched ? t->batch_head : t->head_seq) + 1) rc = -EINVAL;
+  if (!t)
+    rc = -ENOENT;
+  else if (ev->seq != (t->touched ? t->batch_head : t->head_seq) + 1)
+    rc = -EINVAL;
   if (rc < 0) {
     mem_batch_rollback(m);
     return rc;
@@ -351,8 +356,8 @@ static int mem_batch_commit(void *be) {
 
 /* ---- reads ---- */
 
-static int mem_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
-                    store_event_cb cb, void *ud) {
+static int mem_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+                    void *ud) {
   const mem_topic_t *t = mem_topic_by_id(be, topic_id);
   if (!t) return -ENOENT;
   size_t i = after_seq < t->first_seq ? 0 : (size_t)(after_seq + 1 - t->first_seq);
@@ -444,8 +449,7 @@ static void mem_sweep_dedupe(mem_store_t *m, int64_t min_ts_ms, uint64_t budget,
   if (left == 0) *more = true;
 }
 
-static int mem_retention_run(void *be, const store_retention_t *r, uint64_t *deleted,
-                             bool *more) {
+static int mem_retention_run(void *be, const store_retention_t *r, uint64_t *deleted, bool *more) {
   mem_store_t *m = be;
   uint64_t budget = r->budget;
   bool done = mem_trim_topics(m, r, &budget);
@@ -455,8 +459,10 @@ static int mem_retention_run(void *be, const store_retention_t *r, uint64_t *del
     return 0;
   }
   if (r->dedupe_min_ts_ms != 0) {
-    if (budget == 0) *more = true;
-    else mem_sweep_dedupe(m, r->dedupe_min_ts_ms, budget, more);
+    if (budget == 0)
+      *more = true;
+    else
+      mem_sweep_dedupe(m, r->dedupe_min_ts_ms, budget, more);
   }
   if (!*more) m->retention_cursor = 0; /* the pass is complete; the next one starts over */
   return 0;

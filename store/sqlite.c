@@ -55,8 +55,7 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
-    [SQ_TOPIC_GET] =
-        "SELECT topic_id, epoch, head_seq, first_seq FROM topics WHERE name = ?1",
+    [SQ_TOPIC_GET] = "SELECT topic_id, epoch, head_seq, first_seq FROM topics WHERE name = ?1",
     [SQ_TOPIC_INSERT] =
         "INSERT INTO topics(name, epoch, head_seq, first_seq) VALUES (?1, ?2, 0, 1)",
     [SQ_TOPIC_HEAD] = "SELECT head_seq FROM topics WHERE topic_id = ?1",
@@ -82,10 +81,8 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_EVENT_DELETE_ALL] = "DELETE FROM events WHERE topic_id = ?1",
     [SQ_DEDUPE_PUT] =
         "INSERT OR REPLACE INTO dedupe(topic_id, id, seq, ts_ms) VALUES (?1, ?2, ?3, ?4)",
-    [SQ_DEDUPE_FIND] =
-        "SELECT seq FROM dedupe WHERE topic_id = ?1 AND id = ?2 AND ts_ms >= ?3",
-    [SQ_DEDUPE_LIST] =
-        "SELECT id, seq, ts_ms FROM dedupe WHERE topic_id = ?1 AND ts_ms >= ?2",
+    [SQ_DEDUPE_FIND] = "SELECT seq FROM dedupe WHERE topic_id = ?1 AND id = ?2 AND ts_ms >= ?3",
+    [SQ_DEDUPE_LIST] = "SELECT id, seq, ts_ms FROM dedupe WHERE topic_id = ?1 AND ts_ms >= ?2",
     [SQ_DEDUPE_DELETE_ALL] = "DELETE FROM dedupe WHERE topic_id = ?1",
     [SQ_DEDUPE_SWEEP] =
         "DELETE FROM dedupe WHERE (topic_id, id) IN"
@@ -124,10 +121,14 @@ static int sq_fail(sq_store_t *q, int rc, const char *op) {
   log_error("store", "sqlite failed", "{s:s,s:i,s:s}", "op", op, "code", rc, "error", msg);
   switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return -EBUSY;
-    case SQLITE_FULL: return -ENOSPC;
-    case SQLITE_NOMEM: return -ENOMEM;
-    default: return -EIO;
+    case SQLITE_LOCKED:
+      return -EBUSY;
+    case SQLITE_FULL:
+      return -ENOSPC;
+    case SQLITE_NOMEM:
+      return -ENOMEM;
+    default:
+      return -EIO;
   }
 }
 
@@ -140,8 +141,10 @@ static sqlite3_stmt *sq_stmt(sq_store_t *q, enum sq_stmt which) {
 }
 
 static void sq_bind_text(sqlite3_stmt *st, int col, const char *s) {
-  if (s) sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
-  else sqlite3_bind_null(st, col);
+  if (s)
+    sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, col);
 }
 
 static const char *sq_col_text(sqlite3_stmt *st, int col) {
@@ -197,8 +200,8 @@ static int sq_migrate(sq_store_t *q) {
   int rc = sq_user_version(q, &version);
   if (rc < 0) return rc;
   if (version > SQ_SCHEMA_VERSION) {
-    log_error("store", "database schema is newer than this build", "{s:i,s:i}", "found",
-              version, "supported", SQ_SCHEMA_VERSION);
+    log_error("store", "database schema is newer than this build", "{s:i,s:i}", "found", version,
+              "supported", SQ_SCHEMA_VERSION);
     return -EIO;
   }
   if (version == SQ_SCHEMA_VERSION) return 0;
@@ -211,8 +214,7 @@ static int sq_migrate(sq_store_t *q) {
 
 static int sq_prepare_all(sq_store_t *q) {
   for (int i = 0; i < SQ__COUNT; i++) {
-    int rc = sqlite3_prepare_v3(q->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i],
-                                NULL);
+    int rc = sqlite3_prepare_v3(q->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
     if (rc != SQLITE_OK) return sq_fail(q, rc, sq_sql[i]);
   }
   return 0;
@@ -223,8 +225,8 @@ static int sq_configure(sq_store_t *q, const store_options_t *opts) {
   if (rc != SQLITE_OK) return sq_fail(q, rc, "busy_timeout");
   rc = sq_wal_on(q);
   if (rc == 0)
-    rc = sq_pragma(q, opts->synchronous_full ? "PRAGMA synchronous=FULL"
-                                             : "PRAGMA synchronous=NORMAL");
+    rc = sq_pragma(
+        q, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   if (rc == 0) rc = sq_pragma(q, "PRAGMA foreign_keys=OFF");
   if (rc == 0) rc = sq_migrate(q);
   if (rc == 0) rc = sq_prepare_all(q);
@@ -319,8 +321,10 @@ static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic
   sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_LIST);
   sq_bind_text(st, 1, prefix);
   /* Without an end, a zero-length blob bounds nothing: every TEXT sorts below a BLOB. */
-  if (sq_prefix_end(prefix, &end)) sqlite3_bind_text(st, 2, end, -1, SQLITE_TRANSIENT);
-  else sqlite3_bind_zeroblob(st, 2, 0);
+  if (sq_prefix_end(prefix, &end))
+    sqlite3_bind_text(st, 2, end, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_zeroblob(st, 2, 0);
   sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
   free(end);
   int rc, stop = 0;
@@ -449,8 +453,8 @@ static void sq_event_from_row(sqlite3_stmt *st, int64_t topic_id, store_event_t 
   ev->data_len = ev->data ? (size_t)sqlite3_column_bytes(st, 5) : 0;
 }
 
-static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
-                   store_event_cb cb, void *ud) {
+static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+                   void *ud) {
   sq_store_t *q = be;
   int rc = sq_topic_exists(q, topic_id);
   if (rc < 0) return rc;
@@ -571,8 +575,7 @@ static int sq_trim_topic(sq_store_t *q, const store_retention_t *r, const sq_top
 }
 
 /* Trims topics after the cursor; *done is set when the pass reached the last topic. */
-static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *budget,
-                          bool *done) {
+static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *budget, bool *done) {
   sq_topic_row_t rows[SQ_TOPIC_CHUNK];
   size_t examined = 0, n = 0;
   *done = false;
@@ -583,7 +586,7 @@ static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *b
       *done = true;
       return 0;
     }
-    for (size_t i = 0; i < n && *budget > 0 && examined < r->budget; i++, examined++) {
+    for (size_t i = 0; i<n && * budget> 0 && examined < r->budget; i++, examined++) {
       rc = sq_trim_topic(q, r, &rows[i], budget);
       if (rc < 0) return rc;
       /* A topic that used the budget up may have more to delete: revisit it next slice. */
@@ -613,8 +616,10 @@ static int sq_retention_slice(sq_store_t *q, const store_retention_t *r, uint64_
     return rc;
   }
   if (r->dedupe_min_ts_ms != 0) {
-    if (budget == 0) *more = true;
-    else rc = sq_sweep_dedupe(q, r->dedupe_min_ts_ms, budget, more);
+    if (budget == 0)
+      *more = true;
+    else
+      rc = sq_sweep_dedupe(q, r->dedupe_min_ts_ms, budget, more);
   }
   return rc;
 }

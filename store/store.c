@@ -73,7 +73,9 @@ void store_close(store_t *s) {
   free(s);
 }
 
-static bool store_name_ok(const char *topic) { return topic && topic[0]; }
+static bool store_name_ok(const char *topic) {
+  return topic && topic[0];
+}
 
 int store_topic_get(store_t *s, const char *topic, store_topic_t *out) {
   if (!s || !store_name_ok(topic) || !out) return -EINVAL;
@@ -193,4 +195,6 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms,
   return rc;
 }
 
-void store_stats_get(const store_t *s, store_stats_t *out) { *out = s->stats; }
+void store_stats_get(const store_t *s, store_stats_t *out) {
+  *out = s->stats;
+}

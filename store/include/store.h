@@ -124,9 +124,9 @@ int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_ded
 
 /* Retention over all topics: keeps at most max_events newest events per topic (0 = no
  * count limit) and deletes events older than min_ts_ms (0 = no age limit), and forgets
- * idempotency keys older than dedupe_min_ts_ms (0 = keep them). Works in slices of at most `budget`
- * deleted rows so the caller can spread it over loop turns; *more is set when work is
- * left. Updates first_seq.
+ * idempotency keys older than dedupe_min_ts_ms (0 = keep them). Works in slices of at
+ * most `budget` deleted rows so the caller can spread it over loop turns; *more is set
+ * when work is left. Updates first_seq.
  * Details: a slice also examines at most `budget` topics, continuing where the previous
  * slice stopped; call again while *more is true (it may be true once more than needed).
  * Age retention deletes only the oldest run of events older than min_ts_ms, stopping at

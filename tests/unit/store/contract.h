@@ -351,6 +351,24 @@ static void test_batch_rollback_discards_appends_and_restores_replaced_keys(void
   store_close(s);
 }
 
+static void test_batch_appends_are_readable_inside_the_batch_before_head_moves(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t a = ensure(s, "acme/a");
+  append_range(s, a.topic_id, 1, 2, 0);
+  assert_int_equal(store_batch_begin(s), 0);
+  store_event_t e3 = make_event(a.topic_id, 3, 50, "k3");
+  assert_int_equal(store_batch_append(s, &e3), 0);
+  assert_events(s, a.topic_id, 1, 3);
+  uint64_t seq = 0;
+  assert_int_equal(store_dedupe_find(s, a.topic_id, "k3", 0, &seq), 0);
+  assert_int_equal(seq, 3);
+  assert_int_equal(get(s, "acme/a").head_seq, 2);
+  store_batch_rollback(s);
+  assert_events(s, a.topic_id, 1, 2);
+  store_close(s);
+}
+
 /* ---- reads ---- */
 
 static int check_fields(void *ud, const store_event_t *ev) {
@@ -377,8 +395,14 @@ static void test_read_round_trips_every_field_and_nulls(void **state) {
   store_t *s = open_store();
   store_topic_t a = ensure(s, "acme/a");
   const char data[] = "{\"t\":\"h\\u00e9\"}trailing bytes not part of the event";
-  store_event_t e1 = {.topic_id = a.topic_id, .seq = 1, .ts_ms = 1700000000123, .id = "key-1",
-                      .type = "delta", .lane = 2, .data = data, .data_len = 13};
+  store_event_t e1 = {.topic_id = a.topic_id,
+                      .seq = 1,
+                      .ts_ms = 1700000000123,
+                      .id = "key-1",
+                      .type = "delta",
+                      .lane = 2,
+                      .data = data,
+                      .data_len = 13};
   store_event_t e2 = {.topic_id = a.topic_id, .seq = 2};
   assert_int_equal(store_batch_begin(s), 0);
   assert_int_equal(store_batch_append(s, &e1), 0);
@@ -631,30 +655,31 @@ static void test_retention_rejects_a_zero_budget(void **state) {
   store_close(s);
 }
 
-#define CONTRACT_TESTS                                                                  \
-  cmocka_unit_test(test_topic_ensure_creates_once_and_returns_the_same_topic_after),    \
-      cmocka_unit_test(test_topic_get_of_an_unknown_topic_is_enoent),                   \
-      cmocka_unit_test(test_topic_calls_reject_missing_or_empty_names),                 \
+#define CONTRACT_TESTS                                                                          \
+  cmocka_unit_test(test_topic_ensure_creates_once_and_returns_the_same_topic_after),            \
+      cmocka_unit_test(test_topic_get_of_an_unknown_topic_is_enoent),                           \
+      cmocka_unit_test(test_topic_calls_reject_missing_or_empty_names),                         \
       cmocka_unit_test(test_topic_list_yields_names_with_the_prefix_in_name_order_up_to_limit), \
-      cmocka_unit_test(test_topic_reset_drops_events_and_keys_and_changes_the_epoch),   \
-      cmocka_unit_test(test_batch_commit_makes_dense_appends_visible_and_advances_head_once), \
-      cmocka_unit_test(test_batch_with_a_non_dense_seq_is_einval_and_rolled_back_whole), \
-      cmocka_unit_test(test_batch_repeating_a_committed_seq_is_einval),                 \
-      cmocka_unit_test(test_batch_append_to_an_unknown_topic_is_enoent_and_rolls_back), \
-      cmocka_unit_test(test_batch_misuse_and_writes_inside_a_batch_are_ebusy),          \
-      cmocka_unit_test(test_batch_rollback_discards_appends_and_restores_replaced_keys), \
-      cmocka_unit_test(test_read_round_trips_every_field_and_nulls),                    \
-      cmocka_unit_test(test_read_yields_events_after_seq_up_to_limit_in_order),         \
-      cmocka_unit_test(test_read_stops_early_and_returns_the_callbacks_value),          \
-      cmocka_unit_test(test_read_of_an_unknown_topic_is_enoent),                        \
-      cmocka_unit_test(test_dedupe_find_honours_topic_and_time_window),                 \
-      cmocka_unit_test(test_dedupe_list_yields_the_keys_inside_the_window),             \
-      cmocka_unit_test(test_retention_by_count_works_in_slices_and_keeps_the_newest),   \
-      cmocka_unit_test(test_retention_examines_at_most_budget_topics_per_slice),        \
-      cmocka_unit_test(test_retention_by_age_deletes_only_the_old_prefix_without_holes), \
-      cmocka_unit_test(test_retention_by_count_and_age_applies_the_stricter),           \
-      cmocka_unit_test(test_retention_may_delete_every_event_but_head_seq_stays),       \
-      cmocka_unit_test(test_retention_forgets_old_idempotency_keys_in_slices),          \
+      cmocka_unit_test(test_topic_reset_drops_events_and_keys_and_changes_the_epoch),           \
+      cmocka_unit_test(test_batch_commit_makes_dense_appends_visible_and_advances_head_once),   \
+      cmocka_unit_test(test_batch_with_a_non_dense_seq_is_einval_and_rolled_back_whole),        \
+      cmocka_unit_test(test_batch_repeating_a_committed_seq_is_einval),                         \
+      cmocka_unit_test(test_batch_append_to_an_unknown_topic_is_enoent_and_rolls_back),         \
+      cmocka_unit_test(test_batch_misuse_and_writes_inside_a_batch_are_ebusy),                  \
+      cmocka_unit_test(test_batch_rollback_discards_appends_and_restores_replaced_keys),        \
+      cmocka_unit_test(test_batch_appends_are_readable_inside_the_batch_before_head_moves),     \
+      cmocka_unit_test(test_read_round_trips_every_field_and_nulls),                            \
+      cmocka_unit_test(test_read_yields_events_after_seq_up_to_limit_in_order),                 \
+      cmocka_unit_test(test_read_stops_early_and_returns_the_callbacks_value),                  \
+      cmocka_unit_test(test_read_of_an_unknown_topic_is_enoent),                                \
+      cmocka_unit_test(test_dedupe_find_honours_topic_and_time_window),                         \
+      cmocka_unit_test(test_dedupe_list_yields_the_keys_inside_the_window),                     \
+      cmocka_unit_test(test_retention_by_count_works_in_slices_and_keeps_the_newest),           \
+      cmocka_unit_test(test_retention_examines_at_most_budget_topics_per_slice),                \
+      cmocka_unit_test(test_retention_by_age_deletes_only_the_old_prefix_without_holes),        \
+      cmocka_unit_test(test_retention_by_count_and_age_applies_the_stricter),                   \
+      cmocka_unit_test(test_retention_may_delete_every_event_but_head_seq_stays),               \
+      cmocka_unit_test(test_retention_forgets_old_idempotency_keys_in_slices),                  \
       cmocka_unit_test(test_retention_rejects_a_zero_budget)
 
 #endif

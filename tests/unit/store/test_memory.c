@@ -1,7 +1,9 @@
 /* Tests for store/memory.c: the store.h contract suite against the in-memory backend. */
 #include "store/contract.h"
 
-static int contract_open(store_t **out) { return store_open_memory(out); }
+static int contract_open(store_t **out) {
+  return store_open_memory(out);
+}
 
 static void test_memory_store_keeps_many_keys_and_events_through_growth(void **state) {
   (void)state;

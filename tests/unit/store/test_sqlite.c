@@ -75,7 +75,8 @@ static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void *
 static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_1(void **state) {
   (void)state;
   store_t *s = NULL;
-  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db, .synchronous_full = true}, &s), 0);
+  const store_options_t opts = {.path = test_db, .synchronous_full = true};
+  assert_int_equal(store_open_sqlite(&opts, &s), 0);
   ensure(s, "acme/a");
   sqlite3 *db;
   assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
@@ -182,8 +183,10 @@ static void crash_child(int fd) {
 }
 
 static void crash_note(const crash_msg_t *m, uint64_t *committed, uint64_t *attempted) {
-  if (m->committed) *committed = m->seq;
-  else *attempted = m->seq;
+  if (m->committed)
+    *committed = m->seq;
+  else
+    *attempted = m->seq;
 }
 
 static int check_crash_event(void *ud, const store_event_t *ev) {
