@@ -1,0 +1,220 @@
+/* agents: the wire layer of the model clients, from response bytes to typed deltas.
+ *
+ * Owns the text/event-stream and NDJSON push parsers, the stream decoders of the three
+ * provider dialects (OpenAI-compatible chat completions, Anthropic Messages, Ollama
+ * /api/chat) that turn their events into one common delta stream, the tool-call assembler,
+ * and the mapping of HTTP failures to error classes and retry delays. It owns no loop, no
+ * socket and no libcurl handle: callers push bytes as they arrive and get callbacks
+ * synchronously from inside the push. Objects have one owner and one thread; a callback
+ * must not free the object that called it. Input is hostile: every size has a limit.
+ * Details and the dialect choices: docs/parsers.md. */
+#ifndef AGENTS_H
+#define AGENTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_WUR __attribute__((warn_unused_result))
+
+/* ---- error classes (what retry policies switch on) ---- */
+
+typedef enum {
+  AGENT_ERR_NONE = 0,
+  AGENT_ERR_RATE_LIMITED,
+  AGENT_ERR_TIMEOUT,
+  AGENT_ERR_SERVER,
+  AGENT_ERR_NETWORK,
+  AGENT_ERR_BAD_REQUEST,
+  AGENT_ERR_AUTH,
+  AGENT_ERR_CONTENT_FILTER,
+  AGENT_ERR_UNKNOWN,
+} agent_err_class_t;
+
+/* "none", "rate_limited", "timeout", "server_error", "network", "bad_request", "auth",
+ * "content_filter", "unknown". */
+const char *agent_err_class_name(agent_err_class_t c);
+/* Class of a provider error "type" or "code" string (OpenAI, Anthropic, llama.cpp names;
+ * a decimal string is read as an HTTP status). NULL or unrecognised: AGENT_ERR_UNKNOWN. */
+agent_err_class_t agent_err_class_from_type(const char *type);
+/* Class of an HTTP status: 2xx NONE, 0 NETWORK, 408/504/524 TIMEOUT, 429 RATE_LIMITED,
+ * 401/402/403 AUTH, other 4xx BAD_REQUEST, other 5xx (529 too) SERVER, else UNKNOWN. */
+agent_err_class_t agent_err_class_from_status(int status);
+/* Classifies a failed exchange and the delay the server asked for. retry_after is the
+ * Retry-After header value (delta-seconds or any of the three HTTP-date forms),
+ * retry_after_ms the retry-after-ms header (milliseconds, may have a fraction); either may
+ * be NULL. retry-after-ms wins when both parse. now_ms is the current Unix time in ms (for
+ * HTTP-dates; a date in the past gives 0). *retry_ms is -1 when no header parsed.
+ * Returns 0, or -EINVAL when an out pointer is NULL. */
+int agent_http_classify(int status, const char *retry_after, const char *retry_after_ms,
+                        int64_t now_ms, agent_err_class_t *cls, int64_t *retry_ms) AGENT_WUR;
+/* Reads an error body (any 4xx/5xx body, or an error chunk): {"error":{"type","code",
+ * "message"}}, {"type":"error","error":{...}}, {"error":"text"}, {"code","message"}.
+ * *cls from code, then type; *msg (owned by the caller, free()) the message or the body.
+ * Returns 0; -EBADMSG when the body is not JSON; -ENOENT when it has no error shape. */
+int agent_error_body_parse(const char *body, size_t len, agent_err_class_t *cls,
+                           char **msg) AGENT_WUR;
+
+/* Where a parser stopped: code is the negative errno its calls return (0 when fine),
+ * line counts line terminators seen before the failure, starting at 1. */
+typedef struct agent_parse_error {
+  int code;
+  uint64_t line;
+  char msg[96];
+} agent_parse_error_t;
+
+/* ---- text/event-stream (WHATWG HTML "event stream interpretation") ---- */
+
+typedef struct agent_sse agent_sse_t;
+
+/* All pointers are borrowed, valid during the callback only. */
+typedef struct agent_sse_event {
+  const char *type;    /* event field, or "message"; NUL-terminated */
+  const char *data;    /* data lines joined with "\n", NUL-terminated, may hold NUL */
+  size_t data_len;     /* bytes */
+  const char *last_id; /* the last event ID string after this event, "" when none */
+} agent_sse_event_t;
+
+#define AGENT_SSE_DEFAULT_MAX_LINE (256u * 1024u)  /* bytes */
+#define AGENT_SSE_DEFAULT_MAX_DATA (1024u * 1024u) /* bytes */
+
+typedef struct agent_sse_opts {
+  size_t max_line; /* bytes of one line without its terminator; 0: default */
+  size_t max_data; /* bytes of one event's data; 0: default */
+  bool strict;     /* no dialects: a llama.cpp `error: {...}` line is then ignored */
+  /* Returns 0 to go on; a negative errno stops the push, which returns it. */
+  int (*on_event)(void *ud, const agent_sse_event_t *ev);
+  /* Optional: text after the ':' of a comment line (keepalives). */
+  void (*on_comment)(void *ud, const char *text, size_t len);
+  void *ud;
+} agent_sse_opts_t;
+
+/* opts is copied; on_event is required (-EINVAL otherwise). */
+int agent_sse_new(const agent_sse_opts_t *opts, agent_sse_t **out) AGENT_WUR;
+void agent_sse_free(agent_sse_t *p);
+/* Feeds bytes; lines may be split anywhere, CRLF included. Returns 0, -EMSGSIZE when a
+ * line or an event's data is over its limit, or the callback's error. After an error every
+ * push returns it again until agent_sse_finish. */
+int agent_sse_push(agent_sse_t *p, const void *buf, size_t len) AGENT_WUR;
+/* End of the stream: an unterminated event is discarded, never dispatched; *pending (may
+ * be NULL) tells whether there was one. The parser is then ready for a new stream (a
+ * reconnect): the last event ID and retry survive, the error is cleared. Returns 0 or the
+ * latched error. */
+int agent_sse_finish(agent_sse_t *p, bool *pending);
+const char *agent_sse_last_id(const agent_sse_t *p); /* for Last-Event-ID; "" if none */
+int64_t agent_sse_retry_ms(const agent_sse_t *p);    /* last retry field, -1 if none */
+const agent_parse_error_t *agent_sse_error(const agent_sse_t *p);
+
+/* ---- newline-delimited JSON (Ollama) ---- */
+
+typedef struct agent_ndjson agent_ndjson_t;
+
+#define AGENT_NDJSON_DEFAULT_MAX_LINE (1024u * 1024u) /* bytes */
+#define AGENT_JSON_DEFAULT_MAX_DEPTH 64u
+
+typedef struct agent_ndjson_opts {
+  size_t max_line;  /* bytes of one line, a CR before its LF included; 0: default */
+  size_t max_depth; /* JSON nesting limit; 0: default */
+  /* One non-blank line: doc is its parse (borrowed), or NULL with err saying why. Returns
+   * 0 to go on, or a negative errno that stops the push. */
+  int (*on_line)(void *ud, json_t *doc, const char *line, size_t len, const char *err);
+  void *ud;
+} agent_ndjson_opts_t;
+
+int agent_ndjson_new(const agent_ndjson_opts_t *opts, agent_ndjson_t **out) AGENT_WUR;
+void agent_ndjson_free(agent_ndjson_t *p);
+/* Same contract as agent_sse_push (LF ends a line, a CR before it is dropped). */
+int agent_ndjson_push(agent_ndjson_t *p, const void *buf, size_t len) AGENT_WUR;
+/* Delivers a last line that had no newline, then resets for a new stream. */
+int agent_ndjson_finish(agent_ndjson_t *p) AGENT_WUR;
+const agent_parse_error_t *agent_ndjson_error(const agent_ndjson_t *p);
+
+/* ---- provider stream decoders and the common delta stream ---- */
+
+typedef enum { AGENT_WIRE_OPENAI = 0, AGENT_WIRE_ANTHROPIC, AGENT_WIRE_OLLAMA } agent_wire_t;
+
+typedef enum {
+  AGENT_DELTA_TEXT = 0,  /* text */
+  AGENT_DELTA_REASONING, /* text (reasoning_content, thinking) */
+  AGENT_DELTA_TOOL_CALL, /* index, tool_id/tool_name when known, text = arguments fragment */
+  AGENT_DELTA_USAGE,     /* in_tokens, out_tokens */
+  AGENT_DELTA_FINISH,    /* finish_reason (normalised), text = the provider's own reason */
+  AGENT_DELTA_ERROR,     /* err_class, text = message; always the last delta */
+} agent_delta_kind_t;
+
+/* One step of a model's output. Pointers are borrowed, valid during the callback only. */
+typedef struct agent_delta {
+  agent_delta_kind_t kind;
+  int choice;            /* OpenAI choice index; 0 elsewhere */
+  int index;             /* TOOL_CALL: the call's index within the response, from 0 */
+  const char *text;      /* NUL-terminated, may hold NUL; "" when none */
+  size_t text_len;       /* bytes */
+  const char *tool_id;   /* TOOL_CALL: NULL unless this fragment carries it */
+  const char *tool_name; /* TOOL_CALL: NULL unless this fragment carries it */
+  int64_t in_tokens;     /* USAGE: prompt tokens, -1 when unknown */
+  int64_t out_tokens;    /* USAGE: completion tokens, -1 when unknown */
+  const char *finish_reason; /* FINISH: "stop", "length", "tool_calls", "content_filter"
+                                or the provider's value when none of these fits */
+  agent_err_class_t err_class; /* ERROR */
+} agent_delta_t;
+
+typedef int (*agent_delta_cb)(void *ud, const agent_delta_t *d);
+
+const char *agent_delta_kind_name(agent_delta_kind_t k); /* "text", "reasoning", ... */
+
+typedef struct agent_decoder agent_decoder_t;
+
+typedef struct agent_decoder_opts {
+  agent_wire_t wire;
+  size_t max_line;       /* framing limits, 0: the parsers' defaults */
+  size_t max_data;
+  agent_delta_cb on_delta; /* required; a negative return stops the push, which returns it */
+  void *ud;
+} agent_decoder_opts_t;
+
+int agent_decoder_new(const agent_decoder_opts_t *opts, agent_decoder_t **out) AGENT_WUR;
+void agent_decoder_free(agent_decoder_t *d);
+/* Feeds bytes of a 2xx response body. A framing error (-EMSGSIZE) or a malformed chunk is
+ * also reported as an ERROR delta, so the delta stream alone tells the story. Input after
+ * the terminal event ([DONE], message_stop, done:true) or after an ERROR is ignored. */
+int agent_decoder_push(agent_decoder_t *d, const void *buf, size_t len) AGENT_WUR;
+/* Feeds one already framed event: an SSE event (type may be NULL for "message") or, for
+ * Ollama, one NDJSON line. Same results as agent_decoder_push. */
+int agent_decoder_event(agent_decoder_t *d, const char *type, const char *data,
+                        size_t len) AGENT_WUR;
+/* End of the body. A stream that ended before its terminal event gets an ERROR delta of
+ * class network ("truncated"), unless the finish reason had already arrived. Returns 0 or
+ * the callback's error. */
+int agent_decoder_finish(agent_decoder_t *d) AGENT_WUR;
+/* Whether the terminal event or an ERROR was seen. */
+bool agent_decoder_done(const agent_decoder_t *d);
+
+/* ---- tool-call assembler ---- */
+
+/* A complete call; strings owned by the assembler, args is JSON text ("{}" when empty). */
+typedef struct agent_tool_call {
+  int index;
+  char *id;   /* NULL when the provider gave none (Ollama) */
+  char *name; /* NULL until a fragment names it */
+  char *args;
+  size_t args_len; /* bytes */
+} agent_tool_call_t;
+
+typedef struct agent_tools agent_tools_t;
+
+/* max_calls (0: 64) and max_args (bytes per call, 0: 1 MiB) bound what input can grow. */
+int agent_tools_new(size_t max_calls, size_t max_args, agent_tools_t **out) AGENT_WUR;
+void agent_tools_free(agent_tools_t *t);
+/* Accumulates one TOOL_CALL delta (others are ignored) by index; a negative index falls
+ * back to tool_id, then to the last call. Returns 0, -E2BIG over max_calls, -EMSGSIZE
+ * over max_args. */
+int agent_tools_add(agent_tools_t *t, const agent_delta_t *d) AGENT_WUR;
+/* Ends assembly: empty arguments become "{}"; each call must have a name and arguments
+ * that parse as a JSON object. Returns 0 or -EBADMSG with err (may be NULL) naming the
+ * call, e.g. `tool_calls[1].arguments: '}' expected near end of file`. */
+int agent_tools_finish(agent_tools_t *t, char *err, size_t errlen) AGENT_WUR;
+size_t agent_tools_count(const agent_tools_t *t);
+const agent_tool_call_t *agent_tools_get(const agent_tools_t *t, size_t i); /* in order */
+
+#endif
