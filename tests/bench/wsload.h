@@ -1,0 +1,146 @@
+/* Declarations shared by the files of the wsload tool (tests/bench/wsload*.c).
+ *
+ * wsload.c owns the command line, the worker processes and the merged JSON summary;
+ * wsload_worker.c owns one worker's libuv loop and its connections; wsload_stats.c owns
+ * latency samples (exact percentiles), per-connection sequence checks and the result
+ * blob a worker hands to the parent. Nothing here is a public API of the project. */
+#ifndef BENCH_WSLOAD_H
+#define BENCH_WSLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { WL_MODE_IDLE, WL_MODE_SUB, WL_MODE_PUB, WL_MODE_PUBSUB } wl_mode_t;
+typedef enum { WL_ROLE_IDLE, WL_ROLE_SUB, WL_ROLE_PUB } wl_role_t;
+
+/* Everything the command line sets; read-only once workers are forked. */
+typedef struct wl_opts {
+  wl_mode_t mode;
+  char host[64];        /* numeric loopback address */
+  int port;
+  char path[512];       /* request target, including any query string */
+  bool ipv6;
+  uint32_t conns;       /* idle/sub connections (subscribers in pubsub) */
+  uint32_t pubs;        /* publisher connections */
+  uint32_t topics;
+  char topic_prefix[128];
+  double rate;          /* publishes/s, all publishers together */
+  uint32_t payload;     /* bytes of the event's data object, about */
+  double duration;      /* s: hold (idle), receive (sub) or publish (pub) time */
+  double warmup;        /* s: first part of the publish window left out of latency */
+  double grace;         /* s: after publishing, wait up to this for acks and events */
+  uint32_t workers;     /* processes for idle/sub connections */
+  uint32_t pub_workers; /* processes for publishers */
+  double conn_rate;     /* new connections/s, all workers together */
+  double connect_timeout; /* s, per connection, until open (and subscribed) */
+  uint32_t src_addrs;   /* bind to 127.0.0.2 .. 127.0.0.(1+src_addrs); 0 = no bind */
+  bool subscribe;       /* idle: each connection subscribes to one topic */
+  bool ping_once;       /* idle: one {"op":"ping"} per connection once open */
+  double ping_interval; /* s, 0 = never: {"op":"ping"} from every connection */
+  uint64_t max_samples; /* latency samples kept per worker; reservoir beyond */
+  char ready_file[512]; /* created once every connection is open or failed */
+  bool quiet;
+} wl_opts_t;
+
+/* Counters a worker reports; the parent adds them up field by field (all uint64_t). */
+typedef struct wl_counts {
+  uint64_t conns;           /* connections this worker was asked to open */
+  uint64_t opened;          /* upgrade answered 101 with the right accept key */
+  uint64_t failed;          /* never opened */
+  uint64_t fail_connect, fail_http, fail_handshake, fail_timeout;
+  uint64_t closed_by_server; /* open connections the server closed before the end */
+  uint64_t close_1000, close_1001, close_1008, close_1009, close_1011, close_other, close_abrupt;
+  uint64_t proto_errors;    /* frames that broke RFC 6455 (connection dropped) */
+  uint64_t sub_sent, subscribed, sub_errors, sub_timeouts;
+  uint64_t ev_received, ev_no_seq, ev_duplicates, ev_reordered, ev_holes, gaps;
+  uint64_t pub_sent, pub_acked, pub_ack_duplicate, pub_err_rate_limited, pub_err_overloaded,
+      pub_err_other, pub_skipped;
+  uint64_t pings_sent, pongs, server_pings;
+  uint64_t other_messages, bad_messages;
+  uint64_t connect_us;      /* time from first connect to all settled */
+  uint64_t publish_us;      /* time publishing actually lasted */
+} wl_counts_t;
+
+/* Latency samples in microseconds: all of them up to max, a uniform reservoir beyond. */
+typedef struct wl_samples {
+  uint32_t *v; /* owned */
+  uint64_t n, cap, max;
+  uint64_t seen; /* observations offered, n <= seen */
+  uint64_t sum_us;
+  uint32_t max_us;
+  uint64_t rng;
+} wl_samples_t;
+
+void wl_samples_init(wl_samples_t *s, uint64_t max, uint64_t seed);
+void wl_samples_add(wl_samples_t *s, uint64_t us);
+void wl_samples_close(wl_samples_t *s);
+/* Sorts v in place (radix) so percentiles can be read exactly. */
+void wl_samples_sort(uint32_t *v, uint64_t n);
+/* Nearest-rank percentile of sorted v; q in (0,1]. 0 when n is 0. */
+uint32_t wl_percentile(const uint32_t *sorted, uint64_t n, double q);
+
+/* Per-connection sequence check: dense seq expected (1 step at a time). Invariant:
+ * seen marks seqs last, last-1, ... last-63 (bit i = last - i) that have arrived. */
+typedef struct wl_seq {
+  bool have;
+  uint64_t first, last; /* lowest and highest seq received */
+  uint64_t window;
+  uint64_t unique, duplicates, reordered, holes; /* holes: missing between first and last */
+} wl_seq_t;
+
+void wl_seq_see(wl_seq_t *s, uint64_t seq);
+
+/* One subscriber connection's outcome, to compute loss against what was acked. */
+typedef struct wl_conn_rec {
+  uint32_t topic;
+  uint32_t subscribed;
+  uint64_t first, last, unique, holes;
+} wl_conn_rec_t;
+
+/* What publishers saw acknowledged per topic. */
+typedef struct wl_topic_rec {
+  uint64_t min_seq, max_seq, acked; /* min_seq UINT64_MAX when nothing acked */
+} wl_topic_rec_t;
+
+/* A worker's whole result. */
+typedef struct wl_result {
+  wl_counts_t c;
+  wl_samples_t lat; /* delivery latency, publisher t0 to receipt */
+  wl_samples_t ack; /* publish to puback */
+  wl_conn_rec_t *conn_recs; /* owned, nconn_recs */
+  uint64_t nconn_recs;
+  wl_topic_rec_t *topic_recs; /* owned, ntopics */
+  uint64_t ntopics;
+} wl_result_t;
+
+/* Writes r to fd / reads one from fd (blocking, whole). Return 0 or -errno. */
+int wl_result_write(int fd, const wl_result_t *r) __attribute__((warn_unused_result));
+int wl_result_read(int fd, wl_result_t *r) __attribute__((warn_unused_result));
+void wl_result_close(wl_result_t *r);
+
+/* Control bytes on the pipes between parent and workers. */
+#define WL_MSG_READY 'R' /* worker -> parent: every connection settled */
+#define WL_MSG_DONE 'D'  /* worker -> parent: result blob follows */
+#define WL_MSG_GO 'G'    /* parent -> worker: start holding / publishing / receiving */
+#define WL_MSG_STOP 'S'  /* parent -> worker: publishers finished, drain then stop */
+
+/* A worker's assignment. */
+typedef struct wl_worker_spec {
+  wl_role_t role;
+  uint32_t index;     /* among workers of its role */
+  uint32_t first_conn; /* global index of its first connection */
+  uint32_t nconns;
+  double share;       /* fraction of the publish rate (publishers) */
+  int ctl_in;         /* fd: parent -> worker */
+  int ctl_out;        /* fd: worker -> parent */
+} wl_worker_spec_t;
+
+/* Runs one worker to completion and returns the process exit code. */
+int wl_worker_run(const wl_opts_t *o, const wl_worker_spec_t *spec);
+
+/* CLOCK_REALTIME and CLOCK_MONOTONIC in microseconds. */
+uint64_t wl_realtime_us(void);
+uint64_t wl_monotonic_us(void);
+
+#endif
