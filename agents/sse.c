@@ -186,7 +186,7 @@ int agent_sse_push(agent_sse_t *p, const void *buf, size_t len) {
 
 int agent_sse_finish(agent_sse_t *p, bool *pending) {
   int rc = p->err.code;
-  if (pending) *pending = p->line.len > 0 || p->data.len > 0 || p->type.len > 0;
+  if (pending) *pending = rc != 0 || p->line.len > 0 || p->data.len > 0 || p->type.len > 0;
   agent__buf_clear(&p->line);
   agent__buf_clear(&p->data);
   agent__buf_clear(&p->type);

@@ -98,7 +98,7 @@ void agent_sse_free(agent_sse_t *p);
  * push returns it again until agent_sse_finish. */
 int agent_sse_push(agent_sse_t *p, const void *buf, size_t len) AGENT_WUR;
 /* End of the stream: an unterminated event is discarded, never dispatched; *pending (may
- * be NULL) tells whether there was one. The parser is then ready for a new stream (a
+ * be NULL) tells whether there was one (always true after an error). The parser is then ready for a new stream (a
  * reconnect): the last event ID and retry survive, the error is cleared. Returns 0 or the
  * latched error. */
 int agent_sse_finish(agent_sse_t *p, bool *pending);
