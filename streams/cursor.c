@@ -1,0 +1,234 @@
+/* Cursors: what a connection writes next.
+ *
+ * stream_conn_pull fills the transport's frame array under a frame and byte budget, in
+ * this order: the control queue; reliable events of the control lane that are next in
+ * their topic (seq order within a topic is never broken); ephemeral slots; then data from
+ * the subscriptions round-robin, at most pull_quantum frames per subscription per round,
+ * the round-robin position persisting across pulls. A cursor reads the ring while its
+ * next seq is in it; behind the ring it reads the store (at most catchup_batch events per
+ * read, serialized into fresh frames that only the pull output owns); behind retention it
+ * yields {"op":"gap",...,"reason":"retention"} and continues from the first retained
+ * event. A lagging connection therefore holds no frame and no memory per event. */
+#include <errno.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "internal.h"
+
+typedef struct pull {
+  stream_conn_t *conn;
+  stream_frame_t **out;
+  size_t max_frames;
+  size_t max_bytes;
+  size_t n;
+  size_t bytes;
+  bool full; /* the next frame did not fit */
+} pull_t;
+
+static bool pull_fits(pull_t *p, const stream_frame_t *f) {
+  if (p->n >= p->max_frames || (p->n > 0 && p->bytes + f->len > p->max_bytes)) {
+    p->full = true;
+    return false;
+  }
+  return true;
+}
+
+/* Takes f's reference. */
+static void pull_emit(pull_t *p, stream_frame_t *f) {
+  stream_hub_t *hub = p->conn->hub;
+  p->out[p->n++] = f;
+  p->bytes += f->len;
+  if (f->kind == STREAM_FRAME_EVENT) {
+    hub->stats.deliveries++;
+    if (f->durable_us) base_hist_record(&hub->stats.durable_to_pull_us, stream__mono_us(hub) - f->durable_us);
+  }
+}
+
+stream_frame_t *stream__frame_from_store(stream_hub_t *hub, const char *topic, const char *epoch,
+                                         const store_event_t *ev) {
+  stream_evhdr_t h = {.topic = topic, .epoch = epoch, .seq = ev->seq, .id = ev->id, .type = ev->type,
+                      .lane = ev->lane >= 0 && ev->lane < STREAM_LANES ? ev->lane : STREAM_LANE_DATA,
+                      .ts_ms = ev->ts_ms};
+  return stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, ev->data, ev->data ? ev->data_len : 0);
+}
+
+static stream_frame_t *gap_frame(stream_hub_t *hub, const stream_topic_t *t, uint64_t from, uint64_t to) {
+  json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s}", "op", "gap", "topic", t->name, "from", (json_int_t)from, "to",
+                        (json_int_t)to, "reason", "retention");
+  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "gap", t->name, o);
+  json_decref(o);
+  return f;
+}
+
+/* Emits a retention gap [from, to] and moves the cursor past it; false when it did not fit. */
+static bool emit_gap(pull_t *p, stream_sub_t *s, uint64_t from, uint64_t to) {
+  stream_hub_t *hub = p->conn->hub;
+  stream_frame_t *g = gap_frame(hub, s->topic, from, to);
+  if (!pull_fits(p, g)) {
+    stream_frame_unref(&g);
+    return false;
+  }
+  pull_emit(p, g);
+  hub->stats.gaps_sent++;
+  s->next_seq = to + 1;
+  return true;
+}
+
+typedef struct catchup {
+  pull_t *pull;
+  stream_sub_t *sub;
+  uint32_t left; /* frames this subscription may still emit this round */
+  bool stopped;
+} catchup_t;
+
+static int catchup_cb(void *ud, const store_event_t *ev) {
+  catchup_t *cu = ud;
+  stream_sub_t *s = cu->sub;
+  stream_hub_t *hub = cu->pull->conn->hub;
+  if (ev->seq > s->next_seq) { /* retention removed what lies before */
+    if (s->topic->first_seq < ev->seq) s->topic->first_seq = ev->seq;
+    if (!emit_gap(cu->pull, s, s->next_seq, ev->seq - 1)) goto stop;
+  }
+  stream_frame_t *f = stream__frame_from_store(hub, s->topic->name, s->topic->epoch, ev);
+  if (!pull_fits(cu->pull, f)) {
+    stream_frame_unref(&f);
+    goto stop;
+  }
+  pull_emit(cu->pull, f);
+  s->next_seq = ev->seq + 1;
+  if (--cu->left == 0) goto stop;
+  return 0;
+stop:
+  cu->stopped = true;
+  return 1;
+}
+
+/* Reads from the store what lies between the cursor and the ring. */
+static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
+  stream_hub_t *hub = p->conn->hub;
+  stream_topic_t *t = s->topic;
+  uint64_t start = s->next_seq;
+  uint64_t until = t->ring.count ? t->ring.lo - 1 : t->head_seq; /* last seq the store must supply */
+  uint32_t want = quantum < hub->cfg.catchup_batch ? quantum : hub->cfg.catchup_batch;
+  if (until - start + 1 < want) want = (uint32_t)(until - start + 1);
+  catchup_t cu = {.pull = p, .sub = s, .left = want};
+  hub->stats.store_catchup_reads++;
+  size_t before = p->n;
+  int rc = store_read(hub->store, t->topic_id, start - 1, want, catchup_cb, &cu);
+  if (rc < 0) {
+    log_error("streams", "catch-up read failed", "{s:s,s:i}", "topic", t->name, "rc", rc);
+    return 0;
+  }
+  if (!cu.stopped && s->next_seq == start) {
+    /* Nothing at all up to the ring: everything there is gone. */
+    if (t->first_seq < until + 1) t->first_seq = until + 1;
+    emit_gap(p, s, start, until);
+  }
+  return (uint32_t)(p->n - before);
+}
+
+/* Emits up to quantum frames of one subscription; returns how many. */
+static uint32_t sub_emit(pull_t *p, stream_sub_t *s, uint32_t quantum, bool control_only) {
+  stream_hub_t *hub = p->conn->hub;
+  stream_topic_t *t = s->topic;
+  uint32_t done = 0;
+  while (done < quantum && !p->full && s->next_seq <= t->head_seq) {
+    uint64_t first = stream__topic_first(hub, t);
+    if (s->next_seq < first) {
+      if (control_only || !emit_gap(p, s, s->next_seq, first - 1)) break;
+      done++;
+      continue;
+    }
+    stream_frame_t *f = stream__ring_get(&t->ring, s->next_seq);
+    if (f) {
+      if (stream__expired(hub, f->ts_ms)) {
+        if (control_only) break;
+        /* Aged out: everything up to the first fresh ring entry is gone. */
+        uint64_t to = s->next_seq;
+        while (to < t->head_seq) {
+          stream_frame_t *g = stream__ring_get(&t->ring, to + 1);
+          if (!g || !stream__expired(hub, g->ts_ms)) break;
+          to++;
+        }
+        if (t->first_seq < to + 1) t->first_seq = to + 1;
+        stream__ring_drop_below(&t->ring, to + 1);
+        if (!emit_gap(p, s, s->next_seq, to)) break;
+        done++;
+        continue;
+      }
+      if (control_only && f->lane != STREAM_LANE_CONTROL) break;
+      if (!pull_fits(p, f)) break;
+      pull_emit(p, stream_frame_ref(f));
+      s->next_seq++;
+      done++;
+      continue;
+    }
+    if (control_only) break;
+    uint32_t k = sub_catchup(p, s, quantum - done);
+    if (k == 0) break;
+    done += k;
+  }
+  return done;
+}
+
+int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frames, size_t max_bytes) {
+  if (c->close_reason) return -ENOBUFS;
+  stream_hub_t *hub = c->hub;
+  c->woken = false;
+  base_queue_remove(&c->wake_link);
+  pull_t p = {.conn = c, .out = frames, .max_frames = max_frames, .max_bytes = max_bytes};
+
+  while (c->ctrl_count) {
+    if (!pull_fits(&p, c->ctrl[c->ctrl_head])) return (int)p.n;
+    pull_emit(&p, c->ctrl[c->ctrl_head]);
+    c->ctrl[c->ctrl_head] = NULL;
+    c->ctrl_head = (c->ctrl_head + 1) % c->ctrl_cap;
+    c->ctrl_count--;
+  }
+  if (c->draining) return (int)p.n;
+
+  base_queue_t *it;
+  base_queue_foreach(it, &c->subs) {
+    sub_emit(&p, base_queue_data(it, stream_sub_t, conn_link), UINT32_MAX, true);
+    if (p.full) return (int)p.n;
+  }
+  while (c->neph) {
+    if (!pull_fits(&p, c->eph[0].frame)) return (int)p.n;
+    pull_emit(&p, c->eph[0].frame);
+    c->eph[0] = c->eph[--c->neph];
+  }
+  /* Round-robin: serve the head subscription, then move it to the tail, until a whole
+   * round yields nothing or the budget is spent. */
+  uint32_t idle_streak = 0;
+  while (!p.full && idle_streak < c->nsubs) {
+    stream_sub_t *s = base_queue_data(base_queue_head(&c->subs), stream_sub_t, conn_link);
+    uint32_t k = sub_emit(&p, s, hub->cfg.pull_quantum, false);
+    if (p.full && k == 0) break; /* it keeps its turn */
+    base_queue_remove(&s->conn_link);
+    base_queue_insert_tail(&c->subs, &s->conn_link);
+    idle_streak = k ? 0 : idle_streak + 1;
+  }
+  return (int)p.n;
+}
+
+bool stream_conn_pending(const stream_conn_t *c) {
+  if (c->close_reason || c->ctrl_count) return true;
+  if (c->draining) return false;
+  if (c->neph) return true;
+  base_queue_t *it;
+  base_queue_foreach(it, &c->subs) {
+    stream_sub_t *s = base_queue_data(it, stream_sub_t, conn_link);
+    if (s->next_seq <= s->topic->head_seq) return true;
+  }
+  return false;
+}
+
+uint64_t stream_conn_lag(const stream_conn_t *c) {
+  uint64_t lag = 0;
+  base_queue_t *it;
+  base_queue_foreach(it, &c->subs) {
+    stream_sub_t *s = base_queue_data(it, stream_sub_t, conn_link);
+    if (s->next_seq <= s->topic->head_seq) lag += s->topic->head_seq + 1 - s->next_seq;
+  }
+  return lag;
+}

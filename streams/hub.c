@@ -1,0 +1,194 @@
+/* The hub: configuration, lifecycle, clocks and the loop phase that drives the stages.
+ *
+ * Once per loop turn (a uv_check handle, right after I/O callbacks have queued publishes)
+ * the hub runs, in order: the group commit (publish.c), the publishers' callbacks, the
+ * router walks (router.c) and the wakes of connections with something to send. A uv_idle
+ * handle is active only while work is left (router over budget, publishes queued from a
+ * callback), so the loop does not block in poll meanwhile; otherwise the hub's handles
+ * are unreferenced and never keep the loop alive. Two timers run retention slices and the
+ * idle-topic sweep. Owns none of the stages' logic. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "internal.h"
+
+#define SWEEP_INTERVAL_MS 1000
+
+void stream_config_defaults(stream_config_t *c) {
+  memset(c, 0, sizeof *c);
+  c->partitions = 16;
+  c->retention_max_events = 10000;
+  c->retention_max_age_s = 600;
+  c->retention_interval_ms = 1000;
+  c->retention_budget = 2000;
+  c->dedupe_window_s = 300;
+  c->publish_rate = 1000;
+  c->publish_burst = 2000;
+  c->topic_publish_rate = 500;
+  c->topic_publish_burst = 1000;
+  c->max_event_bytes = 65536;
+  c->max_message_bytes = 131072;
+  c->max_json_depth = 32;
+  c->ring_size = 256;
+  c->max_subs_per_conn = 64;
+  c->control_queue_max = 64;
+  c->commit_batch_max = 1000;
+  c->overload_threshold = 50000;
+  c->idle_topic_s = 30;
+  c->router_budget = 20000;
+  c->catchup_batch = 64;
+  c->pull_quantum = 16;
+  c->ephemeral_lag_max = 64;
+  c->ephemeral_slots_max = 16;
+  c->frame_headroom = 0;
+}
+
+uint64_t stream__mono_us(const stream_hub_t *hub) {
+  if (hub->clock.mono_us) return hub->clock.mono_us(hub->clock.ud);
+  return uv_hrtime() / 1000;
+}
+
+int64_t stream__wall_ms(const stream_hub_t *hub) {
+  if (hub->clock.wall_ms) return hub->clock.wall_ms(hub->clock.ud);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void hub_idle_cb(uv_idle_t *h) { (void)h; }
+
+void stream__hub_kick(stream_hub_t *hub) {
+  if (!hub->closing && !uv_is_active((uv_handle_t *)&hub->idle)) uv_idle_start(&hub->idle, hub_idle_cb);
+}
+
+static bool hub_work_left(stream_hub_t *hub) {
+  if (!base_queue_empty(&hub->done) || !base_queue_empty(&hub->wakes)) return true;
+  for (uint32_t i = 0; i < hub->cfg.partitions; i++) {
+    if (!base_queue_empty(&hub->parts[i].pending) || !base_queue_empty(&hub->parts[i].route)) return true;
+  }
+  return false;
+}
+
+static void hub_check_cb(uv_check_t *h) {
+  stream_hub_t *hub = container_of(h, stream_hub_t, check);
+  hub->in_check = true;
+  stream__commit_run(hub);
+  stream__complete_run(hub);
+  stream__router_run(hub);
+  stream__wake_run(hub);
+  hub->in_check = false;
+  if (hub_work_left(hub)) stream__hub_kick(hub);
+  else uv_idle_stop(&hub->idle);
+}
+
+static void hub_retention_cb(uv_timer_t *h) {
+  stream_hub_t *hub = container_of(h, stream_hub_t, retention_timer);
+  bool more = false;
+  if (stream_hub_retention_step(hub, &more) < 0) more = false;
+  /* Work left: the next slice soon, not a full interval later. */
+  uv_timer_start(&hub->retention_timer, hub_retention_cb, more ? 10 : hub->cfg.retention_interval_ms, 0);
+}
+
+static void hub_sweep_cb(uv_timer_t *h) {
+  stream_hub_t *hub = container_of(h, stream_hub_t, sweep_timer);
+  stream_hub_sweep(hub);
+}
+
+static void stats_init(stream_stats_t *s) {
+  static const uint64_t batch_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+  memset(s, 0, sizeof *s);
+  base_hist_init(&s->publish_to_durable_us, NULL, 0);
+  base_hist_init(&s->durable_to_pull_us, NULL, 0);
+  base_hist_init(&s->commit_batch_events, batch_bounds, BASE_ARRAY_SIZE(batch_bounds));
+}
+
+int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
+  if (!opts || !opts->loop || !opts->store || !out) return -EINVAL;
+  stream_config_t cfg;
+  if (opts->config) cfg = *opts->config;
+  else stream_config_defaults(&cfg);
+  if (cfg.partitions == 0 || cfg.commit_batch_max == 0 || cfg.control_queue_max == 0 || cfg.pull_quantum == 0 ||
+      cfg.catchup_batch == 0 || cfg.router_budget == 0)
+    return -EINVAL;
+  stream_hub_t *hub = xcalloc(1, sizeof *hub);
+  hub->loop = opts->loop;
+  hub->store = opts->store;
+  hub->cfg = cfg;
+  if (opts->clock) hub->clock = *opts->clock;
+  base_map_init(&hub->topics);
+  base_queue_init(&hub->idle_topics);
+  base_map_init(&hub->tenants);
+  base_queue_init(&hub->tenant_lru);
+  base_queue_init(&hub->done);
+  base_queue_init(&hub->wakes);
+  hub->parts = xcalloc(cfg.partitions, sizeof *hub->parts);
+  for (uint32_t i = 0; i < cfg.partitions; i++) {
+    base_queue_init(&hub->parts[i].pending);
+    base_queue_init(&hub->parts[i].route);
+  }
+  stats_init(&hub->stats);
+
+  uv_check_init(hub->loop, &hub->check);
+  uv_idle_init(hub->loop, &hub->idle);
+  uv_timer_init(hub->loop, &hub->retention_timer);
+  uv_timer_init(hub->loop, &hub->sweep_timer);
+  hub->open_handles = 4;
+  uv_check_start(&hub->check, hub_check_cb);
+  uv_unref((uv_handle_t *)&hub->check);
+  uv_timer_start(&hub->retention_timer, hub_retention_cb, cfg.retention_interval_ms, 0);
+  uv_unref((uv_handle_t *)&hub->retention_timer);
+  uv_timer_start(&hub->sweep_timer, hub_sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+  uv_unref((uv_handle_t *)&hub->sweep_timer);
+  *out = hub;
+  return 0;
+}
+
+static void hub_handle_closed(uv_handle_t *h) {
+  stream_hub_t *hub = h->data;
+  if (--hub->open_handles > 0) return;
+  free(hub->parts);
+  base_map_close(&hub->topics);
+  base_map_close(&hub->tenants);
+  free(hub);
+}
+
+void stream_hub_close(stream_hub_t *hub) {
+  if (!hub || hub->closing) return;
+  if (hub->nconns) log_warn("streams", "hub closed with connections", "{s:i}", "conns", (int)hub->nconns);
+  stream__publish_fail_all(hub, -ECANCELED);
+  stream__complete_run(hub);
+  hub->closing = true;
+  base_map_iter_t it;
+  for (base_map_node_t *n = base_map_first(&hub->topics, &it); n; n = base_map_next(&hub->topics, &it))
+    stream__topic_free(hub, container_of(n, stream_topic_t, node));
+  for (base_map_node_t *n = base_map_first(&hub->tenants, &it); n; n = base_map_next(&hub->tenants, &it)) {
+    stream_tenant_t *tn = container_of(n, stream_tenant_t, node);
+    base_map_remove(&hub->tenants, n);
+    free(tn);
+  }
+  uv_handle_t *handles[] = {(uv_handle_t *)&hub->check, (uv_handle_t *)&hub->idle,
+                            (uv_handle_t *)&hub->retention_timer, (uv_handle_t *)&hub->sweep_timer};
+  for (size_t i = 0; i < BASE_ARRAY_SIZE(handles); i++) {
+    handles[i]->data = hub;
+    uv_close(handles[i], hub_handle_closed);
+  }
+}
+
+const stream_stats_t *stream_hub_stats(const stream_hub_t *hub) { return &hub->stats; }
+const stream_config_t *stream_hub_config(const stream_hub_t *hub) { return &hub->cfg; }
+
+bool stream_hub_overloaded(const stream_hub_t *hub) {
+  return hub->stats.pending >= hub->cfg.overload_threshold;
+}
+
+void stream_hub_drain(stream_hub_t *hub) {
+  if (hub->draining) return;
+  hub->draining = true;
+  stream__commit_run(hub);
+  stream__complete_run(hub);
+  stream__hub_kick(hub);
+}

@@ -1,0 +1,278 @@
+/* streams: partitioned, sequenced topics with replay, lanes and cursor fanout.
+ *
+ * Owns topics ("tenant/room"), their seq and epoch, idempotent publish with group commit
+ * into store/, the in-memory ring of recent events, subscriptions as cursors (no copy of
+ * an event per subscriber), lanes, rate limits, overload shedding, retention and idle
+ * topic eviction. Knows nothing of libwebsockets or HTTP: a transport creates one
+ * stream_conn_t per client, feeds it client messages and pulls ready frames when the
+ * socket is writable. Everything runs on the hub's libuv loop thread; nothing here is
+ * thread-safe. See docs/streams.md (internals) and docs/protocol.md (wire protocol).
+ *
+ * Errors are negative errno values: -EINVAL (bad argument or message), -EMSGSIZE (too
+ * large), -EAGAIN (rate limited; retry later), -EBUSY (overloaded), -ESHUTDOWN (draining),
+ * -EACCES (forbidden), -ENOENT (unknown topic / not subscribed), -EMLINK (too many
+ * subscriptions), -ENOBUFS (control queue overflow: close the connection), -EIO (store). */
+#ifndef STREAMS_H
+#define STREAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/hist.h"
+#include "store.h"
+
+typedef struct stream_hub stream_hub_t;
+typedef struct stream_conn stream_conn_t;
+typedef struct stream_frame stream_frame_t;
+typedef struct stream_pub stream_pub_t;
+
+typedef enum { STREAM_LANE_CONTROL = 0, STREAM_LANE_DATA = 1, STREAM_LANE_EPHEMERAL = 2 } stream_lane_t;
+#define STREAM_LANES 3
+#define STREAM_TOPIC_MAX 265 /* tenant (64) + '/' + room (200) */
+
+/* Every key with its default (stream_config_defaults). Rates are events/s, 0 = unlimited. */
+typedef struct stream_config {
+  uint32_t partitions;            /* 16; streams.partitions */
+  uint64_t retention_max_events;  /* 10000 per topic; streams.retention.max_events (0 = none) */
+  uint32_t retention_max_age_s;   /* 600; streams.retention.max_age_s (0 = none) */
+  uint32_t retention_interval_ms; /* 1000; how often a retention slice runs */
+  uint32_t retention_budget;      /* 2000 rows deleted per slice */
+  uint32_t dedupe_window_s;       /* 300; streams.dedupe_window_s */
+  double publish_rate;            /* 1000 per tenant; limits.publish_rate */
+  uint32_t publish_burst;         /* 2000; limits.publish_burst */
+  double topic_publish_rate;      /* 500 per topic; limits.topic_publish_rate */
+  uint32_t topic_publish_burst;   /* 1000; limits.topic_publish_burst */
+  size_t max_event_bytes;         /* 65536: serialized "data" + id + type */
+  size_t max_message_bytes;       /* 131072: one client message */
+  uint32_t max_json_depth;        /* 32: nesting of a client message */
+  uint32_t ring_size;             /* 256 newest committed events kept in memory per topic */
+  uint32_t max_subs_per_conn;     /* 64 */
+  uint32_t control_queue_max;     /* 64 control frames per connection */
+  uint32_t commit_batch_max;      /* 1000 events per store transaction */
+  uint32_t overload_threshold;    /* 50000 uncommitted events: shed publishes with -EBUSY */
+  uint32_t idle_topic_s;          /* 30: topics quiet this long with no subscriber leave memory */
+  uint32_t router_budget;         /* 20000 subscriber visits per loop turn */
+  uint32_t catchup_batch;         /* 64 events per store read for a lagging cursor */
+  uint32_t pull_quantum;          /* 16 frames per subscription per round-robin round */
+  uint32_t ephemeral_lag_max;     /* 64: a subscription further behind drops ephemerals */
+  uint32_t ephemeral_slots_max;   /* 16 (topic, type) slots per connection */
+  size_t frame_headroom;          /* 0 bytes before each payload (the transport sets LWS_PRE) */
+} stream_config_t;
+
+void stream_config_defaults(stream_config_t *cfg);
+
+/* Clocks, injectable for tests. NULL functions fall back to the real clocks
+ * (mono: uv_hrtime; wall: CLOCK_REALTIME). */
+typedef struct stream_clock {
+  uint64_t (*mono_us)(void *ud);
+  int64_t (*wall_ms)(void *ud);
+  void *ud;
+} stream_clock_t;
+
+typedef struct stream_hub_options {
+  uv_loop_t *loop;                /* borrowed */
+  store_t *store;                 /* borrowed; outlives the hub */
+  const stream_config_t *config;  /* copied; NULL = defaults */
+  const stream_clock_t *clock;    /* copied; NULL = real clocks */
+} stream_hub_options_t;
+
+/* A reason for a refusal, naming the field: "topic: tenant must match [a-z0-9_-]{1,64}". */
+typedef struct stream_err {
+  char message[192];
+  uint32_t retry_after_ms; /* set with -EAGAIN and -EBUSY */
+} stream_err_t;
+
+/* Numbers for /metrics. Counters only grow; gauges are current values. Read on the loop. */
+typedef struct stream_stats {
+  uint64_t published[STREAM_LANES]; /* accepted (durable for control/data) events by lane */
+  uint64_t duplicates;             /* publishes answered by dedupe */
+  uint64_t deliveries;             /* event frames handed to transports (fanout) */
+  uint64_t ephemeral_drops;        /* ephemerals dropped: behind, coalesced, no slot */
+  uint64_t ephemeral_ingress_drops;/* ephemerals to topics without subscribers */
+  uint64_t gaps_sent;
+  uint64_t rate_limited;
+  uint64_t overloaded;
+  uint64_t commit_failures;        /* failed store batches */
+  uint64_t evictions;              /* topics that left memory */
+  uint64_t topic_loads;            /* topics brought into memory */
+  uint64_t store_catchup_reads;
+  uint64_t conns_closed_overflow;  /* control queue overflows */
+  uint64_t subscriptions;          /* gauge: active subscriptions */
+  uint64_t topics;                 /* gauge: topics in memory */
+  uint64_t pending;                /* gauge: events accepted but not yet committed */
+  uint64_t frames;                 /* gauge: frames alive */
+  uint64_t frame_bytes;            /* gauge: bytes of frames alive */
+  base_hist_t publish_to_durable_us;
+  base_hist_t durable_to_pull_us;
+  base_hist_t commit_batch_events; /* bucket bounds are event counts, not us */
+} stream_stats_t;
+
+int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) __attribute__((warn_unused_result));
+/* Fails pending publish callbacks with -ECANCELED, closes the hub's handles and frees it
+ * once they are closed (run the loop afterwards). Free every conn and release every frame
+ * first. */
+void stream_hub_close(stream_hub_t *hub);
+const stream_stats_t *stream_hub_stats(const stream_hub_t *hub);
+const stream_config_t *stream_hub_config(const stream_hub_t *hub);
+/* True while uncommitted events exceed the overload threshold (for /readyz). */
+bool stream_hub_overloaded(const stream_hub_t *hub);
+/* SIGTERM: new publishes fail with -ESHUTDOWN; pending events are committed now and their
+ * callbacks fire (pubacks land in control queues). Then call stream_conn_drain per conn. */
+void stream_hub_drain(stream_hub_t *hub);
+/* One retention slice now (the timer calls this too); *more when work is left. */
+int stream_hub_retention_step(stream_hub_t *hub, bool *more) __attribute__((warn_unused_result));
+/* Evicts idle topics now (the sweep timer calls this too); returns how many left. */
+size_t stream_hub_sweep(stream_hub_t *hub);
+
+/* ---- topics ---- */
+
+/* Checks "tenant/room". Returns 0 or -EINVAL with err naming the part and the reason;
+ * *tenant_len gets the tenant's length. err and tenant_len may be NULL. */
+int stream_topic_validate(const char *topic, size_t *tenant_len, stream_err_t *err);
+/* Stable partition of a topic: 32-bit FNV-1a of its bytes modulo partitions. */
+uint32_t stream_topic_partition(const char *topic, uint32_t partitions);
+
+/* ---- frames: one serialized message, shared by reference ---- */
+
+typedef enum { STREAM_FRAME_EVENT = 0, STREAM_FRAME_CONTROL = 1 } stream_frame_kind_t;
+
+stream_frame_t *stream_frame_ref(stream_frame_t *f);
+/* Drops a reference and clears *f. NULL and *f == NULL are accepted. */
+void stream_frame_unref(stream_frame_t **f);
+/* The text payload; headroom writable bytes precede it (the transport may use them). */
+const unsigned char *stream_frame_payload(const stream_frame_t *f, size_t *len);
+unsigned char *stream_frame_payload_mut(stream_frame_t *f, size_t *len);
+stream_frame_kind_t stream_frame_kind(const stream_frame_t *f);
+const char *stream_frame_op(const stream_frame_t *f);   /* "ev", "gap", "puback", ... */
+uint64_t stream_frame_seq(const stream_frame_t *f);      /* 0 for ephemeral and control */
+int stream_frame_lane(const stream_frame_t *f);
+const char *stream_frame_topic(const stream_frame_t *f); /* NULL for connection-level */
+int64_t stream_frame_ts_ms(const stream_frame_t *f);
+
+/* ---- publish ---- */
+
+typedef struct stream_event {
+  const char *id;   /* idempotency key, NULL = none; <= 200 bytes */
+  const char *type; /* NULL = none; <= 200 bytes */
+  int lane;         /* stream_lane_t */
+  const char *data; /* JSON text of any value; NULL = null */
+  size_t data_len;
+} stream_event_t;
+
+typedef struct stream_ack {
+  const char *topic;
+  const char *epoch;
+  uint64_t seq;     /* 0 for ephemeral */
+  bool duplicate;
+  bool ephemeral;
+} stream_ack_t;
+
+/* Called once, from the hub's loop phase after the commit (never from stream_publish):
+ * status 0 with ack, or -EIO (commit failed; nothing of it is visible) / -ECANCELED (hub
+ * closing) with ack->topic only. */
+typedef void (*stream_publish_cb)(void *ud, int status, const stream_ack_t *ack);
+
+/* Validates, rate-limits, dedupes and queues one event for the next group commit.
+ * handle (may be NULL) identifies the pending callback for stream_publish_cancel and is
+ * valid until the callback fires. Errors (nothing queued, cb never called): -EINVAL,
+ * -EMSGSIZE, -EAGAIN / -EBUSY (err->retry_after_ms), -ESHUTDOWN, -EIO (topic load). */
+int stream_publish(stream_hub_t *hub, const char *topic, const stream_event_t *ev, stream_publish_cb cb,
+                   void *ud, stream_pub_t **handle, stream_err_t *err) __attribute__((warn_unused_result));
+/* The callback will not fire; the publish itself goes on. */
+void stream_publish_cancel(stream_pub_t *handle);
+
+/* ---- connections (WebSocket or SSE clients) ---- */
+
+enum { STREAM_SCOPE_SUBSCRIBE = 1, STREAM_SCOPE_PUBLISH = 2, STREAM_SCOPE_ADMIN = 4 };
+typedef enum { STREAM_ACTION_SUBSCRIBE = 1, STREAM_ACTION_PUBLISH = 2 } stream_action_t;
+
+typedef struct stream_principal {
+  const char *tenant; /* copied; NULL = any tenant (auth mode none) */
+  unsigned scopes;    /* STREAM_SCOPE_* */
+  /* Optional finer check (room globs of a token); NULL = allowed. */
+  bool (*allows)(void *ud, stream_action_t action, const char *tenant, const char *room);
+  void *allows_ud;
+} stream_principal_t;
+
+typedef struct stream_conn_ops {
+  /* The connection has frames to pull: arrange a writable callback. Called from the hub's
+   * loop phase, never from a stream_conn_* call. */
+  void (*wake)(stream_conn_t *conn, void *ud);
+} stream_conn_ops_t;
+
+int stream_conn_new(stream_hub_t *hub, const stream_conn_ops_t *ops, void *ud, const stream_principal_t *who,
+                    stream_conn_t **out) __attribute__((warn_unused_result));
+/* Unsubscribes everything, cancels pending publish callbacks (the publishes go on) and
+ * releases queued frames. NULL is accepted. */
+void stream_conn_free(stream_conn_t *conn);
+
+/* Where a subscription starts: live (from the next event), or after seq (0 = everything
+ * retained) optionally in a named epoch (a mismatch yields gap "epoch", then replay). */
+typedef struct stream_position {
+  bool live;
+  const char *epoch; /* NULL = the current epoch */
+  uint64_t seq;
+} stream_position_t;
+
+/* Subscribes (or repositions an existing subscription) and queues "subscribed".
+ * Errors: -EINVAL (topic or position, err says which), -EACCES, -EMLINK, -EIO. */
+int stream_conn_subscribe(stream_conn_t *conn, const char *topic, const stream_position_t *from,
+                          stream_err_t *err) __attribute__((warn_unused_result));
+/* -ENOENT when not subscribed. */
+int stream_conn_unsubscribe(stream_conn_t *conn, const char *topic) __attribute__((warn_unused_result));
+
+/* Handles one client text message (the transport checked UTF-8 and its size limit).
+ * Replies and errors are queued as control frames. Returns 0, or -ENOBUFS when the
+ * connection must be closed (reason in stream_conn_close_reason). */
+int stream_conn_handle_message(stream_conn_t *conn, const char *json, size_t len) __attribute__((warn_unused_result));
+
+/* Fills frames[] with references to what should be written now, in order: control
+ * frames, then ephemerals, then data from the subscriptions round-robin, within max_frames
+ * and max_bytes (at least one frame when anything is ready). The caller unrefs each frame
+ * after writing it. Returns the count, or -ENOBUFS when the connection must be closed. */
+int stream_conn_pull(stream_conn_t *conn, stream_frame_t **frames, size_t max_frames, size_t max_bytes);
+/* Whether a pull now would return something. */
+bool stream_conn_pending(const stream_conn_t *conn);
+/* Reliable events committed but not yet pulled, over all subscriptions. */
+uint64_t stream_conn_lag(const stream_conn_t *conn);
+/* Queues {"op":"drain","retry_ms":N,"positions":{...}} with the last delivered position of
+ * each subscription, and stops data delivery so those positions stay exact. */
+int stream_conn_drain(stream_conn_t *conn, uint32_t retry_ms) __attribute__((warn_unused_result));
+/* Why the connection must be closed (NULL when it need not). */
+const char *stream_conn_close_reason(const stream_conn_t *conn);
+size_t stream_conn_subscription_count(const stream_conn_t *conn);
+/* Frames held by the connection itself (control queue + ephemeral slots). */
+size_t stream_conn_frames_held(const stream_conn_t *conn);
+
+/* ---- reads for HTTP ---- */
+
+typedef struct stream_read_info {
+  char epoch[STORE_EPOCH_LEN + 1];
+  uint64_t head;      /* newest seq */
+  uint64_t first;     /* oldest retained seq (head + 1 when none) */
+  uint64_t gap_from;  /* 0 when no gap; else events gap_from..gap_to are gone */
+  uint64_t gap_to;
+} stream_read_info_t;
+
+/* f is borrowed for the call (ref it to keep it). Return nonzero to stop. */
+typedef int (*stream_read_cb)(void *ud, const stream_frame_t *f);
+/* Calls cb for retained events with seq > after, ascending, at most limit (1..10000).
+ * -ENOENT for an unknown topic; -EINVAL for a bad name or limit. */
+int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb, void *ud,
+                stream_read_info_t *info) __attribute__((warn_unused_result));
+
+typedef struct stream_topic_info {
+  const char *topic;
+  const char *epoch;
+  uint64_t head;
+  uint64_t first;
+  uint64_t subscribers;
+} stream_topic_info_t;
+typedef int (*stream_topic_list_cb)(void *ud, const stream_topic_info_t *t);
+/* Topics of a tenant by name, at most limit (0 = all), with live subscriber counts. */
+int stream_list_topics(stream_hub_t *hub, const char *tenant, size_t limit, stream_topic_list_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,333 @@
+/* Declarations shared by the files of streams/ (not part of the public interface).
+ *
+ * Structures and their invariants live here; each .c file owns one responsibility:
+ * frame.c (serialized frames), ring.c (recent events of a topic), bucket.c (token
+ * buckets), dedupe.c (idempotency keys), topic_name.c (names, partitions), topic.c (topic
+ * table, loading, eviction), hub.c (lifecycle, loop phase), publish.c (publish and group
+ * commit), router.c (fanout walks), conn.c (connections, subscriptions, control queue),
+ * cursor.c (pull), protocol.c (client messages), read.c (HTTP reads), retention.c. */
+#ifndef STREAMS_INTERNAL_H
+#define STREAMS_INTERNAL_H
+
+#include <jansson.h>
+
+#include "base/map.h"
+#include "base/queue.h"
+#include "streams.h"
+
+#define STREAM_ID_MAX 200   /* bytes of an idempotency key */
+#define STREAM_TYPE_MAX 200 /* bytes of an event type */
+#define STREAM_REF_MAX 128  /* bytes of a client's ref */
+#define STREAM_RETRY_OVERLOAD_MS 250
+
+/* ---- frames ---- */
+
+/* One serialized message. refs counts owners (ring slot, connection queue, pull output).
+ * All strings point into the same allocation: [struct][headroom][payload NUL][topic NUL]
+ * [type NUL]. Immutable after creation except refs and durable_us. */
+struct stream_frame {
+  uint32_t refs;
+  uint8_t kind; /* stream_frame_kind_t */
+  uint8_t lane; /* stream_lane_t; STREAM_LANE_CONTROL for control frames */
+  const char *op;   /* static string */
+  uint64_t seq;     /* 0 when none */
+  int64_t ts_ms;    /* wall clock of the publish, ms */
+  uint64_t durable_us; /* mono clock when committed; 0 when unknown (store reads) */
+  const char *topic;   /* inside the allocation, NULL when none */
+  const char *type;    /* inside the allocation, NULL when none */
+  size_t data_off;     /* bytes: where "data"'s JSON starts in payload (events) */
+  size_t data_len;     /* bytes */
+  size_t len;          /* bytes of payload */
+  size_t size;         /* bytes of the whole allocation (accounting) */
+  stream_stats_t *acct; /* borrowed: the hub's stats (frames, frame_bytes gauges) */
+  unsigned char *payload;
+};
+
+/* What an event frame says besides its data. Strings are borrowed. */
+typedef struct stream_evhdr {
+  const char *topic;
+  const char *epoch;
+  uint64_t seq; /* 0 = ephemeral, no seq field */
+  const char *id;
+  const char *type;
+  int lane;
+  int64_t ts_ms;
+} stream_evhdr_t;
+
+/* data/data_len: compact JSON text written by jansson (NULL = null). */
+stream_frame_t *stream__frame_event(stream_stats_t *acct, size_t headroom, const stream_evhdr_t *h, const char *data,
+                                    size_t data_len);
+/* Serializes obj (borrowed) as a control frame; topic may be NULL. */
+stream_frame_t *stream__frame_control(stream_stats_t *acct, size_t headroom, const char *op, const char *topic,
+                                      json_t *obj);
+const char *stream__lane_name(int lane);
+int stream__lane_parse(const char *name, int *lane);
+
+/* ---- ring: the newest committed frames of a topic, seqs [lo, lo + count) ---- */
+
+typedef struct stream_ring {
+  stream_frame_t **slots; /* owned array of refs; capacity cap, grows to the ring size */
+  uint32_t cap;
+  uint32_t start; /* slot of seq lo */
+  uint32_t count;
+  uint64_t lo; /* seq of the oldest entry; meaningful when count > 0 */
+} stream_ring_t;
+
+void stream__ring_init(stream_ring_t *r);
+void stream__ring_close(stream_ring_t *r);
+/* Takes f's reference. f->seq should be lo + count; otherwise the ring restarts at f (a
+ * hole is never kept inside it). At max entries the oldest is released. */
+void stream__ring_push(stream_ring_t *r, uint32_t max, stream_frame_t *f);
+/* Borrowed frame of seq, or NULL when not in the ring. */
+stream_frame_t *stream__ring_get(const stream_ring_t *r, uint64_t seq);
+/* Releases entries with seq < seq. */
+void stream__ring_drop_below(stream_ring_t *r, uint64_t seq);
+
+/* ---- token buckets ---- */
+
+typedef struct stream_bucket {
+  double tokens;
+  uint64_t last_ms; /* mono ms of the last refill */
+} stream_bucket_t;
+
+void stream__bucket_init(stream_bucket_t *b, uint32_t burst, uint64_t now_ms);
+/* Whether one token is available now (refilling first); when not, *retry_ms says when. A
+ * rate of 0 means unlimited. */
+bool stream__bucket_check(stream_bucket_t *b, double rate, uint32_t burst, uint64_t now_ms, uint32_t *retry_ms);
+void stream__bucket_take(stream_bucket_t *b);
+
+/* ---- dedupe: idempotency keys of one topic inside the window ---- */
+
+typedef struct stream_dedupe_entry {
+  base_map_node_t node; /* key = id */
+  base_queue_t fifo;    /* by ts, oldest first */
+  uint64_t seq;
+  int64_t ts_ms;
+  bool pending; /* not yet committed */
+  char id[];
+} stream_dedupe_entry_t;
+
+typedef struct stream_dedupe {
+  base_map_t map;
+  base_queue_t fifo;
+} stream_dedupe_t;
+
+void stream__dedupe_init(stream_dedupe_t *d);
+void stream__dedupe_close(stream_dedupe_t *d);
+/* Forgets keys older than min_ts_ms, then finds id. */
+stream_dedupe_entry_t *stream__dedupe_find(stream_dedupe_t *d, const char *id, int64_t min_ts_ms);
+stream_dedupe_entry_t *stream__dedupe_add(stream_dedupe_t *d, const char *id, uint64_t seq, int64_t ts_ms, bool pending);
+void stream__dedupe_remove(stream_dedupe_t *d, stream_dedupe_entry_t *e);
+size_t stream__dedupe_count(const stream_dedupe_t *d);
+
+/* ---- topics ---- */
+
+#define STREAM_EPH_TOPIC_MAX 16
+
+/* A topic in memory. Invariants: head_seq < next_seq; next_seq - head_seq - 1 events are
+ * pending commit; ring holds committed frames only; the topic is in hub->idle_topics
+ * exactly when it is evictable (no subscriber, nothing pending, no route walk queued). */
+typedef struct stream_topic {
+  base_map_node_t node;      /* in hub->topics; key = name */
+  base_queue_t idle_link;    /* in hub->idle_topics */
+  base_queue_t route_link;   /* in its partition's route queue */
+  base_queue_t route_marker; /* in subs while a router walk is under way */
+  base_queue_t subs;         /* stream_sub_t.topic_link */
+  uint32_t nsubs;
+  uint32_t partition;
+  uint32_t pins;             /* publishes not yet completed (callbacks pending) */
+  int64_t topic_id;          /* store's key */
+  char epoch[STORE_EPOCH_LEN + 1];
+  uint64_t head_seq;  /* newest committed */
+  uint64_t next_seq;  /* next to assign */
+  uint64_t first_seq; /* oldest retained according to the store at load/refresh */
+  stream_ring_t ring;
+  stream_dedupe_t dedupe;
+  stream_bucket_t bucket;
+  uint64_t idle_since_us;
+  bool route_dirty;   /* committed events after the current walk started */
+  bool commit_failed; /* transient inside a commit run */
+  stream_frame_t *eph_pending[STREAM_EPH_TOPIC_MAX]; /* owned; latest per type */
+  uint32_t n_eph_pending;
+  stream_frame_t *eph_walk[STREAM_EPH_TOPIC_MAX]; /* owned; being routed */
+  uint32_t n_eph_walk;
+  size_t tenant_len;
+  size_t name_len;
+  char name[];
+} stream_topic_t;
+
+/* Looks up the topic in memory, loading it from the store (created when missing) on
+ * demand. -EIO on store failure. */
+int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, stream_topic_t **out);
+stream_topic_t *stream__topic_find(stream_hub_t *hub, const char *name);
+/* Recomputes whether the topic is evictable and moves it in or out of the idle list. */
+void stream__topic_update_idle(stream_hub_t *hub, stream_topic_t *t);
+/* Oldest seq still deliverable now (store first_seq, count rule); see docs/streams.md. */
+uint64_t stream__topic_first(const stream_hub_t *hub, const stream_topic_t *t);
+uint64_t stream__retained_first(const stream_hub_t *hub, uint64_t first_seq, uint64_t head_seq);
+/* Whether a committed event with ts_ms is beyond the age rule now. */
+bool stream__expired(const stream_hub_t *hub, int64_t ts_ms);
+void stream__topic_free(stream_hub_t *hub, stream_topic_t *t);
+
+/* ---- hub ---- */
+
+typedef struct stream_partition {
+  base_queue_t pending; /* stream_pub_t.link, in seq order per topic */
+  base_queue_t route;   /* stream_topic_t.route_link */
+} stream_partition_t;
+
+typedef struct stream_tenant {
+  base_map_node_t node;
+  base_queue_t lru;
+  stream_bucket_t bucket;
+  uint64_t last_ms;
+  char name[];
+} stream_tenant_t;
+
+struct stream_hub {
+  uv_loop_t *loop;   /* borrowed */
+  store_t *store;    /* borrowed */
+  stream_config_t cfg;
+  stream_clock_t clock;
+  uv_check_t check;  /* commit, callbacks, router, wakes: once per loop turn */
+  uv_idle_t idle;    /* active while work is left, so the loop does not block */
+  uv_timer_t retention_timer;
+  uv_timer_t sweep_timer;
+  int open_handles;
+  bool closing;
+  bool draining;
+  bool in_check;
+  base_map_t topics;       /* stream_topic_t */
+  base_queue_t idle_topics; /* evictable topics, oldest idle first */
+  base_map_t tenants;      /* stream_tenant_t */
+  base_queue_t tenant_lru;
+  stream_partition_t *parts; /* owned, cfg.partitions */
+  uint32_t commit_rr;
+  uint32_t route_rr;
+  base_queue_t done;  /* stream_pub_t awaiting their callback */
+  base_queue_t wakes; /* stream_conn_t.wake_link */
+  uint32_t nconns;
+  stream_stats_t stats;
+};
+
+uint64_t stream__mono_us(const stream_hub_t *hub);
+int64_t stream__wall_ms(const stream_hub_t *hub);
+/* Makes sure the loop runs the hub's phase soon (starts the idle handle). */
+void stream__hub_kick(stream_hub_t *hub);
+
+/* ---- publish ---- */
+
+/* A publish in flight: queued in its partition (reliable, or duplicate of a pending one)
+ * or in hub->done (completed, callback due). Pins its topic (topic->pins). */
+struct stream_pub {
+  base_queue_t link;
+  base_queue_t conn_link;   /* in conn->pubs when conn is set */
+  stream_topic_t *topic;    /* pinned */
+  stream_frame_t *frame;    /* owned; NULL for duplicates and ephemerals */
+  stream_conn_t *conn;      /* borrowed; NULL when published through the API */
+  stream_dedupe_entry_t *dedupe; /* borrowed; the event's pending idempotency key */
+  char *ref;                /* owned; the client's ref */
+  stream_publish_cb cb;     /* NULL when cancelled */
+  void *ud;
+  uint64_t seq;
+  uint64_t start_us;
+  int status;
+  bool duplicate;
+  bool ephemeral;
+  bool queued_reliable; /* counted in stats.pending */
+};
+
+typedef struct stream_pubin {
+  const char *id;
+  const char *type;
+  int lane;
+  const char *data; /* compact JSON text, NULL = null */
+  size_t data_len;
+} stream_pubin_t;
+
+int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *in, stream_conn_t *conn,
+                    const char *ref, stream_publish_cb cb, void *ud, stream_pub_t **handle, stream_err_t *err);
+/* Commits everything queued, in bounded store batches, then queues completions. */
+void stream__commit_run(stream_hub_t *hub);
+/* Fires due callbacks (hub->done). */
+void stream__complete_run(stream_hub_t *hub);
+/* Fails every queued publish with status (hub close). */
+void stream__publish_fail_all(stream_hub_t *hub, int status);
+/* Parses and re-serializes JSON text compactly with a depth limit; *out is malloc'd. */
+int stream__json_normalize(const char *text, size_t len, uint32_t max_depth, char **out, size_t *out_len,
+                           stream_err_t *err, const char *field);
+/* Whether the nesting of text stays within max_depth (strings are skipped). */
+bool stream__json_depth_ok(const char *text, size_t len, uint32_t max_depth);
+void stream__errf(stream_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- router ---- */
+
+void stream__route_schedule(stream_hub_t *hub, stream_topic_t *t);
+/* Walks scheduled topics within the budget; true when work is left. */
+bool stream__router_run(stream_hub_t *hub);
+/* Adds an ephemeral frame (takes the ref) to be routed, latest per type. */
+void stream__route_ephemeral(stream_hub_t *hub, stream_topic_t *t, stream_frame_t *f);
+
+/* ---- connections ---- */
+
+typedef struct stream_sub {
+  base_queue_t topic_link; /* in topic->subs */
+  base_queue_t conn_link;  /* in conn->subs, round-robin order */
+  stream_topic_t *topic;   /* pinned by nsubs */
+  stream_conn_t *conn;
+  uint64_t next_seq; /* next seq to deliver */
+} stream_sub_t;
+
+typedef struct stream_eph_slot {
+  stream_sub_t *sub;
+  stream_frame_t *frame; /* owned */
+} stream_eph_slot_t;
+
+/* One client. Invariants: ctrl holds at most cfg.control_queue_max frames (+1 for drain);
+ * eph holds at most cfg.ephemeral_slots_max slots, one per (subscription, type); the conn
+ * is in hub->wakes only while woken is set and the wake is not yet delivered. */
+struct stream_conn {
+  stream_hub_t *hub;
+  stream_conn_ops_t ops;
+  void *ud;
+  char *tenant; /* owned; NULL = any */
+  unsigned scopes;
+  bool (*allows)(void *ud, stream_action_t action, const char *tenant, const char *room);
+  void *allows_ud;
+  base_queue_t subs;
+  uint32_t nsubs;
+  stream_frame_t **ctrl; /* owned ring of refs */
+  uint32_t ctrl_cap, ctrl_head, ctrl_count;
+  stream_eph_slot_t *eph; /* owned */
+  uint32_t neph;
+  base_queue_t pubs; /* stream_pub_t.conn_link */
+  base_queue_t wake_link;
+  bool woken;
+  bool draining;
+  const char *close_reason; /* static string */
+};
+
+/* Queues a control frame (takes the ref). force allows one over the limit (drain).
+ * On overflow marks the connection for closing and returns -ENOBUFS. */
+int stream__conn_control(stream_conn_t *conn, stream_frame_t *f, bool force);
+void stream__conn_wake(stream_conn_t *conn);
+/* Delivers due wakes to transports. */
+void stream__wake_run(stream_hub_t *hub);
+/* Offers an ephemeral frame (borrowed) to a subscription of conn. */
+void stream__conn_offer_ephemeral(stream_conn_t *conn, stream_sub_t *sub, stream_frame_t *f);
+/* Queues {"op":"error",...}. code NULL derives it from status. */
+int stream__conn_error(stream_conn_t *conn, const char *ref, int status, const char *topic, const char *message,
+                       uint32_t retry_after_ms);
+const char *stream__error_code(int status);
+/* Completion of a publish made by conn: puback or error. */
+void stream__conn_pub_done(stream_conn_t *conn, stream_pub_t *p, const stream_ack_t *ack);
+bool stream__conn_may(const stream_conn_t *conn, stream_action_t action, const char *topic, size_t tenant_len);
+stream_sub_t *stream__conn_find_sub(const stream_conn_t *conn, const char *topic);
+
+/* ---- cursors ---- */
+
+/* Builds an event frame from a stored event of t. */
+stream_frame_t *stream__frame_from_store(stream_hub_t *hub, const char *topic, const char *epoch,
+                                         const store_event_t *ev);
+
+#endif

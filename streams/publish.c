@@ -1,0 +1,395 @@
+/* Publish and group commit.
+ *
+ * stream__publish validates an event, applies the tenant's and the topic's token buckets,
+ * sheds with -EBUSY past the overload threshold, answers duplicates from the dedupe table,
+ * assigns the next seq, serializes the event once into its frame and queues it on its
+ * partition. It never commits, fans out or calls back inline. Once per loop turn
+ * stream__commit_run takes the queued events in store batches of at most commit_batch_max
+ * (round-robin over partitions) and commits them; only then are the frames pushed into
+ * the rings, the topics scheduled for the router and the callbacks queued (fired by
+ * stream__complete_run). When a batch fails, its events and every later queued event of
+ * the same topics fail with -EIO and those topics' next seq rewinds to the committed head,
+ * so seq never skips. Ephemeral events bypass the store entirely. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "internal.h"
+
+void stream__errf(stream_err_t *err, const char *fmt, ...) {
+  if (!err) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+}
+
+bool stream__json_depth_ok(const char *text, size_t len, uint32_t max_depth) {
+  uint32_t depth = 0;
+  bool in_str = false, esc = false;
+  for (size_t i = 0; i < len; i++) {
+    char c = text[i];
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return false;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      depth--;
+    }
+  }
+  return true;
+}
+
+int stream__json_normalize(const char *text, size_t len, uint32_t max_depth, char **out, size_t *out_len,
+                           stream_err_t *err, const char *field) {
+  if (!stream__json_depth_ok(text, len, max_depth)) {
+    stream__errf(err, "%s: nested deeper than %u", field, max_depth);
+    return -EINVAL;
+  }
+  json_error_t jerr;
+  json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+  if (!v) {
+    stream__errf(err, "%s: invalid JSON at line %d column %d: %s", field, jerr.line, jerr.column, jerr.text);
+    return -EINVAL;
+  }
+  char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(v);
+  if (!s) {
+    stream__errf(err, "%s: cannot be serialized", field);
+    return -EINVAL;
+  }
+  *out = s;
+  *out_len = strlen(s);
+  return 0;
+}
+
+static stream_tenant_t *tenant_get(stream_hub_t *hub, const char *topic, size_t tenant_len, uint64_t now_ms) {
+  base_map_node_t *n = base_map_get(&hub->tenants, topic, tenant_len);
+  stream_tenant_t *tn;
+  if (n) {
+    tn = container_of(n, stream_tenant_t, node);
+    base_queue_remove(&tn->lru);
+  } else {
+    tn = xmalloc(sizeof *tn + tenant_len + 1);
+    memcpy(tn->name, topic, tenant_len);
+    tn->name[tenant_len] = '\0';
+    base_queue_init(&tn->lru);
+    stream__bucket_init(&tn->bucket, hub->cfg.publish_burst, now_ms);
+    base_map_insert(&hub->tenants, &tn->node, tn->name, tenant_len);
+  }
+  tn->last_ms = now_ms;
+  base_queue_insert_tail(&hub->tenant_lru, &tn->lru);
+  return tn;
+}
+
+static stream_pub_t *pub_new(stream_hub_t *hub, stream_topic_t *t, stream_conn_t *conn, const char *ref,
+                             stream_publish_cb cb, void *ud) {
+  stream_pub_t *p = xcalloc(1, sizeof *p);
+  base_queue_init(&p->link);
+  base_queue_init(&p->conn_link);
+  p->topic = t;
+  t->pins++;
+  p->conn = conn;
+  if (conn) base_queue_insert_tail(&conn->pubs, &p->conn_link);
+  p->ref = ref ? xstrdup(ref) : NULL;
+  p->cb = cb;
+  p->ud = ud;
+  p->start_us = stream__mono_us(hub);
+  stream__topic_update_idle(hub, t);
+  return p;
+}
+
+static void pub_done(stream_hub_t *hub, stream_pub_t *p, int status) {
+  p->status = status;
+  base_queue_remove(&p->link);
+  base_queue_insert_tail(&hub->done, &p->link);
+}
+
+int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *in, stream_conn_t *conn,
+                    const char *ref, stream_publish_cb cb, void *ud, stream_pub_t **handle, stream_err_t *err) {
+  if (handle) *handle = NULL;
+  if (hub->draining || hub->closing) {
+    stream__errf(err, "shutting down");
+    return -ESHUTDOWN;
+  }
+  size_t tenant_len;
+  int rc = stream_topic_validate(topic, &tenant_len, err);
+  if (rc < 0) return rc;
+  if (in->lane < 0 || in->lane >= STREAM_LANES) {
+    stream__errf(err, "lane: must be control, data or ephemeral");
+    return -EINVAL;
+  }
+  size_t id_len = in->id ? strlen(in->id) : 0, type_len = in->type ? strlen(in->type) : 0;
+  if (in->id && (id_len == 0 || id_len > STREAM_ID_MAX)) {
+    stream__errf(err, "id: must be 1 to %d bytes", STREAM_ID_MAX);
+    return -EINVAL;
+  }
+  if (type_len > STREAM_TYPE_MAX) {
+    stream__errf(err, "type: longer than %d bytes", STREAM_TYPE_MAX);
+    return -EINVAL;
+  }
+  if (in->data_len + id_len + type_len > hub->cfg.max_event_bytes) {
+    stream__errf(err, "data: event of %zu bytes exceeds %zu", in->data_len + id_len + type_len,
+                 hub->cfg.max_event_bytes);
+    return -EMSGSIZE;
+  }
+  bool ephemeral = in->lane == STREAM_LANE_EPHEMERAL;
+  if (!ephemeral && hub->stats.pending >= hub->cfg.overload_threshold) {
+    hub->stats.overloaded++;
+    stream__errf(err, "overloaded");
+    if (err) err->retry_after_ms = STREAM_RETRY_OVERLOAD_MS;
+    return -EBUSY;
+  }
+  uint64_t now_ms = stream__mono_us(hub) / 1000;
+  uint32_t retry = 0;
+  stream_tenant_t *tn = tenant_get(hub, topic, tenant_len, now_ms);
+  if (!stream__bucket_check(&tn->bucket, hub->cfg.publish_rate, hub->cfg.publish_burst, now_ms, &retry)) {
+    hub->stats.rate_limited++;
+    stream__errf(err, "tenant publish rate exceeded");
+    if (err) err->retry_after_ms = retry;
+    return -EAGAIN;
+  }
+  stream_topic_t *t;
+  rc = stream__topic_get(hub, topic, tenant_len, &t);
+  if (rc < 0) {
+    stream__errf(err, "topic: store unavailable");
+    return rc;
+  }
+  if (!stream__bucket_check(&t->bucket, hub->cfg.topic_publish_rate, hub->cfg.topic_publish_burst, now_ms, &retry)) {
+    hub->stats.rate_limited++;
+    stream__errf(err, "topic publish rate exceeded");
+    if (err) err->retry_after_ms = retry;
+    return -EAGAIN;
+  }
+  stream__bucket_take(&tn->bucket);
+  stream__bucket_take(&t->bucket);
+
+  int64_t ts = stream__wall_ms(hub);
+  stream_pub_t *p;
+  if (ephemeral) {
+    p = pub_new(hub, t, conn, ref, cb, ud);
+    p->ephemeral = true;
+    if (t->nsubs == 0) {
+      hub->stats.ephemeral_ingress_drops++;
+    } else {
+      stream_evhdr_t h = {.topic = t->name, .epoch = t->epoch, .id = in->id, .type = in->type,
+                          .lane = STREAM_LANE_EPHEMERAL, .ts_ms = ts};
+      stream__route_ephemeral(hub, t, stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, in->data,
+                                                          in->data_len));
+      hub->stats.published[STREAM_LANE_EPHEMERAL]++;
+    }
+    pub_done(hub, p, 0);
+  } else {
+    stream_dedupe_entry_t *dup = NULL;
+    if (in->id) dup = stream__dedupe_find(&t->dedupe, in->id, ts - (int64_t)hub->cfg.dedupe_window_s * 1000);
+    p = pub_new(hub, t, conn, ref, cb, ud);
+    if (dup) {
+      p->duplicate = true;
+      p->seq = dup->seq;
+      hub->stats.duplicates++;
+      /* A duplicate of a pending event is answered when the original commits. */
+      if (dup->pending) base_queue_insert_tail(&hub->parts[t->partition].pending, &p->link);
+      else pub_done(hub, p, 0);
+    } else {
+      p->seq = t->next_seq++;
+      stream_evhdr_t h = {.topic = t->name, .epoch = t->epoch, .seq = p->seq, .id = in->id, .type = in->type,
+                          .lane = in->lane, .ts_ms = ts};
+      p->frame = stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, in->data, in->data_len);
+      if (in->id) p->dedupe = stream__dedupe_add(&t->dedupe, in->id, p->seq, ts, true);
+      p->queued_reliable = true;
+      hub->stats.pending++;
+      base_queue_insert_tail(&hub->parts[t->partition].pending, &p->link);
+    }
+  }
+  stream__hub_kick(hub);
+  if (handle) *handle = p;
+  return 0;
+}
+
+int stream_publish(stream_hub_t *hub, const char *topic, const stream_event_t *ev, stream_publish_cb cb, void *ud,
+                   stream_pub_t **handle, stream_err_t *err) {
+  if (err) memset(err, 0, sizeof *err);
+  if (handle) *handle = NULL;
+  if (!hub || !ev) return -EINVAL;
+  if (ev->data_len > hub->cfg.max_event_bytes) {
+    stream__errf(err, "data: event of %zu bytes exceeds %zu", ev->data_len, hub->cfg.max_event_bytes);
+    return -EMSGSIZE;
+  }
+  char *data = NULL;
+  size_t data_len = 0;
+  if (ev->data) {
+    int rc = stream__json_normalize(ev->data, ev->data_len, hub->cfg.max_json_depth, &data, &data_len, err, "data");
+    if (rc < 0) return rc;
+  }
+  stream_pubin_t in = {.id = ev->id, .type = ev->type, .lane = ev->lane, .data = data, .data_len = data_len};
+  int rc = stream__publish(hub, topic, &in, NULL, NULL, cb, ud, handle, err);
+  free(data);
+  return rc;
+}
+
+void stream_publish_cancel(stream_pub_t *p) {
+  if (!p) return;
+  p->cb = NULL;
+  p->ud = NULL;
+}
+
+/* The dedupe entry of a failed event goes away so that a retry is not a "duplicate". */
+static void pub_fail(stream_hub_t *hub, stream_pub_t *p) {
+  if (p->dedupe) {
+    stream__dedupe_remove(&p->topic->dedupe, p->dedupe);
+    p->dedupe = NULL;
+  }
+  if (p->queued_reliable) {
+    hub->stats.pending--;
+    p->queued_reliable = false;
+  }
+  pub_done(hub, p, -EIO);
+}
+
+static void batch_failed(stream_hub_t *hub, base_queue_t *batch) {
+  base_queue_t *it, *tmp;
+  hub->stats.commit_failures++;
+  base_queue_foreach(it, batch) {
+    stream_pub_t *p = base_queue_data(it, stream_pub_t, link);
+    stream_topic_t *t = p->topic;
+    if (t->commit_failed) continue;
+    t->commit_failed = true;
+    /* Resynchronise with what the store holds, in case it moved without us. */
+    store_topic_t st;
+    if (store_topic_get(hub->store, t->name, &st) == 0 && st.head_seq > t->head_seq &&
+        strcmp(st.epoch, t->epoch) == 0) {
+      t->head_seq = st.head_seq;
+    }
+    t->next_seq = t->head_seq + 1;
+  }
+  base_queue_foreach_safe(it, tmp, batch) pub_fail(hub, base_queue_data(it, stream_pub_t, link));
+  /* Later events of the same topics carry seqs that assumed the failed ones. */
+  for (uint32_t i = 0; i < hub->cfg.partitions; i++) {
+    base_queue_foreach_safe(it, tmp, &hub->parts[i].pending) {
+      stream_pub_t *p = base_queue_data(it, stream_pub_t, link);
+      if (p->topic->commit_failed) pub_fail(hub, p);
+    }
+  }
+  base_queue_foreach(it, &hub->done) base_queue_data(it, stream_pub_t, link)->topic->commit_failed = false;
+}
+
+static void batch_committed(stream_hub_t *hub, base_queue_t *batch, uint64_t now_us) {
+  base_queue_t *it, *tmp;
+  base_queue_foreach_safe(it, tmp, batch) {
+    stream_pub_t *p = base_queue_data(it, stream_pub_t, link);
+    stream_topic_t *t = p->topic;
+    if (p->frame) {
+      t->head_seq = p->seq;
+      p->frame->durable_us = now_us;
+      stream__ring_push(&t->ring, hub->cfg.ring_size, stream_frame_ref(p->frame));
+      stream__route_schedule(hub, t);
+      hub->stats.published[p->frame->lane]++;
+      base_hist_record(&hub->stats.publish_to_durable_us, now_us - p->start_us);
+    }
+    if (p->dedupe) {
+      p->dedupe->pending = false;
+      p->dedupe = NULL;
+    }
+    if (p->queued_reliable) {
+      hub->stats.pending--;
+      p->queued_reliable = false;
+    }
+    pub_done(hub, p, 0);
+  }
+}
+
+void stream__commit_run(stream_hub_t *hub) {
+  uint32_t nparts = hub->cfg.partitions;
+  for (;;) {
+    base_queue_t batch;
+    base_queue_init(&batch);
+    uint32_t appends = 0, empty = 0;
+    /* Round-robin over partitions, one event at a time, so no partition waits on another. */
+    while (appends < hub->cfg.commit_batch_max && empty < nparts) {
+      stream_partition_t *part = &hub->parts[hub->commit_rr];
+      hub->commit_rr = (hub->commit_rr + 1) % nparts;
+      if (base_queue_empty(&part->pending)) {
+        empty++;
+        continue;
+      }
+      empty = 0;
+      stream_pub_t *p = base_queue_data(base_queue_head(&part->pending), stream_pub_t, link);
+      base_queue_remove(&p->link);
+      base_queue_insert_tail(&batch, &p->link);
+      if (p->frame) appends++;
+    }
+    if (base_queue_empty(&batch)) return;
+
+    int rc = appends ? store_batch_begin(hub->store) : 0;
+    base_queue_t *it;
+    if (rc == 0 && appends) {
+      base_queue_foreach(it, &batch) {
+        stream_pub_t *p = base_queue_data(it, stream_pub_t, link);
+        if (!p->frame) continue;
+        stream_frame_t *f = p->frame;
+        store_event_t ev = {.topic_id = p->topic->topic_id, .seq = p->seq, .ts_ms = f->ts_ms,
+                            .id = p->dedupe ? p->dedupe->id : NULL, .type = f->type, .lane = f->lane,
+                            .data = (const char *)f->payload + f->data_off, .data_len = f->data_len};
+        rc = store_batch_append(hub->store, &ev);
+        if (rc < 0) break;
+      }
+      if (rc == 0) rc = store_batch_commit(hub->store);
+      else store_batch_rollback(hub->store);
+    }
+    if (rc < 0) {
+      log_error("streams", "commit failed", "{s:i,s:i}", "rc", rc, "events", (int)appends);
+      batch_failed(hub, &batch);
+      continue;
+    }
+    if (appends) base_hist_record(&hub->stats.commit_batch_events, appends);
+    batch_committed(hub, &batch, stream__mono_us(hub));
+  }
+}
+
+void stream__complete_run(stream_hub_t *hub) {
+  base_queue_t list;
+  base_queue_init(&list);
+  /* Callbacks may publish again: those land in hub->done for the next run. */
+  while (!base_queue_empty(&hub->done)) {
+    base_queue_t *q = base_queue_head(&hub->done);
+    base_queue_remove(q);
+    base_queue_insert_tail(&list, q);
+  }
+  while (!base_queue_empty(&list)) {
+    stream_pub_t *p = base_queue_data(base_queue_head(&list), stream_pub_t, link);
+    base_queue_remove(&p->link);
+    stream_topic_t *t = p->topic;
+    stream_ack_t ack = {.topic = t->name, .epoch = t->epoch, .seq = p->status == 0 ? p->seq : 0,
+                        .duplicate = p->duplicate, .ephemeral = p->ephemeral};
+    if (p->conn) {
+      base_queue_remove(&p->conn_link);
+      stream__conn_pub_done(p->conn, p, &ack);
+    } else if (p->cb) {
+      p->cb(p->ud, p->status, &ack);
+    }
+    t->pins--;
+    stream__topic_update_idle(hub, t);
+    stream_frame_unref(&p->frame);
+    free(p->ref);
+    free(p);
+  }
+}
+
+void stream__publish_fail_all(stream_hub_t *hub, int status) {
+  for (uint32_t i = 0; i < hub->cfg.partitions; i++) {
+    while (!base_queue_empty(&hub->parts[i].pending)) {
+      stream_pub_t *p = base_queue_data(base_queue_head(&hub->parts[i].pending), stream_pub_t, link);
+      p->topic->next_seq = p->topic->head_seq + 1;
+      pub_fail(hub, p);
+      p->status = status;
+    }
+  }
+}
