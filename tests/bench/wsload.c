@@ -361,17 +361,9 @@ static json_t *wl_summary(const wl_opts_t *o, wl_child_t *kids, size_t nk, doubl
       wl_conn_rec_t *c = &r->conn_recs[i];
       if (!c->subscribed || c->topic >= o->topics) continue;
       subscribed_recs++;
-      wl_topic_rec_t *tp = &topics[c->topic];
-      if (!tp->acked) continue;
-      uint64_t exp = tp->max_seq - tp->min_seq + 1;
+      uint64_t exp = 0;
+      lost += wl_loss_for(c, &topics[c->topic], &exp);
       expected += exp;
-      if (!c->unique) {
-        lost += exp;
-        continue;
-      }
-      lost += c->holes;
-      if (c->first > tp->min_seq) lost += c->first - tp->min_seq;
-      if (tp->max_seq > c->last) lost += tp->max_seq - c->last;
     }
   }
   json_t *j = json_object();

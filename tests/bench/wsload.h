@@ -103,6 +103,11 @@ typedef struct wl_topic_rec {
   uint64_t min_seq, max_seq, acked; /* min_seq UINT64_MAX when nothing acked */
 } wl_topic_rec_t;
 
+/* Events subscriber c missed of those acknowledged on its topic t: holes between the
+ * first and last seq it saw, plus acked seqs before its first and after its last (all of
+ * them when it saw none). *expected gets how many acked seqs it should have seen. */
+uint64_t wl_loss_for(const wl_conn_rec_t *c, const wl_topic_rec_t *t, uint64_t *expected);
+
 /* A worker's whole result. */
 typedef struct wl_result {
   wl_counts_t c;

@@ -126,6 +126,18 @@ void wl_seq_see(wl_seq_t *s, uint64_t seq) {
   else if (s->holes) s->holes--;
 }
 
+uint64_t wl_loss_for(const wl_conn_rec_t *c, const wl_topic_rec_t *t, uint64_t *expected) {
+  *expected = 0;
+  if (!t->acked || t->min_seq > t->max_seq) return 0;
+  uint64_t exp = t->max_seq - t->min_seq + 1;
+  *expected = exp;
+  if (!c->unique) return exp;
+  uint64_t lost = c->holes;
+  if (c->first > t->min_seq) lost += c->first - t->min_seq;
+  if (t->max_seq > c->last) lost += t->max_seq - c->last;
+  return lost;
+}
+
 static int wl_write_all(int fd, const void *p, size_t n) {
   const char *b = p;
   while (n) {

@@ -558,13 +558,9 @@ static void wl_publish_one(wl_worker_t *w, wl_conn_t *c, bool warm) {
 static void wl_publish_tick(wl_worker_t *w) {
   uint64_t now = wl_monotonic_us();
   double elapsed = (double)(now - w->go_us) / 1e6;
-  if (elapsed >= w->o->duration) {
-    w->res.c.publish_us = now - w->go_us;
-    w->phase = WL_P_DRAIN;
-    w->drain_us = now;
-    return;
-  }
-  uint64_t target = (uint64_t)(elapsed * w->o->rate * w->spec->share);
+  bool last = elapsed >= w->o->duration;
+  if (last) elapsed = w->o->duration; /* top up to exactly rate x duration, then drain */
+  uint64_t target = (uint64_t)(elapsed * w->o->rate * w->spec->share + 1e-9);
   bool warm = elapsed < w->o->warmup;
   for (uint32_t guard = 0; w->pub_count < target && guard < 100000; guard++) {
     wl_conn_t *c = NULL;
@@ -585,6 +581,11 @@ static void wl_publish_tick(wl_worker_t *w) {
     if (!c->out_len) continue;
     wl_send_raw(c, c->out, c->out_len, false);
     c->out_len = 0;
+  }
+  if (last) {
+    w->res.c.publish_us = now - w->go_us;
+    w->phase = WL_P_DRAIN;
+    w->drain_us = now;
   }
 }
 

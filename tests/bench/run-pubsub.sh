@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Publish/subscribe scenarios against the daemon and the Node ws + Redis peer (issue 3
+# "Benchmark"): SUBS subscribers spread over TOPICS topics, PUBS publishers sending RATE
+# publishes/s in total for DURATION seconds; wsload measures delivery latency (publisher's
+# t0 to receipt), puback latency, and loss/duplicates/reordering against the seqs that
+# were acknowledged. With SUBS=0 it measures publishing alone (durable throughput).
+#
+# Several rates may be tried in one go (RATES="100 200 400"): each is a separate bounded
+# run on fresh topics; a rate is "held" when nothing is lost, duplicated or reordered, the
+# acknowledged rate is at least 99% of the target, and delivery p99 <= MAX_P99_MS.
+# With STOP_ON_FAIL=1 the first rate not held ends that target's series.
+#
+# usage: tests/bench/run-pubsub.sh
+# env:   NAME (pubsub), SUBS (5000), TOPICS (1), PUBS (1), RATES (200), DURATION (20 s),
+#        WARMUP (2 s, left out of latency), PAYLOAD (200 bytes), MAX_P99_MS (50),
+#        STOP_ON_FAIL (0), TARGETS ("coordinator peer"), WORKERS (wsload --workers,
+#        default: wsload's), PUB_WORKERS (1), plus lib.sh's BUILD, COORDINATOR_BIN,
+#        WSLOAD, BENCH_OUT.
+# Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+NAME=${NAME:-pubsub}
+SUBS=${SUBS:-5000}
+TOPICS=${TOPICS:-1}
+PUBS=${PUBS:-1}
+RATES=${RATES:-200}
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-2}
+PAYLOAD=${PAYLOAD:-200}
+MAX_P99_MS=${MAX_P99_MS:-50}
+STOP_ON_FAIL=${STOP_ON_FAIL:-0}
+TARGETS=${TARGETS:-coordinator peer}
+[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+
+# CPU seconds (user + system) a PID has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null; }
+
+mode=pubsub
+[ "$SUBS" = 0 ] && mode=pub
+extra=()
+[ -n "${WORKERS:-}" ] && extra+=(--workers "$WORKERS")
+summary=$BENCH_OUT/$NAME-summary.json
+echo "[" >"$summary"
+first=1
+printf '%-12s %7s %8s %10s %10s %6s %4s %4s %8s %8s %8s %8s %8s %6s %5s\n' \
+  target rate acked/s delivered expected lost dup ord p50_ms p99_ms p99.9_ms max_ms ack_p99 cpu_s held
+
+for t in $TARGETS; do
+  case "$t" in
+    coordinator) bench_start_coordinator "$NAME-coordinator" || { bench_log "skip coordinator"; continue; } ;;
+    peer) bench_start_peer "$NAME-peer" || { bench_log "skip peer"; bench_stop_target; continue; } ;;
+    *) bench_log "unknown target $t"; continue ;;
+  esac
+  if ! bench_ws_works; then
+    bench_log "$t does not accept WebSocket upgrades on /v1/ws yet: skipped"
+    bench_stop_target
+    continue
+  fi
+  for rate in $RATES; do
+    out=$BENCH_OUT/$NAME-$t-r$rate.json
+    cpu0=$(cpu_s "$target_pid")
+    "$WSLOAD" --mode "$mode" --url "$target_url" --conns "$SUBS" --topics "$TOPICS" \
+      --pubs "$PUBS" --pub-workers "${PUB_WORKERS:-1}" --rate "$rate" --duration "$DURATION" \
+      --warmup "$WARMUP" --payload "$PAYLOAD" --grace 5 --quiet \
+      --topic-prefix "bench/$NAME-$rate-$RANDOM-t" "${extra[@]}" >"$out" ||
+      bench_log "$t at $rate/s: wsload reported an incomplete run"
+    cpu1=$(cpu_s "$target_pid")
+    cpu=$(awk -v a="${cpu0:-0}" -v b="${cpu1:-0}" 'BEGIN{printf "%.1f", b - a}')
+    read -r acked_s received expected lost dup ord p50 p99 p999 max ackp99 held < <(node -e '
+      const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const rate = Number(process.argv[2]), dur = Number(process.argv[3]), maxp99 = Number(process.argv[4]);
+      const e = d.events || {}, l = d.latency_ms || {}, p = d.publish || {}, a = d.ack_latency_ms || {};
+      const f = (v) => (v === undefined || v === null ? "-" : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : v);
+      const sub = e.received !== undefined;
+      const held = (p.acked || 0) >= 0.99 * rate * dur && (!sub || (e.lost === 0 && e.duplicates === 0 &&
+        e.reordered === 0 && (l.p99 ?? Infinity) <= maxp99));
+      console.log([f(p.acked_per_s), f(e.received), f(e.expected), f(e.lost), f(e.duplicates),
+        f(e.reordered), f(l.p50), f(l.p99), f(l.p99_9), f(l.max), f(a.p99), held ? "yes" : "no"].join(" "));
+    ' "$out" "$rate" "$DURATION" "$MAX_P99_MS")
+    printf '%-12s %7s %8s %10s %10s %6s %4s %4s %8s %8s %8s %8s %8s %6s %5s\n' \
+      "$t" "$rate" "$acked_s" "$received" "$expected" "$lost" "$dup" "$ord" "$p50" "$p99" "$p999" \
+      "$max" "$ackp99" "$cpu" "$held"
+    [ $first = 1 ] || echo "," >>"$summary"
+    first=0
+    printf '{"scenario":"%s","target":"%s","subs":%s,"topics":%s,"pubs":%s,"rate":%s,"duration_s":%s,"held":%s,"target_cpu_s":%s,"wsload":%s}\n' \
+      "$NAME" "$t" "$SUBS" "$TOPICS" "$PUBS" "$rate" "$DURATION" \
+      "$([ "$held" = yes ] && echo true || echo false)" "$cpu" "$(cat "$out")" >>"$summary"
+    if [ "$held" != yes ] && [ "$STOP_ON_FAIL" = 1 ]; then break; fi
+  done
+  bench_stop_target
+done
+echo "]" >>"$summary"
+bench_log "results in $BENCH_OUT"
