@@ -58,8 +58,10 @@ int wf__load(const char *text, size_t len, const char *name, const json_t *share
   json_error_t jerr;
   wf->doc = json_loadb(wf->text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!wf->doc) {
+    /* jansson counts columns from 0 before the first character of a line. */
     wf__errors_add(errs, name, "", jerr.line > 0 ? jerr.line : 0,
-                   jerr.line > 0 ? jerr.column : 0, "invalid JSON: %s", jerr.text);
+                   jerr.line > 0 ? (jerr.column > 0 ? jerr.column : 1) : 0, "invalid JSON: %s",
+                   jerr.text);
     goto fail;
   }
   rc = wf__validate(wf, shared, has_workflow, arg, errs);

@@ -189,15 +189,15 @@ static void check_references(fileset_t *fs) {
     if (fs->wfs[i]) names[i] = xstrdup(fs->wfs[i]->name);
   for (bool changed = true; changed;) {
     changed = false;
+    for (size_t i = 0; i < fs->n; i++)
+      if (!fs->wfs[i]) rejected[i] = names[i];
     for (size_t i = 0; i < fs->n; i++) {
-      if (!fs->wfs[i]) {
-        rejected[i] = names[i];
-        continue;
-      }
+      if (!fs->wfs[i]) continue;
       ref_walk_t w = {.fs = fs, .self = i, .was_rejected = rejected};
       wf__steps_walk(&fs->wfs[i]->steps, check_step_ref, &w);
       if (w.bad) {
         set_reject(fs, i);
+        rejected[i] = names[i];
         changed = true;
       }
     }
