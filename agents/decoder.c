@@ -84,13 +84,18 @@ static int dec_dispatch(agent_decoder_t *d, const char *type, json_t *doc, const
   return d->failed ? d->failed : rc;
 }
 
+/* Once done, the framing callbacks stop the parser (-ECANCELED, never seen by callers) so
+ * nothing after the terminal event is even framed: a limit hit there must not surface. */
 static int dec_on_sse(void *ud, const agent_sse_event_t *ev) {
   agent_decoder_t *d = ud;
-  return agent_decoder_event(d, ev->type, ev->data, ev->data_len);
+  int rc = agent_decoder_event(d, ev->type, ev->data, ev->data_len);
+  return rc ? rc : d->done ? -ECANCELED : 0;
 }
 
 static int dec_on_line(void *ud, json_t *doc, const char *line, size_t len, const char *err) {
-  return dec_dispatch(ud, NULL, doc, line, len, err);
+  agent_decoder_t *d = ud;
+  int rc = dec_dispatch(d, NULL, doc, line, len, err);
+  return rc ? rc : d->done ? -ECANCELED : 0;
 }
 
 int agent_decoder_new(const agent_decoder_opts_t *opts, agent_decoder_t **out) {
@@ -135,7 +140,8 @@ void agent_decoder_free(agent_decoder_t *d) {
 }
 
 static int dec_framing_result(agent_decoder_t *d, int rc, const agent_parse_error_t *pe) {
-  if (rc >= 0 || d->failed) return d->failed ? d->failed : rc;
+  if (d->failed) return d->failed;
+  if (rc >= 0 || d->done) return 0;
   return dec_protocol_error(d, pe->msg, rc);
 }
 
