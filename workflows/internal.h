@@ -316,7 +316,11 @@ void wf__v_steps(wf__vctx_t *v, const json_t *obj, const char *key, wf__scope_ki
 /* steps.c: the fields a step of kind may have (common ones first), for the schema
  * consistency test; returns how many were stored in out[0..max). */
 size_t wf__step_keys(wf_step_kind_t kind, const char **out, size_t max);
-const char *const *wf__retry_class_names(size_t *n);
+/* The names the validator accepts, by table: "workflow", "input", "input_type", "agent",
+ * "provider" (validate.c); "retry", "catch", "retry_class", "step_type" (steps.c).
+ * For the schema consistency test and hints. NULL with *n 0 for an unknown table. */
+const char *const *wf__names(const char *table, size_t *n);
+const char *const *wf__step_names(const char *table, size_t *n);
 /* steps.c: frees a step list built by wf__v_steps. */
 void wf__steps_free(wf__steps_t *steps);
 

@@ -51,9 +51,25 @@ size_t wf__step_keys(wf_step_kind_t kind, const char **out, size_t max) {
   return n;
 }
 
-const char *const *wf__retry_class_names(size_t *n) {
-  *n = BASE_ARRAY_SIZE(retry_classes);
-  return retry_classes;
+const char *const *wf__step_names(const char *table, size_t *n) {
+  if (!strcmp(table, "retry")) {
+    *n = BASE_ARRAY_SIZE(retry_keys);
+    return retry_keys;
+  }
+  if (!strcmp(table, "catch")) {
+    *n = BASE_ARRAY_SIZE(catch_keys);
+    return catch_keys;
+  }
+  if (!strcmp(table, "retry_class")) {
+    *n = BASE_ARRAY_SIZE(retry_classes);
+    return retry_classes;
+  }
+  if (!strcmp(table, "step_type")) {
+    *n = WF_STEP__COUNT;
+    return wf__step_kind_names;
+  }
+  *n = 0;
+  return NULL;
 }
 
 static void steps_list(wf__vctx_t *v, const json_t *arr, wf__scope_kind_t kind, const char *owner,

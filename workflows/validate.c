@@ -344,6 +344,7 @@ static bool name_ok(const char *s, bool lower_only, bool ident) {
   return true;
 }
 
+static const char *const input_keys[] = {"type", "required", "default", "description"};
 static const char *const input_types[] = {"string", "number", "integer", "boolean", "object", "array"};
 
 bool wf__input_type_matches(const char *type, const json_t *j) {
@@ -357,7 +358,6 @@ bool wf__input_type_matches(const char *type, const json_t *j) {
 }
 
 static void validate_inputs(wf__vctx_t *v, const json_t *inputs) {
-  static const char *const keys[] = {"type", "required", "default", "description"};
   if (!json_is_object(inputs)) {
     wf__v_error(v, NULL, "expected an object of inputs, got %s", wf__v_type_name(inputs));
     return;
@@ -378,7 +378,7 @@ static void validate_inputs(wf__vctx_t *v, const json_t *inputs) {
       wf__v_pop(v);
       continue;
     }
-    ok &= wf__v_known_keys(v, spec, keys, BASE_ARRAY_SIZE(keys));
+    ok &= wf__v_known_keys(v, spec, input_keys, BASE_ARRAY_SIZE(input_keys));
     if (wf__v_string(v, spec, "type", true, &in.type)) {
       size_t i = 0;
       while (i < BASE_ARRAY_SIZE(input_types) && strcmp(input_types[i], in.type)) i++;
@@ -403,6 +403,8 @@ static void validate_inputs(wf__vctx_t *v, const json_t *inputs) {
 }
 
 static const char *const providers[] = {"mock", "openai", "anthropic", "ollama"};
+static const char *const agent_keys[] = {"provider", "model",    "system",     "params",
+                                         "concurrency", "base_url", "api_key_env"};
 
 static void validate_params(wf__vctx_t *v, const json_t *params) {
   if (!json_is_object(params)) {
@@ -428,8 +430,6 @@ static void validate_params(wf__vctx_t *v, const json_t *params) {
 }
 
 static void validate_agent(wf__vctx_t *v, const char *name, const json_t *prof, wf__agent_t *a) {
-  static const char *const keys[] = {"provider", "model", "system", "params", "concurrency",
-                                     "base_url", "api_key_env"};
   a->name = name;
   a->node = prof;
   if (!name_ok(name, false, false))
@@ -458,7 +458,7 @@ static void validate_agent(wf__vctx_t *v, const char *name, const json_t *prof, 
     a->concurrency = (int)json_integer_value(json_object_get(shared, "concurrency"));
     return;
   }
-  wf__v_known_keys(v, prof, keys, BASE_ARRAY_SIZE(keys));
+  wf__v_known_keys(v, prof, agent_keys, BASE_ARRAY_SIZE(agent_keys));
   if (wf__v_string(v, prof, "provider", true, &a->provider)) {
     size_t i = 0;
     while (i < BASE_ARRAY_SIZE(providers) && strcmp(providers[i], a->provider)) i++;
@@ -532,11 +532,33 @@ static void collect_ids(json_t *ids, const json_t *list, int depth) {
   }
 }
 
+static const char *const workflow_keys[] = {"$schema", "name",  "description", "inputs",
+                                            "agents",  "steps", "output"};
+
+const char *const *wf__names(const char *table, size_t *n) {
+  static const struct {
+    const char *name;
+    const char *const *v;
+    size_t n;
+  } tables[] = {
+      {"workflow", workflow_keys, BASE_ARRAY_SIZE(workflow_keys)},
+      {"input", input_keys, BASE_ARRAY_SIZE(input_keys)},
+      {"input_type", input_types, BASE_ARRAY_SIZE(input_types)},
+      {"agent", agent_keys, BASE_ARRAY_SIZE(agent_keys)},
+      {"provider", providers, BASE_ARRAY_SIZE(providers)},
+  };
+  for (size_t i = 0; i < BASE_ARRAY_SIZE(tables); i++) {
+    if (strcmp(tables[i].name, table) == 0) {
+      *n = tables[i].n;
+      return tables[i].v;
+    }
+  }
+  return wf__step_names(table, n);
+}
+
 int wf__validate(wf_workflow_t *wf, const json_t *shared,
                  bool (*has_workflow)(void *arg, const char *name), void *arg,
                  wf_errors_t *errs) {
-  static const char *const keys[] = {"$schema", "name", "description", "inputs",
-                                     "agents",  "steps", "output"};
   wf__vctx_t v = {.wf = wf, .errs = errs, .shared = shared, .has_workflow = has_workflow,
                   .hw_arg = arg, .ids_all = json_object(), .ids_seen = json_object()};
   size_t before = wf_errors_count(errs);
@@ -545,7 +567,7 @@ int wf__validate(wf_workflow_t *wf, const json_t *shared,
     wf__v_error(&v, NULL, "a workflow is a JSON object, got %s", wf__v_type_name(doc));
     goto out;
   }
-  wf__v_known_keys(&v, doc, keys, BASE_ARRAY_SIZE(keys));
+  wf__v_known_keys(&v, doc, workflow_keys, BASE_ARRAY_SIZE(workflow_keys));
   const char *s;
   wf__v_string(&v, doc, "$schema", false, &s);
   if (wf__v_string(&v, doc, "name", true, &wf->name) && !name_ok(wf->name, true, false)) {
