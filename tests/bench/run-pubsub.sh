@@ -13,7 +13,8 @@
 # usage: tests/bench/run-pubsub.sh
 # env:   NAME (pubsub), SUBS (5000), TOPICS (1), PUBS (1), RATES (200), DURATION (20 s),
 #        WARMUP (2 s, left out of latency), PAYLOAD (200 bytes), MAX_P99_MS (50),
-#        STOP_ON_FAIL (0), TARGETS ("coordinator peer"), WORKERS (wsload --workers,
+#        STOP_ON_FAIL (0), TARGETS ("coordinator peer"), RATES_coordinator and RATES_peer
+#        (per-target rate lists instead of RATES), WORKERS (wsload --workers,
 #        default: wsload's), PUB_WORKERS (1), plus lib.sh's BUILD, COORDINATOR_BIN,
 #        WSLOAD, BENCH_OUT.
 # Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json.
@@ -57,7 +58,8 @@ for t in $TARGETS; do
     bench_stop_target
     continue
   fi
-  for rate in $RATES; do
+  rates_var=RATES_$t
+  for rate in ${!rates_var:-$RATES}; do
     out=$BENCH_OUT/$NAME-$t-r$rate.json
     cpu0=$(cpu_s "$target_pid")
     "$WSLOAD" --mode "$mode" --url "$target_url" --conns "$SUBS" --topics "$TOPICS" \

@@ -60,6 +60,8 @@ typedef struct wl_counts {
   uint64_t other_messages, bad_messages;
   uint64_t connect_us;      /* time from first connect to all settled */
   uint64_t publish_us;      /* time publishing actually lasted */
+  uint64_t ack_span_us;     /* from the start of publishing to the last ack */
+  /* connect_us, publish_us and ack_span_us are merged as maxima, the rest as sums. */
 } wl_counts_t;
 
 /* Latency samples in microseconds: all of them up to max, a uniform reservoir beyond. */
