@@ -157,7 +157,7 @@ bench_start_peer() {
     sleep 0.1
   done
   port=$(bench_free_port)
-  node "$bench_root/tests/bench/peer-node-ws-redis.mjs" --port "$port" --redis-port "$rport" \
+  node "$bench_root/tests/bench/peer-node-ws-redis.mjs" --port "$port" --redis-port "$rport" ${PEER_FLAGS:-} \
     2>"$BENCH_OUT/$name.log" &
   target_pid=$!
   bench_pids+=("$target_pid")

@@ -29,8 +29,17 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: '9001' },
     'redis-host': { type: 'string', default: '127.0.0.1' },
     'redis-port': { type: 'string', default: '6379' },
+    // Faults, for checking that wsload notices them (tests/bench/selftest.sh): every Nth
+    // delivery to a subscriber is dropped / sent twice / held back until the next one.
+    'fault-drop-every': { type: 'string', default: '0' },
+    'fault-dup-every': { type: 'string', default: '0' },
+    'fault-swap-every': { type: 'string', default: '0' },
   },
 });
+const faultDrop = Number(args['fault-drop-every']);
+const faultDup = Number(args['fault-dup-every']);
+const faultSwap = Number(args['fault-swap-every']);
+let deliveries = 0;
 const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 if (!loopback.test(args.host) || !loopback.test(args['redis-host'])) {
   console.error('peer: loopback addresses only');
@@ -58,7 +67,21 @@ sub.on('message', (channel, message) => {
   // Serialized once per event and sent to every local subscriber.
   const frame = `{"op":"ev","topic":${JSON.stringify(channel)},"seq":${seq},"epoch":"redis",` +
     `"type":${JSON.stringify(ev.type ?? 'event')},"lane":"data","ts":${ev.ts},"data":${JSON.stringify(ev.data ?? null)}}`;
-  for (const ws of set) if (ws.readyState === 1) ws.send(frame);
+  for (const ws of set) {
+    if (ws.readyState !== 1) continue;
+    deliveries++;
+    if (faultDrop && deliveries % faultDrop === 0) continue;
+    if (faultSwap && deliveries % faultSwap === 0 && !ws.held) {
+      ws.held = frame;
+      continue;
+    }
+    ws.send(frame);
+    if (ws.held) {
+      ws.send(ws.held);
+      ws.held = null;
+    }
+    if (faultDup && deliveries % faultDup === 0) ws.send(frame);
+  }
 });
 
 function send(ws, obj) {

@@ -2,6 +2,7 @@
 # `make bench`: every benchmark scenario that exists, each bounded (at most about 2
 # minutes, enforced with timeout), loopback only, against the daemon and the Node ws +
 # Redis peer side by side. Scenarios (docs/bench-tools.md, docs/benchmarks.md):
+#   selftest  wsload against the peer with injected drops/duplicates/swaps (tool check)
 #   idle   10,000 idle WebSocket connections: RSS bytes per connection (issue 2)
 #   s3     19,000 idle subscribed connections: RSS bytes per connection
 #   s1     5,000 subscribers on one topic at a few publish rates: loss, delivery latency
@@ -15,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 export BENCH_OUT=${BENCH_OUT:-$root/tests/artifacts/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$BENCH_OUT"
 report=$BENCH_OUT/report.txt
-scenarios=${*:-idle s3 s1 s2 pubs}
+scenarios=${*:-selftest idle s3 s1 s2 pubs}
 status=0
 
 run() { # name, then env assignments and the script
@@ -30,6 +31,7 @@ run() { # name, then env assignments and the script
 
 for s in $scenarios; do
   case "$s" in
+    selftest) run selftest timeout 90 "$here/selftest.sh" ;;
     idle) run idle N=10000 HOLD=15 timeout 150 "$here/run-idle.sh" ;;
     s3) run s3 N=19000 HOLD=15 SUBSCRIBE=1 TOPICS=1000 timeout 170 "$here/run-idle.sh" ;;
     s1) run s1 NAME=s1 SUBS=5000 TOPICS=1 PUBS=1 DURATION=15 WARMUP=2 \
@@ -38,7 +40,7 @@ for s in $scenarios; do
           MAX_P99_MS=50 timeout 170 "$here/run-pubsub.sh" ;;
     pubs) run pubs NAME=pubs SUBS=0 TOPICS=100 PUBS=8 PUB_WORKERS=2 DURATION=10 WARMUP=1 \
             RATES_coordinator=200000 RATES_peer=5000 timeout 120 "$here/run-pubsub.sh" ;;
-    *) echo "run-all: unknown scenario $s (idle s3 s1 s2 pubs)" >&2; status=2 ;;
+    *) echo "run-all: unknown scenario $s (selftest idle s3 s1 s2 pubs)" >&2; status=2 ;;
   esac
 done
 echo "results: $BENCH_OUT (report.txt, *-summary.json, one wsload JSON per run)"
