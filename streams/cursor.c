@@ -108,7 +108,9 @@ static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
   stream_hub_t *hub = p->conn->hub;
   stream_topic_t *t = s->topic;
   uint64_t start = s->next_seq;
-  uint64_t until = t->ring.count ? t->ring.lo - 1 : t->head_seq; /* last seq the store must supply */
+  /* The last seq the store must supply: up to the ring, or to the head when the ring does
+   * not start after the cursor (empty, or restarted below it after a resync). */
+  uint64_t until = t->ring.count && t->ring.lo > start ? t->ring.lo - 1 : t->head_seq;
   uint32_t want = quantum < hub->cfg.catchup_batch ? quantum : hub->cfg.catchup_batch;
   if (until - start + 1 < want) want = (uint32_t)(until - start + 1);
   catchup_t cu = {.pull = p, .sub = s, .left = want};

@@ -97,7 +97,7 @@ int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t lim
   if (!read_ring(&r)) return 0;
   while (r.left > 0 && r.next <= info->head) {
     uint64_t start = r.next;
-    uint64_t until = r.ring && r.ring->count ? r.ring->lo - 1 : info->head;
+    uint64_t until = r.ring && r.ring->count && r.ring->lo > start ? r.ring->lo - 1 : info->head;
     int rc = store_read(hub->store, topic_id, start - 1, r.left, read_store_cb, &r);
     if (rc < 0) {
       log_error("streams", "read failed", "{s:s,s:i}", "topic", topic, "rc", rc);

@@ -271,6 +271,41 @@ static void test_freeing_a_connection_with_a_pub_in_flight_is_safe(void **state)
   assert_int_equal(st.head_seq, 1); /* published all the same */
 }
 
+static void test_random_and_mutated_messages_never_crash_or_grow_the_queue(void **state) {
+  proto_t *p = *state;
+  static const char *seeds[] = {
+      "{\"op\":\"sub\",\"topic\":\"acme/a\",\"after\":{\"epoch\":\"e\",\"seq\":1}}",
+      "{\"op\":\"pub\",\"ref\":\"c\",\"topic\":\"acme/a\",\"id\":\"i\",\"lane\":\"ephemeral\",\"data\":[1,{}]}",
+      "{\"op\":\"unsub\",\"topic\":\"acme/a\"}",
+      "{\"op\":\"ping\",\"ref\":\"p\"}",
+  };
+  unsigned seed = 12345;
+  char buf[256];
+  for (int i = 0; i < 4000; i++) {
+    const char *s = seeds[i % 4];
+    size_t len = strlen(s);
+    memcpy(buf, s, len);
+    for (int k = 0; k < 3; k++) {
+      seed = seed * 1103515245u + 12345u;
+      size_t at = (seed >> 8) % len;
+      seed = seed * 1103515245u + 12345u;
+      buf[at] = (char)((seed >> 16) & 0xff);
+    }
+    seed = seed * 1103515245u + 12345u;
+    size_t cut = 1 + (seed >> 8) % len;
+    int rc = stream_conn_handle_message(p->t.c, buf, cut);
+    assert_true(rc == 0 || rc == -ENOBUFS);
+    if (i % 16 == 0) {
+      env_run(&p->e);
+      json_decref(drain_all(&p->t));
+    }
+    assert_true(stream_conn_frames_held(p->t.c) <= p->e.cfg.control_queue_max + 1);
+    if (stream_conn_close_reason(p->t.c)) break;
+  }
+  env_run(&p->e);
+  json_decref(drain_all(&p->t));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_ping_gets_pong_with_the_same_ref, setup, teardown),
@@ -288,6 +323,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_control_queue_overflow_closes_the_connection_with_a_reason, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_freeing_a_connection_with_a_pub_in_flight_is_safe, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_random_and_mutated_messages_never_crash_or_grow_the_queue, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

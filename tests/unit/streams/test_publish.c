@@ -304,6 +304,14 @@ static void test_commit_failure_fails_the_batch_and_rewinds_seq(void **state) {
   assert_int_equal(y2.seq, 1);
   assert_false(again.duplicate); /* the failed event's id was forgotten */
   assert_int_equal(again.seq, 3);
+  /* A reader sees the other writer's event from the store, then the hub's. */
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_after(&t, "a/x", NULL, 0);
+  json_t *m = drain_all(&t);
+  assert_ev_seqs(m, "a/x", 1, 3);
+  json_decref(m);
+  stream_conn_free(t.c);
   env_stop(&e);
 }
 
