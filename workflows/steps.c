@@ -356,8 +356,8 @@ static void v_kind(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
   }
 }
 
-/* Validates one step object at the current path into s (zeroed by the caller). Returns
- * whether the kind was known (the step is then safe to treat as that kind). */
+/* Validates one step object at the current path into s (zeroed by the caller). An
+ * unknown type leaves s->kind at WF_STEP__COUNT, and only the common fields are read. */
 static void v_step(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
   s->kind = WF_STEP__COUNT;
   s->path = wf__path_format(v->path, v->depth);

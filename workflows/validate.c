@@ -368,17 +368,14 @@ static void validate_inputs(wf__vctx_t *v, const json_t *inputs) {
   json_object_foreach((json_t *)inputs, name, spec) {
     wf__v_push_key(v, name);
     wf__input_t in = {.name = name};
-    bool ok = true;
-    if (!name_ok(name, false, true)) {
+    if (!name_ok(name, false, true))
       wf__v_error(v, NULL, "input names are letters, digits and _ (not starting with a digit)");
-      ok = false;
-    }
     if (!json_is_object(spec)) {
       wf__v_error(v, NULL, "expected an object, got %s", wf__v_type_name(spec));
       wf__v_pop(v);
       continue;
     }
-    ok &= wf__v_known_keys(v, spec, input_keys, BASE_ARRAY_SIZE(input_keys));
+    wf__v_known_keys(v, spec, input_keys, BASE_ARRAY_SIZE(input_keys));
     if (wf__v_string(v, spec, "type", true, &in.type)) {
       size_t i = 0;
       while (i < BASE_ARRAY_SIZE(input_types) && strcmp(input_types[i], in.type)) i++;
@@ -396,8 +393,9 @@ static void validate_inputs(wf__vctx_t *v, const json_t *inputs) {
     if (in.deflt && in.type && !wf__input_type_matches(in.type, in.deflt))
       wf__v_error(v, "default", "default must be of type %s, got %s", in.type,
                   wf__v_type_name(in.deflt));
-    (void)ok;
-    if (in.type) v->wf->inputs[v->wf->ninputs++] = in;
+    /* Kept even when invalid (the load fails anyway), so templates reading it do not
+     * add "unknown input" errors on top. */
+    v->wf->inputs[v->wf->ninputs++] = in;
     wf__v_pop(v);
   }
 }

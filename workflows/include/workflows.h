@@ -64,9 +64,10 @@ typedef struct wf_registry wf_registry_t;
 
 /* Loads and validates one workflow file.
  *   path:     the file; it is named as given in errors.
- *   registry: when not NULL, sub-workflow names must name workflows of the registry and
- *             `{"ref": ...}` agent profiles must name its shared profiles; when NULL
- *             both are left unchecked (the registry checks them when it loads).
+ *   registry: when not NULL, sub-workflow names must name workflows of the registry,
+ *             and `{"ref": ...}` agent profiles must name its shared profiles when it
+ *             has a profile table; when NULL both are left unchecked (the registry
+ *             checks them when it loads the folder).
  *   out:      receives the workflow (one reference) on success, NULL otherwise.
  *   errs:     receives the errors (free with wf_errors_free) or NULL when there is none;
  *             may itself be NULL when the caller does not want them.
