@@ -198,7 +198,10 @@ typedef struct stream_principal {
 
 typedef struct stream_conn_ops {
   /* The connection has frames to pull: arrange a writable callback. Called from the hub's
-   * loop phase, never from a stream_conn_* call. */
+   * loop phase, never from a stream_conn_* call, at most once between two pulls (a wake
+   * is "armed" again by stream_conn_pull). So after each pull the transport itself checks
+   * stream_conn_pending() and stays writable-armed while it is true. The callback may
+   * free the connection. */
   void (*wake)(stream_conn_t *conn, void *ud);
 } stream_conn_ops_t;
 
@@ -224,6 +227,9 @@ int stream_conn_subscribe(stream_conn_t *conn, const char *topic, const stream_p
 int stream_conn_unsubscribe(stream_conn_t *conn, const char *topic) __attribute__((warn_unused_result));
 
 /* Handles one client text message (the transport checked UTF-8 and its size limit).
+ * SSE connections use the same object without messages: stream_conn_subscribe, then pull
+ * and write "id: <seq>\ndata: <payload>\n\n" for frames of kind STREAM_FRAME_EVENT (and,
+ * as the transport chooses, "event: <op>" for control frames such as gap).
  * Replies and errors are queued as control frames. Returns 0, or -ENOBUFS when the
  * connection must be closed (reason in stream_conn_close_reason). */
 int stream_conn_handle_message(stream_conn_t *conn, const char *json, size_t len) __attribute__((warn_unused_result));
