@@ -46,7 +46,8 @@ static int ollama_event(agent_decoder_t *d, const char *type, json_t *doc, const
   int rc;
   if (!doc) return agent__protocol_error(d, "malformed line", perr);
   if (!json_is_object(doc)) return agent__protocol_error(d, "malformed line", "not an object");
-  if (json_object_get(doc, "error")) return agent__emit_error_doc(d, doc, data, len);
+  json_t *err = json_object_get(doc, "error");
+  if (err && !json_is_null(err)) return agent__emit_error_doc(d, doc, data, len);
   json_t *msg = json_object_get(doc, "message");
   const json_t *src = json_is_object(msg) ? msg : doc; /* /api/chat : /api/generate */
   if (agent__json_str(src, "thinking", &s, &n) &&

@@ -119,7 +119,8 @@ static int openai_event(agent_decoder_t *d, const char *type, json_t *doc, const
   }
   if (!doc) return agent__protocol_error(d, "malformed chunk", perr);
   if (!json_is_object(doc)) return agent__protocol_error(d, "malformed chunk", "not an object");
-  if (json_object_get(doc, "error")) return agent__emit_error_doc(d, doc, data, len);
+  json_t *err = json_object_get(doc, "error");
+  if (err && !json_is_null(err)) return agent__emit_error_doc(d, doc, data, len);
   json_t *choices = json_object_get(doc, "choices"), *ch;
   size_t i;
   json_array_foreach(choices, i, ch) {

@@ -51,6 +51,14 @@ static void test_openai_malformed_chunk_is_an_error_delta(void **state) {
   free(got);
 }
 
+static void test_openai_null_error_member_is_not_an_error(void **state) {
+  static const char body[] =
+      "data: {\"error\":null,\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\n";
+  char *got = at_decode(AGENT_WIRE_OPENAI, body, sizeof body - 1, NULL, 0);
+  at_assert_same("text \"x\"\nfinish stop raw=stop\n", got, "null error");
+  free(got);
+}
+
 static void test_openai_chunk_that_is_not_an_object_is_an_error_delta(void **state) {
   static const char body[] = "data: [1,2]\n\n";
   char *got = at_decode(AGENT_WIRE_OPENAI, body, sizeof body - 1, NULL, 0);
@@ -79,6 +87,7 @@ int main(void) {
       cmocka_unit_test(test_openai_utf8_survives_splits_and_bad_bytes_become_replacement),
       cmocka_unit_test(test_openai_choices_are_kept_apart_and_missing_done_is_tolerated),
       cmocka_unit_test(test_openai_malformed_chunk_is_an_error_delta),
+      cmocka_unit_test(test_openai_null_error_member_is_not_an_error),
       cmocka_unit_test(test_openai_chunk_that_is_not_an_object_is_an_error_delta),
       cmocka_unit_test(test_openai_tool_index_out_of_range_is_an_error_delta),
   };
