@@ -17,6 +17,7 @@ BENCH_OUT=${BENCH_OUT:-$bench_root/tests/artifacts/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$BENCH_OUT"
 bench_tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
 bench_pids=()
+target_flags=() # extra wsload flags the current target needs
 
 bench_log() { echo "bench: $*" >&2; }
 
@@ -83,6 +84,7 @@ bench_json() {
 # level) may be given in COORD_BENCH_CONFIG.
 bench_start_coordinator() {
   local name=${1:-coordinator} port dir
+  target_flags=()
   if [ ! -x "$COORDINATOR_BIN" ]; then
     bench_log "no daemon binary at $COORDINATOR_BIN (build it first)"
     return 1
@@ -142,6 +144,7 @@ bench_need_redis() {
 # loopback ports. Sets target_pid (the node process), redis_pid, target_url, target_port.
 bench_start_peer() {
   local name=${1:-peer} rport port i
+  target_flags=()
   bench_need_redis || return 1
   if [ ! -d "$bench_root/tests/node_modules/ioredis" ]; then
     (cd "$bench_root/tests" && npm ci --no-audit --no-fund --loglevel=error) || return 1
@@ -166,6 +169,35 @@ bench_start_peer() {
   bench_wait_http "http://127.0.0.1:$port/readyz" 20
 }
 
+# Starts Debian's nats-server (installed when missing) with its WebSocket listener on
+# free loopback ports; for idle comparisons only (wsload --protocol nats). Sets
+# target_pid, target_url, target_port, target_flags.
+bench_start_nats() {
+  local name=${1:-nats} cport hport wport dir=$bench_tmp/${1:-nats}
+  if ! command -v nats-server >/dev/null; then
+    bench_log "installing nats-server (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server \
+      >/dev/null || return 1
+  fi
+  cport=$(bench_free_port)
+  hport=$(bench_free_port)
+  wport=$(bench_free_port)
+  mkdir -p "$dir"
+  cat >"$dir/nats.conf" <<CONF
+listen: 127.0.0.1:$cport
+http: 127.0.0.1:$hport
+max_connections: 100000
+websocket { listen: "127.0.0.1:$wport", no_tls: true }
+CONF
+  nats-server -c "$dir/nats.conf" 2>"$BENCH_OUT/$name.log" &
+  target_pid=$!
+  bench_pids+=("$target_pid")
+  target_port=$wport
+  target_url="ws://127.0.0.1:$wport/"
+  target_flags=(--protocol nats)
+  bench_wait_http "http://127.0.0.1:$hport/healthz" 20
+}
+
 # Stops the current target (and its redis, if any) and forgets their PIDs.
 bench_stop_target() {
   local p keep=()
@@ -182,6 +214,6 @@ bench_stop_target() {
 bench_ws_works() {
   local out=$bench_tmp/probe.json
   "$WSLOAD" --mode idle --url "$target_url" --conns 1 --workers 1 --duration 0.1 \
-    --connect-timeout 3 --quiet >"$out" 2>/dev/null || true
+    --connect-timeout 3 --quiet "${target_flags[@]}" >"$out" 2>/dev/null || true
   [ "$(bench_json "$out" 'd.connections.opened' 2>/dev/null)" = "1" ]
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark scenario that exists, each bounded (at most about 2
 # minutes, enforced with timeout), loopback only, against the daemon and the Node ws +
-# Redis peer side by side. Scenarios (docs/bench-tools.md, docs/benchmarks.md):
+# Redis peer side by side (and nats-server for the memory scenarios). Scenarios (docs/bench-tools.md, docs/benchmarks.md):
 #   selftest  wsload against the peer with injected drops/duplicates/swaps (tool check)
 #   idle   10,000 idle WebSocket connections: RSS bytes per connection (issue 2)
 #   s3     19,000 idle subscribed connections: RSS bytes per connection
@@ -9,7 +9,8 @@
 #   s2     15,000 subscribers over 1,500 topics, 1,500 publishes/s: delivery latency
 #   pubs   publishing alone (8 publishers, 100 topics): durable acks/s and ack latency
 # usage: tests/bench/run-all.sh [scenario...]     (default: all of them)
-# env:   lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT; TARGETS ("coordinator peer").
+# env:   lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT; TARGETS (default: each
+#        script's own: "coordinator peer nats" for idle/s3, "coordinator peer" otherwise).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

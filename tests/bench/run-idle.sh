@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory per idle WebSocket connection (issue 2 "Done when"; S3 with SUBSCRIBE=1).
 #
-# For each target (the coordinator daemon, then the Node ws + Redis peer): start it on a
+# For each target (the coordinator daemon, the Node ws + Redis peer, nats-server with its
+# WebSocket listener spoken to in NATS's own protocol): start it on a
 # free loopback port with a fresh data dir, read its RSS once ready (baseline), open N
 # idle WebSocket connections with wsload (several worker processes, source addresses
 # 127.0.0.2..11, 2,000 new connections/s), read its RSS again while they are held
@@ -11,7 +12,7 @@
 #
 # usage: tests/bench/run-idle.sh [N]
 # env:   N (10000), HOLD (15 s), SUBSCRIBE (0; 1 = each connection subscribes to one of
-#        TOPICS topics first), TOPICS (1000), TARGETS ("coordinator peer"),
+#        TOPICS topics first), TOPICS (1000), TARGETS ("coordinator peer nats"),
 #        plus lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT.
 # Output: a table on stdout; idle-<target>.json (wsload's summary), idle-<target>-rss.txt
 # (RSS over the whole run) and idle-summary.json in BENCH_OUT.
@@ -22,7 +23,7 @@ N=${1:-${N:-10000}}
 HOLD=${HOLD:-15}
 SUBSCRIBE=${SUBSCRIBE:-0}
 TOPICS=${TOPICS:-1000}
-TARGETS=${TARGETS:-coordinator peer}
+TARGETS=${TARGETS:-coordinator peer nats}
 [ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD (cmake --build $BUILD --target wsload)"; exit 1; }
 
 sub_flags=()
@@ -40,6 +41,7 @@ for t in $TARGETS; do
   case "$t" in
     coordinator) bench_start_coordinator "$kind-coordinator" || { bench_log "skip coordinator"; continue; } ;;
     peer) bench_start_peer "$kind-peer" || { bench_log "skip peer"; bench_stop_target; continue; } ;;
+    nats) bench_start_nats "$kind-nats" || { bench_log "skip nats"; bench_stop_target; continue; } ;;
     *) bench_log "unknown target $t"; continue ;;
   esac
   if ! bench_ws_works; then
@@ -56,7 +58,7 @@ for t in $TARGETS; do
   ready=$bench_tmp/ready-$t
   rm -f "$ready"
   "$WSLOAD" --mode idle --url "$target_url" --conns "$N" --duration "$HOLD" \
-    --ready-file "$ready" --quiet "${sub_flags[@]}" >"$BENCH_OUT/$kind-$t.json" &
+    --ready-file "$ready" --quiet "${sub_flags[@]}" "${target_flags[@]}" >"$BENCH_OUT/$kind-$t.json" &
   load=$!
   bench_pids+=("$load")
   for i in $(seq 1 $((setup * 10))); do

@@ -51,6 +51,7 @@ for t in $TARGETS; do
   case "$t" in
     coordinator) bench_start_coordinator "$NAME-coordinator" || { bench_log "skip coordinator"; continue; } ;;
     peer) bench_start_peer "$NAME-peer" || { bench_log "skip peer"; bench_stop_target; continue; } ;;
+    nats) bench_log "nats: wsload speaks NATS for idle runs only; skipped"; continue ;;
     *) bench_log "unknown target $t"; continue ;;
   esac
   if ! bench_ws_works; then

@@ -72,6 +72,9 @@ static const char wl_usage[] =
     "  --subscribe            each idle connection subscribes to one topic\n"
     "  --ping                 each idle connection sends one {\"op\":\"ping\"} once open\n"
     "  --ping-interval S      every connection sends {\"op\":\"ping\"} every S seconds\n"
+    "  --protocol P           coordinator (default) or nats: NATS's client protocol\n"
+    "                         (CONNECT, SUB bench.t<i>, PING/PONG) for idle mode only,\n"
+    "                         to compare memory per connection with nats-server\n"
     "output:\n"
     "  --ready-file PATH      created once every connection is open (or failed)\n"
     "  --max-samples N        latency samples kept per worker (default 50000000);\n"
@@ -153,7 +156,7 @@ static int wl_opts_parse(int argc, char **argv, wl_opts_t *o) {
       {"warmup", 1, 0, 'U'}, {"duration", 1, 0, 'd'}, {"grace", 1, 0, 'g'},
       {"subscribe", 0, 0, 's'}, {"ping", 0, 0, 'p'}, {"ping-interval", 1, 0, 'i'},
       {"ready-file", 1, 0, 'R'}, {"max-samples", 1, 0, 'M'}, {"quiet", 0, 0, 'q'},
-      {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"protocol", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   memset(o, 0, sizeof(*o));
   o->conns = 1000;
   o->pubs = 1;
@@ -217,6 +220,13 @@ static int wl_opts_parse(int argc, char **argv, wl_opts_t *o) {
       break;
     case 'M': rc = wl_num("max-samples", optarg, 1000, 1e9, &d); o->max_samples = (uint64_t)d; break;
     case 'q': o->quiet = true; break;
+    case 'o':
+      if (!strcmp(optarg, "nats")) o->nats = true;
+      else if (strcmp(optarg, "coordinator") != 0) {
+        fprintf(stderr, "wsload: --protocol %s: expected coordinator or nats\n", optarg);
+        rc = -EINVAL;
+      }
+      break;
     case 'h': fputs(wl_usage, stdout); exit(0);
     default: fputs(wl_usage, stderr); return -EINVAL;
     }
@@ -224,6 +234,10 @@ static int wl_opts_parse(int argc, char **argv, wl_opts_t *o) {
   }
   if (optind < argc || !have_mode) {
     fprintf(stderr, "wsload: %s\n\n%s", have_mode ? "unexpected argument" : "--mode is required", wl_usage);
+    return -EINVAL;
+  }
+  if (o->nats && o->mode != WL_MODE_IDLE) {
+    fprintf(stderr, "wsload: --protocol nats is for --mode idle only\n");
     return -EINVAL;
   }
   if (o->mode == WL_MODE_PUB) o->conns = 0;

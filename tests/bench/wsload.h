@@ -41,6 +41,7 @@ typedef struct wl_opts {
   uint64_t max_samples; /* latency samples kept per worker; reservoir beyond */
   char ready_file[512]; /* created once every connection is open or failed */
   bool quiet;
+  bool nats;            /* idle only: speak NATS's client protocol over the WebSocket */
 } wl_opts_t;
 
 /* Counters a worker reports; the parent adds them up field by field (all uint64_t). */

@@ -349,8 +349,50 @@ static void wl_on_text(wl_conn_t *c, const char *p, size_t len) {
   }
 }
 
+/* NATS over WebSocket, idle connections only: every frame is scanned for whole protocol
+ * lines (INFO, PING, PONG, -ERR); bulk MSG traffic, which may split across frames, is
+ * not expected on an idle connection. PONG answers our PING after CONNECT (and SUB). */
+static void wl_on_nats(wl_conn_t *c, const char *p, size_t len) {
+  wl_worker_t *w = c->w;
+  const char *e = p + len;
+  while (p < e) {
+    const char *nl = memchr(p, '\n', (size_t)(e - p));
+    size_t ll = (size_t)((nl ? nl : e) - p);
+    if (ll >= 4 && memcmp(p, "PING", 4) == 0) {
+      w->res.c.server_pings++;
+      wl_send_text(c, "PONG\r\n");
+    } else if (ll >= 4 && memcmp(p, "PONG", 4) == 0) {
+      if (c->state == WL_C_SUBSCRIBING) {
+        if (w->o->subscribe) {
+          w->res.c.subscribed++;
+          c->sub_ok = true;
+        }
+        c->state = WL_C_OPEN;
+        wl_settle(c);
+      } else {
+        w->res.c.pongs++;
+      }
+    } else if (ll >= 4 && memcmp(p, "-ERR", 4) == 0) {
+      if (c->state == WL_C_SUBSCRIBING) {
+        w->res.c.sub_errors++;
+        c->state = WL_C_OPEN;
+        wl_settle(c);
+      } else {
+        w->res.c.other_messages++;
+      }
+    } else if (ll >= 4 && memcmp(p, "INFO", 4) != 0 && memcmp(p, "+OK", 3) != 0) {
+      w->res.c.other_messages++;
+    }
+    p = nl ? nl + 1 : e;
+  }
+}
+
 static int wl_on_message(void *ud, uint8_t opcode, const uint8_t *payload, size_t len) {
   wl_conn_t *c = ud;
+  if (c->w->o->nats && (opcode == WSF_OP_TEXT || opcode == WSF_OP_BINARY)) {
+    wl_on_nats(c, (const char *)payload, len);
+    return 0;
+  }
   switch (opcode) {
   case WSF_OP_TEXT:
     wl_on_text(c, (const char *)payload, len);
@@ -395,6 +437,28 @@ static void wl_conn_opened(wl_conn_t *c) {
   c->hs = NULL;
   wsf_reader_init(&c->rd, WL_MAX_MESSAGE);
   bool sub = w->spec->role == WL_ROLE_SUB || (w->spec->role == WL_ROLE_IDLE && o->subscribe);
+  if (o->nats) {
+    /* CONNECT, SUB when asked, then PING: the PONG says both were processed. */
+    char m[512];
+    int n = snprintf(m, sizeof(m),
+                     "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n");
+    if (sub) {
+      n += snprintf(m + n, sizeof(m) - (size_t)n, "SUB ");
+      for (const char *q = o->topic_prefix; *q && (size_t)n < sizeof(m) - 64; q++)
+        m[n++] = *q == '/' ? '.' : *q;
+      n += snprintf(m + n, sizeof(m) - (size_t)n, "%u 1\r\n", c->topic);
+      w->res.c.sub_sent++;
+    }
+    snprintf(m + n, sizeof(m) - (size_t)n, "PING\r\n");
+    wl_send_text(c, m);
+    if (o->ping_once) {
+      wl_send_text(c, "PING\r\n");
+      w->res.c.pings_sent++;
+    }
+    c->state = WL_C_SUBSCRIBING;
+    c->deadline_us = wl_monotonic_us() + (uint64_t)(o->connect_timeout * 1e6);
+    return;
+  }
   if (w->spec->role == WL_ROLE_IDLE && o->ping_once) {
     char m[64];
     snprintf(m, sizeof(m), "{\"op\":\"ping\",\"ref\":\"%u\"}", c->gindex);
@@ -679,7 +743,8 @@ static void wl_on_sweep(uv_timer_t *t) {
       wl_conn_t *c = &w->conns[i];
       if (c->state != WL_C_OPEN) continue;
       char m[64];
-      snprintf(m, sizeof(m), "{\"op\":\"ping\",\"ref\":\"%u\"}", c->gindex);
+      if (o->nats) snprintf(m, sizeof(m), "PING\r\n");
+      else snprintf(m, sizeof(m), "{\"op\":\"ping\",\"ref\":\"%u\"}", c->gindex);
       wl_send_text(c, m);
       w->res.c.pings_sent++;
     }
