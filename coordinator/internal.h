@@ -1,0 +1,160 @@
+/* Declarations shared inside the coordinator folder: the daemon context, the
+ * per-connection data libwebsockets allocates for our protocol, and the entry points the
+ * single lws protocol callback (transport.c) dispatches to. Only files of this folder
+ * include it; it may include libwebsockets.h. */
+#ifndef COORD_INTERNAL_H
+#define COORD_INTERNAL_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/queue.h"
+#include "config.h"
+#include "http.h"
+#include "metrics.h"
+#include "utf8.h"
+#include "ws.h"
+
+typedef struct coord_daemon coord_daemon_t;
+
+typedef enum {
+  COORD_STATE_RUNNING = 0,
+  COORD_STATE_DRAINING, /* listener closed, /readyz 503, WebSockets told */
+  COORD_STATE_CLOSING,  /* close 1001 sent, waiting for clients to go */
+  COORD_STATE_STOPPING, /* tearing down lws and our handles */
+} coord_state_t;
+
+/* Hook run once when graceful shutdown begins (the streams layer stops publishes there). */
+typedef void (*coord_drain_hook_fn)(coord_daemon_t *d, void *ud);
+
+/* Our own listening socket: accepted fds are handed to lws (lws_adopt_socket_vhost), so we
+ * decide about fd exhaustion, connection limits and when to stop accepting. */
+typedef struct coord_listener {
+  int fd;            /* -1 when closed */
+  uv_poll_t poll;    /* on fd */
+  uv_timer_t retry;  /* re-enables accepting after EMFILE */
+  bool active;
+  bool retry_active;
+  uint64_t emfile_logged_ms; /* rate limit of the EMFILE warning */
+} coord_listener_t;
+
+/* Daemon-wide counters that hot paths bump directly (series live in d->metrics). */
+typedef struct coord_daemon_metrics {
+  coord_metric_t *ws_frames_in, *ws_frames_out; /* messages, not wire frames */
+  coord_metric_t *ws_bytes_in, *ws_bytes_out;
+  coord_metric_t *loop_lag;                        /* histogram */
+  coord_metric_t *rejected_max, *rejected_fd;      /* connections refused */
+  coord_metric_t *ws_closed_too_big, *ws_closed_utf8;
+  coord_metric_family_t *http_requests;            /* {route, status} */
+} coord_daemon_metrics_t;
+
+struct coord_daemon {
+  const coord_config_t *cfg; /* borrowed */
+  uv_loop_t *loop;           /* borrowed */
+  struct lws_context *lws;   /* owned */
+  struct lws_vhost *vhost;   /* borrowed from lws */
+  coord_metrics_t *metrics;  /* owned */
+  coord_daemon_metrics_t m;
+  coord_http_t *http;        /* owned */
+  coord_ws_t *ws;            /* owned */
+  coord_listener_t listener;
+  lws_retry_bo_t idle_policy;
+  uv_signal_t sig_term, sig_int;
+  uv_timer_t lag_timer, drain_timer;
+  uint64_t lag_due_ns;       /* when the lag timer should fire (uv_hrtime) */
+  coord_state_t state;
+  char *web_root_real;       /* owned: realpath of cfg->web_root, NULL when unusable */
+  int bound_port;
+  int64_t open_conns;        /* accepted TCP connections not yet destroyed */
+  int64_t max_conns;         /* effective: min(limits.max_connections, fd capacity) */
+  int fd_limit;              /* RLIMIT_NOFILE soft after raising */
+  int signals;               /* signals received */
+  int exit_code;
+  char conn_marker, over_marker; /* addresses tag our accepted wsis (opaque user data) */
+  struct {
+    coord_drain_hook_fn fn;
+    void *ud;
+  } drain_hooks[4];
+  int ndrain_hooks;
+};
+
+/* Per-connection data lws allocates (zeroed) for our protocol at each protocol bind: an
+ * HTTP connection keeps its current request there, a WebSocket its whole state (embedded to
+ * save an allocation per connection). */
+typedef enum { COORD_PSS_NONE = 0, COORD_PSS_HTTP, COORD_PSS_WS } coord_pss_kind_t;
+
+typedef struct coord_ws_frame coord_ws_frame_t;
+
+struct coord_ws_conn {
+  base_queue_t link;     /* in coord_ws_t.conns */
+  struct lws *wsi;       /* borrowed */
+  coord_ws_t *ws;        /* borrowed */
+  const coord_ws_session_ops_t *ops; /* borrowed */
+  void *session;         /* owned by the session ops */
+  base_queue_t outq;     /* owned coord_ws_frame_t, oldest first */
+  size_t outq_bytes;
+  char *rx;              /* owned reassembly buffer (NULL between messages) */
+  size_t rx_len, rx_cap; /* bytes */
+  coord_utf8_t utf8;     /* state of the text message being received */
+  uint16_t close_code;   /* nonzero: close frame pending or sent */
+  char close_reason[124];
+  bool rx_active;        /* inside a fragmented message */
+  bool rx_binary;
+  bool in_open;          /* during on_open: headers readable */
+  bool in_writable;      /* during on_writable: coord_ws_write allowed */
+  bool close_sent;       /* our close frame is out; waiting for the peer's close */
+  bool closed;           /* on_close ran */
+};
+
+typedef struct coord_pss {
+  coord_pss_kind_t kind;
+  coord_http_req_t *req; /* owned: current HTTP request, if any */
+  coord_ws_conn_t ws;    /* kind == COORD_PSS_WS */
+} coord_pss_t;
+
+/* transport.c: the one lws protocol (HTTP + WebSocket) and the raw 400 fallback. */
+extern const struct lws_protocols coord__protocols[];
+/* Copies request header name (case-insensitive) of wsi; -1 when absent. */
+int coord__hdr_copy(struct lws *wsi, const char *name, char *buf, size_t len);
+/* Copies query argument name (decoded) of wsi; -1 when absent. */
+int coord__query_copy(struct lws *wsi, const char *name, char *buf, size_t len);
+
+/* http.c */
+coord_http_t *coord__http_new(coord_daemon_t *d);
+void coord__http_free(coord_http_t *h);
+int coord__http_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
+                         coord_pss_t *pss, void *in, size_t len);
+
+/* ws.c */
+coord_ws_t *coord__ws_new(coord_daemon_t *d);
+void coord__ws_free(coord_ws_t *ws);
+int coord__ws_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
+                       coord_pss_t *pss, void *in, size_t len);
+/* Drain: on_drain for every session; then close: 1001 to every connection. */
+void coord__ws_drain_all(coord_ws_t *ws);
+void coord__ws_close_all(coord_ws_t *ws, uint16_t code, const char *reason);
+
+/* listener.c */
+int coord__listener_start(coord_daemon_t *d) __attribute__((warn_unused_result));
+void coord__listener_stop(coord_daemon_t *d);
+/* Called from WSI_DESTROY for every wsi: keeps open_conns right. */
+void coord__listener_wsi_destroyed(coord_daemon_t *d, struct lws *wsi);
+/* True when wsi was accepted above max_conns and must get 503 and close. */
+bool coord__listener_over_limit(coord_daemon_t *d, struct lws *wsi);
+
+/* static.c: GET routes serving cfg->web_root. */
+int coord__static_register(coord_daemon_t *d) __attribute__((warn_unused_result));
+
+/* endpoints.c: /healthz, /readyz, /metrics. */
+int coord__endpoints_register(coord_daemon_t *d) __attribute__((warn_unused_result));
+
+/* daemon.c */
+int coord__daemon_run(const coord_config_t *cfg);
+/* Registers a hook run at drain start (at most 4). */
+void coord_daemon_on_drain(coord_daemon_t *d, coord_drain_hook_fn fn, void *ud);
+/* The ws module tells the daemon that the last WebSocket went away. */
+void coord__daemon_conn_gone(coord_daemon_t *d);
+
+#endif

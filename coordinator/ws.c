@@ -1,0 +1,339 @@
+/* WebSocket transport for /v1/ws; see ws.h.
+ *
+ * Owns the list of open connections, each connection's copy queue and reassembly buffer
+ * (embedded in the lws per-session data, coord_pss_t), and the close handshake. Writes
+ * happen only in LWS_CALLBACK_SERVER_WRITEABLE, within WS_WRITE_BUDGET bytes per turn, so
+ * one busy connection cannot hold the loop. It does not interpret messages: the session
+ * ops do (ws_basic.c now, the streams protocol later). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "internal.h"
+
+#define WS_PATH "/v1/ws"
+#define WS_WRITE_BUDGET (64 * 1024) /* bytes per writable turn per connection */
+#define WS_OUTQ_LIMIT (1024 * 1024) /* bytes queued by coord_ws_send before we give up */
+#define WS_CLOSE_TIMEOUT_S 5        /* a close that cannot be flushed is forced after this */
+
+struct coord_ws {
+  coord_daemon_t *d;  /* borrowed */
+  base_queue_t conns; /* coord_ws_conn_t.link */
+  size_t nconns;
+  const coord_ws_session_ops_t *ops; /* borrowed */
+  void *ops_ud;
+};
+
+struct coord_ws_frame {
+  base_queue_t link;
+  size_t len;
+  bool binary;
+  unsigned char buf[]; /* LWS_PRE + payload */
+};
+
+coord_ws_t *coord__ws_new(coord_daemon_t *d) {
+  coord_ws_t *ws = xcalloc(1, sizeof *ws);
+  ws->d = d;
+  base_queue_init(&ws->conns);
+  ws->ops = &coord_ws_basic_session;
+  return ws;
+}
+
+void coord__ws_free(coord_ws_t *ws) { free(ws); }
+
+void coord_ws_set_session(coord_ws_t *ws, const coord_ws_session_ops_t *ops, void *ud) {
+  ws->ops = ops;
+  ws->ops_ud = ud;
+}
+
+size_t coord_ws_count(const coord_ws_t *ws) { return ws->nconns; }
+
+void coord_ws_foreach(coord_ws_t *ws, void (*fn)(coord_ws_conn_t *c, void *session, void *ud),
+                      void *ud) {
+  base_queue_t *it, *tmp;
+  base_queue_foreach_safe(it, tmp, &ws->conns) {
+    coord_ws_conn_t *c = base_queue_data(it, coord_ws_conn_t, link);
+    fn(c, c->session, ud);
+  }
+}
+
+/* ---- sending ---- */
+
+int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary) {
+  if (c->close_code || c->closed) return -EPIPE;
+  if (c->outq_bytes + len > WS_OUTQ_LIMIT) {
+    log_warn("ws", "send queue overflow, closing", "{s:I}", "queued", (json_int_t)c->outq_bytes);
+    coord_ws_close(c, COORD_WS_CLOSE_POLICY, "send queue overflow");
+    return -ENOBUFS;
+  }
+  coord_ws_frame_t *f = xmalloc(sizeof *f + LWS_PRE + len);
+  f->len = len;
+  f->binary = binary;
+  memcpy(f->buf + LWS_PRE, data, len);
+  base_queue_insert_tail(&c->outq, &f->link);
+  c->outq_bytes += len;
+  lws_callback_on_writable(c->wsi);
+  return 0;
+}
+
+static int ws_write_now(coord_ws_conn_t *c, unsigned char *payload, size_t len, bool binary) {
+  int n = lws_write(c->wsi, payload, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+  if (n < 0) return -EPIPE;
+  coord_daemon_t *d = c->ws->d;
+  coord_metric_add(d->m.ws_frames_out, 1);
+  coord_metric_add(d->m.ws_bytes_out, (double)len);
+  return 0;
+}
+
+int coord_ws_write(coord_ws_conn_t *c, unsigned char *payload, size_t len, bool binary) {
+  if (!c->in_writable || c->closed) return -EPIPE;
+  return ws_write_now(c, payload, len, binary);
+}
+
+bool coord_ws_choked(const coord_ws_conn_t *c) {
+  return c->closed || lws_send_pipe_choked(c->wsi);
+}
+
+void coord_ws_wake(coord_ws_conn_t *c) {
+  if (!c->closed) lws_callback_on_writable(c->wsi);
+}
+
+void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason) {
+  if (c->close_code || c->closed) return;
+  c->close_code = code;
+  snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+  lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_TIMEOUT_S);
+  lws_callback_on_writable(c->wsi);
+}
+
+int coord_ws_conn_header(const coord_ws_conn_t *c, const char *name, char *buf, size_t len) {
+  if (!c->in_open) return -1;
+  return coord__hdr_copy(c->wsi, name, buf, len);
+}
+
+int coord_ws_conn_query(const coord_ws_conn_t *c, const char *name, char *buf, size_t len) {
+  if (!c->in_open) return -1;
+  return coord__query_copy(c->wsi, name, buf, len);
+}
+
+void coord_ws_conn_peer(const coord_ws_conn_t *c, char *buf, size_t len) {
+  if (!len) return;
+  buf[0] = '\0';
+  if (!c->closed) lws_get_peer_simple(c->wsi, buf, len);
+}
+
+void coord__ws_drain_all(coord_ws_t *ws) {
+  base_queue_t *it, *tmp;
+  base_queue_foreach_safe(it, tmp, &ws->conns) {
+    coord_ws_conn_t *c = base_queue_data(it, coord_ws_conn_t, link);
+    if (c->ops->on_drain && !c->close_code) c->ops->on_drain(c, c->session);
+  }
+}
+
+void coord__ws_close_all(coord_ws_t *ws, uint16_t code, const char *reason) {
+  base_queue_t *it, *tmp;
+  base_queue_foreach_safe(it, tmp, &ws->conns) {
+    coord_ws_close(base_queue_data(it, coord_ws_conn_t, link), code, reason);
+  }
+}
+
+/* ---- lws callbacks ---- */
+
+/* Answers an upgrade we refuse with an HTTP status; returns what CONFIRM_UPGRADE needs. */
+static int ws_refuse(struct lws *wsi, unsigned status, const char *msg, bool hang_up) {
+  if (lws_return_http_status(wsi, status, msg)) return -1;
+  return hang_up ? -1 : 1;
+}
+
+static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *what) {
+  char uri[64];
+  if (!what || strcmp(what, "websocket") != 0) return ws_refuse(wsi, 400, "unsupported upgrade", false);
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, WS_PATH) != 0)
+    return ws_refuse(wsi, 404, "no WebSocket endpoint here", false);
+  if (coord__listener_over_limit(d, wsi)) return ws_refuse(wsi, 503, "too many connections", true);
+  if (d->state != COORD_STATE_RUNNING) return ws_refuse(wsi, 503, "draining", true);
+  return 0;
+}
+
+static void ws_established(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss) {
+  coord_ws_t *ws = d->ws;
+  coord_ws_conn_t *c = &pss->ws;
+  pss->kind = COORD_PSS_WS;
+  c->wsi = wsi;
+  c->ws = ws;
+  c->ops = ws->ops;
+  base_queue_init(&c->outq);
+  base_queue_insert_tail(&ws->conns, &c->link);
+  ws->nconns++;
+  c->in_open = true;
+  int rc = c->ops->on_open ? c->ops->on_open(c, ws->ops_ud, &c->session) : 0;
+  c->in_open = false;
+  if (rc < 0 && !c->close_code) coord_ws_close(c, COORD_WS_CLOSE_INTERNAL, "session refused");
+}
+
+static void ws_rx_reset(coord_ws_conn_t *c) {
+  free(c->rx);
+  c->rx = NULL;
+  c->rx_len = c->rx_cap = 0;
+  c->rx_active = false;
+}
+
+static void ws_dispatch(coord_daemon_t *d, coord_ws_conn_t *c, const char *data, size_t len) {
+  coord_metric_add(d->m.ws_frames_in, 1);
+  coord_metric_add(d->m.ws_bytes_in, (double)len);
+  if (c->ops->on_message) c->ops->on_message(c, c->session, data, len, c->rx_binary);
+}
+
+static void ws_fail(coord_ws_conn_t *c, uint16_t code, const char *reason, coord_metric_t *counter) {
+  coord_metric_add(counter, 1);
+  ws_rx_reset(c);
+  coord_ws_close(c, code, reason);
+}
+
+static int ws_receive(coord_daemon_t *d, struct lws *wsi, coord_ws_conn_t *c, const char *in,
+                      size_t len) {
+  if (c->close_code) return 0; /* closing: ignore whatever still arrives */
+  bool first = !c->rx_active;
+  bool final = lws_is_final_fragment(wsi);
+  size_t max = (size_t)d->cfg->limits.max_ws_message;
+  size_t frame_rest = lws_remaining_packet_payload(wsi);
+  if (c->rx_len + len + frame_rest > max) {
+    ws_fail(c, COORD_WS_CLOSE_TOO_BIG, "message too big", d->m.ws_closed_too_big);
+    return 0;
+  }
+  if (first) {
+    c->rx_active = true;
+    c->rx_binary = lws_frame_is_binary(wsi);
+    coord_utf8_init(&c->utf8);
+  }
+  if (!c->rx_binary && !coord_utf8_feed(&c->utf8, in, len)) {
+    ws_fail(c, COORD_WS_CLOSE_INVALID_DATA, "invalid UTF-8", d->m.ws_closed_utf8);
+    return 0;
+  }
+  if (final && !c->rx_binary && !coord_utf8_complete(&c->utf8)) {
+    ws_fail(c, COORD_WS_CLOSE_INVALID_DATA, "invalid UTF-8", d->m.ws_closed_utf8);
+    return 0;
+  }
+  if (first && final) {
+    /* The common case: the whole message is in lws's buffer; no copy. */
+    c->rx_active = false;
+    ws_dispatch(d, c, in, len);
+    return 0;
+  }
+  if (c->rx_len + len > c->rx_cap) {
+    size_t cap = c->rx_cap ? c->rx_cap : 1024;
+    while (cap < c->rx_len + len + frame_rest) cap *= 2;
+    if (cap > max) cap = max;
+    c->rx = xrealloc(c->rx, cap);
+    c->rx_cap = cap;
+  }
+  memcpy(c->rx + c->rx_len, in, len);
+  c->rx_len += len;
+  if (final) {
+    char *msg = c->rx;
+    size_t n = c->rx_len;
+    c->rx = NULL; /* reset first: the session may close or send from on_message */
+    c->rx_len = c->rx_cap = 0;
+    c->rx_active = false;
+    ws_dispatch(d, c, msg, n);
+    free(msg);
+  }
+  return 0;
+}
+
+/* STACK-NOTES P2: on this lws build a close frame queued with lws_close_reason() is lost,
+ * so the frame is written directly with the internal LWS_WRITE_CLOSE (4). The connection is
+ * not dropped right away: closing a socket with unread input makes the kernel send RST, and
+ * a client still sending (say, the rest of an oversized message) would lose our close frame
+ * with it. We wait for the client's close reply (WS_PEER_INITIATED_CLOSE) instead; the
+ * PENDING_TIMEOUT_CLOSE_SEND set by coord_ws_close() ends connections that never reply. */
+static int ws_send_close(coord_ws_conn_t *c) {
+  unsigned char buf[LWS_PRE + 2 + sizeof c->close_reason];
+  size_t rlen = strlen(c->close_reason);
+  if (rlen > 123) rlen = 123;
+  buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+  buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+  memcpy(buf + LWS_PRE + 2, c->close_reason, rlen);
+  if (lws_write(c->wsi, buf + LWS_PRE, 2 + rlen, (enum lws_write_protocol)4) < 0) return -1;
+  c->close_sent = true;
+  return 0;
+}
+
+static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
+  (void)d;
+  size_t budget = WS_WRITE_BUDGET, used = 0;
+  while (!base_queue_empty(&c->outq) && used < budget) {
+    if (lws_send_pipe_choked(c->wsi)) break;
+    coord_ws_frame_t *f = base_queue_data(base_queue_head(&c->outq), coord_ws_frame_t, link);
+    base_queue_remove(&f->link);
+    c->outq_bytes -= f->len;
+    int rc = ws_write_now(c, f->buf + LWS_PRE, f->len, f->binary);
+    used += f->len;
+    free(f);
+    if (rc < 0) return -1;
+  }
+  if (!base_queue_empty(&c->outq)) {
+    lws_callback_on_writable(c->wsi);
+    return 0;
+  }
+  if (c->close_code) {
+    if (c->close_sent) return 0;
+    if (lws_send_pipe_choked(c->wsi)) {
+      lws_callback_on_writable(c->wsi);
+      return 0;
+    }
+    return ws_send_close(c);
+  }
+  if (c->ops->on_writable && used < budget && !lws_send_pipe_choked(c->wsi)) {
+    c->in_writable = true;
+    bool more = c->ops->on_writable(c, c->session, budget - used);
+    c->in_writable = false;
+    if (more || !base_queue_empty(&c->outq) || c->close_code) lws_callback_on_writable(c->wsi);
+  }
+  return 0;
+}
+
+static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
+  if (c->closed || !c->wsi) return;
+  c->closed = true;
+  if (c->ops->on_close) c->ops->on_close(c, c->session);
+  c->session = NULL;
+  base_queue_t *it, *tmp;
+  base_queue_foreach_safe(it, tmp, &c->outq) {
+    base_queue_remove(it);
+    free(base_queue_data(it, coord_ws_frame_t, link));
+  }
+  c->outq_bytes = 0;
+  ws_rx_reset(c);
+  base_queue_remove(&c->link);
+  d->ws->nconns--;
+  if (d->ws->nconns == 0) coord__daemon_conn_gone(d);
+}
+
+int coord__ws_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
+                       coord_pss_t *pss, void *in, size_t len) {
+  switch (reason) {
+  case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    return ws_confirm_upgrade(d, wsi, in);
+  case LWS_CALLBACK_ESTABLISHED:
+    ws_established(d, wsi, pss);
+    return 0;
+  case LWS_CALLBACK_RECEIVE:
+    if (pss->kind != COORD_PSS_WS) return -1;
+    return ws_receive(d, wsi, &pss->ws, in, len);
+  case LWS_CALLBACK_SERVER_WRITEABLE:
+    if (pss->kind != COORD_PSS_WS) return 0;
+    return ws_writable(d, &pss->ws);
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    /* Our own close already went out: this is the reply, hang up. Otherwise the client
+     * started the close and lws echoes it. */
+    return pss->kind == COORD_PSS_WS && pss->ws.close_sent ? -1 : 0;
+  case LWS_CALLBACK_CLOSED:
+    if (pss->kind == COORD_PSS_WS) ws_closed(d, &pss->ws);
+    return 0;
+  default:
+    return 0;
+  }
+}
