@@ -1,13 +1,12 @@
 /* Frames: one message serialized once, shared by reference.
  *
  * Owns the frame allocation layout, reference counting and the lane names. An event frame
- * is written in one pass: jansson dumps the header object (op, topic, seq, epoch, id,
- * type, lane, ts) compactly, its closing brace is replaced by the fixed token `,"data":`,
- * the data value's text (already compact JSON written by jansson) is appended and the
- * object closed again. Every escaped byte therefore comes from jansson; the spliced
- * tokens contain nothing that needs escaping. The data's offset is recorded so that the
- * store can take it from the frame without a second serialization. Does not know about
- * topics, rings or connections. */
+ * is the publish hot path, so it is written in one pass into one exact-size allocation by
+ * a small writer: fixed keys, integers, strings escaped by stream__json_escape (checked
+ * against jansson by tests), and the data value's text, which is already validated compact
+ * JSON. The data's offset is recorded so that the store takes it from the frame without a
+ * second serialization. Control frames (replies, gaps, drain) are built with jansson.
+ * Does not know about topics, rings or connections. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,33 +95,89 @@ int stream__lane_parse(const char *name, int *lane) {
   return -EINVAL;
 }
 
+/* Decimal digits of v into out (at most 20 + sign); returns the count. */
+static size_t put_int(char *out, int64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  size_t k = 0;
+  if (v < 0) out[k++] = '-';
+  while (n) out[k++] = tmp[--n];
+  return k;
+}
+
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
 stream_frame_t *stream__frame_event(stream_stats_t *acct, size_t headroom, const stream_evhdr_t *h, const char *data,
                                     size_t data_len) {
-  json_t *o = json_object();
-  json_object_set_new(o, "op", json_string("ev"));
-  json_object_set_new(o, "topic", json_string(h->topic));
-  if (h->seq) json_object_set_new(o, "seq", json_integer((json_int_t)h->seq));
-  json_object_set_new(o, "epoch", json_string(h->epoch));
-  if (h->id) json_object_set_new(o, "id", json_string(h->id));
-  if (h->type) json_object_set_new(o, "type", json_string(h->type));
-  json_object_set_new(o, "lane", json_string(stream__lane_name(h->lane)));
-  json_object_set_new(o, "ts", json_integer(h->ts_ms));
-
   if (!data) {
     data = "null";
     data_len = 4;
   }
-  frame_buf_t b;
-  buf_start(&b, headroom, 128 + data_len);
-  json_dump_callback(o, buf_dump_cb, &b, JSON_COMPACT);
-  json_decref(o);
-  b.len--; /* the closing brace */
-  static const char data_key[] = ",\"data\":";
-  buf_put(&b, data_key, sizeof data_key - 1);
-  size_t data_off = b.len - sizeof(stream_frame_t) - headroom;
-  buf_put(&b, data, data_len);
-  buf_put(&b, "}", 1);
-  stream_frame_t *f = buf_finish(&b, acct, headroom, h->topic, h->type);
+  const char *lane = stream__lane_name(h->lane);
+  size_t topic_len = strlen(h->topic), type_len = h->type ? strlen(h->type) : 0;
+  size_t max_payload = 96 + 2 * 24 + stream__json_escape_len(h->topic) + stream__json_escape_len(h->epoch) +
+                       (h->id ? stream__json_escape_len(h->id) : 0) +
+                       (h->type ? stream__json_escape_len(h->type) : 0) + strlen(lane) + data_len;
+  size_t payload_off = sizeof(stream_frame_t) + headroom;
+  size_t cap = payload_off + max_payload + 1 + topic_len + 1 + (h->type ? type_len + 1 : 0);
+  unsigned char *mem = xmalloc(cap);
+  char *p0 = (char *)mem + payload_off, *p = p0;
+  PUT_LIT(p, "{\"op\":\"ev\",\"topic\":");
+  p += stream__json_escape(p, h->topic);
+  if (h->seq) {
+    PUT_LIT(p, ",\"seq\":");
+    p += put_int(p, (int64_t)h->seq);
+  }
+  PUT_LIT(p, ",\"epoch\":");
+  p += stream__json_escape(p, h->epoch);
+  if (h->id) {
+    PUT_LIT(p, ",\"id\":");
+    p += stream__json_escape(p, h->id);
+  }
+  if (h->type) {
+    PUT_LIT(p, ",\"type\":");
+    p += stream__json_escape(p, h->type);
+  }
+  PUT_LIT(p, ",\"lane\":\"");
+  memcpy(p, lane, strlen(lane));
+  p += strlen(lane);
+  PUT_LIT(p, "\",\"ts\":");
+  p += put_int(p, h->ts_ms);
+  PUT_LIT(p, ",\"data\":");
+  size_t data_off = (size_t)(p - p0);
+  memcpy(p, data, data_len);
+  p += data_len;
+  *p++ = '}';
+  size_t len = (size_t)(p - p0);
+  *p++ = '\0';
+  char *topic = p;
+  memcpy(p, h->topic, topic_len + 1);
+  p += topic_len + 1;
+  char *type = NULL;
+  if (h->type) {
+    type = p;
+    memcpy(p, h->type, type_len + 1);
+    p += type_len + 1;
+  }
+  size_t used = (size_t)(p - (char *)mem);
+  stream_frame_t *f = (stream_frame_t *)(void *)mem;
+  memset(f, 0, sizeof *f);
+  f->refs = 1;
+  f->payload = mem + payload_off;
+  f->len = len;
+  f->size = used;
+  f->topic = topic;
+  f->type = type;
+  f->acct = acct;
+  if (acct) {
+    acct->frames++;
+    acct->frame_bytes += used;
+  }
   f->kind = STREAM_FRAME_EVENT;
   f->op = "ev";
   f->lane = (uint8_t)h->lane;

@@ -63,6 +63,19 @@ stream_frame_t *stream__frame_control(stream_stats_t *acct, size_t headroom, con
 const char *stream__lane_name(int lane);
 int stream__lane_parse(const char *name, int *lane);
 
+/* ---- JSON text on the hot path (json_text.c) ---- */
+
+/* Validates text as one JSON value (RFC 8259, UTF-8, no U+0000, paired surrogates, at most
+ * max_depth nesting) and, when out is not NULL, writes it without insignificant whitespace
+ * (out needs len bytes). -EINVAL with *err_off at the offending byte. */
+int stream__json_compact(const char *text, size_t len, uint32_t max_depth, char *out, size_t *out_len,
+                         size_t *err_off);
+/* Writes str (valid UTF-8) as a JSON string, quotes included, escaped like jansson's
+ * compact dump; out needs 6 * strlen(str) + 2 bytes. Returns the bytes written. */
+size_t stream__json_escape(char *out, const char *str);
+size_t stream__json_escape_len(const char *str);
+bool stream__utf8_valid(const char *str, size_t len);
+
 /* ---- ring: the newest committed frames of a topic, seqs [lo, lo + count) ---- */
 
 typedef struct stream_ring {
@@ -253,9 +266,6 @@ void stream__commit_run(stream_hub_t *hub);
 void stream__complete_run(stream_hub_t *hub);
 /* Fails every queued publish with status (hub close). */
 void stream__publish_fail_all(stream_hub_t *hub, int status);
-/* Parses and re-serializes JSON text compactly with a depth limit; *out is malloc'd. */
-int stream__json_normalize(const char *text, size_t len, uint32_t max_depth, char **out, size_t *out_len,
-                           stream_err_t *err, const char *field);
 /* Whether the nesting of text stays within max_depth (strings are skipped). */
 bool stream__json_depth_ok(const char *text, size_t len, uint32_t max_depth);
 void stream__errf(stream_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

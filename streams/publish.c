@@ -48,29 +48,6 @@ bool stream__json_depth_ok(const char *text, size_t len, uint32_t max_depth) {
   return true;
 }
 
-int stream__json_normalize(const char *text, size_t len, uint32_t max_depth, char **out, size_t *out_len,
-                           stream_err_t *err, const char *field) {
-  if (!stream__json_depth_ok(text, len, max_depth)) {
-    stream__errf(err, "%s: nested deeper than %u", field, max_depth);
-    return -EINVAL;
-  }
-  json_error_t jerr;
-  json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
-  if (!v) {
-    stream__errf(err, "%s: invalid JSON at line %d column %d: %s", field, jerr.line, jerr.column, jerr.text);
-    return -EINVAL;
-  }
-  char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-  json_decref(v);
-  if (!s) {
-    stream__errf(err, "%s: cannot be serialized", field);
-    return -EINVAL;
-  }
-  *out = s;
-  *out_len = strlen(s);
-  return 0;
-}
-
 static stream_tenant_t *tenant_get(stream_hub_t *hub, const char *topic, size_t tenant_len, uint64_t now_ms) {
   base_map_node_t *n = base_map_get(&hub->tenants, topic, tenant_len);
   stream_tenant_t *tn;
@@ -134,6 +111,10 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
   }
   if (type_len > STREAM_TYPE_MAX) {
     stream__errf(err, "type: longer than %d bytes", STREAM_TYPE_MAX);
+    return -EINVAL;
+  }
+  if ((in->id && !stream__utf8_valid(in->id, id_len)) || (in->type && !stream__utf8_valid(in->type, type_len))) {
+    stream__errf(err, "%s: invalid UTF-8", in->id && !stream__utf8_valid(in->id, id_len) ? "id" : "type");
     return -EINVAL;
   }
   if (in->data_len + id_len + type_len > hub->cfg.max_event_bytes) {
@@ -226,8 +207,18 @@ int stream_publish(stream_hub_t *hub, const char *topic, const stream_event_t *e
   char *data = NULL;
   size_t data_len = 0;
   if (ev->data) {
-    int rc = stream__json_normalize(ev->data, ev->data_len, hub->cfg.max_json_depth, &data, &data_len, err, "data");
-    if (rc < 0) return rc;
+    data = xmalloc(ev->data_len + 1);
+    size_t off = 0;
+    if (!stream__json_depth_ok(ev->data, ev->data_len, hub->cfg.max_json_depth)) {
+      stream__errf(err, "data: nested deeper than %u", hub->cfg.max_json_depth);
+      free(data);
+      return -EINVAL;
+    }
+    if (stream__json_compact(ev->data, ev->data_len, hub->cfg.max_json_depth, data, &data_len, &off) < 0) {
+      stream__errf(err, "data: invalid JSON at byte %zu", off);
+      free(data);
+      return -EINVAL;
+    }
   }
   stream_pubin_t in = {.id = ev->id, .type = ev->type, .lane = ev->lane, .data = data, .data_len = data_len};
   int rc = stream__publish(hub, topic, &in, NULL, NULL, cb, ud, handle, err);
