@@ -262,7 +262,8 @@ typedef struct stream_read_info {
   uint64_t gap_to;
 } stream_read_info_t;
 
-/* f is borrowed for the call (ref it to keep it). Return nonzero to stop. */
+/* f is borrowed for the call (ref it to keep it). Return nonzero to stop. cb must not call
+ * back into the hub (the store may be mid-iteration). */
 typedef int (*stream_read_cb)(void *ud, const stream_frame_t *f);
 /* Calls cb for retained events with seq > after, ascending, at most limit (1..10000).
  * -ENOENT for an unknown topic; -EINVAL for a bad name or limit. */
@@ -277,7 +278,8 @@ typedef struct stream_topic_info {
   uint64_t subscribers;
 } stream_topic_info_t;
 typedef int (*stream_topic_list_cb)(void *ud, const stream_topic_info_t *t);
-/* Topics of a tenant by name, at most limit (0 = all), with live subscriber counts. */
+/* Topics of a tenant by name, at most limit (0 = all), with live subscriber counts.
+ * cb must not call back into the hub (the store is mid-iteration). */
 int stream_list_topics(stream_hub_t *hub, const char *tenant, size_t limit, stream_topic_list_cb cb, void *ud)
     __attribute__((warn_unused_result));
 
