@@ -7,7 +7,12 @@
  * socket and no libcurl handle: callers push bytes as they arrive and get callbacks
  * synchronously from inside the push. Objects have one owner and one thread; a callback
  * must not free the object that called it. Input is hostile: every size has a limit.
- * Details and the dialect choices: docs/parsers.md. */
+ * Details and the dialect choices: docs/parsers.md.
+ *
+ * On top of it (last section of this header) sit the model calls: agent_client_t drives
+ * libcurl multi on the daemon's libuv loop (or the offline mock provider on uv timers),
+ * builds each provider's request, feeds the body to a decoder, and reports deltas and one
+ * result per call. Everything there runs on the loop thread. Details: docs/agents.md. */
 #ifndef AGENTS_H
 #define AGENTS_H
 
@@ -15,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #define AGENT_WUR __attribute__((warn_unused_result))
 
@@ -216,5 +222,143 @@ int agent_tools_add(agent_tools_t *t, const agent_delta_t *d) AGENT_WUR;
 int agent_tools_finish(agent_tools_t *t, char *err, size_t errlen) AGENT_WUR;
 size_t agent_tools_count(const agent_tools_t *t);
 const agent_tool_call_t *agent_tools_get(const agent_tools_t *t, size_t i); /* in order */
+
+/* ---- model calls on the loop (client.c, http.c, request.c, mock.c) ---- */
+
+typedef enum {
+  AGENT_PROVIDER_MOCK = 0,  /* offline, deterministic, no HTTP */
+  AGENT_PROVIDER_OPENAI,    /* OpenAI-compatible POST {base}/chat/completions (SSE) */
+  AGENT_PROVIDER_ANTHROPIC, /* POST {base}/v1/messages (SSE) */
+  AGENT_PROVIDER_OLLAMA,    /* POST {base}/api/chat (NDJSON) */
+} agent_provider_t;
+
+#define AGENT_PROVIDER_COUNT 4
+
+/* "mock", "openai", "anthropic", "ollama". */
+const char *agent_provider_name(agent_provider_t p);
+/* Returns 0, or -EINVAL for an unknown name. */
+int agent_provider_parse(const char *name, agent_provider_t *out) AGENT_WUR;
+
+/* Daemon-wide settings of one provider. Strings and json are copied by agent_client_new. */
+typedef struct agent_provider_config {
+  const char *base_url;    /* NULL: https://api.openai.com/v1, https://api.anthropic.com,
+                              http://127.0.0.1:11434 */
+  const char *api_key;     /* NULL: read from the environment variable below */
+  const char *api_key_env; /* NULL: OPENAI_API_KEY, ANTHROPIC_API_KEY, none for ollama */
+  const json_t *headers;   /* {name: string} added to every request; may be NULL */
+  int concurrency;         /* limit of a limit key whose profile sets none; 0: unlimited */
+} agent_provider_config_t;
+
+typedef struct agent_client_config {
+  agent_provider_config_t providers[AGENT_PROVIDER_COUNT]; /* indexed by agent_provider_t */
+  int64_t connect_timeout_ms;      /* TCP+TLS connect; 0: 10000 */
+  int64_t default_timeout_ms;      /* total per call when opts give none; 0: none */
+  int64_t default_idle_timeout_ms; /* between body bytes when opts give none; 0: 60000 */
+  size_t max_response_bytes;       /* body bytes of one response; 0: 32 MiB */
+  size_t max_error_body;           /* bytes of a non-2xx body kept for the message; 0: 64 KiB */
+  size_t max_calls;                /* calls running + queued per client; 0: unlimited */
+} agent_client_config_t;
+
+/* One agent profile, as the workflow engine resolved it. Borrowed by agent_call_start
+ * only: everything is copied. */
+typedef struct agent_profile {
+  agent_provider_t provider;
+  const char *model;       /* required except for mock */
+  const char *system;      /* rendered system prompt; NULL or "" for none */
+  const json_t *params;    /* object merged into the request body (temperature,
+                              max_tokens, ...); mock_* keys configure the mock
+                              (docs/agents.md); may be NULL */
+  const char *base_url;    /* NULL: the provider config's */
+  const char *api_key_env; /* NULL: the provider config's key */
+  const char *limit_key;   /* concurrency limit key (e.g. "workflow/profile"); NULL:
+                              the provider name */
+  int concurrency;         /* limit of limit_key (the last nonzero value given wins);
+                              0: the provider config's */
+} agent_profile_t;
+
+typedef struct agent_call_opts {
+  int64_t timeout_ms;      /* whole call from the moment it leaves the queue; 0: client
+                              default; -1: none */
+  int64_t idle_timeout_ms; /* longest gap between body bytes (the wait for the first one
+                              too); 0: client default; -1: none */
+  int attempt;             /* 1-based attempt number (mock failure injection); 0 means 1 */
+} agent_call_opts_t;
+
+/* What a call produced. Pointers are borrowed, valid during on_done only. */
+typedef struct agent_result {
+  int status;                  /* 0, or a negative errno: -ETIMEDOUT (timeout or idle
+                                  timeout), -EIO (HTTP error status or error event),
+                                  -ECONNREFUSED/-ECONNRESET/-EHOSTUNREACH (network),
+                                  -EMSGSIZE (response over a limit), -EINVAL (bad
+                                  profile, input or params) */
+  agent_err_class_t err_class; /* NONE when status is 0; retry policies switch on it */
+  int http_status;             /* 0 when no response (network, mock without status) */
+  int64_t retry_after_ms;      /* from Retry-After / retry-after-ms; -1 when none */
+  const char *message;         /* "" when status is 0 */
+  bool partial;                /* TEXT/REASONING/TOOL_CALL deltas were delivered */
+  const char *text;            /* choice 0 TEXT joined; NUL-terminated, may hold NUL */
+  size_t text_len;             /* bytes */
+  const char *reasoning;       /* choice 0 REASONING joined */
+  size_t reasoning_len;        /* bytes */
+  const agent_tools_t *tools;  /* assembled tool calls of choice 0 (agent_tools_count/get);
+                                  never NULL */
+  int64_t in_tokens;           /* -1 when unknown */
+  int64_t out_tokens;          /* -1 when unknown */
+  const char *finish_reason;   /* normalised ("stop", "length", ...); NULL when none */
+  int64_t elapsed_ms;          /* from leaving the queue to the end */
+} agent_result_t;
+
+/* Callbacks of one call; they never fire from inside agent_call_start.
+ * on_delta (may be NULL) gets TEXT, REASONING, TOOL_CALL, USAGE and FINISH deltas as they
+ * arrive (an ERROR is reported by on_done only). on_done (required) fires exactly once,
+ * after the last on_delta, unless the call was cancelled. Both may start new calls and
+ * cancel any call (this one included, from on_delta); neither may free the client. */
+typedef struct agent_call_cbs {
+  void (*on_delta)(void *ud, const agent_delta_t *d);
+  void (*on_done)(void *ud, const agent_result_t *r);
+} agent_call_cbs_t;
+
+typedef struct agent_client agent_client_t;
+typedef struct agent_call agent_call_t;
+
+/* Creates a client on loop (borrowed; it must outlive the client). cfg may be NULL (all
+ * defaults) and is copied. Returns 0, -EINVAL for a bad config (e.g. headers not an
+ * object of strings), or -EIO when libcurl cannot be set up. */
+int agent_client_new(uv_loop_t *loop, const agent_client_config_t *cfg,
+                     agent_client_t **out) AGENT_WUR;
+/* Aborts every running and queued call without calling their callbacks, and starts
+ * closing the client's handles; its memory is released from their close callbacks, so
+ * run the loop afterwards (uv_run) before uv_loop_close. Not from inside a callback of
+ * this client. NULL is a no-op. */
+void agent_client_free(agent_client_t *c);
+
+/* Starts a call: input is a JSON string (one user message) or an array of {"role",
+ * "content"} messages (borrowed; copied). The call runs at once when its limit key has
+ * room, else it waits in FIFO order. Problems with the profile, input or params are not
+ * returned here: the call then fails through on_done with class bad_request and a message
+ * naming the field, like a 400 from an endpoint. *out (may be NULL when the caller never
+ * cancels) stays valid until on_done returns or agent_call_cancel is called.
+ * Returns 0; -EINVAL when c, p, input, cbs or cbs->on_done is NULL; -EBUSY when the
+ * client already holds max_calls calls. */
+int agent_call_start(agent_client_t *c, const agent_profile_t *p, const json_t *input,
+                     const agent_call_opts_t *opts, const agent_call_cbs_t *cbs, void *ud,
+                     agent_call_t **out) AGENT_WUR;
+/* Cancels a queued or running call: the transfer is aborted (the server sees the
+ * connection close) and no callback of this call fires after this returns, so the caller
+ * may free ud at once. The handle is invalid afterwards. Allowed from any callback of
+ * this client; not after on_done of this call has started. */
+void agent_call_cancel(agent_call_t *call);
+
+typedef struct agent_client_stats {
+  uint64_t running; /* calls holding a concurrency slot */
+  uint64_t queued;  /* calls waiting for one */
+  uint64_t started; /* calls that left the queue, since creation */
+  uint64_t failed;  /* calls that ended with status < 0 (cancels excluded) */
+} agent_client_stats_t;
+
+void agent_client_stats(const agent_client_t *c, agent_client_stats_t *st);
+/* Running and queued calls of one limit key (0 and 0 when it was never used). */
+void agent_client_limit_stats(const agent_client_t *c, const char *limit_key, uint64_t *running,
+                              uint64_t *queued);
 
 #endif
