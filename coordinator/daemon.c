@@ -251,6 +251,7 @@ int coord__daemon_run(const coord_config_t *cfg) {
   d->http = coord__http_new(d);
   d->ws = coord__ws_new(d);
   rc = coord__endpoints_register(d);
+  if (rc == 0) rc = coord__testroutes_register(d);
   if (rc == 0) rc = coord__static_register(d);
   if (rc == 0) rc = daemon_create_lws(d, &loop);
   if (rc < 0) {

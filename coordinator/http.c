@@ -568,7 +568,9 @@ static int http_writable(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss) {
 static void http_gone(coord_pss_t *pss) {
   coord_http_req_t *req = pss->req;
   if (!req) return;
-  if (req->on_abort && !(req->ended && base_queue_empty(&req->chunks))) {
+  /* Once the owner answered (respond) or ended its stream it has let go of req: only an
+   * unfinished answer is reported. */
+  if (req->on_abort && !req->ended) {
     req->wsi = NULL;
     req->on_abort(req, req->cb_ud);
   }

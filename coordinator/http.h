@@ -5,9 +5,11 @@
  * Handlers run on the loop thread. Each request (coord_http_req_t) is answered exactly
  * once, by one of coord_http_respond*(), coord_http_stream_begin() (then _write, _end), or
  * coord_http_serve_file(); a handler that cannot answer yet calls coord_http_defer() and
- * answers later from any loop callback. If the client goes away first, the abort callback
- * given to coord_http_defer()/coord_http_stream_begin() runs and the request is freed right
- * after it returns: the handler must drop its pointer then. Nothing here blocks.
+ * answers later from any loop callback. If the client goes away before the answer is given
+ * (or before a stream is ended), the abort callback given to coord_http_defer() /
+ * coord_http_stream_begin() runs and the request is freed right after it returns: the
+ * handler must drop its pointer then. Answering or ending a stream also lets go of req.
+ * Nothing here blocks.
  *
  * Paths are as libwebsockets delivers them: %-decoded, with "//", "/./" and "/../"
  * collapsed. Patterns are those of route.h. This header does not include libwebsockets.h. */
@@ -98,7 +100,8 @@ int coord_http_stream_write(coord_http_req_t *req, const void *data, size_t len)
 size_t coord_http_stream_pending(const coord_http_req_t *req);
 /* Asks for pull to be called again (after new data became available). */
 void coord_http_stream_wake(coord_http_req_t *req);
-/* Ends the stream after what is queued has been written; req is freed afterwards. */
+/* Ends the stream after what is queued has been written. The caller lets go of req here:
+ * it is freed once written, and the abort callback no longer runs. */
 void coord_http_stream_end(coord_http_req_t *req);
 
 #endif

@@ -150,6 +150,9 @@ int coord__static_register(coord_daemon_t *d) __attribute__((warn_unused_result)
 /* endpoints.c: /healthz, /readyz, /metrics. */
 int coord__endpoints_register(coord_daemon_t *d) __attribute__((warn_unused_result));
 
+/* testroutes.c: the /_test/ routes, only with COORD_TEST_ROUTES=1 in the environment. */
+int coord__testroutes_register(coord_daemon_t *d) __attribute__((warn_unused_result));
+
 /* daemon.c */
 int coord__daemon_run(const coord_config_t *cfg);
 /* Registers a hook run at drain start (at most 4). */
