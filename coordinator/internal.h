@@ -99,7 +99,7 @@ struct coord_ws_conn {
   size_t rx_len, rx_cap; /* bytes */
   coord_utf8_t utf8;     /* state of the text message being received */
   uint16_t close_code;   /* nonzero: close frame pending or sent */
-  char close_reason[124];
+  char *close_reason;    /* owned while a close is pending (at most 123 bytes) */
   bool rx_active;        /* inside a fragmented message */
   bool rx_binary;
   bool in_open;          /* during on_open: headers readable */

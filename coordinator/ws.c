@@ -103,7 +103,8 @@ void coord_ws_wake(coord_ws_conn_t *c) {
 void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason) {
   if (c->close_code || c->closed) return;
   c->close_code = code;
-  snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+  if (!reason) reason = "";
+  c->close_reason = xstrndup(reason, strnlen(reason, 123));
   lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_TIMEOUT_S);
   lws_callback_on_writable(c->wsi);
 }
@@ -250,9 +251,8 @@ static int ws_receive(coord_daemon_t *d, struct lws *wsi, coord_ws_conn_t *c, co
  * with it. We wait for the client's close reply (WS_PEER_INITIATED_CLOSE) instead; the
  * PENDING_TIMEOUT_CLOSE_SEND set by coord_ws_close() ends connections that never reply. */
 static int ws_send_close(coord_ws_conn_t *c) {
-  unsigned char buf[LWS_PRE + 2 + sizeof c->close_reason];
+  unsigned char buf[LWS_PRE + 2 + 124];
   size_t rlen = strlen(c->close_reason);
-  if (rlen > 123) rlen = 123;
   buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
   buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
   memcpy(buf + LWS_PRE + 2, c->close_reason, rlen);
@@ -306,6 +306,8 @@ static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
     free(base_queue_data(it, coord_ws_frame_t, link));
   }
   c->outq_bytes = 0;
+  free(c->close_reason);
+  c->close_reason = NULL;
   ws_rx_reset(c);
   base_queue_remove(&c->link);
   d->ws->nconns--;
