@@ -476,6 +476,10 @@ static json_t *wl_summary(const wl_opts_t *o, wl_child_t *kids, size_t nk, doubl
     WL_J(p, "server_pings", t.server_pings);
     json_object_set_new(j, "pings", p);
   }
+  json_t *ec = json_object();
+  for (size_t i = 0; i < WL_NCODES; i++)
+    if (t.error_codes[i]) WL_J(ec, wl_error_codes[i], t.error_codes[i]);
+  json_object_set_new(j, "error_replies", ec);
   WL_J(j, "other_messages", t.other_messages);
   WL_J(j, "bad_messages", t.bad_messages);
   (void)subscribed_recs;

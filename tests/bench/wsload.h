@@ -44,6 +44,10 @@ typedef struct wl_opts {
   bool nats;            /* idle only: speak NATS's client protocol over the WebSocket */
 } wl_opts_t;
 
+/* The error codes counted one by one; anything else counts as the last, "other". */
+#define WL_NCODES 8
+extern const char *const wl_error_codes[WL_NCODES];
+
 /* Counters a worker reports; the parent adds them up field by field (all uint64_t). */
 typedef struct wl_counts {
   uint64_t conns;           /* connections this worker was asked to open */
@@ -59,6 +63,7 @@ typedef struct wl_counts {
       pub_err_other, pub_skipped;
   uint64_t pings_sent, pongs, server_pings;
   uint64_t other_messages, bad_messages;
+  uint64_t error_codes[WL_NCODES]; /* every {"op":"error"} received, by wl_error_codes[] */
   uint64_t connect_us;      /* time from first connect to all settled */
   uint64_t publish_us;      /* time publishing actually lasted */
   uint64_t ack_span_us;     /* from the start of publishing to the last ack */

@@ -9,6 +9,10 @@
 #include "base/mem.h"
 #include "wsload.h"
 
+const char *const wl_error_codes[WL_NCODES] = {
+    "bad_request", "forbidden", "not_found", "rate_limited", "too_large", "overloaded",
+    "unauthorized", "other"};
+
 uint64_t wl_realtime_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -303,6 +303,11 @@ static void wl_on_error_msg(wl_conn_t *c, const char *p, size_t len) {
   wl_worker_t *w = c->w;
   json_t *j = json_loadb(p, len, 0, NULL);
   const char *code = j ? json_string_value(json_object_get(j, "code")) : NULL;
+  size_t ci = 0;
+  while (ci < WL_NCODES - 1 && !(code && strcmp(code, wl_error_codes[ci]) == 0)) ci++;
+  w->res.c.error_codes[ci]++;
+  if (c->w->res.c.error_codes[ci] == 1 && !w->o->quiet)
+    fprintf(stderr, "wsload: first error reply %.*s\n", (int)(len > 300 ? 300 : len), p);
   if (c->state == WL_C_SUBSCRIBING) {
     w->res.c.sub_errors++;
     c->state = WL_C_OPEN;
