@@ -208,6 +208,9 @@ static int daemon_create_lws(coord_daemon_t *d, uv_loop_t *loop) {
   info.listen_accept_role = "raw-skt";
   info.listen_accept_protocol = "coord-bad-http";
   info.pt_serv_buf_size = 16384;
+  /* Request header space, held only while a request's headers are parsed (not per idle
+   * connection). lws's default of 4 KiB is too small for a long bearer token. */
+  info.max_http_header_data = 8192;
   /* permessage-deflate stays off (STACK-NOTES P8): info.extensions is NULL. */
   d->lws = lws_create_context(&info);
   if (!d->lws) return -EIO;

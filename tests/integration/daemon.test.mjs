@@ -147,6 +147,11 @@ describe('a running daemon', () => {
     }
   });
 
+  test('a request with a 6 KB header block (a long bearer token) is served', async () => {
+    const res = await d.get('/healthz', { headers: { authorization: `Bearer ${'t'.repeat(6000)}` } });
+    assert.equal(res.status, 200);
+  });
+
   test('unknown paths get 404 with a JSON error', async () => {
     const res = await d.get('/no/such/thing');
     assert.equal(res.status, 404);
