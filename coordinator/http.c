@@ -73,6 +73,7 @@ struct coord_http_req {
   bool close_after;     /* hang up after the answer (limits, unread bodies) */
   bool discard_body;    /* answered before the body arrived: drop what comes */
   bool kill;            /* lws already answered (file serving failed): hang up */
+  bool lws_done;        /* lws completed the transaction itself (HEAD of a file) */
   int status;
   char *content_type;   /* owned */
   char *hdr_names[HTTP_MAX_EXTRA_HEADERS]; /* owned, "name:" */
@@ -239,7 +240,7 @@ void coord_http_respond(coord_http_req_t *req, int status, const char *content_t
                         const void *body, size_t len) {
   if (!req_start_answer(req, status, content_type)) return;
   req->content_len_out = (int64_t)len;
-  req_queue(req, body, len);
+  if (req->method != COORD_HTTP_HEAD) req_queue(req, body, len);
   req->ended = true;
   /* A body still on its way is dropped; the connection cannot be reused after that. */
   if (req->state == REQ_BODY) {
@@ -288,7 +289,11 @@ void coord_http_serve_file(coord_http_req_t *req, const char *fs_path, const cha
     p = extra;
   int n = lws_serve_http_file(req->wsi, fs_path, content_type, (const char *)extra,
                               (int)(p - extra));
-  if (n != 0) {
+  if (n == 0 && req->method == COORD_HTTP_HEAD) {
+    /* lws sent the headers of a HEAD and completed the transaction by itself. */
+    req_count(req);
+    req->lws_done = true;
+  } else if (n != 0) {
     /* lws answered by itself (404 when the file vanished) and wants the connection
      * closed; there is nothing more to write. */
     req->status = n < 0 ? 404 : 200;
@@ -308,6 +313,7 @@ void coord_http_stream_begin(coord_http_req_t *req, int status, const char *cont
   if (!req_start_answer(req, status, content_type)) return;
   req->content_len_out = -1;
   req->state = REQ_STREAM;
+  req->ended = req->method == COORD_HTTP_HEAD; /* headers only */
   req->pull = pull;
   req->on_abort = on_abort;
   req->cb_ud = ud;
@@ -372,7 +378,9 @@ static int http_run_handler(coord_http_req_t *req) {
     log_error("http", "handler did not answer", "{s:s}", "path", req->path);
     coord_http_respond_error(req, 500, "internal", "handler did not answer");
   }
-  return req->kill ? -1 : 0;
+  if (req->kill) return -1;
+  if (req->lws_done) req_release(req);
+  return 0;
 }
 
 static int http_begin(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss, const char *in,
@@ -419,12 +427,14 @@ static int http_begin(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss, cons
     return 0;
   }
 
+  /* HEAD is answered by GET routes, without the body. */
+  unsigned route_method = req->method == COORD_HTTP_HEAD ? COORD_HTTP_GET : req->method;
   const http_route_t *allowed_elsewhere = NULL;
   for (size_t i = 0; i < h->nroutes; i++) {
     coord_route_param_t p[COORD_ROUTE_MAX_PARAMS];
     size_t np = 0;
     if (!coord_route_match(h->routes[i].pattern, req->path, p, &np)) continue;
-    if (!(h->routes[i].methods & req->method)) {
+    if (!(h->routes[i].methods & route_method)) {
       if (!allowed_elsewhere) allowed_elsewhere = &h->routes[i];
       continue;
     }
@@ -436,7 +446,7 @@ static int http_begin(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss, cons
     req->nparams = np;
     break;
   }
-  if (!req->route && !allowed_elsewhere && h->fallback.fn && (h->fallback.methods & req->method))
+  if (!req->route && !allowed_elsewhere && h->fallback.fn && (h->fallback.methods & route_method))
     req->route = &h->fallback;
   if (!req->route) {
     req->close_after = has_body;

@@ -45,7 +45,9 @@ typedef bool (*coord_http_pull_fn)(coord_http_req_t *req, void *ud, size_t budge
 /* Registers a route. methods is a mask of COORD_HTTP_*; pattern as in route.h; metric_route
  * labels its requests in coord_http_requests_total (NULL = pattern). Routes are tried in
  * registration order; the first whose pattern matches wins, and a match with the wrong
- * method gives 405. Returns 0 or -EINVAL for a malformed pattern. */
+ * method gives 405. HEAD requests go to GET routes and get the headers only (the handler
+ * answers as for GET; coord_http_req_method() says HEAD). Returns 0 or -EINVAL for a
+ * malformed pattern. */
 int coord_http_route(coord_http_t *h, unsigned methods, const char *pattern,
                      const char *metric_route, coord_http_handler_fn fn, void *ud)
     __attribute__((warn_unused_result));

@@ -113,6 +113,23 @@ describe('a running daemon', () => {
     }
   });
 
+  test('HEAD gets the headers of GET without a body', async () => {
+    for (const p of ['/healthz', '/app.js']) {
+      const res = await rawHttp(d.port, `HEAD ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      const parsed = parseHttp(res.text);
+      assert.equal(parsed.status, 200, p);
+      assert.ok(Number(parsed.headers['content-length']) > 0, p);
+      assert.equal(res.text.slice(res.text.indexOf('\r\n\r\n') + 4), '', `${p}: no body`);
+    }
+    const c = await HttpConn.open(d.port);
+    c.sock.write('HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    // The connection stays usable after a HEAD (no body bytes left in the stream).
+    await until(() => c.buf.includes('\r\n\r\n'));
+    c.buf = Buffer.alloc(0);
+    assert.equal((await c.request('GET', '/readyz')).status, 200);
+    c.close();
+  });
+
   test('path traversal never yields a file outside web_root', async () => {
     const attempts = [
       '/../secret.txt',
