@@ -64,4 +64,31 @@ static inline uint64_t store__count_keep(uint64_t head_seq, uint64_t max_events)
   return head_seq - max_events + 1;
 }
 
+/* ---- runs (runs.c, runs_sqlite.c, runs_memory.c) ----
+ *
+ * The runs half of a store is a second backend beside the event log's, opened and closed
+ * with it by store.c. runs.c checks arguments before calling (non-NULL required fields,
+ * lengths within STORE_RUN_ID_MAX / STORE_STEP_KEY_MAX, attempt >= 1); the contract of
+ * each op is the public function of the same name. */
+typedef struct store_runs_ops {
+  void (*close)(void *rb);
+  int (*create)(void *rb, const store_run_t *run, char existing[STORE_RUN_ID_MAX + 1]);
+  int (*save)(void *rb, const store_run_t *run, const store_step_t *steps, size_t n);
+  int (*get)(void *rb, const char *run_id, store_run_cb cb, void *ud);
+  int (*list)(void *rb, const store_run_filter_t *f, store_run_cb cb, void *ud);
+  int (*steps)(void *rb, const char *run_id, store_step_cb cb, void *ud);
+  int (*del)(void *rb, const char *run_id);
+} store_runs_ops_t;
+
+int store__runs_sqlite_open(const store_options_t *opts, const store_runs_ops_t **ops, void **rb)
+    __attribute__((warn_unused_result));
+int store__runs_memory_open(const store_runs_ops_t **ops, void **rb)
+    __attribute__((warn_unused_result));
+/* store.c: the runs backend of s (ops and state). */
+const store_runs_ops_t *store__runs(store_t *s, void **rb);
+/* store.c: whether an event batch is open (run writes then fail with -EBUSY). */
+bool store__in_batch(const store_t *s);
+/* Whether a run status is final ("completed", "failed", "cancelled"). */
+bool store__run_status_final(const char *status);
+
 #endif

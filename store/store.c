@@ -2,7 +2,8 @@
  *
  * Owns the store_t (ops, backend state, statistics), the batch state machine and the
  * argument checks every backend relies on (see internal.h). Owns no storage: that is
- * sqlite.c and memory.c. Also the epoch generator the backends share. */
+ * sqlite.c and memory.c (and runs_*.c for runs, whose entry points are in runs.c). Also
+ * the epoch generator the backends share. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@ struct store {
   bool in_batch;
   uint64_t batch_events;
   store_stats_t stats;
+  const store_runs_ops_t *runs_ops; /* borrowed: the runs backend's static table */
+  void *runs_be;                    /* owned, freed through runs_ops->close */
 };
 
 int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) {
@@ -40,12 +43,24 @@ int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) {
   return 0;
 }
 
-static int store_wrap(const store_ops_t *ops, void *be, store_t **out) {
+static int store_wrap(const store_ops_t *ops, void *be, const store_runs_ops_t *runs_ops,
+                      void *runs_be, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
   s->ops = ops;
   s->be = be;
+  s->runs_ops = runs_ops;
+  s->runs_be = runs_be;
   *out = s;
   return 0;
+}
+
+const store_runs_ops_t *store__runs(store_t *s, void **rb) {
+  *rb = s->runs_be;
+  return s->runs_ops;
+}
+
+bool store__in_batch(const store_t *s) {
+  return s->in_batch;
 }
 
 int store_open_sqlite(const store_options_t *opts, store_t **out) {
@@ -54,7 +69,14 @@ int store_open_sqlite(const store_options_t *opts, store_t **out) {
   void *be;
   int rc = store__sqlite_open(opts, &ops, &be);
   if (rc < 0) return rc;
-  return store_wrap(ops, be, out);
+  const store_runs_ops_t *rops;
+  void *rb;
+  rc = store__runs_sqlite_open(opts, &rops, &rb);
+  if (rc < 0) {
+    ops->close(be);
+    return rc;
+  }
+  return store_wrap(ops, be, rops, rb, out);
 }
 
 int store_open_memory(store_t **out) {
@@ -63,12 +85,20 @@ int store_open_memory(store_t **out) {
   void *be;
   int rc = store__memory_open(&ops, &be);
   if (rc < 0) return rc;
-  return store_wrap(ops, be, out);
+  const store_runs_ops_t *rops;
+  void *rb;
+  rc = store__runs_memory_open(&rops, &rb);
+  if (rc < 0) {
+    ops->close(be);
+    return rc;
+  }
+  return store_wrap(ops, be, rops, rb, out);
 }
 
 void store_close(store_t *s) {
   if (!s) return;
   store_batch_rollback(s);
+  s->runs_ops->close(s->runs_be);
   s->ops->close(s->be);
   free(s);
 }

@@ -2,7 +2,7 @@
  *
  * Owns: topic metadata (id, epoch, head and first retained seq), the events of each topic
  * keyed by (topic, seq), the idempotency keys inside the dedupe window, retention by count
- * and age. (Workflow runs and step results join later, issue 4.) Knows nothing of streams,
+ * and age; workflow runs and their step results (last section). Knows nothing of streams,
  * subscribers or the event loop: every call is synchronous and runs on the caller's thread;
  * the caller batches appends (group commit) so that one commit covers many events.
  *
@@ -138,5 +138,88 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int6
                         size_t budget, bool *more) __attribute__((warn_unused_result));
 
 void store_stats_get(const store_t *s, store_stats_t *out);
+
+/* ---- workflow runs and their steps (issue 4) ----
+ *
+ * A run row per workflow run and one row per step instance of it. The run engine writes
+ * one small transaction per transition (store_run_save), synchronously on its loop: a few
+ * per step, far fewer than events. Runs are independent of the event log above (the
+ * SQLite backend keeps them on a connection of their own to the same file) and are never
+ * touched by retention. SQLite has one writer at a time, so run writes (create, save,
+ * delete) fail with -EBUSY while an event batch of the same store is open; streams opens
+ * and commits its batches within one call, so on the loop the two never overlap.
+ *
+ * Strings are NUL-terminated; the JSON fields hold compact JSON text the store keeps
+ * opaque. A status is any short string; the store knows only that "completed", "failed"
+ * and "cancelled" are final for a run (the unfinished filter). */
+
+#define STORE_RUN_ID_MAX 64   /* bytes of a run id */
+#define STORE_STEP_KEY_MAX 512 /* bytes of a step key */
+
+typedef struct store_run {
+  const char *run_id;   /* 1..STORE_RUN_ID_MAX bytes, unique */
+  const char *tenant;   /* required */
+  const char *workflow; /* required */
+  const char *status;   /* required */
+  const char *input;    /* JSON; NULL when none */
+  const char *output;   /* JSON; NULL when none */
+  const char *error;    /* JSON; NULL when none */
+  const char *idem_key; /* idempotency key, unique per tenant; NULL when none */
+  const char *state;    /* JSON, the engine's own bookkeeping; NULL when none */
+  int64_t created_ms;   /* wall clock, ms since the Unix epoch */
+  int64_t updated_ms;
+} store_run_t;
+
+typedef struct store_step {
+  const char *run_id;  /* the run it belongs to */
+  const char *key;     /* the step instance ("fan[2]/ask"), unique in the run */
+  const char *step_id; /* the step's id in its workflow */
+  const char *kind;    /* "llm", "map", ... */
+  int attempt;         /* >= 1 */
+  const char *status;  /* required */
+  const char *output;  /* JSON; NULL when none */
+  const char *usage;   /* JSON; NULL when none */
+  const char *text;    /* text streamed by the last attempt; NULL when none */
+  const char *extra;   /* JSON object of further fields; NULL when none */
+  const char *error;   /* JSON; NULL when none */
+  int64_t started_ms;
+  int64_t updated_ms;
+} store_step_t;
+
+/* Filter of store_run_list; NULL strings match anything. */
+typedef struct store_run_filter {
+  const char *tenant;
+  const char *workflow;
+  const char *status;
+  bool unfinished; /* only runs whose status is not completed, failed or cancelled */
+  size_t limit;    /* 0 = no limit */
+} store_run_filter_t;
+
+typedef int (*store_run_cb)(void *ud, const store_run_t *run);
+typedef int (*store_step_cb)(void *ud, const store_step_t *step);
+
+/* Creates a run. When run->idem_key is set and a run of the same tenant already holds
+ * it, nothing is written and existing (may be NULL) receives that run's id. Returns 0,
+ * -EEXIST (the key is taken, or run_id exists: existing then holds run_id), -EINVAL
+ * (a required field missing or too long), -EBUSY (an event batch is open), -EIO. */
+int store_run_create(store_t *s, const store_run_t *run, char existing[STORE_RUN_ID_MAX + 1])
+    __attribute__((warn_unused_result));
+/* One transaction: when run is not NULL, updates its status, output, error, state and
+ * updated_ms (other fields are ignored); then inserts or replaces each of steps[0..n)
+ * (their run_id must be an existing run). All or nothing. Returns 0, -ENOENT (unknown
+ * run), -EINVAL, -EBUSY (an event batch is open), -EIO. */
+int store_run_save(store_t *s, const store_run_t *run, const store_step_t *steps, size_t n)
+    __attribute__((warn_unused_result));
+/* Calls cb once with the run. -ENOENT when unknown. */
+int store_run_get(store_t *s, const char *run_id, store_run_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+/* Runs matching f (NULL: all), newest first (created_ms, then run_id, descending). */
+int store_run_list(store_t *s, const store_run_filter_t *f, store_run_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+/* The steps of a run, by started_ms then key. -ENOENT when the run is unknown. */
+int store_step_list(store_t *s, const char *run_id, store_step_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+/* Deletes a run and its steps. -ENOENT when unknown, -EBUSY while an event batch is open. */
+int store_run_delete(store_t *s, const char *run_id) __attribute__((warn_unused_result));
 
 #endif
