@@ -105,6 +105,7 @@ struct coord_ws_conn {
   bool in_open;          /* during on_open: headers readable */
   bool in_writable;      /* during on_writable: coord_ws_write allowed */
   bool close_sent;       /* our close frame is out; waiting for the peer's close */
+  bool rx_paused;        /* reading paused until the copy queue drains (backpressure) */
   bool closed;           /* on_close ran */
 };
 

@@ -16,6 +16,8 @@
 #define WS_PATH "/v1/ws"
 #define WS_WRITE_BUDGET (64 * 1024) /* bytes per writable turn per connection */
 #define WS_OUTQ_LIMIT (1024 * 1024) /* bytes queued by coord_ws_send before we give up */
+#define WS_RX_PAUSE (256 * 1024)    /* queued bytes above which we stop reading the client */
+#define WS_RX_RESUME (64 * 1024)    /* ... and below which we read again */
 #define WS_CLOSE_TIMEOUT_S 5        /* a close that cannot be flushed is forced after this */
 
 struct coord_ws {
@@ -74,6 +76,12 @@ int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary)
   memcpy(f->buf + LWS_PRE, data, len);
   base_queue_insert_tail(&c->outq, &f->link);
   c->outq_bytes += len;
+  /* A client that sends faster than it reads our replies is throttled, not buffered for:
+   * stop reading it until it has taken most of what is queued. */
+  if (c->outq_bytes > WS_RX_PAUSE && !c->rx_paused) {
+    c->rx_paused = true;
+    lws_rx_flow_control(c->wsi, 0);
+  }
   lws_callback_on_writable(c->wsi);
   return 0;
 }
@@ -273,6 +281,10 @@ static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
     used += f->len;
     free(f);
     if (rc < 0) return -1;
+  }
+  if (c->rx_paused && c->outq_bytes < WS_RX_RESUME && !c->close_code) {
+    c->rx_paused = false;
+    lws_rx_flow_control(c->wsi, 1);
   }
   if (!base_queue_empty(&c->outq)) {
     lws_callback_on_writable(c->wsi);

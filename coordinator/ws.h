@@ -61,8 +61,10 @@ typedef struct coord_ws_session_ops {
  * ops is borrowed and must outlive the daemon; ud is passed to on_open. */
 void coord_ws_set_session(coord_ws_t *ws, const coord_ws_session_ops_t *ops, void *ud);
 
-/* Queues one message (copied). Returns 0, -EPIPE when closing, or -ENOBUFS when the queue
- * already holds more than its limit (the connection is then closed with 1008). */
+/* Queues one message (copied). Above 256 KiB queued the transport stops reading from the
+ * client until the queue is below 64 KiB (so a client that does not read its replies is
+ * slowed down, not buffered for). Returns 0, -EPIPE when closing, or -ENOBUFS when the
+ * queue already holds more than 1 MiB (the connection is then closed with 1008). */
 int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary)
     __attribute__((warn_unused_result));
 /* Only inside on_writable: writes payload (COORD_WS_PRE bytes of headroom before it) now.

@@ -245,6 +245,25 @@ describe('a running daemon', () => {
     await ws.close();
   });
 
+  test('a client that does not read its replies is slowed down, then gets every reply', async () => {
+    const ws = await d.ws();
+    ws.sock._socket.pause(); // stop reading: replies pile up on the server side
+    const n = 60000; // about 2 MB of pongs, more than the 1 MiB the server would buffer
+    for (let i = 0; i < n; i++) ws.sendJson({ op: 'ping', ref: `r${i}` });
+    // Let the server fill its side while we read nothing.
+    await until(async () => {
+      const m = (await d.get('/metrics')).text;
+      const out = Number(/^coord_ws_frames_total\{direction="out"\} (\d+)/m.exec(m)[1]);
+      return out > 1000;
+    });
+    ws.sock._socket.resume();
+    for (let i = 0; i < n; i++) {
+      const m = await ws.nextJson();
+      if (m.ref !== `r${i}`) assert.fail(`pong ${i} has ref ${m.ref}`);
+    }
+    await ws.close();
+  });
+
   test('WebSocket upgrades elsewhere than /v1/ws are refused', async () => {
     await assert.rejects(d.ws('/elsewhere'), (err) => err.status === 404);
   });
