@@ -42,6 +42,11 @@ static void endpoints_collect(coord_metrics_t *m, void *ud) {
                                                             COORD_METRIC_GAUGE),
                                        NULL),
                    (double)coord_ws_count(d->ws));
+  coord_metric_set(coord_metric_series(coord_metrics_family(m, "coord_ws_rx_paused",
+                                                            "WebSockets not read from until their queued replies drain (backpressure).",
+                                                            COORD_METRIC_GAUGE),
+                                       NULL),
+                   (double)coord__ws_paused_count(d->ws));
   coord_metric_set(coord_metric_series(coord_metrics_family(m, "coord_ready",
                                                             "1 while ready, 0 while draining.",
                                                             COORD_METRIC_GAUGE),

@@ -136,6 +136,8 @@ int coord__ws_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_rea
 /* Drain: on_drain for every session; then close: 1001 to every connection. */
 void coord__ws_drain_all(coord_ws_t *ws);
 void coord__ws_close_all(coord_ws_t *ws, uint16_t code, const char *reason);
+/* Connections whose reading is paused because their replies pile up. */
+size_t coord__ws_paused_count(const coord_ws_t *ws);
 
 /* listener.c */
 int coord__listener_start(coord_daemon_t *d) __attribute__((warn_unused_result));

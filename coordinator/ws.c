@@ -24,6 +24,7 @@ struct coord_ws {
   coord_daemon_t *d;  /* borrowed */
   base_queue_t conns; /* coord_ws_conn_t.link */
   size_t nconns;
+  size_t npaused;     /* connections with reading paused for backpressure */
   const coord_ws_session_ops_t *ops; /* borrowed */
   void *ops_ud;
 };
@@ -51,6 +52,8 @@ void coord_ws_set_session(coord_ws_t *ws, const coord_ws_session_ops_t *ops, voi
 }
 
 size_t coord_ws_count(const coord_ws_t *ws) { return ws->nconns; }
+
+size_t coord__ws_paused_count(const coord_ws_t *ws) { return ws->npaused; }
 
 void coord_ws_foreach(coord_ws_t *ws, void (*fn)(coord_ws_conn_t *c, void *session, void *ud),
                       void *ud) {
@@ -80,6 +83,7 @@ int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary)
    * stop reading it until it has taken most of what is queued. */
   if (c->outq_bytes > WS_RX_PAUSE && !c->rx_paused) {
     c->rx_paused = true;
+    c->ws->npaused++;
     lws_rx_flow_control(c->wsi, 0);
   }
   lws_callback_on_writable(c->wsi);
@@ -284,6 +288,7 @@ static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
   }
   if (c->rx_paused && c->outq_bytes < WS_RX_RESUME && !c->close_code) {
     c->rx_paused = false;
+    c->ws->npaused--;
     lws_rx_flow_control(c->wsi, 1);
   }
   if (!base_queue_empty(&c->outq)) {
@@ -318,6 +323,8 @@ static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
     free(base_queue_data(it, coord_ws_frame_t, link));
   }
   c->outq_bytes = 0;
+  if (c->rx_paused) d->ws->npaused--;
+  c->rx_paused = false;
   free(c->close_reason);
   c->close_reason = NULL;
   ws_rx_reset(c);

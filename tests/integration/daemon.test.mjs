@@ -248,18 +248,20 @@ describe('a running daemon', () => {
   test('a client that does not read its replies is slowed down, then gets every reply', async () => {
     const ws = await d.ws();
     ws.sock._socket.pause(); // stop reading: replies pile up on the server side
-    const n = 60000; // about 2 MB of pongs, more than the 1 MiB the server would buffer
-    for (let i = 0; i < n; i++) ws.sendJson({ op: 'ping', ref: `r${i}` });
-    // Let the server fill its side while we read nothing.
-    await until(async () => {
-      const m = (await d.get('/metrics')).text;
-      const out = Number(/^coord_ws_frames_total\{direction="out"\} (\d+)/m.exec(m)[1]);
-      return out > 1000;
+    // 30000 pongs of ~540 bytes: about 16 MB, far more than kernel socket buffers (a few
+    // MB on loopback) plus the 1 MiB the server would queue before closing with 1008.
+    const n = 30000;
+    const pad = 'p'.repeat(500);
+    for (let i = 0; i < n; i++) ws.sendJson({ op: 'ping', ref: `r${i}${pad}` });
+    // The server fills its queue while we read nothing, then stops reading us.
+    await until(async () => /^coord_ws_rx_paused 1$/m.test((await d.get('/metrics')).text), {
+      timeoutMs: 10000,
+      what: 'the server to pause reading the client',
     });
     ws.sock._socket.resume();
     for (let i = 0; i < n; i++) {
       const m = await ws.nextJson();
-      if (m.ref !== `r${i}`) assert.fail(`pong ${i} has ref ${m.ref}`);
+      if (m.ref !== `r${i}${pad}`) assert.fail(`pong ${i} has ref ${m.ref.slice(0, 20)}`);
     }
     await ws.close();
   });
