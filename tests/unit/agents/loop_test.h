@@ -35,6 +35,7 @@ typedef struct lt_rec {
   char *finish;       /* NULL when none */
   int64_t in_tokens, out_tokens;
   bool partial;
+  int64_t elapsed_ms;
   size_t ntools;
   char *tool0;        /* "name args" of the first tool call */
   /* optional: cancel this call after this many deltas */
@@ -68,6 +69,7 @@ static AT_UNUSED void lt_on_done(void *ud, const agent_result_t *res) {
   r->in_tokens = res->in_tokens;
   r->out_tokens = res->out_tokens;
   r->partial = res->partial;
+  r->elapsed_ms = res->elapsed_ms;
   r->ntools = agent_tools_count(res->tools);
   if (r->ntools) {
     const agent_tool_call_t *t = agent_tools_get(res->tools, 0);
