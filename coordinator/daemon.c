@@ -29,6 +29,20 @@
 static const uint64_t lag_bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
                                          50000, 100000, 250000, 500000, 1000000};
 
+/* What runs on the daemon, attached in this order once the loop, metrics, the HTTP router
+ * and the WebSocket transport exist and before libwebsockets starts. An attach function
+ * registers routes, may install the WebSocket session (coord_ws_set_session) and drain/stop
+ * hooks; a negative errno stops the start (exit 1). Later layers (streams, workflows) add
+ * their entry before "static", whose fallback must come last. */
+static const struct {
+  const char *name;
+  int (*attach)(coord_daemon_t *d);
+} daemon_modules[] = {
+    {"endpoints", coord__endpoints_register},
+    {"test routes", coord__testroutes_register},
+    {"static files", coord__static_register},
+};
+
 static void daemon_begin_close(uv_timer_t *t);
 static void daemon_finish(uv_timer_t *t);
 
@@ -147,6 +161,7 @@ static void daemon_finish(uv_timer_t *t) {
     log_warn("daemon", "websockets still open after the grace period", "{s:I}", "websockets",
              (json_int_t)coord_ws_count(d->ws));
   coord__listener_stop(d);
+  for (int i = 0; i < d->nstop_hooks; i++) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
   uv_close((uv_handle_t *)&d->sig_term, NULL);
   uv_close((uv_handle_t *)&d->sig_int, NULL);
   uv_close((uv_handle_t *)&d->lag_timer, NULL);
@@ -162,11 +177,18 @@ void coord__daemon_conn_gone(coord_daemon_t *d) {
     daemon_schedule(d, daemon_finish, 0);
 }
 
-void coord_daemon_on_drain(coord_daemon_t *d, coord_drain_hook_fn fn, void *ud) {
-  if (d->ndrain_hooks == (int)(sizeof d->drain_hooks / sizeof d->drain_hooks[0])) abort();
+void coord_daemon_on_drain(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud) {
+  if (d->ndrain_hooks == COORD_DAEMON_MAX_HOOKS) abort();
   d->drain_hooks[d->ndrain_hooks].fn = fn;
   d->drain_hooks[d->ndrain_hooks].ud = ud;
   d->ndrain_hooks++;
+}
+
+void coord_daemon_on_stop(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud) {
+  if (d->nstop_hooks == COORD_DAEMON_MAX_HOOKS) abort();
+  d->stop_hooks[d->nstop_hooks].fn = fn;
+  d->stop_hooks[d->nstop_hooks].ud = ud;
+  d->nstop_hooks++;
 }
 
 static void daemon_on_signal(uv_signal_t *h, int signum) {
@@ -253,14 +275,21 @@ int coord__daemon_run(const coord_config_t *cfg) {
   daemon_register_metrics(d);
   d->http = coord__http_new(d);
   d->ws = coord__ws_new(d);
-  rc = coord__endpoints_register(d);
-  if (rc == 0) rc = coord__testroutes_register(d);
-  if (rc == 0) rc = coord__static_register(d);
-  if (rc == 0) rc = daemon_create_lws(d, &loop);
+  for (size_t i = 0; i < sizeof daemon_modules / sizeof daemon_modules[0]; i++) {
+    rc = daemon_modules[i].attach(d);
+    if (rc < 0) {
+      log_error("daemon", "cannot start a module", "{s:s,s:s}", "module", daemon_modules[i].name,
+                "error", strerror(-rc));
+      d->exit_code = 1;
+      goto fail_stop;
+    }
+  }
+  rc = daemon_create_lws(d, &loop);
   if (rc < 0) {
     log_error("daemon", "cannot start libwebsockets", NULL);
     d->exit_code = 1;
-    goto out;
+    if (d->lws) lws_context_destroy(d->lws);
+    goto fail_stop;
   }
   log_info("daemon", "libwebsockets on the libuv loop", "{s:s}", "lws_version", lws_get_library_version());
 
@@ -269,8 +298,7 @@ int coord__daemon_run(const coord_config_t *cfg) {
     log_error("daemon", "cannot listen", "{s:s,s:s}", "listen", cfg->listen, "error", strerror(-rc));
     d->exit_code = 1;
     lws_context_destroy(d->lws);
-    uv_run(&loop, UV_RUN_DEFAULT); /* lets lws close its handles before the second call */
-    goto out;
+    goto fail_stop;
   }
   char url[128];
   snprintf(url, sizeof url, strchr(cfg->listen_host, ':') ? "http://[%s]:%d" : "http://%s:%d",
@@ -292,7 +320,13 @@ int coord__daemon_run(const coord_config_t *cfg) {
 
   uv_run(&loop, UV_RUN_DEFAULT);
   log_info("daemon", "stopped", "{s:i}", "exit_code", d->exit_code);
+  goto out;
 
+fail_stop:
+  /* Start-up failed after modules may have opened handles: let them close, and let lws
+   * close its own when it was created (first destroy call done above). */
+  for (int i = 0; i < d->nstop_hooks; i++) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
+  uv_run(&loop, UV_RUN_DEFAULT);
 out:
   if (d->lws) lws_context_destroy(d->lws); /* second call: completes the destruction */
   uv_run(&loop, UV_RUN_NOWAIT);

@@ -26,8 +26,12 @@ typedef enum {
   COORD_STATE_STOPPING, /* tearing down lws and our handles */
 } coord_state_t;
 
-/* Hook run once when graceful shutdown begins (the streams layer stops publishes there). */
-typedef void (*coord_drain_hook_fn)(coord_daemon_t *d, void *ud);
+/* Hooks run once when graceful shutdown begins (the streams layer stops publishes there)
+ * and once when the daemon stops (close every uv handle you own there, or the loop never
+ * ends). */
+typedef void (*coord_daemon_hook_fn)(coord_daemon_t *d, void *ud);
+
+#define COORD_DAEMON_MAX_HOOKS 8
 
 /* Our own listening socket: accepted fds are handed to lws (lws_adopt_socket_vhost), so we
  * decide about fd exhaustion, connection limits and when to stop accepting. */
@@ -74,10 +78,10 @@ struct coord_daemon {
   int exit_code;
   char conn_marker, over_marker; /* addresses tag our accepted wsis (opaque user data) */
   struct {
-    coord_drain_hook_fn fn;
+    coord_daemon_hook_fn fn;
     void *ud;
-  } drain_hooks[4];
-  int ndrain_hooks;
+  } drain_hooks[COORD_DAEMON_MAX_HOOKS], stop_hooks[COORD_DAEMON_MAX_HOOKS];
+  int ndrain_hooks, nstop_hooks;
 };
 
 /* Per-connection data lws allocates (zeroed) for our protocol at each protocol bind: an
@@ -158,8 +162,10 @@ int coord__testroutes_register(coord_daemon_t *d) __attribute__((warn_unused_res
 
 /* daemon.c */
 int coord__daemon_run(const coord_config_t *cfg);
-/* Registers a hook run at drain start (at most 4). */
-void coord_daemon_on_drain(coord_daemon_t *d, coord_drain_hook_fn fn, void *ud);
+/* Registers a hook run at drain start / at stop, in registration order (at most
+ * COORD_DAEMON_MAX_HOOKS each). Call from a module's attach function (daemon.c). */
+void coord_daemon_on_drain(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
+void coord_daemon_on_stop(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
 /* The ws module tells the daemon that the last WebSocket went away. */
 void coord__daemon_conn_gone(coord_daemon_t *d);
 

@@ -480,6 +480,16 @@ describe('configuration errors', () => {
     await version.stop();
   });
 
+  test('a port already in use exits 1 with the reason', async () => {
+    const first = await startDaemon();
+    const second = await startDaemon({ port: first.port, waitReady: false });
+    assert.equal((await second.exited).code, 1);
+    const line = second.logs.find((e) => e.msg === 'cannot listen');
+    assert.match(line.error, /Address already in use/);
+    await second.stop();
+    await first.stop();
+  });
+
   test('the listen flag beats the file', async () => {
     const d = await startDaemon({
       config: { listen: '127.0.0.1:1' },
