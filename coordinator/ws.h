@@ -92,7 +92,8 @@ void coord_ws_foreach(coord_ws_t *ws, void (*fn)(coord_ws_conn_t *c, void *sessi
 size_t coord_ws_count(const coord_ws_t *ws);
 
 /* The issue-2 session: {"op":"ping","ref":R} -> {"op":"pong","ref":R}; anything else gets
- * {"op":"error","code":"bad_request","message":...}. */
+ * {"op":"error","code":"bad_request","message":...}; at drain start it sends
+ * {"op":"drain","retry_ms":250..1249,"positions":{}}. */
 extern const coord_ws_session_ops_t coord_ws_basic_session;
 
 #endif

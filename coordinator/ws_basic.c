@@ -69,7 +69,17 @@ static void basic_message(coord_ws_conn_t *c, void *session, const char *data, s
   json_decref(root);
 }
 
+/* Shutdown began: tell the client to come back later, with jitter so that a restart is
+ * not met by every client at the same instant. No positions yet: nothing is subscribed in
+ * this session (the streams session fills them in). */
+static void basic_drain(coord_ws_conn_t *c, void *session) {
+  (void)session;
+  json_int_t retry_ms = 250 + (json_int_t)((uv_hrtime() / 1000) % 1000);
+  basic_reply(c, json_pack("{s:s,s:I,s:{}}", "op", "drain", "retry_ms", retry_ms, "positions"));
+}
+
 const coord_ws_session_ops_t coord_ws_basic_session = {
     .on_open = basic_open,
     .on_message = basic_message,
+    .on_drain = basic_drain,
 };

@@ -382,7 +382,7 @@ describe('connection limits and timeouts', () => {
 });
 
 describe('graceful shutdown', () => {
-  test('SIGTERM: /readyz 503 during the drain window, listener closed, clients get 1001, exit 0', async () => {
+  test('SIGTERM: /readyz 503 during the drain window, listener closed, clients get drain then 1001, exit 0', async () => {
     const d = await startDaemon({ config: { shutdown: { drain_ms: 1500, grace_ms: 2000 } } });
     const ws = await d.ws();
     const keep = await HttpConn.open(d.port);
@@ -395,7 +395,11 @@ describe('graceful shutdown', () => {
     assert.deepEqual(JSON.parse(r.body), { status: 'draining' });
     // New connections are no longer accepted.
     await assert.rejects(rawHttp(d.port, 'GET /healthz HTTP/1.1\r\n\r\n'), (e) => e.code === 'ECONNREFUSED');
-    // The WebSocket still works during the window, then gets 1001.
+    // The session was told first, and the WebSocket still works during the window.
+    const drain = await ws.nextJson();
+    assert.equal(drain.op, 'drain');
+    assert.ok(drain.retry_ms >= 250 && drain.retry_ms < 1250, `retry_ms ${drain.retry_ms}`);
+    assert.deepEqual(drain.positions, {});
     ws.sendJson({ op: 'ping', ref: 'draining' });
     assert.deepEqual(await ws.nextJson(), { op: 'pong', ref: 'draining' });
     const closed = await ws.closed;
