@@ -289,10 +289,12 @@ typedef struct agent_result {
   int status;                  /* 0, or a negative errno: -ETIMEDOUT (timeout or idle
                                   timeout), -EIO (HTTP error status or error event),
                                   -ECONNREFUSED/-ECONNRESET/-EHOSTUNREACH (network),
-                                  -EMSGSIZE (response over a limit), -EINVAL (bad
-                                  profile, input or params) */
+                                  -EMSGSIZE (response over a limit), -EBADMSG (tool-call
+                                  arguments not a JSON object), -EINVAL (bad profile,
+                                  input or params) */
   agent_err_class_t err_class; /* NONE when status is 0; retry policies switch on it */
-  int http_status;             /* 0 when no response (network, mock without status) */
+  int http_status;             /* 0 when no response arrived (network, timeout before
+                                  headers); the mock reports 200 or its injected status */
   int64_t retry_after_ms;      /* from Retry-After / retry-after-ms; -1 when none */
   const char *message;         /* "" when status is 0 */
   bool partial;                /* TEXT/REASONING/TOOL_CALL deltas were delivered */
