@@ -46,13 +46,34 @@ static const struct {
 static void daemon_begin_close(uv_timer_t *t);
 static void daemon_finish(uv_timer_t *t);
 
+/* lws's log callback carries no context pointer, so its rate limit lives in statics (the
+ * loop thread is the only caller). Many lws warnings are caused by clients ("Ran out of
+ * header data space"), so a client must not be able to flood the log: at most
+ * LWS_LOG_BURST lines per second, then one summary of what was dropped. */
+#define LWS_LOG_BURST 20
+
 static void daemon_lws_log(int level, const char *line) {
+  static uint64_t window_s, in_window, dropped;
   size_t n = strlen(line);
   while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
   char buf[512];
   snprintf(buf, sizeof buf, "%.*s", (int)n, line);
-  if (level & (LLL_ERR | LLL_WARN)) log_warn("lws", buf, NULL);
-  else log_debug("lws", buf, NULL);
+  if (!(level & (LLL_ERR | LLL_WARN))) {
+    log_debug("lws", buf, NULL);
+    return;
+  }
+  uint64_t now_s = uv_hrtime() / 1000000000u;
+  if (now_s != window_s) {
+    if (dropped)
+      log_warn("lws", "lws log lines suppressed", "{s:I}", "count", (json_int_t)dropped);
+    window_s = now_s;
+    in_window = dropped = 0;
+  }
+  if (++in_window > LWS_LOG_BURST) {
+    dropped++;
+    return;
+  }
+  log_warn("lws", buf, NULL);
 }
 
 /* Raises RLIMIT_NOFILE's soft limit to the hard one; returns the resulting soft limit. */
