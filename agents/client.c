@@ -362,8 +362,9 @@ static void reaper_cb(uv_timer_t *t) {
     agent_call_t *call = base_queue_data(base_queue_head(&c->reap), agent_call_t, qnode);
     base_queue_remove(&call->qnode);
     if (call->started) call->transport->stop(call);
-    call_release_slot(call);
     if (!call->cancelled) call_deliver(call);
+    /* after on_done: a call it starts on this key queues behind the older waiters */
+    call_release_slot(call);
     agent__limit_t *l = call->limit;
     call_close(call);
     limit_pump(l, c);
