@@ -29,7 +29,7 @@ test-asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOORD_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir $(ASAN_BUILD) -L 'unit|fuzz' --output-on-failure -j $(JOBS) --no-label-summary
+	  ctest --test-dir $(ASAN_BUILD) -L 'unit|fuzz|integration' --output-on-failure -j $(JOBS) --no-label-summary
 
 test-main:
 	@scripts/deps.sh --test
