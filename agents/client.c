@@ -38,7 +38,9 @@ int agent_provider_parse(const char *name, agent_provider_t *out) {
   return -EINVAL;
 }
 
-static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+  return s ? xstrdup(s) : NULL;
+}
 
 static bool headers_valid(const json_t *h) {
   const char *k;
@@ -71,7 +73,8 @@ int agent_client_new(uv_loop_t *loop, const agent_client_config_t *cfg, agent_cl
     c->providers[i].headers = pc->headers ? json_deep_copy(pc->headers) : NULL;
     c->providers[i].concurrency = pc->concurrency;
   }
-  c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+  c->connect_timeout_ms =
+      cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
   c->default_timeout_ms = cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : -1;
   c->default_idle_timeout_ms =
       cfg->default_idle_timeout_ms > 0 ? cfg->default_idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
@@ -112,7 +115,9 @@ void agent__client_unref(agent_client_t *c) {
   if (--c->open_handles == 0 && c->closing) client_release(c);
 }
 
-static void reaper_close_cb(uv_handle_t *h) { agent__client_unref(h->data); }
+static void reaper_close_cb(uv_handle_t *h) {
+  agent__client_unref(h->data);
+}
 
 static void call_close(agent_call_t *call);
 
@@ -134,7 +139,9 @@ void agent_client_free(agent_client_t *c) {
   uv_close((uv_handle_t *)&c->reaper, reaper_close_cb);
 }
 
-void agent_client_stats(const agent_client_t *c, agent_client_stats_t *st) { *st = c->stats; }
+void agent_client_stats(const agent_client_t *c, agent_client_stats_t *st) {
+  *st = c->stats;
+}
 
 static agent__limit_t *limit_find(const agent_client_t *c, const char *key) {
   base_map_node_t *n = base_map_get(&c->limits, key, strlen(key));
@@ -406,13 +413,16 @@ static void call_copy_profile(agent_call_t *call, const agent_profile_t *p, cons
   } else if (p->params && !json_is_object(p->params)) {
     call->input_error = xstrdup("params: expected an object");
   } else if (p->provider != AGENT_PROVIDER_MOCK && (!p->model || !*p->model)) {
-    call->input_error = xasprintf("model: required for provider %s", agent_provider_name(p->provider));
+    call->input_error =
+        xasprintf("model: required for provider %s", agent_provider_name(p->provider));
   } else if (agent__messages_from_input(input, &call->messages, err, sizeof err) < 0) {
     call->input_error = xstrdup(err);
   }
 }
 
-static int64_t resolve_timeout(int64_t v, int64_t dflt) { return v > 0 ? v : v < 0 ? -1 : dflt; }
+static int64_t resolve_timeout(int64_t v, int64_t dflt) {
+  return v > 0 ? v : v < 0 ? -1 : dflt;
+}
 
 int agent_call_start(agent_client_t *c, const agent_profile_t *p, const json_t *input,
                      const agent_call_opts_t *opts, const agent_call_cbs_t *cbs, void *ud,
@@ -431,7 +441,8 @@ int agent_call_start(agent_client_t *c, const agent_profile_t *p, const json_t *
   call->in_tokens = call->out_tokens = -1;
   call->retry_after_ms = -1;
   call->provider = p->provider;
-  call->transport = p->provider == AGENT_PROVIDER_MOCK ? &agent__mock_transport : &agent__http_transport;
+  call->transport =
+      p->provider == AGENT_PROVIDER_MOCK ? &agent__mock_transport : &agent__http_transport;
   if (agent_tools_new(0, 0, &call->tools) < 0) abort();
   call_copy_profile(call, p, input);
   base_queue_init(&call->qnode);
@@ -443,8 +454,9 @@ int agent_call_start(agent_client_t *c, const agent_profile_t *p, const json_t *
   c->ncalls++;
   c->open_handles++;
 
-  const char *key = p->limit_key && *p->limit_key ? p->limit_key : agent_provider_name(call->provider);
-  int max = p->concurrency > 0 ? p->concurrency
+  const char *key =
+      p->limit_key && *p->limit_key ? p->limit_key : agent_provider_name(call->provider);
+  int max = p->concurrency > 0                             ? p->concurrency
             : (unsigned)p->provider < AGENT_PROVIDER_COUNT ? c->providers[p->provider].concurrency
                                                            : 0;
   call->limit = limit_get(c, key, max);

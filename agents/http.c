@@ -24,10 +24,10 @@
 /* Invariants: socks lists every open uv_poll_t; open counts the two timers not yet
  * closed (h is freed at 0, after the client dropped it). */
 struct agent__http {
-  agent_client_t *c; /* borrowed */
-  CURLM *multi;      /* owned */
-  uv_timer_t timer;  /* curl's timeout */
-  uv_timer_t kick;   /* adds pending handles on the next turn */
+  agent_client_t *c;    /* borrowed */
+  CURLM *multi;         /* owned */
+  uv_timer_t timer;     /* curl's timeout */
+  uv_timer_t kick;      /* adds pending handles on the next turn */
   base_queue_t socks;   /* http_sock_t.link */
   base_queue_t pending; /* agent__http_call_t.pend: started, not yet in the multi */
   int open;
@@ -42,17 +42,17 @@ typedef struct http_sock {
 } http_sock_t;
 
 struct agent__http_call {
-  CURL *easy;                  /* owned */
-  struct curl_slist *headers;  /* owned */
-  agent__request_t rq;         /* owned; the body must outlive the transfer */
-  agent_decoder_t *dec;        /* owned */
-  base_queue_t pend;           /* in h->pending until added */
+  CURL *easy;                 /* owned */
+  struct curl_slist *headers; /* owned */
+  agent__request_t rq;        /* owned; the body must outlive the transfer */
+  agent_decoder_t *dec;       /* owned */
+  base_queue_t pend;          /* in h->pending until added */
   bool in_multi;
-  bool status_known;           /* of the current response */
-  bool ok;                     /* its status is 2xx */
-  size_t body_bytes;           /* of a 2xx body */
-  agent__buf_t errbody;        /* first max_error_body bytes of a non-2xx body */
-  char retry_after[64];        /* header values of the current response, "" when none */
+  bool status_known;    /* of the current response */
+  bool ok;              /* its status is 2xx */
+  size_t body_bytes;    /* of a 2xx body */
+  agent__buf_t errbody; /* first max_error_body bytes of a non-2xx body */
+  char retry_after[64]; /* header values of the current response, "" when none */
   char retry_after_ms[64];
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -127,15 +127,18 @@ static void timeout_cb(uv_timer_t *t) {
 
 static int timer_fn(CURLM *m, long ms, void *userp) {
   agent__http_t *h = userp;
-  if (ms < 0) uv_timer_stop(&h->timer);
-  else uv_timer_start(&h->timer, timeout_cb, (uint64_t)ms, 0);
+  if (ms < 0)
+    uv_timer_stop(&h->timer);
+  else
+    uv_timer_start(&h->timer, timeout_cb, (uint64_t)ms, 0);
   return 0;
 }
 
 static void kick_cb(uv_timer_t *t) {
   agent__http_t *h = t->data;
   while (!base_queue_empty(&h->pending)) {
-    agent__http_call_t *hc = base_queue_data(base_queue_head(&h->pending), agent__http_call_t, pend);
+    agent__http_call_t *hc =
+        base_queue_data(base_queue_head(&h->pending), agent__http_call_t, pend);
     base_queue_remove(&hc->pend);
     agent_call_t *call = NULL;
     curl_easy_getinfo(hc->easy, CURLINFO_PRIVATE, (char **)&call);
@@ -248,7 +251,8 @@ static void header_value(const char *p, size_t len, const char *name, char *out,
   if (len <= nl || p[nl] != ':' || strncasecmp(p, name, nl) != 0) return;
   const char *v = p + nl + 1, *end = p + len;
   while (v < end && (*v == ' ' || *v == '\t')) v++;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) end--;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+    end--;
   size_t vl = (size_t)(end - v) < outlen - 1 ? (size_t)(end - v) : outlen - 1;
   memcpy(out, v, vl);
   out[vl] = '\0';
@@ -301,14 +305,19 @@ static void network_error(agent_call_t *call, agent__http_call_t *hc, CURLcode r
   int status = -ECONNRESET;
   agent_err_class_t cls = AGENT_ERR_NETWORK;
   switch (res) {
-    case CURLE_COULDNT_CONNECT: status = -ECONNREFUSED; break;
+    case CURLE_COULDNT_CONNECT:
+      status = -ECONNREFUSED;
+      break;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: status = -EHOSTUNREACH; break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      status = -EHOSTUNREACH;
+      break;
     case CURLE_OPERATION_TIMEDOUT:
       status = -ETIMEDOUT;
       cls = AGENT_ERR_TIMEOUT;
       break;
-    default: break;
+    default:
+      break;
   }
   agent__call_fail(call, status, cls, 0, "%s%s%s%s", call->partial ? "stream interrupted: " : "",
                    curl_easy_strerror(res), hc->errbuf[0] ? ": " : "", hc->errbuf);
@@ -343,7 +352,9 @@ static void drain(agent__http_t *h) {
   }
 }
 
-static int dec_delta(void *ud, const agent_delta_t *d) { return agent__call_delta(ud, d); }
+static int dec_delta(void *ud, const agent_delta_t *d) {
+  return agent__call_delta(ud, d);
+}
 
 static int http_start(agent_call_t *call) {
   agent_client_t *c = call->client;
@@ -359,13 +370,15 @@ static int http_start(agent_call_t *call) {
     agent__call_fail(call, -EINVAL, AGENT_ERR_BAD_REQUEST, 0, "%s", err);
     return -EINVAL;
   }
-  agent_decoder_opts_t dopts = {.wire = agent__provider_wire(call->provider), .on_delta = dec_delta, .ud = call};
+  agent_decoder_opts_t dopts = {
+      .wire = agent__provider_wire(call->provider), .on_delta = dec_delta, .ud = call};
   hc->easy = curl_easy_init();
   if (!hc->easy || agent_decoder_new(&dopts, &hc->dec) < 0) {
     agent__call_fail(call, -EIO, AGENT_ERR_UNKNOWN, 0, "cannot set up the transfer");
     return -EIO;
   }
-  for (size_t i = 0; i < hc->rq.nheaders; i++) hc->headers = curl_slist_append(hc->headers, hc->rq.headers[i]);
+  for (size_t i = 0; i < hc->rq.nheaders; i++)
+    hc->headers = curl_slist_append(hc->headers, hc->rq.headers[i]);
   hc->headers = curl_slist_append(hc->headers, "Expect:");
   if (!hc->headers) abort();
   CURL *e = hc->easy;
@@ -395,7 +408,8 @@ static void http_stop(agent_call_t *call) {
   if (!hc) return;
   base_queue_remove(&hc->pend);
   /* Removing an unfinished transfer closes its connection: the server sees the abort. */
-  if (hc->in_multi && call->client->http) curl_multi_remove_handle(call->client->http->multi, hc->easy);
+  if (hc->in_multi && call->client->http)
+    curl_multi_remove_handle(call->client->http->multi, hc->easy);
   if (hc->easy) curl_easy_cleanup(hc->easy);
   curl_slist_free_all(hc->headers);
   agent_decoder_free(hc->dec);

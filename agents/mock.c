@@ -17,38 +17,38 @@
 #define MOCK_DEFAULT_CHUNK 4
 
 typedef struct mock_fail {
-  int attempt;             /* 0: every attempt */
+  int attempt; /* 0: every attempt */
   agent_err_class_t cls;
-  bool stall;              /* stop sending instead of failing */
+  bool stall; /* stop sending instead of failing */
   int64_t after_chunks;
-  int status;              /* HTTP status to report; 0: from the class */
-  int64_t retry_after_ms;  /* -1: none */
-  char *message;           /* owned; NULL: a default */
+  int status;             /* HTTP status to report; 0: from the class */
+  int64_t retry_after_ms; /* -1: none */
+  char *message;          /* owned; NULL: a default */
 } mock_fail_t;
 
 struct agent__mock {
   agent__buf_t text;
   agent__buf_t reasoning;
-  size_t pos;              /* bytes of reasoning then text already sent */
-  size_t chunk;            /* bytes per chunk */
-  double tokens_per_s;     /* 0: a chunk per loop turn */
+  size_t pos;          /* bytes of reasoning then text already sent */
+  size_t chunk;        /* bytes per chunk */
+  double tokens_per_s; /* 0: a chunk per loop turn */
   int64_t first_token_ms;
   char finish[32];
   int64_t in_tokens;
-  uint64_t t0;             /* uv_now at start, ms */
-  uint64_t sent;           /* chunks sent */
-  mock_fail_t fail;        /* the entry for this attempt; cls NONE when none */
+  uint64_t t0;      /* uv_now at start, ms */
+  uint64_t sent;    /* chunks sent */
+  mock_fail_t fail; /* the entry for this attempt; cls NONE when none */
 };
 
 static const char *const words[] = {
-    "signal", "stream", "river", "bright", "quiet", "amber", "vector", "harbor", "lattice",
-    "orbit", "meadow", "cipher", "gentle", "copper", "summit", "drift", "beacon", "willow",
-    "prism", "ember", "canyon", "delta", "frost", "granite", "hollow", "island", "juniper",
-    "kernel", "lantern", "marble", "nectar", "onyx", "pebble", "quartz", "ripple", "saffron",
-    "tundra", "umber", "velvet", "wander", "yarrow", "zenith", "anchor", "bramble", "cobalt",
-    "dune", "echo", "fable", "glacier", "horizon", "ivory", "jasper", "kestrel", "lumen",
-    "mosaic", "nimbus", "opal", "pinnacle", "quill", "rover", "sparrow", "thistle", "upland",
-    "verdant"};
+    "signal",  "stream",   "river",   "bright",  "quiet",   "amber",   "vector", "harbor",
+    "lattice", "orbit",    "meadow",  "cipher",  "gentle",  "copper",  "summit", "drift",
+    "beacon",  "willow",   "prism",   "ember",   "canyon",  "delta",   "frost",  "granite",
+    "hollow",  "island",   "juniper", "kernel",  "lantern", "marble",  "nectar", "onyx",
+    "pebble",  "quartz",   "ripple",  "saffron", "tundra",  "umber",   "velvet", "wander",
+    "yarrow",  "zenith",   "anchor",  "bramble", "cobalt",  "dune",    "echo",   "fable",
+    "glacier", "horizon",  "ivory",   "jasper",  "kestrel", "lumen",   "mosaic", "nimbus",
+    "opal",    "pinnacle", "quill",   "rover",   "sparrow", "thistle", "upland", "verdant"};
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
   const unsigned char *u = p;
@@ -87,7 +87,8 @@ static void last_user_text(const agent_call_t *call, agent__buf_t *out) {
     if (strcmp(json_string_value(json_object_get(m, "role")), "user") == 0) last = m;
   }
   json_t *content = last ? json_object_get(last, "content") : NULL;
-  if (json_is_string(content)) agent__buf_append(out, json_string_value(content), json_string_length(content));
+  if (json_is_string(content))
+    agent__buf_append(out, json_string_value(content), json_string_length(content));
 }
 
 /* ---- params ---- */
@@ -97,9 +98,9 @@ static const struct {
   agent_err_class_t cls;
   int status;
 } classes[] = {
-    {"rate_limited", AGENT_ERR_RATE_LIMITED, 429}, {"timeout", AGENT_ERR_TIMEOUT, 504},
-    {"server_error", AGENT_ERR_SERVER, 500},       {"network", AGENT_ERR_NETWORK, 0},
-    {"bad_request", AGENT_ERR_BAD_REQUEST, 400},   {"auth", AGENT_ERR_AUTH, 401},
+    {"rate_limited", AGENT_ERR_RATE_LIMITED, 429},     {"timeout", AGENT_ERR_TIMEOUT, 504},
+    {"server_error", AGENT_ERR_SERVER, 500},           {"network", AGENT_ERR_NETWORK, 0},
+    {"bad_request", AGENT_ERR_BAD_REQUEST, 400},       {"auth", AGENT_ERR_AUTH, 401},
     {"content_filter", AGENT_ERR_CONTENT_FILTER, 400}, {"unknown", AGENT_ERR_UNKNOWN, 0},
 };
 
@@ -109,7 +110,8 @@ static bool get_int(const json_t *v, int64_t lo, int64_t hi, int64_t *out) {
   return *out >= lo && *out <= hi;
 }
 
-static int parse_fail(const json_t *f, const char *path, mock_fail_t *out, char *err, size_t errlen) {
+static int parse_fail(const json_t *f, const char *path, mock_fail_t *out, char *err,
+                      size_t errlen) {
   const char *k;
   json_t *v;
   int64_t n;
@@ -119,7 +121,8 @@ static int parse_fail(const json_t *f, const char *path, mock_fail_t *out, char 
   if (!json_is_object(f)) return snprintf(err, errlen, "%s: expected an object", path), -EINVAL;
   json_object_foreach((json_t *)f, k, v) {
     if (strcmp(k, "attempt") == 0) {
-      if (!get_int(v, 1, 1000000, &n)) return snprintf(err, errlen, "%s.attempt: expected an integer >= 1", path), -EINVAL;
+      if (!get_int(v, 1, 1000000, &n))
+        return snprintf(err, errlen, "%s.attempt: expected an integer >= 1", path), -EINVAL;
       out->attempt = (int)n;
     } else if (strcmp(k, "class") == 0) {
       const char *s = json_string_value(v);
@@ -133,16 +136,22 @@ static int parse_fail(const json_t *f, const char *path, mock_fail_t *out, char 
           out->cls = classes[i].cls;
           found = true;
         }
-      if (!found) return snprintf(err, errlen, "%s.class: expected an error class or \"stall\"", path), -EINVAL;
+      if (!found)
+        return snprintf(err, errlen, "%s.class: expected an error class or \"stall\"", path),
+               -EINVAL;
     } else if (strcmp(k, "after_chunks") == 0) {
-      if (!get_int(v, 0, INT64_MAX, &out->after_chunks)) return snprintf(err, errlen, "%s.after_chunks: expected an integer >= 0", path), -EINVAL;
+      if (!get_int(v, 0, INT64_MAX, &out->after_chunks))
+        return snprintf(err, errlen, "%s.after_chunks: expected an integer >= 0", path), -EINVAL;
     } else if (strcmp(k, "status") == 0) {
-      if (!get_int(v, 100, 599, &n)) return snprintf(err, errlen, "%s.status: expected an HTTP status", path), -EINVAL;
+      if (!get_int(v, 100, 599, &n))
+        return snprintf(err, errlen, "%s.status: expected an HTTP status", path), -EINVAL;
       out->status = (int)n;
     } else if (strcmp(k, "retry_after_ms") == 0) {
-      if (!get_int(v, 0, INT64_MAX, &out->retry_after_ms)) return snprintf(err, errlen, "%s.retry_after_ms: expected an integer >= 0", path), -EINVAL;
+      if (!get_int(v, 0, INT64_MAX, &out->retry_after_ms))
+        return snprintf(err, errlen, "%s.retry_after_ms: expected an integer >= 0", path), -EINVAL;
     } else if (strcmp(k, "message") == 0) {
-      if (!json_is_string(v)) return snprintf(err, errlen, "%s.message: expected a string", path), -EINVAL;
+      if (!json_is_string(v))
+        return snprintf(err, errlen, "%s.message: expected a string", path), -EINVAL;
       out->message = xstrdup(json_string_value(v));
     } else {
       return snprintf(err, errlen, "%s.%s: unknown field", path, k), -EINVAL;
@@ -159,17 +168,24 @@ static int parse_fails(const json_t *v, int attempt, mock_fail_t *out, char *err
   out->cls = AGENT_ERR_NONE;
   if (json_is_object(v)) {
     if (parse_fail(v, "params.mock_fail", &f, err, errlen) < 0) return free(f.message), -EINVAL;
-    if (!f.attempt || f.attempt == attempt) *out = f;
-    else free(f.message);
+    if (!f.attempt || f.attempt == attempt)
+      *out = f;
+    else
+      free(f.message);
     return 0;
   }
   if (!json_is_array(v) || json_array_size(v) > MOCK_MAX_FAILS)
-    return snprintf(err, errlen, "params.mock_fail: expected an object or an array of at most %d", MOCK_MAX_FAILS), -EINVAL;
+    return snprintf(err, errlen, "params.mock_fail: expected an object or an array of at most %d",
+                    MOCK_MAX_FAILS),
+           -EINVAL;
   for (size_t i = 0; i < json_array_size(v); i++) {
     snprintf(path, sizeof path, "params.mock_fail[%zu]", i);
-    if (parse_fail(json_array_get(v, i), path, &f, err, errlen) < 0) return free(f.message), -EINVAL;
-    if (out->cls == AGENT_ERR_NONE && (!f.attempt || f.attempt == attempt)) *out = f;
-    else free(f.message);
+    if (parse_fail(json_array_get(v, i), path, &f, err, errlen) < 0)
+      return free(f.message), -EINVAL;
+    if (out->cls == AGENT_ERR_NONE && (!f.attempt || f.attempt == attempt))
+      *out = f;
+    else
+      free(f.message);
   }
   return 0;
 }
@@ -183,27 +199,38 @@ static int parse_params(agent_call_t *call, agent__mock_t *m, char *err, size_t 
   json_object_foreach(call->params, k, v) {
     if (strncmp(k, "mock_", 5) != 0) continue;
     if (strcmp(k, "mock_text") == 0) {
-      if (!json_is_string(v)) return snprintf(err, errlen, "params.mock_text: expected a string"), -EINVAL;
+      if (!json_is_string(v))
+        return snprintf(err, errlen, "params.mock_text: expected a string"), -EINVAL;
       text = v;
     } else if (strcmp(k, "mock_echo") == 0) {
-      if (!json_is_boolean(v)) return snprintf(err, errlen, "params.mock_echo: expected true or false"), -EINVAL;
+      if (!json_is_boolean(v))
+        return snprintf(err, errlen, "params.mock_echo: expected true or false"), -EINVAL;
       echo = json_is_true(v);
     } else if (strcmp(k, "mock_words") == 0) {
-      if (!get_int(v, 1, 100000, &nwords)) return snprintf(err, errlen, "params.mock_words: expected an integer 1-100000"), -EINVAL;
+      if (!get_int(v, 1, 100000, &nwords))
+        return snprintf(err, errlen, "params.mock_words: expected an integer 1-100000"), -EINVAL;
     } else if (strcmp(k, "mock_reasoning") == 0) {
-      if (!json_is_string(v)) return snprintf(err, errlen, "params.mock_reasoning: expected a string"), -EINVAL;
+      if (!json_is_string(v))
+        return snprintf(err, errlen, "params.mock_reasoning: expected a string"), -EINVAL;
       agent__buf_set(&m->reasoning, json_string_value(v), json_string_length(v));
     } else if (strcmp(k, "mock_tokens_per_s") == 0) {
       double d = json_number_value(v);
-      if (!json_is_number(v) || !(d >= 0 && d <= 1e6)) return snprintf(err, errlen, "params.mock_tokens_per_s: expected a number 0-1000000"), -EINVAL;
+      if (!json_is_number(v) || !(d >= 0 && d <= 1e6))
+        return snprintf(err, errlen, "params.mock_tokens_per_s: expected a number 0-1000000"),
+               -EINVAL;
       m->tokens_per_s = d;
     } else if (strcmp(k, "mock_chunk_chars") == 0) {
-      if (!get_int(v, 1, 65536, &n)) return snprintf(err, errlen, "params.mock_chunk_chars: expected an integer 1-65536"), -EINVAL;
+      if (!get_int(v, 1, 65536, &n))
+        return snprintf(err, errlen, "params.mock_chunk_chars: expected an integer 1-65536"),
+               -EINVAL;
       m->chunk = (size_t)n;
     } else if (strcmp(k, "mock_first_token_ms") == 0) {
-      if (!get_int(v, 0, 3600000, &m->first_token_ms)) return snprintf(err, errlen, "params.mock_first_token_ms: expected an integer 0-3600000"), -EINVAL;
+      if (!get_int(v, 0, 3600000, &m->first_token_ms))
+        return snprintf(err, errlen, "params.mock_first_token_ms: expected an integer 0-3600000"),
+               -EINVAL;
     } else if (strcmp(k, "mock_finish_reason") == 0) {
-      if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= sizeof m->finish)
+      if (!json_is_string(v) || json_string_length(v) == 0 ||
+          json_string_length(v) >= sizeof m->finish)
         return snprintf(err, errlen, "params.mock_finish_reason: expected a short string"), -EINVAL;
       snprintf(m->finish, sizeof m->finish, "%s", json_string_value(v));
     } else if (strcmp(k, "mock_fail") == 0) {
@@ -212,9 +239,12 @@ static int parse_params(agent_call_t *call, agent__mock_t *m, char *err, size_t 
       return snprintf(err, errlen, "params.%s: unknown mock option", k), -EINVAL;
     }
   }
-  if (text) agent__buf_set(&m->text, json_string_value(text), json_string_length(text));
-  else if (echo) last_user_text(call, &m->text);
-  else derive_text(call, nwords, &m->text);
+  if (text)
+    agent__buf_set(&m->text, json_string_value(text), json_string_length(text));
+  else if (echo)
+    last_user_text(call, &m->text);
+  else
+    derive_text(call, nwords, &m->text);
   return 0;
 }
 
@@ -249,9 +279,12 @@ static void inject(agent_call_t *call) {
   for (size_t i = 0; !status && i < BASE_ARRAY_SIZE(classes); i++)
     if (classes[i].cls == f->cls) status = classes[i].status;
   if (m->sent > 0) status = 200; /* a mid-stream error arrives after HTTP 200 */
-  int err = f->cls == AGENT_ERR_TIMEOUT ? -ETIMEDOUT : f->cls == AGENT_ERR_NETWORK ? -ECONNRESET : -EIO;
+  int err = f->cls == AGENT_ERR_TIMEOUT   ? -ETIMEDOUT
+            : f->cls == AGENT_ERR_NETWORK ? -ECONNRESET
+                                          : -EIO;
   call->retry_after_ms = f->retry_after_ms;
-  agent__call_fail(call, err, f->cls, status, "%s", f->message ? f->message : "mock: injected failure");
+  agent__call_fail(call, err, f->cls, status, "%s",
+                   f->message ? f->message : "mock: injected failure");
   call->http_status = status;
   agent__call_finish(call);
 }

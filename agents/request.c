@@ -81,7 +81,8 @@ static void merge_params(json_t *body, const json_t *params) {
 
 static int openai_body(const agent_call_t *call, json_t *body, char *err, size_t errlen) {
   json_t *msgs = json_array();
-  if (call->system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", call->system));
+  if (call->system)
+    json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", call->system));
   json_array_extend(msgs, call->messages);
   merge_params(body, call->params);
   json_object_set_new(body, "model", json_string(call->model));
@@ -99,7 +100,9 @@ static int openai_body(const agent_call_t *call, json_t *body, char *err, size_t
 static void bearer(agent__request_t *rq, const char *key);
 static void add_header(agent__request_t *rq, const char *name, const char *value);
 
-static void openai_headers(agent__request_t *rq, const char *key) { bearer(rq, key); }
+static void openai_headers(agent__request_t *rq, const char *key) {
+  bearer(rq, key);
+}
 
 /* Anthropic takes the system prompt apart: the profile's, then any system messages of the
  * input, joined by blank lines. max_tokens is required there. */
@@ -147,21 +150,27 @@ static int ollama_body(const agent_call_t *call, json_t *body, char *err, size_t
   json_t *options = json_object();
   const char *k;
   json_t *v;
-  if (call->system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", call->system));
+  if (call->system)
+    json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", call->system));
   json_array_extend(msgs, call->messages);
   json_object_foreach(call->params, k, v) {
     bool is_top = false;
     if (strncmp(k, "mock_", 5) == 0) continue;
     for (size_t i = 0; i < BASE_ARRAY_SIZE(top); i++) is_top |= strcmp(k, top[i]) == 0;
-    if (strcmp(k, "options") == 0 && json_is_object(v)) json_object_update(options, v);
-    else if (is_top) json_object_set(body, k, v);
-    else json_object_set(options, strcmp(k, "max_tokens") == 0 ? "num_predict" : k, v);
+    if (strcmp(k, "options") == 0 && json_is_object(v))
+      json_object_update(options, v);
+    else if (is_top)
+      json_object_set(body, k, v);
+    else
+      json_object_set(options, strcmp(k, "max_tokens") == 0 ? "num_predict" : k, v);
   }
   json_object_set_new(body, "model", json_string(call->model));
   json_object_set_new(body, "messages", msgs);
   json_object_set_new(body, "stream", json_true());
-  if (json_object_size(options)) json_object_set_new(body, "options", options);
-  else json_decref(options);
+  if (json_object_size(options))
+    json_object_set_new(body, "options", options);
+  else
+    json_decref(options);
   return 0;
 }
 
@@ -194,10 +203,14 @@ static const provider_ops_t ollama_ops = {
 
 static const provider_ops_t *ops_of(agent_provider_t p) {
   switch (p) {
-    case AGENT_PROVIDER_OPENAI: return &openai_ops;
-    case AGENT_PROVIDER_ANTHROPIC: return &anthropic_ops;
-    case AGENT_PROVIDER_OLLAMA: return &ollama_ops;
-    default: return NULL;
+    case AGENT_PROVIDER_OPENAI:
+      return &openai_ops;
+    case AGENT_PROVIDER_ANTHROPIC:
+      return &anthropic_ops;
+    case AGENT_PROVIDER_OLLAMA:
+      return &ollama_ops;
+    default:
+      return NULL;
   }
 }
 
@@ -232,15 +245,18 @@ static bool has_header(const json_t *cfg_headers, const char *line) {
 static const char *call_key(const agent_call_t *call, const provider_ops_t *ops) {
   const agent__provider_cfg_t *pc = &call->client->providers[call->provider];
   const char *key = NULL;
-  if (call->api_key_env) key = getenv(call->api_key_env);
-  else if (pc->api_key) key = pc->api_key;
-  else if (pc->api_key_env) key = getenv(pc->api_key_env);
-  else if (ops->default_key_env) key = getenv(ops->default_key_env);
+  if (call->api_key_env)
+    key = getenv(call->api_key_env);
+  else if (pc->api_key)
+    key = pc->api_key;
+  else if (pc->api_key_env)
+    key = getenv(pc->api_key_env);
+  else if (ops->default_key_env)
+    key = getenv(ops->default_key_env);
   return key && *key && !strpbrk(key, "\r\n") ? key : NULL;
 }
 
-int agent__request_build(const agent_call_t *call, agent__request_t *rq, char *err,
-                         size_t errlen) {
+int agent__request_build(const agent_call_t *call, agent__request_t *rq, char *err, size_t errlen) {
   const provider_ops_t *ops = ops_of(call->provider);
   const agent__provider_cfg_t *pc = &call->client->providers[call->provider];
   memset(rq, 0, sizeof *rq);
@@ -248,7 +264,9 @@ int agent__request_build(const agent_call_t *call, agent__request_t *rq, char *e
     snprintf(err, errlen, "provider: %s has no HTTP request", agent_provider_name(call->provider));
     return -EINVAL;
   }
-  const char *base = call->base_url ? call->base_url : pc->base_url ? pc->base_url : ops->default_base;
+  const char *base = call->base_url ? call->base_url
+                     : pc->base_url ? pc->base_url
+                                    : ops->default_base;
   size_t blen = strlen(base);
   while (blen && base[blen - 1] == '/') blen--;
   if (!(strncmp(base, "http://", 7) == 0 || strncmp(base, "https://", 8) == 0) ||
@@ -273,7 +291,8 @@ int agent__request_build(const agent_call_t *call, agent__request_t *rq, char *e
 
   agent__request_t own = {0};
   add_header(&own, "Content-Type", "application/json");
-  add_header(&own, "Accept", ops->wire == AGENT_WIRE_OLLAMA ? "application/x-ndjson" : "text/event-stream");
+  add_header(&own, "Accept",
+             ops->wire == AGENT_WIRE_OLLAMA ? "application/x-ndjson" : "text/event-stream");
   ops->headers(&own, call_key(call, ops));
   for (size_t i = 0; i < own.nheaders; i++) {
     if (pc->headers && has_header(pc->headers, own.headers[i])) {

@@ -18,11 +18,11 @@
 
 /* Everything one call reported. Strings owned. */
 typedef struct lt_rec {
-  at_str_t deltas;    /* rendered with at_render_delta */
+  at_str_t deltas; /* rendered with at_render_delta */
   int ndeltas;
-  int done;           /* on_done count */
-  uint64_t done_at;   /* uv_now at on_done, ms */
-  uint64_t first_at;  /* uv_now at the first delta, ms */
+  int done;          /* on_done count */
+  uint64_t done_at;  /* uv_now at on_done, ms */
+  uint64_t first_at; /* uv_now at the first delta, ms */
   uv_loop_t *loop;
   int status;
   agent_err_class_t cls;
@@ -32,12 +32,12 @@ typedef struct lt_rec {
   char *text;
   size_t text_len;
   char *reasoning;
-  char *finish;       /* NULL when none */
+  char *finish; /* NULL when none */
   int64_t in_tokens, out_tokens;
   bool partial;
   int64_t elapsed_ms;
   size_t ntools;
-  char *tool0;        /* "name args" of the first tool call */
+  char *tool0; /* "name args" of the first tool call */
   /* optional: cancel this call after this many deltas */
   int cancel_after;
   agent_call_t *call;
@@ -103,7 +103,9 @@ static AT_UNUSED void lt_start(agent_client_t *c, const agent_profile_t *p, cons
   assert_int_equal(r->done, 0); /* never synchronous */
 }
 
-static AT_UNUSED void lt_watchdog_cb(uv_timer_t *t) { *(bool *)t->data = true; }
+static AT_UNUSED void lt_watchdog_cb(uv_timer_t *t) {
+  *(bool *)t->data = true;
+}
 
 /* Runs loop until *flag >= want; fails the test after LT_WATCHDOG_MS. */
 static AT_UNUSED void lt_run_until(uv_loop_t *loop, const int *flag, int want) {
@@ -118,7 +120,9 @@ static AT_UNUSED void lt_run_until(uv_loop_t *loop, const int *flag, int want) {
   if (fired) fail_msg("watchdog: condition not reached in %d ms", LT_WATCHDOG_MS);
 }
 
-static AT_UNUSED void lt_wait_cb(uv_timer_t *t) { *(bool *)t->data = true; }
+static AT_UNUSED void lt_wait_cb(uv_timer_t *t) {
+  *(bool *)t->data = true;
+}
 
 /* Runs the loop for ms (to see that nothing more happens). */
 static AT_UNUSED void lt_run_for(uv_loop_t *loop, uint64_t ms) {
@@ -144,8 +148,8 @@ static AT_UNUSED void lt_teardown(uv_loop_t *loop, agent_client_t *c) {
 typedef struct lt_fake {
   pid_t pid;
   int port;
-  char base[64];   /* http://127.0.0.1:PORT */
-  char skip[200];  /* why the fake is unavailable, "" when running */
+  char base[64];  /* http://127.0.0.1:PORT */
+  char skip[200]; /* why the fake is unavailable, "" when running */
 } lt_fake_t;
 
 static AT_UNUSED char *lt_find_node(void) {
@@ -178,7 +182,8 @@ static AT_UNUSED int lt_fake_start(lt_fake_t *f) {
   memset(f, 0, sizeof *f);
   char *node = lt_find_node();
   if (!node) {
-    snprintf(f->skip, sizeof f->skip, "node not found ($NODE or PATH): fake endpoint tests skipped");
+    snprintf(f->skip, sizeof f->skip,
+             "node not found ($NODE or PATH): fake endpoint tests skipped");
     return -ENOENT;
   }
   char *script = lt_fake_script();

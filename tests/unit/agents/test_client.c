@@ -41,7 +41,8 @@ static void test_limit_queues_the_third_call_in_fifo_order(void **state) {
   ct_t *t = *state;
   lt_rec_t r[4];
   uint64_t running, queued;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_MOCK, .params = t->slow, .limit_key = "k", .concurrency = 2};
+  agent_profile_t p = {
+      .provider = AGENT_PROVIDER_MOCK, .params = t->slow, .limit_key = "k", .concurrency = 2};
   for (int i = 0; i < 4; i++) {
     lt_rec_init(&r[i], &t->loop);
     lt_start(t->c, &p, "q", NULL, &r[i]);
@@ -68,7 +69,8 @@ static void test_other_limit_keys_do_not_wait(void **state) {
   ct_t *t = *state;
   lt_rec_t a, b;
   uint64_t running, queued;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_MOCK, .params = t->slow, .limit_key = "one", .concurrency = 1};
+  agent_profile_t p = {
+      .provider = AGENT_PROVIDER_MOCK, .params = t->slow, .limit_key = "one", .concurrency = 1};
   lt_rec_init(&a, &t->loop);
   lt_start(t->c, &p, "q", NULL, &a);
   p.limit_key = "two";
@@ -89,7 +91,8 @@ static void test_cancel_of_a_queued_call_fires_nothing_and_frees_its_place(void 
   ct_t *t = *state;
   lt_rec_t r[3];
   uint64_t running, queued;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_MOCK, .params = t->slow, .limit_key = "q", .concurrency = 1};
+  agent_profile_t p = {
+      .provider = AGENT_PROVIDER_MOCK, .params = t->slow, .limit_key = "q", .concurrency = 1};
   for (int i = 0; i < 3; i++) {
     lt_rec_init(&r[i], &t->loop);
     lt_start(t->c, &p, "q", NULL, &r[i]);
@@ -182,10 +185,14 @@ static void test_bad_input_and_profile_fail_through_on_done(void **state) {
     const char *input; /* JSON */
     const char *msg;
   } cases[] = {
-      {AGENT_PROVIDER_MOCK, NULL, "42", "input: expected a prompt string or a non-empty array of messages"},
-      {AGENT_PROVIDER_MOCK, NULL, "[]", "input: expected a prompt string or a non-empty array of messages"},
-      {AGENT_PROVIDER_MOCK, NULL, "[{\"role\":\"user\"}]", "input[0].content: expected a string or an array"},
-      {AGENT_PROVIDER_MOCK, NULL, "[{\"role\":1,\"content\":\"x\"}]", "input[0].role: expected a non-empty string"},
+      {AGENT_PROVIDER_MOCK, NULL, "42",
+       "input: expected a prompt string or a non-empty array of messages"},
+      {AGENT_PROVIDER_MOCK, NULL, "[]",
+       "input: expected a prompt string or a non-empty array of messages"},
+      {AGENT_PROVIDER_MOCK, NULL, "[{\"role\":\"user\"}]",
+       "input[0].content: expected a string or an array"},
+      {AGENT_PROVIDER_MOCK, NULL, "[{\"role\":1,\"content\":\"x\"}]",
+       "input[0].role: expected a non-empty string"},
       {AGENT_PROVIDER_OPENAI, NULL, "\"q\"", "model: required for provider openai"},
       {(agent_provider_t)9, "m", "\"q\"", "provider: unknown provider"},
   };
@@ -231,8 +238,9 @@ static void test_messages_array_input_is_used_as_given(void **state) {
   ct_t *t = *state;
   lt_rec_t r;
   json_t *params = json_pack("{s:b,s:i}", "mock_echo", 1, "mock_chunk_chars", 100);
-  json_t *in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "role", "user", "content", "first",
-                         "role", "assistant", "content", "reply", "role", "user", "content", "second");
+  json_t *in =
+      json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "role", "user", "content", "first", "role",
+                "assistant", "content", "reply", "role", "user", "content", "second");
   agent_profile_t p = {.provider = AGENT_PROVIDER_MOCK, .params = params};
   lt_rec_init(&r, &t->loop);
   assert_int_equal(agent_call_start(t->c, &p, in, NULL, &lt_cbs, &r, NULL), 0);
@@ -262,16 +270,23 @@ static void test_client_free_with_running_and_queued_calls_closes_every_handle(v
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_provider_names_round_trip),
-      cmocka_unit_test_setup_teardown(test_limit_queues_the_third_call_in_fifo_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_limit_queues_the_third_call_in_fifo_order, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_other_limit_keys_do_not_wait, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_of_a_queued_call_fires_nothing_and_frees_its_place, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_from_on_delta_stops_the_stream_and_on_done_never_fires, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_cancel_of_a_queued_call_fires_nothing_and_frees_its_place, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_cancel_from_on_delta_stops_the_stream_and_on_done_never_fires, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_right_after_start_fires_nothing, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_inside_another_calls_on_done_suppresses_the_pending_result, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_input_and_profile_fail_through_on_done, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_start_rejects_missing_arguments_and_too_many_calls, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_cancel_inside_another_calls_on_done_suppresses_the_pending_result, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input_and_profile_fail_through_on_done, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_start_rejects_missing_arguments_and_too_many_calls,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_messages_array_input_is_used_as_given, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_client_free_with_running_and_queued_calls_closes_every_handle, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_client_free_with_running_and_queued_calls_closes_every_handle, setup, teardown),
   };
   return cmocka_run_group_tests_name("agents_client", tests, NULL, NULL);
 }

@@ -48,12 +48,12 @@ static int teardown(void **state) {
   return 0;
 }
 
-#define NEED_FAKE(t)                                   \
-  do {                                                 \
-    if ((t)->fake->skip[0]) {                          \
-      print_message("%s\n", (t)->fake->skip);          \
-      skip();                                          \
-    }                                                  \
+#define NEED_FAKE(t)                          \
+  do {                                        \
+    if ((t)->fake->skip[0]) {                 \
+      print_message("%s\n", (t)->fake->skip); \
+      skip();                                 \
+    }                                         \
   } while (0)
 
 static void run_call(ht_t *t, agent_provider_t prov, const char *model, const json_t *params,
@@ -130,17 +130,20 @@ static void test_tool_calls_are_assembled_in_the_result(void **state) {
 static void test_requests_carry_each_providers_body_and_headers(void **state) {
   ht_t *t = *state;
   NEED_FAKE(t);
-  json_t *params = json_pack("{s:f,s:i,s:s}", "temperature", 0.5, "max_tokens", 77, "mock_text", "x");
-  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI, .model = "scenario:normal?tag=req_openai",
-                       .system = "be brief", .params = params};
+  json_t *params =
+      json_pack("{s:f,s:i,s:s}", "temperature", 0.5, "max_tokens", 77, "mock_text", "x");
+  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI,
+                       .model = "scenario:normal?tag=req_openai",
+                       .system = "be brief",
+                       .params = params};
   lt_rec_t r[3];
   lt_rec_init(&r[0], &t->loop);
   lt_start(t->c, &p, "hello", NULL, &r[0]);
   p.provider = AGENT_PROVIDER_ANTHROPIC;
   p.model = "scenario:normal?tag=req_anthropic";
   lt_rec_init(&r[1], &t->loop);
-  json_t *msgs = json_pack("[{s:s,s:s},{s:s,s:s}]", "role", "system", "content", "and kind",
-                           "role", "user", "content", "hello");
+  json_t *msgs = json_pack("[{s:s,s:s},{s:s,s:s}]", "role", "system", "content", "and kind", "role",
+                           "user", "content", "hello");
   assert_int_equal(agent_call_start(t->c, &p, msgs, NULL, &lt_cbs, &r[1], NULL), 0);
   p.provider = AGENT_PROVIDER_OLLAMA;
   p.model = "scenario:normal?tag=req_ollama";
@@ -150,7 +153,8 @@ static void test_requests_carry_each_providers_body_and_headers(void **state) {
   for (int i = 0; i < 3; i++) assert_int_equal(r[i].status, 0);
 
   json_t *log = lt_fake_get(t->fake, "/_requests?tag=req_openai");
-  json_t *req = json_array_get(log, 0), *h = json_object_get(req, "headers"), *b = json_object_get(req, "body");
+  json_t *req = json_array_get(log, 0), *h = json_object_get(req, "headers"),
+         *b = json_object_get(req, "body");
   assert_string_equal(json_string_value(json_object_get(h, "authorization")), "Bearer sk-test");
   assert_string_equal(json_string_value(json_object_get(h, "accept")), "text/event-stream");
   assert_true(json_is_true(json_object_get(b, "stream")));
@@ -163,7 +167,8 @@ static void test_requests_carry_each_providers_body_and_headers(void **state) {
   json_decref(log);
 
   log = lt_fake_get(t->fake, "/_requests?tag=req_anthropic");
-  req = json_array_get(log, 0), h = json_object_get(req, "headers"), b = json_object_get(req, "body");
+  req = json_array_get(log, 0), h = json_object_get(req, "headers"),
+  b = json_object_get(req, "body");
   assert_string_equal(json_string_value(json_object_get(h, "x-api-key")), "ak-test");
   assert_string_equal(json_string_value(json_object_get(h, "anthropic-version")), "2023-06-01");
   assert_null(json_object_get(h, "authorization"));
@@ -173,9 +178,11 @@ static void test_requests_carry_each_providers_body_and_headers(void **state) {
   json_decref(log);
 
   log = lt_fake_get(t->fake, "/_requests?tag=req_ollama");
-  req = json_array_get(log, 0), h = json_object_get(req, "headers"), b = json_object_get(req, "body");
+  req = json_array_get(log, 0), h = json_object_get(req, "headers"),
+  b = json_object_get(req, "body");
   assert_null(json_object_get(h, "authorization"));
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "options"), "num_predict")), 77);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(b, "options"), "num_predict")), 77);
   assert_null(json_object_get(b, "max_tokens"));
   json_decref(log);
 
@@ -198,8 +205,8 @@ static void test_429_with_retry_after_is_rate_limited_with_its_delay(void **stat
   assert_false(r.partial);
   lt_rec_free(&r);
   /* retry-after-ms wins, Anthropic's body shape */
-  run_call(t, AGENT_PROVIDER_ANTHROPIC, "scenario:status?status=429&retry_after=3&retry_after_ms=1500",
-           NULL, NULL, &r);
+  run_call(t, AGENT_PROVIDER_ANTHROPIC,
+           "scenario:status?status=429&retry_after=3&retry_after_ms=1500", NULL, NULL, &r);
   assert_int_equal(r.cls, AGENT_ERR_RATE_LIMITED);
   assert_int_equal(r.retry_after_ms, 1500);
   lt_rec_free(&r);
@@ -233,7 +240,8 @@ static void test_error_after_200_fails_with_its_class_and_partial_text(void **st
   assert_string_equal(r.text, "Par");
   at_assert_same("text \"Par\"\n", r.deltas.p, "deltas");
   lt_rec_free(&r);
-  run_call(t, AGENT_PROVIDER_ANTHROPIC, "scenario:normal?transcript=anthropic_overloaded", NULL, NULL, &r);
+  run_call(t, AGENT_PROVIDER_ANTHROPIC, "scenario:normal?transcript=anthropic_overloaded", NULL,
+           NULL, &r);
   assert_int_equal(r.cls, AGENT_ERR_SERVER);
   assert_string_equal(r.message, "Overloaded");
   lt_rec_free(&r);
@@ -250,7 +258,8 @@ static void test_idle_timeout_fires_on_a_stall_within_tolerance(void **state) {
   assert_true(r.partial);
   assert_string_equal(r.text, "Hello");
   uint64_t gap = r.done_at - r.first_at;
-  if (gap < 190 || gap > 500) fail_msg("idle timeout after %llu ms, want ~200", (unsigned long long)gap);
+  if (gap < 190 || gap > 500)
+    fail_msg("idle timeout after %llu ms, want ~200", (unsigned long long)gap);
   assert_int_equal(lt_fake_stat(t->fake, "stall", "disconnect", 1, "disconnects"), 1);
   lt_rec_free(&r);
 }
@@ -286,7 +295,8 @@ static void test_cancel_aborts_the_transfer_and_fires_nothing(void **state) {
   ht_t *t = *state;
   NEED_FAKE(t);
   lt_rec_t r;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI, .model = "scenario:slow?delay_ms=50&tag=cancel"};
+  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI,
+                       .model = "scenario:slow?delay_ms=50&tag=cancel"};
   lt_rec_init(&r, &t->loop);
   r.cancel_after = 1; /* from inside on_delta, i.e. inside curl's write callback */
   lt_start(t->c, &p, "hello", NULL, &r);
@@ -306,7 +316,8 @@ static void test_cancel_from_outside_a_callback_aborts_the_transfer(void **state
   ht_t *t = *state;
   NEED_FAKE(t);
   lt_rec_t r;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI, .model = "scenario:stall?after=3&tag=cancel2"};
+  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI,
+                       .model = "scenario:stall?after=3&tag=cancel2"};
   lt_rec_init(&r, &t->loop);
   lt_start(t->c, &p, "hello", NULL, &r);
   lt_run_until(&t->loop, &r.ndeltas, 1);
@@ -335,7 +346,8 @@ static void test_connection_refused_is_a_network_error(void **state) {
   ht_t *t = *state;
   NEED_FAKE(t);
   lt_rec_t r;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI, .model = "m", .base_url = "http://127.0.0.1:1/v1"};
+  agent_profile_t p = {
+      .provider = AGENT_PROVIDER_OPENAI, .model = "m", .base_url = "http://127.0.0.1:1/v1"};
   lt_rec_init(&r, &t->loop);
   lt_start(t->c, &p, "hello", NULL, &r);
   lt_run_until(&t->loop, &r.done, 1);
@@ -350,8 +362,10 @@ static void test_concurrency_limit_queues_the_third_call_when_the_limit_is_2(voi
   NEED_FAKE(t);
   lt_rec_t r[3];
   uint64_t running, queued;
-  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI, .model = "scenario:slow?delay_ms=40&tag=limit",
-                       .limit_key = "wf/writer", .concurrency = 2};
+  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI,
+                       .model = "scenario:slow?delay_ms=40&tag=limit",
+                       .limit_key = "wf/writer",
+                       .concurrency = 2};
   for (int i = 0; i < 3; i++) {
     lt_rec_init(&r[i], &t->loop);
     lt_start(t->c, &p, "hello", NULL, &r[i]);
@@ -395,7 +409,8 @@ static void test_client_free_with_transfers_in_flight_closes_everything(void **s
   ht_t *t = *state;
   NEED_FAKE(t);
   lt_rec_t r[2];
-  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI, .model = "scenario:stall?after=3&tag=freeing"};
+  agent_profile_t p = {.provider = AGENT_PROVIDER_OPENAI,
+                       .model = "scenario:stall?after=3&tag=freeing"};
   for (int i = 0; i < 2; i++) {
     lt_rec_init(&r[i], &t->loop);
     lt_start(t->c, &p, "hello", NULL, &r[i]);
@@ -411,24 +426,37 @@ static void test_client_free_with_transfers_in_flight_closes_everything(void **s
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_openai_stream_gives_the_transcript_deltas_and_result, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_anthropic_stream_gives_the_transcript_deltas_and_result, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_ollama_stream_gives_the_transcript_deltas_and_result, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_openai_stream_gives_the_transcript_deltas_and_result,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_anthropic_stream_gives_the_transcript_deltas_and_result,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ollama_stream_gives_the_transcript_deltas_and_result,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_tool_calls_are_assembled_in_the_result, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_requests_carry_each_providers_body_and_headers, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_429_with_retry_after_is_rate_limited_with_its_delay, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_requests_carry_each_providers_body_and_headers, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_429_with_retry_after_is_rate_limited_with_its_delay,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_500_is_a_server_error_without_delay, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_error_after_200_fails_with_its_class_and_partial_text, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_idle_timeout_fires_on_a_stall_within_tolerance, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_idle_timeout_also_covers_the_wait_for_headers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_after_200_fails_with_its_class_and_partial_text,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_timeout_fires_on_a_stall_within_tolerance, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_idle_timeout_also_covers_the_wait_for_headers, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_total_timeout_ends_a_slow_stream, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_aborts_the_transfer_and_fires_nothing, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_from_outside_a_callback_aborts_the_transfer, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_server_dropping_the_connection_mid_stream_is_a_network_error, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_aborts_the_transfer_and_fires_nothing, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_from_outside_a_callback_aborts_the_transfer,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_server_dropping_the_connection_mid_stream_is_a_network_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connection_refused_is_a_network_error, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_concurrency_limit_queues_the_third_call_when_the_limit_is_2, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_concurrency_limit_queues_the_third_call_when_the_limit_is_2, setup, teardown),
       cmocka_unit_test_setup_teardown(test_response_over_the_size_limit_fails, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_client_free_with_transfers_in_flight_closes_everything, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_free_with_transfers_in_flight_closes_everything,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests_name("agents_http", tests, group_setup, group_teardown);
 }

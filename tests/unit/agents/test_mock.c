@@ -38,8 +38,9 @@ static void run_mock(mt_t *t, const char *params, const char *prompt, const agen
 static void test_mock_streams_configured_text_in_chunks_then_finish_and_usage(void **state) {
   lt_rec_t r;
   run_mock(*state, "{\"mock_text\":\"Hello world!\",\"mock_chunk_chars\":5}", "hi", NULL, &r);
-  at_assert_same("text \"Hello\"\ntext \" worl\"\ntext \"d!\"\nfinish stop raw=stop\nusage in=2 out=3\n",
-                 r.deltas.p, "deltas");
+  at_assert_same(
+      "text \"Hello\"\ntext \" worl\"\ntext \"d!\"\nfinish stop raw=stop\nusage in=2 out=3\n",
+      r.deltas.p, "deltas");
   assert_int_equal(r.status, 0);
   assert_int_equal(r.cls, AGENT_ERR_NONE);
   assert_string_equal(r.text, "Hello world!");
@@ -86,8 +87,10 @@ static void test_mock_echo_repeats_the_last_user_message(void **state) {
 
 static void test_mock_reasoning_streams_before_text(void **state) {
   lt_rec_t r;
-  run_mock(*state, "{\"mock_text\":\"ok\",\"mock_reasoning\":\"hmm\",\"mock_chunk_chars\":8,"
-                   "\"mock_finish_reason\":\"length\"}", "q", NULL, &r);
+  run_mock(*state,
+           "{\"mock_text\":\"ok\",\"mock_reasoning\":\"hmm\",\"mock_chunk_chars\":8,"
+           "\"mock_finish_reason\":\"length\"}",
+           "q", NULL, &r);
   at_assert_same("reasoning \"hmm\"\ntext \"ok\"\nfinish length raw=length\nusage in=2 out=2\n",
                  r.deltas.p, "deltas");
   assert_string_equal(r.reasoning, "hmm");
@@ -98,7 +101,8 @@ static void test_mock_reasoning_streams_before_text(void **state) {
 static void test_mock_chunks_never_split_a_utf8_character(void **state) {
   lt_rec_t r;
   /* "é" is 2 bytes, "😀" 4: 3-byte chunks must bend around them */
-  run_mock(*state, "{\"mock_text\":\"a\\u00e9\\ud83d\\ude00b\",\"mock_chunk_chars\":3}", "q", NULL, &r);
+  run_mock(*state, "{\"mock_text\":\"a\\u00e9\\ud83d\\ude00b\",\"mock_chunk_chars\":3}", "q", NULL,
+           &r);
   at_assert_same("text \"aé\"\ntext \"😀\"\ntext \"b\"\nfinish stop raw=stop\nusage in=2 out=3\n",
                  r.deltas.p, "deltas");
   lt_rec_free(&r);
@@ -110,12 +114,13 @@ static void test_mock_paces_chunks_at_tokens_per_second(void **state) {
   uv_update_time(&t->loop);
   uint64_t t0 = uv_now(&t->loop);
   /* 10 chunks at 100/s: the last one is due at 90 ms */
-  run_mock(t, "{\"mock_text\":\"0123456789\",\"mock_chunk_chars\":1,\"mock_tokens_per_s\":100}", "q",
-           NULL, &r);
+  run_mock(t, "{\"mock_text\":\"0123456789\",\"mock_chunk_chars\":1,\"mock_tokens_per_s\":100}",
+           "q", NULL, &r);
   uint64_t took = r.done_at - t0;
   assert_int_equal(r.status, 0);
   assert_int_equal(r.out_tokens, 10);
-  if (took < 85 || took > 400) fail_msg("10 chunks at 100/s took %llu ms", (unsigned long long)took);
+  if (took < 85 || took > 400)
+    fail_msg("10 chunks at 100/s took %llu ms", (unsigned long long)took);
   lt_rec_free(&r);
 }
 
@@ -130,8 +135,9 @@ static void test_mock_first_token_delay_holds_the_first_chunk(void **state) {
 }
 
 static void test_mock_fails_only_the_named_attempt_with_rate_limited_and_retry_after(void **state) {
-  const char *params = "{\"mock_text\":\"fine\",\"mock_fail\":{\"attempt\":1,\"class\":\"rate_limited\","
-                       "\"retry_after_ms\":1500,\"message\":\"slow down\"}}";
+  const char *params =
+      "{\"mock_text\":\"fine\",\"mock_fail\":{\"attempt\":1,\"class\":\"rate_limited\","
+      "\"retry_after_ms\":1500,\"message\":\"slow down\"}}";
   lt_rec_t r;
   agent_call_opts_t o1 = {.attempt = 1}, o2 = {.attempt = 2};
   run_mock(*state, params, "q", &o1, &r);
@@ -151,9 +157,11 @@ static void test_mock_fails_only_the_named_attempt_with_rate_limited_and_retry_a
 
 static void test_mock_fails_mid_stream_after_k_chunks_with_partial_output(void **state) {
   lt_rec_t r;
-  run_mock(*state, "{\"mock_text\":\"abcdefgh\",\"mock_chunk_chars\":2,"
-                   "\"mock_fail\":[{\"attempt\":2,\"class\":\"auth\"},"
-                   "{\"class\":\"server_error\",\"after_chunks\":2}]}", "q", NULL, &r);
+  run_mock(*state,
+           "{\"mock_text\":\"abcdefgh\",\"mock_chunk_chars\":2,"
+           "\"mock_fail\":[{\"attempt\":2,\"class\":\"auth\"},"
+           "{\"class\":\"server_error\",\"after_chunks\":2}]}",
+           "q", NULL, &r);
   at_assert_same("text \"ab\"\ntext \"cd\"\n", r.deltas.p, "deltas");
   assert_int_equal(r.status, -EIO);
   assert_int_equal(r.cls, AGENT_ERR_SERVER);
@@ -178,13 +186,16 @@ static void test_mock_stall_ends_with_the_idle_timeout_within_tolerance(void **s
   lt_rec_t r;
   agent_call_opts_t o = {.idle_timeout_ms = 100};
   uv_update_time(&t->loop);
-  run_mock(t, "{\"mock_text\":\"abcdef\",\"mock_chunk_chars\":1,"
-              "\"mock_fail\":{\"class\":\"stall\",\"after_chunks\":1}}", "q", &o, &r);
+  run_mock(t,
+           "{\"mock_text\":\"abcdef\",\"mock_chunk_chars\":1,"
+           "\"mock_fail\":{\"class\":\"stall\",\"after_chunks\":1}}",
+           "q", &o, &r);
   assert_int_equal(r.status, -ETIMEDOUT);
   assert_int_equal(r.cls, AGENT_ERR_TIMEOUT);
   assert_string_equal(r.text, "a");
   uint64_t gap = r.done_at - r.first_at;
-  if (gap < 95 || gap > 300) fail_msg("idle timeout after %llu ms, want ~100", (unsigned long long)gap);
+  if (gap < 95 || gap > 300)
+    fail_msg("idle timeout after %llu ms, want ~100", (unsigned long long)gap);
   lt_rec_free(&r);
 }
 
@@ -199,7 +210,8 @@ static void test_mock_total_timeout_cuts_a_slow_stream(void **state) {
   assert_int_equal(r.cls, AGENT_ERR_TIMEOUT);
   assert_true(r.partial);
   uint64_t took = r.done_at - t0;
-  if (took < 145 || took > 400) fail_msg("total timeout after %llu ms, want ~150", (unsigned long long)took);
+  if (took < 145 || took > 400)
+    fail_msg("total timeout after %llu ms, want ~150", (unsigned long long)took);
   lt_rec_free(&r);
 }
 
@@ -212,7 +224,8 @@ static void test_mock_rejects_bad_options_through_on_done(void **state) {
       {"{\"mock_text\":3}", "params.mock_text: expected a string"},
       {"{\"mock_chunk_chars\":0}", "params.mock_chunk_chars: expected an integer 1-65536"},
       {"{\"mock_tokens_per_s\":-1}", "params.mock_tokens_per_s: expected a number 0-1000000"},
-      {"{\"mock_fail\":{\"class\":\"nope\"}}", "params.mock_fail.class: expected an error class or \"stall\""},
+      {"{\"mock_fail\":{\"class\":\"nope\"}}",
+       "params.mock_fail.class: expected an error class or \"stall\""},
       {"{\"mock_fail\":[{\"class\":\"auth\"},{\"attempt\":0,\"class\":\"auth\"}]}",
        "params.mock_fail[1].attempt: expected an integer >= 1"},
       {"{\"mock_fail\":{\"after_chunks\":1}}", "params.mock_fail.class: required"},
@@ -231,20 +244,31 @@ static void test_mock_rejects_bad_options_through_on_done(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_mock_streams_configured_text_in_chunks_then_finish_and_usage, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_derived_text_is_deterministic_and_differs_by_prompt, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_mock_streams_configured_text_in_chunks_then_finish_and_usage, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mock_derived_text_is_deterministic_and_differs_by_prompt,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_mock_word_count_sets_derived_length, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_echo_repeats_the_last_user_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mock_echo_repeats_the_last_user_message, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_mock_reasoning_streams_before_text, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_chunks_never_split_a_utf8_character, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mock_chunks_never_split_a_utf8_character, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_mock_paces_chunks_at_tokens_per_second, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_first_token_delay_holds_the_first_chunk, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_fails_only_the_named_attempt_with_rate_limited_and_retry_after, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_fails_mid_stream_after_k_chunks_with_partial_output, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_network_failure_has_no_http_status, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_stall_ends_with_the_idle_timeout_within_tolerance, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mock_first_token_delay_holds_the_first_chunk, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_mock_fails_only_the_named_attempt_with_rate_limited_and_retry_after, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(test_mock_fails_mid_stream_after_k_chunks_with_partial_output,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mock_network_failure_has_no_http_status, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_mock_stall_ends_with_the_idle_timeout_within_tolerance,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_mock_total_timeout_cuts_a_slow_stream, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mock_rejects_bad_options_through_on_done, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mock_rejects_bad_options_through_on_done, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("agents_mock", tests, NULL, NULL);
 }

@@ -72,21 +72,26 @@ static void test_openai_request_streams_with_usage_and_system_first(void **state
   rt_t *t = *state;
   t->call.system = xstrdup("be brief");
   json_object_set_new(t->call.params, "temperature", json_real(0.25));
-  json_object_set_new(t->call.params, "stream", json_false());          /* ours wins */
-  json_object_set_new(t->call.params, "model", json_string("other"));   /* ours wins */
-  json_object_set_new(t->call.params, "mock_text", json_string("x"));   /* dropped */
-  json_object_set_new(t->call.params, "stream_options", json_pack("{s:b}", "continuous_usage_stats", 1));
+  json_object_set_new(t->call.params, "stream", json_false());        /* ours wins */
+  json_object_set_new(t->call.params, "model", json_string("other")); /* ours wins */
+  json_object_set_new(t->call.params, "mock_text", json_string("x")); /* dropped */
+  json_object_set_new(t->call.params, "stream_options",
+                      json_pack("{s:b}", "continuous_usage_stats", 1));
   build(t, AGENT_PROVIDER_OPENAI);
   assert_string_equal(t->rq.url, "http://llm.local:8080/v1/chat/completions");
   char *body = json_dumps(t->body, JSON_COMPACT | JSON_SORT_KEYS);
-  assert_string_equal(body,
-                      "{\"messages\":[{\"content\":\"be brief\",\"role\":\"system\"},{\"content\":\"hi\",\"role\":\"user\"}],"
-                      "\"model\":\"m1\",\"stream\":true,\"stream_options\":{\"continuous_usage_stats\":true,"
-                      "\"include_usage\":true},\"temperature\":0.25}");
+  assert_string_equal(
+      body,
+      "{\"messages\":[{\"content\":\"be "
+      "brief\",\"role\":\"system\"},{\"content\":\"hi\",\"role\":\"user\"}],"
+      "\"model\":\"m1\",\"stream\":true,\"stream_options\":{\"continuous_usage_stats\":true,"
+      "\"include_usage\":true},\"temperature\":0.25}");
   free(body);
   char *h = headers(t);
   /* the config's accept replaces ours; its headers come last */
-  assert_string_equal(h, "Content-Type: application/json|Authorization: Bearer sk-config|X-Org: acme|accept: application/json");
+  assert_string_equal(h,
+                      "Content-Type: application/json|Authorization: Bearer sk-config|X-Org: "
+                      "acme|accept: application/json");
   free(h);
 }
 
@@ -110,11 +115,14 @@ static void test_anthropic_request_separates_system_and_defaults_max_tokens(void
   build(t, AGENT_PROVIDER_ANTHROPIC);
   assert_string_equal(t->rq.url, "https://api.anthropic.com/v1/messages");
   char *body = json_dumps(t->body, JSON_COMPACT | JSON_SORT_KEYS);
-  assert_string_equal(body, "{\"max_tokens\":4096,\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],"
-                            "\"model\":\"m1\",\"stream\":true,\"system\":\"rules\\n\\nmore rules\"}");
+  assert_string_equal(body,
+                      "{\"max_tokens\":4096,\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],"
+                      "\"model\":\"m1\",\"stream\":true,\"system\":\"rules\\n\\nmore rules\"}");
   free(body);
   char *h = headers(t);
-  assert_string_equal(h, "Content-Type: application/json|Accept: text/event-stream|x-api-key: ak-env|anthropic-version: 2023-06-01");
+  assert_string_equal(h,
+                      "Content-Type: application/json|Accept: text/event-stream|x-api-key: "
+                      "ak-env|anthropic-version: 2023-06-01");
   free(h);
 }
 
@@ -136,9 +144,11 @@ static void test_ollama_request_moves_sampling_params_into_options(void **state)
   build(t, AGENT_PROVIDER_OLLAMA);
   assert_string_equal(t->rq.url, "http://127.0.0.1:11434/api/chat");
   char *body = json_dumps(t->body, JSON_COMPACT | JSON_SORT_KEYS);
-  assert_string_equal(body, "{\"keep_alive\":\"5m\",\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],"
-                            "\"model\":\"m1\",\"options\":{\"num_ctx\":4096,\"num_predict\":50,\"temperature\":0},"
-                            "\"stream\":true}");
+  assert_string_equal(
+      body,
+      "{\"keep_alive\":\"5m\",\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],"
+      "\"model\":\"m1\",\"options\":{\"num_ctx\":4096,\"num_predict\":50,\"temperature\":0},"
+      "\"stream\":true}");
   free(body);
   char *h = headers(t);
   assert_string_equal(h, "Content-Type: application/json|Accept: application/x-ndjson");
@@ -172,11 +182,15 @@ static void test_client_rejects_headers_that_are_not_strings(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_openai_request_streams_with_usage_and_system_first, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_profile_key_variable_wins_over_the_config_key, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_anthropic_request_separates_system_and_defaults_max_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_openai_request_streams_with_usage_and_system_first,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_profile_key_variable_wins_over_the_config_key, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_anthropic_request_separates_system_and_defaults_max_tokens, setup, teardown),
       cmocka_unit_test_setup_teardown(test_anthropic_needs_a_non_system_message, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_ollama_request_moves_sampling_params_into_options, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ollama_request_moves_sampling_params_into_options, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_bad_base_url_is_rejected, setup, teardown),
       cmocka_unit_test(test_client_rejects_headers_that_are_not_strings),
   };
