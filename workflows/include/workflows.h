@@ -9,10 +9,9 @@
  * (`steps[2].agent`), the line/column of the offending value (or of its nearest
  * existing parent when the value is missing) and the reason.
  *
- * This header does not own the run engine (it comes later and reads the internal model
- * in workflows/internal.h). Everything here runs on the caller's thread and blocks on
- * file I/O: call it at start, on SIGHUP and from the `validate` subcommand, not per
- * request. A loaded workflow is immutable and reference-counted, so runs keep using it
+ * The loading half runs on the caller's thread and blocks on file I/O: call it at start,
+ * on SIGHUP and from the `validate` subcommand, not per request. The last section is the
+ * run engine, which runs on the daemon's loop. A loaded workflow is immutable and reference-counted, so runs keep using it
  * after a reload replaced it in the registry. */
 #ifndef WORKFLOWS_H
 #define WORKFLOWS_H
@@ -20,7 +19,13 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <uv.h>
+
+#include "agents.h"
+#include "store.h"
+#include "streams.h"
 
 #define WF_MAX_FILE_BYTES (1024 * 1024) /* bytes; larger files are rejected unread */
 #define WF_MAX_JSON_DEPTH 64            /* nesting of arrays/objects in a file */
@@ -134,5 +139,112 @@ wf_workflow_t *wf_registry_at(const wf_registry_t *reg, size_t i);
  * "<file>: ok" to out. Agent `ref`s are not checked (no daemon config is read).
  * Returns the process exit code: 0 when every file is valid, 1 otherwise. */
 int wf_validate_files(const char *const *paths, size_t n, FILE *out);
+
+/* ---- the run engine (engine.c, run_*.c; docs/runs.md) -------------------------------
+ *
+ * A run is a state machine on the daemon's libuv loop: its steps call the agent client,
+ * publish their events on the run's topic "<tenant>/runs/<run_id>" through the stream
+ * hub, and store each transition (one small transaction) in the store, so that a new
+ * engine on the same store resumes unfinished runs (wf_engine_resume). Everything here
+ * runs on the loop thread and nothing is thread-safe. Run documents (wf_run_get,
+ * wf_runs_list) are JSON in the shape docs/runs.md gives. Errors are negative errno:
+ * -EINVAL (bad argument or input), -ENOENT (unknown workflow or run, or a run of another
+ * tenant), -EBUSY (too many runs), -ESRCH (no approval waiting for that step), -EALREADY
+ * (the run already finished), -EIO (store). */
+
+typedef struct wf_engine wf_engine_t;
+
+#define WF_RUN_ID_MAX 64 /* bytes of a run id */
+
+/* Wall clock for the timestamps of runs and events, injectable for tests; NULL = real. */
+typedef struct wf_clock {
+  int64_t (*wall_ms)(void *ud);
+  void *ud;
+} wf_clock_t;
+
+typedef struct wf_engine_config {
+  int64_t token_coalesce_ms;   /* token deltas of one (step, attempt, part) within this
+                                  window form one `token` event; 0: default 20; -1: none */
+  size_t token_max_bytes;      /* a token event is sent early at this size; 0: 8192 */
+  const char *default_tenant;  /* for a NULL tenant (auth mode none); NULL: "default" */
+  size_t max_runs;             /* runs executing at once in this engine; 0: 1000 */
+  uint64_t random_seed;        /* retry jitter; 0: seeded from the kernel */
+} wf_engine_config_t;
+
+typedef struct wf_engine_options {
+  uv_loop_t *loop;                  /* borrowed */
+  store_t *store;                   /* borrowed; outlives the engine */
+  stream_hub_t *hub;                /* borrowed; outlives the engine */
+  agent_client_t *agents;           /* borrowed; outlives the engine */
+  const wf_registry_t *registry;    /* borrowed; see wf_engine_set_registry */
+  const wf_engine_config_t *config; /* copied; NULL = defaults */
+  const wf_clock_t *clock;          /* copied; NULL = real clock */
+} wf_engine_options_t;
+
+/* Creates an engine. Returns 0 or -EINVAL (a required option missing). */
+int wf_engine_new(const wf_engine_options_t *opts, wf_engine_t **out)
+    __attribute__((warn_unused_result));
+/* Stops every run where it is, without publishing or storing anything more (the store
+ * keeps them unfinished, so a later engine resumes them): in-flight model calls are
+ * cancelled, timers stop, publish callbacks are dropped. The engine's handles close
+ * asynchronously: run the loop afterwards, before uv_loop_close. NULL is a no-op. */
+void wf_engine_free(wf_engine_t *e);
+/* Replaces the registry new runs look workflows up in (SIGHUP). Running runs keep the
+ * workflows they hold references to. The registry is borrowed until replaced. */
+void wf_engine_set_registry(wf_engine_t *e, const wf_registry_t *registry);
+
+/* Starts a run of workflow `name` for tenant (NULL: the default tenant).
+ *   input: the run's input object (borrowed; may be NULL), checked with wf_inputs_resolve.
+ *   idempotency_key: NULL, or a key (1-200 bytes): a second start with the same key and
+ *                    tenant returns the first run (*existing true) and starts nothing.
+ *   run_id: receives the run id.  existing: may be NULL.
+ *   errs: receives input errors (free with wf_errors_free) when -EINVAL; may be NULL.
+ * The run's first event (run.started) is published before this returns; its steps start
+ * on a later loop turn. Returns 0, -ENOENT (unknown workflow), -EINVAL (bad input or
+ * key), -EBUSY (max_runs executing), -EIO (store). */
+int wf_run_start(wf_engine_t *e, const char *tenant, const char *name, const json_t *input,
+                 const char *idempotency_key, char run_id[WF_RUN_ID_MAX + 1], bool *existing,
+                 wf_errors_t **errs) __attribute__((warn_unused_result));
+/* The run's document (new reference in *out): status, input, output, error, per-step
+ * states with outputs, streamed text, usage and timings, total usage, the topic, and
+ * `seq`: the topic position the document reflects (subscribe "after seq" to follow it).
+ * Returns 0, -ENOENT, -EIO. */
+int wf_run_get(wf_engine_t *e, const char *tenant, const char *run_id, json_t **out)
+    __attribute__((warn_unused_result));
+/* Summaries of the tenant's runs, newest first (new reference: {"runs": [...]}).
+ * workflow and status filter when not NULL; limit 0 means 100 (at most 1000). */
+int wf_runs_list(wf_engine_t *e, const char *tenant, const char *workflow, const char *status,
+                 size_t limit, json_t **out) __attribute__((warn_unused_result));
+/* Cancels a running run: in-flight model calls are aborted, running steps end as
+ * cancelled, run.cancelled is published. Returns 0, -ENOENT, -EALREADY. */
+int wf_run_cancel(wf_engine_t *e, const char *tenant, const char *run_id)
+    __attribute__((warn_unused_result));
+/* Decides the approval step `step` (its id, or its instance key inside a map or loop)
+ * of a running run: the step completes with {"approved": approve, "comment": comment}
+ * (comment may be NULL). Returns 0, -ENOENT (run), -ESRCH (no approval of that step is
+ * waiting), -EALREADY (the run finished). */
+int wf_run_approve(wf_engine_t *e, const char *tenant, const char *run_id, const char *step,
+                   bool approve, const char *comment) __attribute__((warn_unused_result));
+/* Resumes every unfinished run of the store (call once at start, after the hub is up):
+ * steps stored as finished are not run again; each run publishes run.resumed naming the
+ * step instances that were interrupted and run again. *count (may be NULL) receives how
+ * many runs resumed. Returns 0 or -EIO. */
+int wf_engine_resume(wf_engine_t *e, size_t *count) __attribute__((warn_unused_result));
+
+typedef struct wf_engine_stats {
+  uint64_t runs_active;    /* gauge */
+  uint64_t runs_started;   /* counters from here */
+  uint64_t runs_resumed;
+  uint64_t runs_completed;
+  uint64_t runs_failed;
+  uint64_t runs_cancelled;
+  uint64_t steps_started;
+  uint64_t step_retries;
+  uint64_t token_events;   /* token events published */
+  uint64_t token_deltas;   /* deltas received from the agent client */
+  uint64_t publish_errors; /* events the hub refused for good */
+} wf_engine_stats_t;
+
+void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out);
 
 #endif
