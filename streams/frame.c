@@ -233,3 +233,4 @@ uint64_t stream_frame_seq(const stream_frame_t *f) { return f->seq; }
 int stream_frame_lane(const stream_frame_t *f) { return f->lane; }
 const char *stream_frame_topic(const stream_frame_t *f) { return f->topic; }
 int64_t stream_frame_ts_ms(const stream_frame_t *f) { return f->ts_ms; }
+uint64_t stream_frame_durable_us(const stream_frame_t *f) { return f->durable_us; }

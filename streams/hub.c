@@ -52,6 +52,8 @@ uint64_t stream__mono_us(const stream_hub_t *hub) {
   return uv_hrtime() / 1000;
 }
 
+uint64_t stream_hub_now_us(const stream_hub_t *hub) { return stream__mono_us(hub); }
+
 int64_t stream__wall_ms(const stream_hub_t *hub) {
   if (hub->clock.wall_ms) return hub->clock.wall_ms(hub->clock.ud);
   struct timespec ts;

@@ -116,6 +116,8 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) __attri
 void stream_hub_close(stream_hub_t *hub);
 const stream_stats_t *stream_hub_stats(const stream_hub_t *hub);
 const stream_config_t *stream_hub_config(const stream_hub_t *hub);
+/* The hub's monotonic clock in microseconds (the injected one in tests, else uv_hrtime). */
+uint64_t stream_hub_now_us(const stream_hub_t *hub);
 /* True while uncommitted events exceed the overload threshold (for /readyz). */
 bool stream_hub_overloaded(const stream_hub_t *hub);
 /* SIGTERM: new publishes fail with -ESHUTDOWN; pending events are committed now and their
@@ -150,6 +152,10 @@ uint64_t stream_frame_seq(const stream_frame_t *f);      /* 0 for ephemeral and 
 int stream_frame_lane(const stream_frame_t *f);
 const char *stream_frame_topic(const stream_frame_t *f); /* NULL for connection-level */
 int64_t stream_frame_ts_ms(const stream_frame_t *f);
+/* The hub's monotonic clock (stream_hub_now_us) when the event became durable; 0 for
+ * frames that never went through a commit here (control, ephemeral, store catch-up). A
+ * transport records durable -> write latency with it at the actual write. */
+uint64_t stream_frame_durable_us(const stream_frame_t *f);
 
 /* ---- publish ---- */
 

@@ -37,6 +37,29 @@ static void test_publish_calls_back_only_after_commit_never_synchronously(void *
   env_stop(&e);
 }
 
+static void test_frames_of_a_commit_carry_the_hub_clock_of_their_durability(void **state) {
+  (void)state;
+  env_t e;
+  env_config(&e);
+  env_start(&e);
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_live(&t, "acme/r");
+  json_decref(drain_all(&t)); /* subscribed */
+  assert_int_equal(stream_hub_now_us(e.hub), e.clock.mono_us);
+  pub_ok(&e, "acme/r", "1");
+  uint64_t committed_at = e.clock.mono_us + 1234;
+  e.clock.mono_us = committed_at;
+  env_run(&e);
+  stream_frame_t *f[4];
+  assert_int_equal(stream_conn_pull(t.c, f, 4, 1 << 20), 1);
+  assert_int_equal(stream_frame_seq(f[0]), 1);
+  assert_int_equal(stream_frame_durable_us(f[0]), committed_at);
+  stream_frame_unref(&f[0]);
+  stream_conn_free(t.c);
+  env_stop(&e);
+}
+
 static void test_publish_assigns_dense_seqs_per_topic(void **state) {
   (void)state;
   env_t e;
@@ -432,6 +455,7 @@ int main(void) {
       cmocka_unit_test(test_drain_commits_pending_then_refuses_publishes),
       cmocka_unit_test(test_closing_the_hub_cancels_pending_callbacks),
       cmocka_unit_test(test_seq_stays_dense_across_a_restart_on_sqlite),
+      cmocka_unit_test(test_frames_of_a_commit_carry_the_hub_clock_of_their_durability),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
