@@ -84,9 +84,453 @@ static void test_run_of_llm_then_transform_publishes_the_exact_event_sequence(vo
   et_close(&t);
 }
 
+
+/* ---- token coalescing ---- */
+
+#define CHUNKY_TEXT                                                                \
+  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzAB" \
+  "CDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+#define CHUNKY_CHUNKS ((sizeof CHUNKY_TEXT - 1 + 2) / 3)
+
+static const char *const chunky =
+    "{'name':'chunky','agents':{'w':{'provider':'mock','params':{'mock_text':"
+    "'" CHUNKY_TEXT "',"
+    "'mock_chunk_chars':3,'mock_tokens_per_s':2000}}},"
+    " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}";
+
+static void test_token_deltas_are_coalesced_into_fewer_events_with_the_same_text(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t, chunky);
+  const char *id = et_start(&t, "chunky", NULL);
+  et_watch(&t, id);
+  json_decref(et_finish(&t, id));
+  int n = 0;
+  char *text = et_tokens(&t, "a", 1, "text", &n);
+  assert_string_equal(text, CHUNKY_TEXT);
+  wf_engine_stats_t st;
+  wf_engine_stats(t.eng, &st);
+  assert_int_equal(st.token_deltas, CHUNKY_CHUNKS);
+  assert_true(n >= 1);
+  assert_true(n < 20); /* about 31 ms of chunks in 20 ms windows */
+  assert_int_equal(st.token_events, (uint64_t)n);
+  free(text);
+  et_close(&t);
+}
+
+static void test_without_a_window_every_delta_is_one_token_event(void **state) {
+  (void)state;
+  et_t t;
+  wf_engine_config_t cfg = {.token_coalesce_ms = -1};
+  et_open(&t, &cfg, false);
+  et_wf(&t, chunky);
+  const char *id = et_start(&t, "chunky", NULL);
+  et_watch(&t, id);
+  json_decref(et_finish(&t, id));
+  int n = 0;
+  char *text = et_tokens(&t, "a", 1, "text", &n);
+  assert_string_equal(text, CHUNKY_TEXT);
+  assert_int_equal(n, CHUNKY_CHUNKS);
+  free(text);
+  et_close(&t);
+}
+
+/* ---- retries ---- */
+
+static void test_a_429_with_retry_after_is_retried_after_that_delay(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'limited','agents':{'w':{'provider':'mock','params':{'mock_text':'fine',"
+        " 'mock_fail':{'attempt':1,'class':'rate_limited','retry_after_ms':300}}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go',"
+        "  'retry':{'max_attempts':3,'backoff_ms':5000,'max_backoff_ms':5000,'jitter':0,"
+        "   'on':['rate_limited']}}]}");
+  uint64_t t0 = uv_now(&t.loop);
+  const char *id = et_start(&t, "limited", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  uint64_t elapsed = uv_now(&t.loop) - t0;
+  char *types = et_types(&t);
+  assert_string_equal(types,
+                      "run.started step.started:a step.retrying:a step.started:a token* "
+                      "step.completed:a run.completed");
+  free(types);
+  json_t *retrying = et_last_event(&t, "step.retrying");
+  assert_int_equal(json_integer_value(json_object_get(retrying, "delay_ms")), 300);
+  assert_int_equal(json_integer_value(json_object_get(retrying, "attempt")), 1);
+  assert_int_equal(json_integer_value(json_object_get(retrying, "next_attempt")), 2);
+  assert_true(json_is_false(json_object_get(retrying, "discarded")));
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(retrying, "error"), "class")),
+      "rate_limited");
+  /* Measured on the event timestamps: the second attempt began no sooner than 300 ms
+   * after the failure, and well before the 5 s backoff the policy would have used. */
+  json_t *started2 = NULL;
+  size_t i;
+  json_t *m;
+  json_array_foreach(t.events, i, m) {
+    json_t *d = json_object_get(m, "data");
+    if (!strcmp(json_string_value(json_object_get(m, "type")), "step.started") &&
+        json_integer_value(json_object_get(d, "attempt")) == 2)
+      started2 = d;
+  }
+  assert_non_null(started2);
+  int64_t gap = json_integer_value(json_object_get(started2, "ts")) -
+                json_integer_value(json_object_get(retrying, "ts"));
+  assert_true(gap >= 299);
+  assert_true(elapsed >= 300);
+  assert_true(elapsed < 3000);
+  json_t *a = json_object_get(json_object_get(doc, "steps"), "a");
+  assert_int_equal(json_integer_value(json_object_get(a, "attempt")), 2);
+  assert_string_equal(json_string_value(json_object_get(a, "text")), "fine");
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_backoff_doubles_up_to_its_cap_without_jitter(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'backoff','agents':{'w':{'provider':'mock','params':{'mock_text':'x',"
+        " 'mock_fail':[{'attempt':1,'class':'server_error'},{'attempt':2,'class':'server_error'},"
+        "  {'attempt':3,'class':'network'}]}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go',"
+        "  'retry':{'max_attempts':4,'backoff_ms':20,'max_backoff_ms':50,'jitter':0}}]}");
+  const char *id = et_start(&t, "backoff", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  assert_string_equal(et_status_of(doc), "completed");
+  int64_t delays[3] = {0};
+  int n = 0;
+  size_t i;
+  json_t *m;
+  json_array_foreach(t.events, i, m) {
+    if (strcmp(json_string_value(json_object_get(m, "type")), "step.retrying")) continue;
+    assert_true(n < 3);
+    delays[n++] = json_integer_value(json_object_get(json_object_get(m, "data"), "delay_ms"));
+  }
+  assert_int_equal(n, 3);
+  assert_int_equal(delays[0], 20);
+  assert_int_equal(delays[1], 40);
+  assert_int_equal(delays[2], 50);
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_a_class_outside_the_policy_fails_without_retry(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'auth','agents':{'w':{'provider':'mock','params':{"
+        " 'mock_fail':{'class':'auth','message':'bad key'}}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}");
+  const char *id = et_start(&t, "auth", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  char *types = et_types(&t);
+  assert_string_equal(types, "run.started step.started:a step.failed:a run.failed");
+  free(types);
+  json_t *err = json_object_get(doc, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "class")), "auth");
+  assert_string_equal(json_string_value(json_object_get(err, "step")), "a");
+  json_decref(doc);
+  et_close(&t);
+}
+
+/* ---- failures after partial output ---- */
+
+static const char *const partial_fmt =
+    "{'name':'partial','agents':{'w':{'provider':'mock','params':{'mock_text':'abcdefghijkl',"
+    " 'mock_chunk_chars':2,'mock_fail':{'attempt':1,'class':'server_error','after_chunks':2}}}},"
+    " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go',"
+    "  'retry':{'max_attempts':3,'backoff_ms':0,'after_partial_output':%s}}]}";
+
+static void test_a_mid_stream_failure_after_partial_output_fails_when_not_allowed(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  char *doc_text = xasprintf(partial_fmt, "false");
+  et_wf(&t, doc_text);
+  free(doc_text);
+  const char *id = et_start(&t, "partial", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  char *types = et_types(&t);
+  assert_string_equal(types, "run.started step.started:a token* step.failed:a run.failed");
+  free(types);
+  char *text = et_tokens(&t, "a", 1, "text", NULL);
+  assert_string_equal(text, "abcd");
+  free(text);
+  json_t *a = json_object_get(json_object_get(doc, "steps"), "a");
+  assert_string_equal(json_string_value(json_object_get(a, "status")), "failed");
+  assert_string_equal(json_string_value(json_object_get(a, "text")), "abcd");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(a, "error"), "class")), "server_error");
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_a_mid_stream_failure_is_retried_when_the_step_allows_it(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  char *doc_text = xasprintf(partial_fmt, "true");
+  et_wf(&t, doc_text);
+  free(doc_text);
+  const char *id = et_start(&t, "partial", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  char *types = et_types(&t);
+  assert_string_equal(types,
+                      "run.started step.started:a token* step.retrying:a step.started:a token* "
+                      "step.completed:a run.completed");
+  free(types);
+  json_t *retrying = et_last_event(&t, "step.retrying");
+  assert_true(json_is_true(json_object_get(retrying, "discarded")));
+  assert_int_equal(json_integer_value(json_object_get(retrying, "attempt")), 1);
+  char *t1 = et_tokens(&t, "a", 1, "text", NULL);
+  char *t2 = et_tokens(&t, "a", 2, "text", NULL);
+  assert_string_equal(t1, "abcd");
+  assert_string_equal(t2, "abcdefghijkl");
+  free(t1);
+  free(t2);
+  json_t *a = json_object_get(json_object_get(doc, "steps"), "a");
+  assert_string_equal(json_string_value(json_object_get(a, "text")), "abcdefghijkl");
+  assert_string_equal(json_string_value(json_object_get(doc, "output")), "abcdefghijkl");
+  json_decref(doc);
+  et_close(&t);
+}
+
+/* ---- cancel ---- */
+
+static void test_cancel_aborts_the_in_flight_model_call(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'slow','agents':{'w':{'provider':'mock','params':{'mock_words':200,"
+        " 'mock_chunk_chars':2,'mock_tokens_per_s':100}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'},"
+        "          {'id':'b','type':'transform','value':'never'}]}");
+  const char *id = et_start(&t, "slow", NULL);
+  et_watch(&t, id);
+  et_wait_event(&t, "token", "a", 1);
+  agent_client_stats_t st;
+  agent_client_stats(t.agents, &st);
+  assert_int_equal(st.running, 1);
+  assert_int_equal(wf_run_cancel(t.eng, NULL, id), 0);
+  assert_int_equal(wf_run_cancel(t.eng, NULL, id), -EALREADY);
+  json_t *doc = et_finish(&t, id);
+  agent_client_stats(t.agents, &st);
+  assert_int_equal(st.running + st.queued, 0); /* the call was aborted, not finished */
+  assert_int_equal(st.failed, 0);
+  char *types = et_types(&t);
+  assert_string_equal(types, "run.started step.started:a token* step.failed:a run.cancelled");
+  free(types);
+  assert_string_equal(et_status_of(doc), "cancelled");
+  json_t *a = json_object_get(json_object_get(doc, "steps"), "a");
+  assert_string_equal(json_string_value(json_object_get(a, "status")), "cancelled");
+  /* Nothing more arrives: the loop runs dry (the call is gone). */
+  size_t n = json_array_size(t.events);
+  uv_run(&t.loop, UV_RUN_NOWAIT);
+  et_pull(&t);
+  assert_int_equal(json_array_size(t.events), n);
+  assert_int_equal(wf_run_cancel(t.eng, NULL, id), -EALREADY);
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_a_watcher_leaving_does_not_cancel_the_run(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t, two_steps);
+  const char *id = et_start(&t, "two", "{'topic':'x'}");
+  et_watch(&t, id);
+  et_wait_event(&t, "step.started", "a", 1);
+  stream_conn_free(t.conn);
+  t.conn = NULL;
+  json_t *doc = et_finish(&t, id);
+  assert_string_equal(et_status_of(doc), "completed");
+  json_decref(doc);
+  stream_principal_t who = {.scopes = STREAM_SCOPE_SUBSCRIBE};
+  assert_int_equal(stream_conn_new(t.hub, &et_conn_ops, &t, &who, &t.conn), 0);
+  et_close(&t);
+}
+
+/* ---- approval ---- */
+
+static const char *const gate =
+    "{'name':'gate','inputs':{'x':{'type':'string','required':true}},"
+    " 'steps':[{'id':'ok','type':'approval','prompt':'Ship {{ input.x }}?','timeout_ms':%d,"
+    "   'catch':{'action':'continue','output':{'approved':false,'comment':'timed out'}}},"
+    "  {'id':'after','type':'transform','value':'{{ steps.ok.output.approved }}'}]}";
+
+static json_t *run_gate(et_t *t, int timeout_ms, int decide, char **types) {
+  char *doc_text = xasprintf(gate, timeout_ms);
+  et_wf(t, doc_text);
+  free(doc_text);
+  const char *id = et_start(t, "gate", "{'x':'v2'}");
+  et_watch(t, id);
+  et_wait_event(t, "approval.requested", "ok", 1);
+  json_t *req = et_last_event(t, "approval.requested");
+  assert_string_equal(json_string_value(json_object_get(req, "prompt")), "Ship v2?");
+  assert_int_equal(wf_run_approve(t->eng, NULL, id, "nope", true, NULL), -ESRCH);
+  assert_int_equal(wf_run_approve(t->eng, "other", id, "ok", true, NULL), -ENOENT);
+  json_t *mid = et_get(t, id);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(json_object_get(mid, "steps"), "ok"), "status")),
+      "waiting");
+  json_decref(mid);
+  if (decide >= 0) assert_int_equal(wf_run_approve(t->eng, NULL, id, "ok", decide == 1, "lgtm"), 0);
+  json_t *doc = et_finish(t, id);
+  if (decide >= 0)
+    assert_int_equal(wf_run_approve(t->eng, NULL, id, "ok", true, NULL), -EALREADY);
+  *types = et_types(t);
+  return doc;
+}
+
+static void test_an_approval_waits_for_the_decision_and_completes_with_it(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  char *types;
+  json_t *doc = run_gate(&t, 60000, 1, &types);
+  assert_string_equal(types,
+                      "run.started step.started:ok approval.requested:ok step.completed:ok "
+                      "step.started:after step.completed:after run.completed");
+  free(types);
+  json_t *ok = json_object_get(json_object_get(doc, "steps"), "ok");
+  assert_true(json_is_true(json_object_get(json_object_get(ok, "output"), "approved")));
+  assert_string_equal(json_string_value(json_object_get(json_object_get(ok, "output"), "comment")),
+                      "lgtm");
+  assert_true(json_is_true(json_object_get(doc, "output")));
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_a_rejected_approval_completes_with_approved_false(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  char *types;
+  json_t *doc = run_gate(&t, 60000, 0, &types);
+  free(types);
+  assert_true(json_is_false(json_object_get(doc, "output")));
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_an_approval_timeout_fails_the_step_and_its_catch_continues(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  char *types;
+  json_t *doc = run_gate(&t, 50, -1, &types);
+  assert_string_equal(types,
+                      "run.started step.started:ok approval.requested:ok step.failed:ok "
+                      "step.started:after step.completed:after run.completed");
+  free(types);
+  json_t *ok = json_object_get(json_object_get(doc, "steps"), "ok");
+  assert_string_equal(json_string_value(json_object_get(ok, "status")), "failed");
+  assert_string_equal(json_string_value(json_object_get(ok, "caught")), "continue");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(ok, "error"), "class")), "timeout");
+  assert_true(json_is_false(json_object_get(doc, "output")));
+  json_decref(doc);
+  et_close(&t);
+}
+
+/* ---- starting runs ---- */
+
+static void test_the_same_idempotency_key_returns_the_same_run(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t, two_steps);
+  bool existing = true;
+  char first[WF_RUN_ID_MAX + 1];
+  snprintf(first, sizeof first, "%s", et_start_key(&t, "two", "{'topic':'x'}", "key-1", &existing));
+  assert_false(existing);
+  const char *again = et_start_key(&t, "two", "{'topic':'y'}", "key-1", &existing);
+  assert_true(existing);
+  assert_string_equal(again, first);
+  const char *other = et_start_key(&t, "two", "{'topic':'y'}", "key-2", &existing);
+  assert_false(existing);
+  assert_string_not_equal(other, first);
+  json_decref(et_finish(&t, first));
+  json_decref(et_finish(&t, other));
+  json_t *list = NULL;
+  assert_int_equal(wf_runs_list(t.eng, NULL, "two", NULL, 0, &list), 0);
+  assert_int_equal(json_array_size(json_object_get(list, "runs")), 2);
+  json_decref(list);
+  assert_int_equal(wf_runs_list(t.eng, NULL, NULL, "failed", 0, &list), 0);
+  assert_int_equal(json_array_size(json_object_get(list, "runs")), 0);
+  json_decref(list);
+  et_close(&t);
+}
+
+static void test_start_refuses_unknown_workflows_and_bad_input(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t, two_steps);
+  char id[WF_RUN_ID_MAX + 1];
+  wf_errors_t *errs = NULL;
+  assert_int_equal(wf_run_start(t.eng, NULL, "nope", NULL, NULL, id, NULL, &errs), -ENOENT);
+  json_t *in = json_pack("{s:i}", "topic", 3);
+  assert_int_equal(wf_run_start(t.eng, NULL, "two", in, NULL, id, NULL, &errs), -EINVAL);
+  char *msg = wf_errors_format(errs);
+  assert_non_null(strstr(msg, "input.topic"));
+  free(msg);
+  wf_errors_free(errs);
+  json_decref(in);
+  assert_int_equal(wf_run_start(t.eng, "Bad Tenant", "two", NULL, NULL, id, NULL, NULL), -EINVAL);
+  json_t *doc = NULL;
+  assert_int_equal(wf_run_get(t.eng, NULL, "r_missing", &doc), -ENOENT);
+  et_close(&t);
+}
+
+static void test_runs_of_one_tenant_are_invisible_to_another(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t, two_steps);
+  const char *id = et_start(&t, "two", "{'topic':'x'}");
+  json_decref(et_finish(&t, id));
+  json_t *doc = NULL;
+  assert_int_equal(wf_run_get(t.eng, "other", id, &doc), -ENOENT);
+  assert_int_equal(wf_run_cancel(t.eng, "other", id), -ENOENT);
+  json_t *list = NULL;
+  assert_int_equal(wf_runs_list(t.eng, "other", NULL, NULL, 0, &list), 0);
+  assert_int_equal(json_array_size(json_object_get(list, "runs")), 0);
+  json_decref(list);
+  et_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_run_of_llm_then_transform_publishes_the_exact_event_sequence),
+      cmocka_unit_test(test_token_deltas_are_coalesced_into_fewer_events_with_the_same_text),
+      cmocka_unit_test(test_without_a_window_every_delta_is_one_token_event),
+      cmocka_unit_test(test_a_429_with_retry_after_is_retried_after_that_delay),
+      cmocka_unit_test(test_backoff_doubles_up_to_its_cap_without_jitter),
+      cmocka_unit_test(test_a_class_outside_the_policy_fails_without_retry),
+      cmocka_unit_test(test_a_mid_stream_failure_after_partial_output_fails_when_not_allowed),
+      cmocka_unit_test(test_a_mid_stream_failure_is_retried_when_the_step_allows_it),
+      cmocka_unit_test(test_cancel_aborts_the_in_flight_model_call),
+      cmocka_unit_test(test_a_watcher_leaving_does_not_cancel_the_run),
+      cmocka_unit_test(test_an_approval_waits_for_the_decision_and_completes_with_it),
+      cmocka_unit_test(test_a_rejected_approval_completes_with_approved_false),
+      cmocka_unit_test(test_an_approval_timeout_fails_the_step_and_its_catch_continues),
+      cmocka_unit_test(test_the_same_idempotency_key_returns_the_same_run),
+      cmocka_unit_test(test_start_refuses_unknown_workflows_and_bad_input),
+      cmocka_unit_test(test_runs_of_one_tenant_are_invisible_to_another),
   };
   return cmocka_run_group_tests_name("workflows engine", tests, NULL, NULL);
 }
