@@ -238,7 +238,8 @@ void wf__node_finish(wf__node_t *n, wf__res_t res, json_t *output, json_t *error
  * what streamed, may be NULL) or failed. */
 void wf__sx_ok(wf__sx_t *s, json_t *output, json_t *usage);
 /* cls is an error class name (docs/runs.md); retry_after_ms -1 when none; partial when
- * the attempt streamed output. Takes msg. */
+ * the attempt was interrupted after streaming output (retried only when the policy has
+ * after_partial_output). Takes msg. */
 void wf__sx_fail(wf__sx_t *s, const char *cls, char *msg, int64_t retry_after_ms, bool partial);
 /* Writes the step row (one transaction) with updated_ms ts. Strings and JSON borrowed;
  * any may be NULL. Nothing is written for a quiet run. */

@@ -535,11 +535,13 @@ void wf__sx_fail(wf__sx_t *s, const char *cls, char *msg, int64_t retry_after_ms
   const wf__retry_t *p = &s->step->retry;
   if (retryable(p, cls) && s->tries < p->max_attempts && (!partial || p->after_partial_output)) {
     int64_t delay = retry_after_ms >= 0 ? retry_after_ms : backoff_delay(s);
+    bool discarded = partial || (s->step->kind == WF_STEP_LLM && wf__llm_partial(s));
     wf__kind_stop(s);
     wf__sx_save(s, "retrying", ts, NULL, NULL, NULL, NULL, err);
     sx_emit(s, "step.retrying", "retrying",
             json_pack("{s:i,s:I,s:O,s:b,s:I}", "next_attempt", s->attempt + 1, "delay_ms",
-                      (json_int_t)delay, "error", err, "discarded", partial, "ts", (json_int_t)ts));
+                      (json_int_t)delay, "error", err, "discarded", discarded, "ts",
+                      (json_int_t)ts));
     json_decref(err);
     e->stats.step_retries++;
     s->phase = WF__SX_BACKOFF;

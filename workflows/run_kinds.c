@@ -406,6 +406,9 @@ void wf__kind_child_done(wf__sx_t *s, wf__node_t *c) {
     loop_child(s, c);
   else if (s->step->kind == WF_STEP_WORKFLOW)
     workflow_child(s, c);
-  else
-    wf__sx_ok(s, json_incref(c->output ? c->output : json_null()), NULL);
+  else {
+    json_t *out = json_incref(c->output ? c->output : json_null());
+    wf__node_free(c);
+    wf__sx_ok(s, out, NULL);
+  }
 }

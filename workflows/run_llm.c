@@ -186,7 +186,8 @@ static void on_done(void *ud, const agent_result_t *res) {
     char *err = NULL;
     out = parse_output(s->step, m->text.p ? m->text.p : "", m->text.len, &err);
     if (!out) {
-      wf__sx_fail(s, "invalid_output", err, -1, m->partial);
+      /* The stream ended normally: not a partial output, whatever it streamed. */
+      wf__sx_fail(s, "invalid_output", err, -1, false);
       return;
     }
   } else {
