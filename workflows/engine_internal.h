@@ -116,6 +116,10 @@ bool wf__outbox_empty(const wf__run_t *r);
 void wf__outbox_retry_cb(wf__tmr_t *t);
 /* Applies one acknowledged event to the run document (the reducer of docs/runs.md). */
 void wf__view_apply(json_t *view, const char *type, const json_t *data);
+/* Folds token text acknowledged so far into r->view (before reading it). */
+void wf__view_sync(wf__run_t *r);
+/* Releases what wf__view_sync would fold (run free). */
+void wf__view_drop(wf__run_t *r);
 /* A run document from stored rows; steps is {key: row object} (see wf__step_row_json). */
 json_t *wf__view_from_rows(const json_t *run_row, const json_t *steps);
 /* Fills totals (usage) into a copy of the document for a reader. */
@@ -202,7 +206,9 @@ struct wf__run {
   json_t *input;           /* owned */
   json_t *ctx;             /* owned: the root context */
   json_t *stored;          /* owned: {key: row} of a resumed run; NULL otherwise */
-  json_t *view;            /* owned: the document as of acknowledged events */
+  json_t *view;            /* owned: the document as of acknowledged events, except for
+                              token text still in tbufs */
+  base_map_t tbufs;        /* owned wf__tbuf_t (run_events.c) */
   uint64_t seq;            /* topic position of the document */
   char epoch[STORE_EPOCH_LEN + 1];
   int64_t created_ms;

@@ -161,6 +161,7 @@ int wf_run_get(wf_engine_t *e, const char *tenant, const char *run_id, json_t **
   wf__run_t *r = wf__run_find(e, run_id);
   if (r) {
     if (strcmp(r->tenant, tenant)) return -ENOENT;
+    wf__view_sync(r);
     json_t *v = wf__view_export(r->view);
     json_object_set_new(v, "seq", json_integer((json_int_t)r->seq));
     json_object_set_new(v, "epoch", json_string(r->epoch));

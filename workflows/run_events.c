@@ -260,6 +260,95 @@ json_t *wf__view_export(const json_t *view) {
   return v;
 }
 
+/* ---- token text waiting to be folded ----
+ *
+ * Folding every token event into the document's JSON string would copy the whole text
+ * each time (quadratic in the output's length). Acknowledged token text accumulates here
+ * per (step, part, call) instead and is folded in as one piece before the next other
+ * event of that step, before a run-level event, and when a reader asks (wf__view_sync). */
+typedef struct wf__tbuf {
+  base_map_node_t node;
+  char *mkey;    /* owned: "<step>\n<part>\n<call>" */
+  char *step;    /* owned */
+  json_t *proto; /* owned: the first token event's data without its text */
+  char *p;       /* owned */
+  size_t len, cap;
+} wf__tbuf_t;
+
+static void tbuf_fold(wf__run_t *r, wf__tbuf_t *b) {
+  json_t *step = json_object_get(json_object_get(r->view, "steps"), b->step);
+  json_object_set_new(b->proto, "text", json_stringn_nocheck(b->p ? b->p : "", b->len));
+  apply_token(step, b->proto);
+  base_map_remove(&r->tbufs, &b->node);
+  free(b->mkey);
+  free(b->step);
+  json_decref(b->proto);
+  free(b->p);
+  free(b);
+}
+
+/* Folds the pending text of one step (all steps when step is NULL). */
+static void tbufs_fold(wf__run_t *r, const char *step) {
+  base_map_iter_t it;
+  for (base_map_node_t *n = base_map_first(&r->tbufs, &it); n; n = base_map_next(&r->tbufs, &it)) {
+    wf__tbuf_t *b = container_of(n, wf__tbuf_t, node);
+    if (!step || !strcmp(step, b->step)) tbuf_fold(r, b);
+  }
+}
+
+static void tbuf_add(wf__run_t *r, const json_t *d) {
+  const char *step = json_string_value(json_object_get(d, "step"));
+  const char *part = json_string_value(json_object_get(d, "part"));
+  const json_t *text = json_object_get(d, "text");
+  if (!step || !part || !json_is_string(text)) return;
+  char *mkey = xasprintf("%s\n%s\n%lld", step, part,
+                         (long long)json_integer_value(json_object_get(d, "call")));
+  base_map_node_t *n = base_map_get(&r->tbufs, mkey, strlen(mkey));
+  wf__tbuf_t *b = n ? container_of(n, wf__tbuf_t, node) : NULL;
+  if (b && json_integer_value(json_object_get(b->proto, "attempt")) !=
+               json_integer_value(json_object_get(d, "attempt"))) {
+    tbuf_fold(r, b);
+    b = NULL;
+  }
+  if (!b) {
+    b = xcalloc(1, sizeof *b);
+    b->mkey = mkey;
+    mkey = NULL;
+    b->step = xstrdup(step);
+    b->proto = json_deep_copy(d);
+    json_object_del(b->proto, "text");
+    base_map_insert(&r->tbufs, &b->node, b->mkey, strlen(b->mkey));
+  }
+  free(mkey);
+  size_t n_add = json_string_length(text);
+  if (b->len + n_add + 1 > b->cap) {
+    b->cap = (b->len + n_add + 1) * 2;
+    b->p = xrealloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->len, json_string_value(text), n_add);
+  b->len += n_add;
+  b->p[b->len] = '\0';
+}
+
+void wf__view_sync(wf__run_t *r) {
+  tbufs_fold(r, NULL);
+}
+
+void wf__view_drop(wf__run_t *r) {
+  tbufs_fold(r, NULL);
+  base_map_close(&r->tbufs);
+}
+
+/* Applies an acknowledged event to the run's document. */
+static void view_ack(wf__run_t *r, const char *type, const json_t *d) {
+  if (!strcmp(type, "token")) {
+    tbuf_add(r, d);
+    return;
+  }
+  tbufs_fold(r, strncmp(type, "run.", 4) ? json_string_value(json_object_get(d, "step")) : NULL);
+  wf__view_apply(r->view, type, d);
+}
+
 /* ---- the outbox ---- */
 
 static void ev_free(wf__ev_t *ev) {
@@ -278,7 +367,7 @@ static void on_ack(void *ud, int status, const stream_ack_t *ack) {
   ev->handle = NULL;
   if (status == 0) {
     if (!ack->duplicate) {
-      wf__view_apply(r->view, ev->type, ev->data);
+      view_ack(r, ev->type, ev->data);
       if (ack->seq > r->seq) r->seq = ack->seq;
       snprintf(r->epoch, sizeof r->epoch, "%s", ack->epoch ? ack->epoch : "");
     }

@@ -57,6 +57,7 @@ wf__run_t *wf__run_new(wf_engine_t *e, const char *id, const char *tenant, wf_wo
                       "updated_ms", (json_int_t)created_ms, "resumes", 0, "steps");
   base_queue_init(&r->outq);
   base_queue_init(&r->inflight);
+  base_map_init(&r->tbufs);
   base_queue_init(&r->approvals);
   wf__task_init(&r->start_task, run_start_task);
   wf__task_init(&r->release_task, run_release_task);
@@ -94,6 +95,7 @@ void wf__run_free(wf__run_t *r) {
   json_decref(r->input);
   json_decref(r->ctx);
   json_decref(r->stored);
+  wf__view_drop(r);
   json_decref(r->view);
   free(r->tenant);
   free(r->topic);

@@ -36,6 +36,8 @@ typedef struct et {
   wf_registry_t *reg;
   wf_engine_t *eng;
   wf_engine_config_t cfg;
+  stream_config_t hub_cfg; /* used when hub_cfg_set */
+  bool hub_cfg_set;
   stream_conn_t *conn;
   int wakes;
   json_t *events; /* every "ev" message pulled so far, in order */
@@ -77,7 +79,9 @@ static ET_UNUSED void et_open_base(et_t *t, bool sqlite) {
   } else {
     assert_int_equal(store_open_memory(&t->store), 0);
   }
-  stream_hub_options_t ho = {.loop = &t->loop, .store = t->store};
+  stream_hub_options_t ho = {.loop = &t->loop,
+                             .store = t->store,
+                             .config = t->hub_cfg_set ? &t->hub_cfg : NULL};
   assert_int_equal(stream_hub_new(&ho, &t->hub), 0);
   assert_int_equal(agent_client_new(&t->loop, NULL, &t->agents), 0);
   if (!t->reg) t->reg = wf_registry_new(NULL);
@@ -95,15 +99,25 @@ static ET_UNUSED void et_engine(et_t *t) {
   assert_int_equal(stream_conn_new(t->hub, &et_conn_ops, t, &who, &t->conn), 0);
 }
 
-/* cfg: NULL for defaults. sqlite: a file store in a fresh folder. */
-static ET_UNUSED void et_open(et_t *t, const wf_engine_config_t *cfg, bool sqlite) {
+/* cfg: NULL for defaults. sqlite: a file store in a fresh folder. hub: NULL for the
+ * hub's defaults. */
+static ET_UNUSED void et_open_hub(et_t *t, const wf_engine_config_t *cfg, bool sqlite,
+                                  const stream_config_t *hub) {
   memset(t, 0, sizeof *t);
   if (cfg) t->cfg = *cfg;
+  if (hub) {
+    t->hub_cfg = *hub;
+    t->hub_cfg_set = true;
+  }
   t->events = json_array();
   assert_int_equal(uv_loop_init(&t->loop), 0);
   if (sqlite) et_tmpdir(t);
   et_open_base(t, sqlite);
   et_engine(t);
+}
+
+static ET_UNUSED void et_open(et_t *t, const wf_engine_config_t *cfg, bool sqlite) {
+  et_open_hub(t, cfg, sqlite, NULL);
 }
 
 /* Frees engine, watcher, client and hub (as a crash would leave the store), runs the loop

@@ -513,6 +513,77 @@ static void test_runs_of_one_tenant_are_invisible_to_another(void **state) {
   et_close(&t);
 }
 
+/* ---- the hub pushing back, reloads, limits ---- */
+
+static void test_events_refused_by_a_rate_limit_wait_and_tokens_merge_meanwhile(void **state) {
+  (void)state;
+  stream_config_t hub;
+  stream_config_defaults(&hub);
+  hub.topic_publish_rate = 50; /* events per second */
+  hub.topic_publish_burst = 4;
+  wf_engine_config_t cfg = {.token_coalesce_ms = -1};
+  et_t t;
+  et_open_hub(&t, &cfg, false, &hub);
+  et_wf(&t, chunky);
+  const char *id = et_start(&t, "chunky", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  int n = 0;
+  char *text = et_tokens(&t, "a", 1, "text", &n);
+  assert_string_equal(text, CHUNKY_TEXT);
+  free(text);
+  assert_true(n < (int)CHUNKY_CHUNKS); /* merged while waiting */
+  char *types = et_types(&t);
+  assert_string_equal(types, "run.started step.started:a token* step.completed:a run.completed");
+  free(types);
+  assert_string_equal(json_string_value(json_object_get(doc, "output")), CHUNKY_TEXT);
+  wf_engine_stats_t st;
+  wf_engine_stats(t.eng, &st);
+  assert_int_equal(st.publish_errors, 0);
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_a_running_run_keeps_its_workflow_across_a_registry_swap(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'keep','agents':{'w':{'provider':'mock','params':{'mock_text':'still here',"
+        "  'mock_tokens_per_s':100}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'x'}]}");
+  const char *id = et_start(&t, "keep", NULL);
+  et_watch(&t, id);
+  et_wait_event(&t, "step.started", "a", 1);
+  wf_registry_t *fresh = wf_registry_new(NULL);
+  wf_engine_set_registry(t.eng, fresh);
+  wf_registry_free(t.reg); /* the old registry is gone; the run holds its workflow */
+  t.reg = fresh;
+  json_t *doc = et_finish(&t, id);
+  assert_string_equal(json_string_value(json_object_get(doc, "output")), "still here");
+  char rid[WF_RUN_ID_MAX + 1];
+  assert_int_equal(wf_run_start(t.eng, NULL, "keep", NULL, NULL, rid, NULL, NULL), -ENOENT);
+  json_decref(doc);
+  et_close(&t);
+}
+
+static void test_starts_beyond_max_runs_are_refused(void **state) {
+  (void)state;
+  wf_engine_config_t cfg = {.max_runs = 1};
+  et_t t;
+  et_open(&t, &cfg, false);
+  et_wf(&t, two_steps);
+  const char *id = et_start(&t, "two", "{'topic':'x'}");
+  char rid[WF_RUN_ID_MAX + 1];
+  json_t *in = json_pack("{s:s}", "topic", "y");
+  assert_int_equal(wf_run_start(t.eng, NULL, "two", in, NULL, rid, NULL, NULL), -EBUSY);
+  json_decref(et_finish(&t, id));
+  assert_int_equal(wf_run_start(t.eng, NULL, "two", in, NULL, rid, NULL, NULL), 0);
+  json_decref(in);
+  json_decref(et_finish(&t, rid));
+  et_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_run_of_llm_then_transform_publishes_the_exact_event_sequence),
@@ -531,6 +602,9 @@ int main(void) {
       cmocka_unit_test(test_the_same_idempotency_key_returns_the_same_run),
       cmocka_unit_test(test_start_refuses_unknown_workflows_and_bad_input),
       cmocka_unit_test(test_runs_of_one_tenant_are_invisible_to_another),
+      cmocka_unit_test(test_events_refused_by_a_rate_limit_wait_and_tokens_merge_meanwhile),
+      cmocka_unit_test(test_a_running_run_keeps_its_workflow_across_a_registry_swap),
+      cmocka_unit_test(test_starts_beyond_max_runs_are_refused),
   };
   return cmocka_run_group_tests_name("workflows engine", tests, NULL, NULL);
 }
