@@ -23,13 +23,13 @@ static bool run_id_ok(const char *id) {
 }
 
 static bool step_ok(const store_step_t *st) {
-  return run_id_ok(st->run_id) && str_ok(st->key, STORE_STEP_KEY_MAX) && st->step_id &&
-         st->kind && st->status && st->status[0] && st->attempt >= 1;
+  return run_id_ok(st->run_id) && str_ok(st->key, STORE_STEP_KEY_MAX) && st->step_id && st->kind &&
+         st->status && st->status[0] && st->attempt >= 1;
 }
 
 int store_run_create(store_t *s, const store_run_t *run, char existing[STORE_RUN_ID_MAX + 1]) {
-  if (!s || !run || !run_id_ok(run->run_id) || !run->tenant || !run->tenant[0] ||
-      !run->workflow || !run->workflow[0] || !run->status || !run->status[0])
+  if (!s || !run || !run_id_ok(run->run_id) || !run->tenant || !run->tenant[0] || !run->workflow ||
+      !run->workflow[0] || !run->status || !run->status[0])
     return -EINVAL;
   if (run->idem_key && !run->idem_key[0]) return -EINVAL;
   if (store__in_batch(s)) return -EBUSY;

@@ -41,8 +41,9 @@ enum rs_stmt {
   RS__COUNT
 };
 
-#define RS_RUN_COLS \
-  "run_id, tenant, workflow, status, input, output, error, idem_key, state, created_ms, updated_ms"
+#define RS_RUN_COLS                                                                       \
+  "run_id, tenant, workflow, status, input, output, error, idem_key, state, created_ms, " \
+  "updated_ms"
 
 static const char *const rs_sql[RS__COUNT] = {
     [RS_BEGIN] = "BEGIN IMMEDIATE",
@@ -142,8 +143,8 @@ static int rs_exec(rs_store_t *q, const char *sql) {
 
 static int rs_version(rs_store_t *q, int *out) {
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(q->db, "SELECT version FROM store_parts WHERE part = 'runs'", -1,
-                              &st, NULL);
+  int rc = sqlite3_prepare_v2(q->db, "SELECT version FROM store_parts WHERE part = 'runs'", -1, &st,
+                              NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
   sqlite3_finalize(st);
@@ -154,8 +155,9 @@ static int rs_migrate(rs_store_t *q) {
   int rc = rs_exec(q, "BEGIN IMMEDIATE");
   if (rc < 0) return rc;
   int version = 0;
-  rc = rs_exec(q, "CREATE TABLE IF NOT EXISTS store_parts(part TEXT PRIMARY KEY,"
-                  " version INTEGER NOT NULL)");
+  rc = rs_exec(q,
+               "CREATE TABLE IF NOT EXISTS store_parts(part TEXT PRIMARY KEY,"
+               " version INTEGER NOT NULL)");
   if (rc == 0) rc = rs_version(q, &version);
   if (rc == 0 && version > RS_SCHEMA_VERSION) {
     log_error("store", "runs schema is newer than this build", "{s:i,s:i}", "found", version,
@@ -175,10 +177,12 @@ static int rs_configure(rs_store_t *q, const store_options_t *opts) {
    * own synchronous level (a per-connection setting). */
   rc = rs_exec(q, "PRAGMA journal_mode=WAL");
   if (rc == 0)
-    rc = rs_exec(q, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    rc = rs_exec(q,
+                 opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   if (rc == 0) rc = rs_migrate(q);
   for (int i = 0; rc == 0 && i < RS__COUNT; i++) {
-    int src = sqlite3_prepare_v3(q->db, rs_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
+    int src =
+        sqlite3_prepare_v3(q->db, rs_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
     if (src != SQLITE_OK) rc = rs_fail(q, src, rs_sql[i]);
   }
   return rc;

@@ -35,15 +35,17 @@ typedef struct wf__node wf__node_t;
 
 /* A one-shot timer of the engine's heap (one uv_timer for all of them). */
 typedef struct wf__tmr {
-  uint64_t due;                     /* uv_now ms */
-  size_t idx;                       /* heap position; SIZE_MAX when not armed */
+  uint64_t due; /* uv_now ms */
+  size_t idx;   /* heap position; SIZE_MAX when not armed */
   void (*cb)(struct wf__tmr *t);
 } wf__tmr_t;
 
 void wf__tmr_init(wf__tmr_t *t, void (*cb)(wf__tmr_t *t));
 void wf__tmr_start(wf_engine_t *e, wf__tmr_t *t, int64_t delay_ms);
 void wf__tmr_stop(wf_engine_t *e, wf__tmr_t *t);
-static inline bool wf__tmr_armed(const wf__tmr_t *t) { return t->idx != SIZE_MAX; }
+static inline bool wf__tmr_armed(const wf__tmr_t *t) {
+  return t->idx != SIZE_MAX;
+}
 
 /* Work run from the loop on a later turn (FIFO). */
 typedef struct wf__task {
@@ -58,30 +60,30 @@ void wf__task_cancel(wf__task_t *t);
 /* Invariant: every wf__run_t in runs is linked in run_list; handles_open counts the
  * uv handles not yet closed (the engine is freed when it reaches 0 while freeing). */
 struct wf_engine {
-  uv_loop_t *loop;            /* borrowed */
-  store_t *store;             /* borrowed */
-  stream_hub_t *hub;          /* borrowed */
-  agent_client_t *agents;     /* borrowed */
+  uv_loop_t *loop;               /* borrowed */
+  store_t *store;                /* borrowed */
+  stream_hub_t *hub;             /* borrowed */
+  agent_client_t *agents;        /* borrowed */
   const wf_registry_t *registry; /* borrowed */
-  wf_engine_config_t cfg;     /* defaults applied */
-  char *default_tenant;       /* owned */
+  wf_engine_config_t cfg;        /* defaults applied */
+  char *default_tenant;          /* owned */
   wf_clock_t clock;
-  uv_timer_t timer;           /* the timer heap's */
-  uv_timer_t kick;            /* runs the task queue */
-  wf__tmr_t **heap;           /* owned array of borrowed timers */
+  uv_timer_t timer; /* the timer heap's */
+  uv_timer_t kick;  /* runs the task queue */
+  wf__tmr_t **heap; /* owned array of borrowed timers */
   size_t nheap, heap_cap;
   base_queue_t tasks;
-  base_map_t runs;            /* wf__run_t by id, live in this engine */
+  base_map_t runs; /* wf__run_t by id, live in this engine */
   base_queue_t run_list;
-  size_t running;             /* runs not yet finished */
+  size_t running; /* runs not yet finished */
   uint64_t rng;
   wf_engine_stats_t stats;
   int handles_open;
   bool freeing;
 };
 
-int64_t wf__now_ms(const wf_engine_t *e);     /* wall clock */
-uint64_t wf__random(wf_engine_t *e);          /* xorshift64* */
+int64_t wf__now_ms(const wf_engine_t *e); /* wall clock */
+uint64_t wf__random(wf_engine_t *e);      /* xorshift64* */
 wf__run_t *wf__run_find(wf_engine_t *e, const char *id);
 
 /* ---- run_events.c: events, the outbox and the run document ----------------------- */
@@ -90,14 +92,15 @@ wf__run_t *wf__run_find(wf_engine_t *e, const char *id);
  * flight (inflight) until its ack, when it is applied to the run's document. */
 typedef struct wf__ev {
   base_queue_t link;
-  wf__run_t *run;        /* borrowed */
-  char *type;            /* owned */
-  char *id;              /* owned */
-  int lane;              /* stream_lane_t */
-  json_t *data;          /* owned */
-  stream_pub_t *handle;  /* while in flight */
+  wf__run_t *run;       /* borrowed */
+  char *type;           /* owned */
+  char *id;             /* owned */
+  int lane;             /* stream_lane_t */
+  json_t *data;         /* owned */
+  json_t *slim;         /* owned: what is published instead when data is too large */
+  stream_pub_t *handle; /* while in flight */
   /* token events only: what may still merge into it while queued */
-  const char *tok_step;  /* borrowed from data */
+  const char *tok_step; /* borrowed from data */
   int tok_attempt, tok_part, tok_call;
 } wf__ev_t;
 
@@ -142,11 +145,11 @@ struct wf__node {
   wf__node_t *parent;   /* borrowed; NULL for the root list */
   wf__task_t done_task; /* queued while the result waits for delivery */
   wf__res_t res;
-  json_t *output;       /* owned: the result's output (OK) */
-  json_t *error;        /* owned: {class, message, step} (FAIL) */
-  const char *goto_id;  /* borrowed: the target (GOTO) */
-  bool caught;          /* OK after a catch "continue" */
-  size_t slot;          /* position among the parent's children */
+  json_t *output;      /* owned: the result's output (OK) */
+  json_t *error;       /* owned: {class, message, step} (FAIL) */
+  const char *goto_id; /* borrowed: the target (GOTO) */
+  bool caught;         /* OK after a catch "continue" */
+  size_t slot;         /* position among the parent's children */
 };
 
 /* A list of steps run in order against ctx. */
@@ -172,25 +175,25 @@ typedef struct wf__sx {
   char *key;               /* owned */
   json_t *ctx;             /* owned reference (the enclosing list's) */
   wf__sx_phase_t phase;
-  int attempt;             /* number in events and rows */
-  int tries;               /* attempts made by this process */
+  int attempt; /* number in events and rows */
+  int tries;   /* attempts made by this process */
   int64_t started_ms;
   wf__tmr_t timeout, backoff;
   /* containers */
-  wf__node_t **kids;       /* owned array of owned nodes (NULL entries when not started) */
+  wf__node_t **kids; /* owned array of owned nodes (NULL entries when not started) */
   size_t nkids;
-  json_t *results;         /* owned: parallel/map outputs by slot */
-  json_t *items;           /* owned: the array a map runs over */
+  json_t *results; /* owned: parallel/map outputs by slot */
+  json_t *items;   /* owned: the array a map runs over */
   size_t next, active, finished, failures;
   int iteration;
-  wf_workflow_t *sub;      /* reference: the sub-workflow */
-  json_t *error;           /* owned: the first failure among kids */
+  wf_workflow_t *sub; /* reference: the sub-workflow */
+  json_t *error;      /* owned: the first failure among kids */
   /* llm */
-  wf__llm_t *llm;          /* owned while an attempt runs */
+  wf__llm_t *llm; /* owned while an attempt runs */
   /* approval */
-  int64_t deadline_ms;     /* wall clock; 0 = none */
-  json_t *prompt;          /* owned: the rendered approval prompt */
-  base_queue_t wait_link;  /* in the run's approvals while waiting */
+  int64_t deadline_ms;    /* wall clock; 0 = none */
+  json_t *prompt;         /* owned: the rendered approval prompt */
+  base_queue_t wait_link; /* in the run's approvals while waiting */
 } wf__sx_t;
 
 /* Invariant: a run is in its engine's map from creation until released; `finished` is
@@ -198,28 +201,28 @@ typedef struct wf__sx {
 struct wf__run {
   base_map_node_t node;
   base_queue_t link;
-  wf_engine_t *e;          /* borrowed */
+  wf_engine_t *e; /* borrowed */
   char id[WF_RUN_ID_MAX + 1];
-  char *tenant;            /* owned */
-  char *topic;             /* owned */
-  wf_workflow_t *wf;       /* reference */
-  json_t *input;           /* owned */
-  json_t *ctx;             /* owned: the root context */
-  json_t *stored;          /* owned: {key: row} of a resumed run; NULL otherwise */
-  json_t *view;            /* owned: the document as of acknowledged events, except for
-                              token text still in tbufs */
-  base_map_t tbufs;        /* owned wf__tbuf_t (run_events.c) */
-  uint64_t seq;            /* topic position of the document */
+  char *tenant;      /* owned */
+  char *topic;       /* owned */
+  wf_workflow_t *wf; /* reference */
+  json_t *input;     /* owned */
+  json_t *ctx;       /* owned: the root context */
+  json_t *stored;    /* owned: {key: row} of a resumed run; NULL otherwise */
+  json_t *view;      /* owned: the document as of acknowledged events, except for
+                        token text still in tbufs */
+  base_map_t tbufs;  /* owned wf__tbuf_t (run_events.c) */
+  uint64_t seq;      /* topic position of the document */
   char epoch[STORE_EPOCH_LEN + 1];
   int64_t created_ms;
   int resumes;
-  wf__list_t *root;        /* owned */
+  wf__list_t *root; /* owned */
   wf__task_t start_task, release_task;
   base_queue_t outq, inflight; /* wf__ev_t */
   wf__tmr_t pub_retry;
-  base_queue_t approvals;  /* wf__sx_t waiting */
+  base_queue_t approvals; /* wf__sx_t waiting */
   bool finished;
-  bool quiet;              /* being torn down: publish and store nothing more */
+  bool quiet; /* being torn down: publish and store nothing more */
 };
 
 wf__run_t *wf__run_new(wf_engine_t *e, const char *id, const char *tenant, wf_workflow_t *wf,

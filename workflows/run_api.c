@@ -236,7 +236,8 @@ int wf_run_cancel(wf_engine_t *e, const char *tenant, const char *run_id) {
   int rc = load_rows(e, run_id, &row, &steps);
   if (rc < 0) return rc;
   json_decref(steps);
-  if (!tenant_matches(row, tenant)) rc = -ENOENT;
+  if (!tenant_matches(row, tenant))
+    rc = -ENOENT;
   else if (status_final(json_string_value(json_object_get(row, "status"))))
     rc = -EALREADY;
   if (rc == 0) {
@@ -248,10 +249,12 @@ int wf_run_cancel(wf_engine_t *e, const char *tenant, const char *run_id) {
       char *id = xasprintf("%s:run.cancelled", run_id);
       char data[64];
       snprintf(data, sizeof data, "{\"ts\":%lld}", (long long)ts);
-      stream_event_t ev = {.id = id, .type = "run.cancelled", .lane = STREAM_LANE_CONTROL,
-                           .data = data, .data_len = strlen(data)};
-      if (stream_publish(e->hub, topic, &ev, NULL, NULL, NULL, NULL) < 0)
-        e->stats.publish_errors++;
+      stream_event_t ev = {.id = id,
+                           .type = "run.cancelled",
+                           .lane = STREAM_LANE_CONTROL,
+                           .data = data,
+                           .data_len = strlen(data)};
+      if (stream_publish(e->hub, topic, &ev, NULL, NULL, NULL, NULL) < 0) e->stats.publish_errors++;
       free(topic);
       free(id);
     }
@@ -270,7 +273,7 @@ int wf_run_approve(wf_engine_t *e, const char *tenant, const char *run_id, const
     if (strnlen(run_id, STORE_RUN_ID_MAX + 1) > STORE_RUN_ID_MAX || !run_id[0] ||
         store_run_get(e->store, run_id, grab_run, &row) < 0)
       return -ENOENT;
-    int rc = !tenant_matches(row, tenant) ? -ENOENT
+    int rc = !tenant_matches(row, tenant)                                      ? -ENOENT
              : status_final(json_string_value(json_object_get(row, "status"))) ? -EALREADY
                                                                                : -ESRCH;
     json_decref(row);
@@ -317,8 +320,11 @@ static void resume_fail(wf_engine_t *e, const json_t *row, const char *why) {
     char *eid = xasprintf("%s:run.failed", id);
     json_t *d = json_pack("{s:O,s:I}", "error", err, "ts", (json_int_t)ts);
     char *data = json_dumps(d, JSON_COMPACT);
-    stream_event_t ev = {.id = eid, .type = "run.failed", .lane = STREAM_LANE_CONTROL,
-                         .data = data, .data_len = strlen(data)};
+    stream_event_t ev = {.id = eid,
+                         .type = "run.failed",
+                         .lane = STREAM_LANE_CONTROL,
+                         .data = data,
+                         .data_len = strlen(data)};
     if (stream_publish(e->hub, topic, &ev, NULL, NULL, NULL, NULL) < 0) e->stats.publish_errors++;
     free(data);
     json_decref(d);
@@ -350,8 +356,9 @@ static void resume_one(wf_engine_t *e, const char *run_id) {
     const char *status = json_string_value(json_object_get(st, "status"));
     if (!strcmp(status, "completed") || !strcmp(status, "failed")) continue;
     if (!strcmp(status, "cancelled")) continue;
-    json_array_append_new(leaf_kind(json_string_value(json_object_get(st, "kind"))) ? rerun : containers,
-                          json_string(k));
+    json_array_append_new(
+        leaf_kind(json_string_value(json_object_get(st, "kind"))) ? rerun : containers,
+        json_string(k));
   }
   int64_t created = json_integer_value(json_object_get(row, "created_ms"));
   wf__run_t *r = wf__run_new(e, run_id, json_string_value(json_object_get(row, "tenant")), wf,

@@ -24,10 +24,14 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
   size_t len;
   unsigned min;
   if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, min = 0x10000;
+  else
+    return 0;
   if (len > n) return 0;
   unsigned cp = c & (0x3F >> (len - 1));
   for (size_t i = 1; i < len; i++) {
@@ -195,13 +199,12 @@ static json_t *parse_or_null(const char *text) {
 
 json_t *wf__run_row_json(const store_run_t *r) {
   json_t *state = parse_or_null(r->state);
-  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:O}", "run_id", r->run_id,
-                        "tenant", r->tenant, "workflow", r->workflow, "status", r->status,
-                        "input", parse_or_null(r->input), "output", parse_or_null(r->output),
-                        "error", parse_or_null(r->error), "created_ms", (json_int_t)r->created_ms,
-                        "updated_ms", (json_int_t)r->updated_ms, "resumes",
-                        json_object_get(state, "resumes") ? json_object_get(state, "resumes")
-                                                          : json_integer(0));
+  json_t *o = json_pack(
+      "{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:O}", "run_id", r->run_id, "tenant", r->tenant,
+      "workflow", r->workflow, "status", r->status, "input", parse_or_null(r->input), "output",
+      parse_or_null(r->output), "error", parse_or_null(r->error), "created_ms",
+      (json_int_t)r->created_ms, "updated_ms", (json_int_t)r->updated_ms, "resumes",
+      json_object_get(state, "resumes") ? json_object_get(state, "resumes") : json_integer(0));
   json_decref(state);
   return o;
 }
@@ -229,7 +232,8 @@ json_t *wf__view_from_rows(const json_t *run_row, const json_t *steps) {
   json_t *row;
   json_object_foreach((json_t *)steps, k, row) {
     json_t *s = json_deep_copy(row);
-    if (!strcmp(json_string_value(json_object_get(s, "kind")), "llm") && !json_object_get(s, "text"))
+    if (!strcmp(json_string_value(json_object_get(s, "kind")), "llm") &&
+        !json_object_get(s, "text"))
       json_object_set_new(s, "text", json_string(""));
     json_object_set_new(out, k, s);
   }
@@ -255,8 +259,9 @@ json_t *wf__view_export(const json_t *view) {
     if (a > 0) in += a;
     if (b > 0) out += b;
   }
-  json_object_set_new(v, "usage", json_pack("{s:I,s:I}", "in_tokens", (json_int_t)in,
-                                            "out_tokens", (json_int_t)out));
+  json_object_set_new(
+      v, "usage",
+      json_pack("{s:I,s:I}", "in_tokens", (json_int_t)in, "out_tokens", (json_int_t)out));
   return v;
 }
 
@@ -356,7 +361,30 @@ static void ev_free(wf__ev_t *ev) {
   free(ev->type);
   free(ev->id);
   json_decref(ev->data);
+  json_decref(ev->slim);
   free(ev);
+}
+
+/* For an event over the hub's size limit: its data with the large values (output, input,
+ * prompt, error) set to null and named in "omitted". NULL when there is nothing to slim
+ * (the event is then dropped). The document still gets the full data. */
+static json_t *slim_data(const json_t *d) {
+  static const char *const big[] = {"output", "input", "prompt", "error"};
+  json_t *slim = json_copy((json_t *)d);
+  json_t *omitted = json_array();
+  for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+    json_t *v = json_object_get(slim, big[i]);
+    if (!v || json_is_null(v)) continue;
+    json_object_set_new(slim, big[i], json_null());
+    json_array_append_new(omitted, json_string(big[i]));
+  }
+  if (json_array_size(omitted) == 0) {
+    json_decref(omitted);
+    json_decref(slim);
+    return NULL;
+  }
+  json_object_set_new(slim, "omitted", omitted);
+  return slim;
 }
 
 static void flush(wf__run_t *r);
@@ -390,7 +418,7 @@ static void flush(wf__run_t *r) {
   if (wf__tmr_armed(&r->pub_retry)) return;
   while (!base_queue_empty(&r->outq)) {
     wf__ev_t *ev = base_queue_data(base_queue_head(&r->outq), wf__ev_t, link);
-    char *text = json_dumps(ev->data, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(ev->slim ? ev->slim : ev->data, JSON_COMPACT | JSON_ENCODE_ANY);
     stream_event_t sev = {.id = ev->id,
                           .type = ev->type,
                           .lane = ev->lane,
@@ -407,12 +435,16 @@ static void flush(wf__run_t *r) {
       continue;
     }
     if (rc == -EAGAIN || rc == -EBUSY) {
-      wf__tmr_start(e, &r->pub_retry, err.retry_after_ms ? err.retry_after_ms : WF__PUBLISH_RETRY_MS);
+      wf__tmr_start(e, &r->pub_retry,
+                    err.retry_after_ms ? err.retry_after_ms : WF__PUBLISH_RETRY_MS);
       return;
     }
+    if (rc == -EMSGSIZE && !ev->slim && strcmp(ev->type, "token") &&
+        (ev->slim = slim_data(ev->data)) != NULL)
+      continue; /* again, without the large values */
     e->stats.publish_errors++;
-    log_error("workflows", "run event refused", "{s:s,s:s,s:i,s:s}", "run", r->id, "type",
-              ev->type, "rc", rc, "reason", err.message);
+    log_error("workflows", "run event refused", "{s:s,s:s,s:i,s:s}", "run", r->id, "type", ev->type,
+              "rc", rc, "reason", err.message);
     ev_free(ev);
   }
   if (r->finished && wf__outbox_empty(r)) wf__task_post(e, &r->release_task);
@@ -460,7 +492,8 @@ bool wf__emit_token(wf__run_t *r, const char *key, int attempt, int part, int ca
     wf__ev_t *last = base_queue_data(r->outq.prev, wf__ev_t, link);
     if (last->tok_step && !strcmp(last->tok_step, key) && last->tok_attempt == attempt &&
         last->tok_part == part && last->tok_call == call &&
-        json_string_length(json_object_get(last->data, "text")) + len <= r->e->cfg.token_max_bytes) {
+        json_string_length(json_object_get(last->data, "text")) + len <=
+            r->e->cfg.token_max_bytes) {
       json_t *add = wf__json_text(text, len);
       append_text(last->data, "text", add);
       json_decref(add);

@@ -122,8 +122,12 @@ static void run_finish(wf__run_t *r, const char *status, json_t *output, json_t 
   int64_t ts = wf__now_ms(e);
   char *out_s = dumps_or_null(output), *err_s = dumps_or_null(error);
   char *state = xasprintf("{\"resumes\":%d}", r->resumes);
-  store_run_t row = {.run_id = r->id, .status = status, .output = out_s, .error = err_s,
-                     .state = state, .updated_ms = ts};
+  store_run_t row = {.run_id = r->id,
+                     .status = status,
+                     .output = out_s,
+                     .error = err_s,
+                     .state = state,
+                     .updated_ms = ts};
   int rc = store_run_save(e->store, &row, NULL, 0);
   if (rc < 0)
     log_error("workflows", "run state not stored", "{s:s,s:s,s:i}", "run", r->id, "status", status,
@@ -138,9 +142,12 @@ static void run_finish(wf__run_t *r, const char *status, json_t *output, json_t 
   if (error) json_object_set_new(d, "error", error);
   r->finished = true;
   e->running--;
-  if (!strcmp(status, "completed")) e->stats.runs_completed++;
-  else if (!strcmp(status, "failed")) e->stats.runs_failed++;
-  else e->stats.runs_cancelled++;
+  if (!strcmp(status, "completed"))
+    e->stats.runs_completed++;
+  else if (!strcmp(status, "failed"))
+    e->stats.runs_failed++;
+  else
+    e->stats.runs_cancelled++;
   wf__emit(r, type, id, STREAM_LANE_CONTROL, d);
   free(type);
   free(id);
@@ -464,8 +471,9 @@ static void backoff_cb(wf__tmr_t *t) {
 
 static void timeout_cb(wf__tmr_t *t) {
   wf__sx_t *s = container_of(t, wf__sx_t, timeout);
-  wf__sx_fail(s, "timeout", xasprintf("no result within timeout_ms %lld", (long long)s->step->timeout_ms),
-              -1, s->step->kind == WF_STEP_LLM && wf__llm_partial(s));
+  wf__sx_fail(s, "timeout",
+              xasprintf("no result within timeout_ms %lld", (long long)s->step->timeout_ms), -1,
+              s->step->kind == WF_STEP_LLM && wf__llm_partial(s));
 }
 
 void wf__sx_ok(wf__sx_t *s, json_t *output, json_t *usage) {
@@ -493,7 +501,7 @@ void wf__sx_ok(wf__sx_t *s, json_t *output, json_t *usage) {
 
 /* Error classes the retry policy names (docs/workflows.md), as WF_RETRY_* bits. */
 static unsigned class_bit(const char *cls) {
-  static const char *const names[] = {"rate_limited", "timeout",        "server_error", "network",
+  static const char *const names[] = {"rate_limited",   "timeout",      "server_error", "network",
                                       "invalid_output", "stream_error", "agent_error"};
   for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
     if (!strcmp(cls, names[i])) return 1u << i;
@@ -501,8 +509,8 @@ static unsigned class_bit(const char *cls) {
 }
 
 static bool retryable(const wf__retry_t *p, const char *cls) {
-  static const char *const never[] = {"template", "not_implemented", "cancelled", "internal",
-                                      "sub_workflow", "invalid_input"};
+  static const char *const never[] = {"template", "not_implemented", "cancelled",
+                                      "internal", "sub_workflow",    "invalid_input"};
   for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
     if (!strcmp(cls, never[i])) return false;
   unsigned bit = class_bit(cls);
@@ -540,10 +548,10 @@ void wf__sx_fail(wf__sx_t *s, const char *cls, char *msg, int64_t retry_after_ms
     bool discarded = partial || (s->step->kind == WF_STEP_LLM && wf__llm_partial(s));
     wf__kind_stop(s);
     wf__sx_save(s, "retrying", ts, NULL, NULL, NULL, NULL, err);
-    sx_emit(s, "step.retrying", "retrying",
-            json_pack("{s:i,s:I,s:O,s:b,s:I}", "next_attempt", s->attempt + 1, "delay_ms",
-                      (json_int_t)delay, "error", err, "discarded", discarded, "ts",
-                      (json_int_t)ts));
+    sx_emit(
+        s, "step.retrying", "retrying",
+        json_pack("{s:i,s:I,s:O,s:b,s:I}", "next_attempt", s->attempt + 1, "delay_ms",
+                  (json_int_t)delay, "error", err, "discarded", discarded, "ts", (json_int_t)ts));
     json_decref(err);
     e->stats.step_retries++;
     s->phase = WF__SX_BACKOFF;

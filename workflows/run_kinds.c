@@ -97,7 +97,8 @@ static void approval_start(wf__sx_t *s) {
   json_object_set_new(d, "attempt", json_integer(s->attempt));
   wf__emit(r, "approval.requested", id, STREAM_LANE_CONTROL, d);
   free(id);
-  if (s->deadline_ms) wf__tmr_start(e, &s->timeout, s->deadline_ms > now ? s->deadline_ms - now : 0);
+  if (s->deadline_ms)
+    wf__tmr_start(e, &s->timeout, s->deadline_ms > now ? s->deadline_ms - now : 0);
 }
 
 int wf__approval_decide(wf__sx_t *s, bool approve, const char *comment) {
@@ -140,7 +141,9 @@ static void map_start(wf__sx_t *s) {
     return;
   }
   if (!json_is_array(items)) {
-    const char *t = json_is_object(items) ? "object" : json_is_string(items) ? "string" : "non-array";
+    const char *t = json_is_object(items)   ? "object"
+                    : json_is_string(items) ? "string"
+                                            : "non-array";
     json_decref(items);
     wf__sx_fail(s, "invalid_input", xasprintf("over: expected an array, got %s", t), -1, false);
     return;

@@ -26,8 +26,8 @@ typedef struct llm_buf {
 /* Invariant: pend holds text only while pend_active; call is NULL once on_done ran or
  * the call was cancelled. */
 struct wf__llm {
-  wf__sx_t *s;          /* borrowed: the step that owns this */
-  agent_call_t *call;   /* the running call */
+  wf__sx_t *s;        /* borrowed: the step that owns this */
+  agent_call_t *call; /* the running call */
   bool pend_active;
   int pend_part;        /* agent_delta_kind_t */
   int pend_call;        /* tool call index; -1 otherwise */
@@ -35,9 +35,9 @@ struct wf__llm {
   char *pend_tool_name; /* owned */
   llm_buf_t pend;
   wf__tmr_t window;
-  int index;            /* token events created this attempt */
+  int index; /* token events created this attempt */
   llm_buf_t text, reasoning;
-  json_t *tool_calls;   /* owned: array of argument strings by call index */
+  json_t *tool_calls; /* owned: array of argument strings by call index */
   bool partial;
   int64_t in_tokens, out_tokens;
 };
@@ -52,13 +52,30 @@ static void buf_add(llm_buf_t *b, const char *p, size_t n) {
   b->p[b->len] = '\0';
 }
 
+/* Bytes of p[0..len) to put in one event of at most max bytes, cut before a UTF-8
+ * continuation byte so that no character is split. */
+static size_t piece_len(const char *p, size_t len, size_t max) {
+  if (len <= max) return len;
+  size_t n = max;
+  while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80) n--;
+  return n ? n : max;
+}
+
 static void pend_flush(wf__llm_t *m) {
   wf__sx_t *s = m->s;
   if (!m->pend_active) return;
-  wf__tmr_stop(s->n.run->e, &m->window);
-  if (wf__emit_token(s->n.run, s->key, s->attempt, m->pend_part, m->pend_call, m->pend_tool_id,
-                     m->pend_tool_name, m->index, m->pend.p ? m->pend.p : "", m->pend.len))
-    m->index++;
+  wf_engine_t *e = s->n.run->e;
+  wf__tmr_stop(e, &m->window);
+  const char *p = m->pend.p ? m->pend.p : "";
+  size_t left = m->pend.len;
+  do { /* one event, or several for a delta larger than token_max_bytes */
+    size_t n = piece_len(p, left, e->cfg.token_max_bytes);
+    if (wf__emit_token(s->n.run, s->key, s->attempt, m->pend_part, m->pend_call, m->pend_tool_id,
+                       m->pend_tool_name, m->index, p, n))
+      m->index++;
+    p += n;
+    left -= n;
+  } while (left > 0);
   m->pend.len = 0;
   free(m->pend_tool_id);
   free(m->pend_tool_name);
@@ -144,7 +161,8 @@ static const char *result_class(const agent_result_t *r) {
 static json_t *parse_output(const wf__step_t *step, const char *text, size_t len, char **err) {
   const char *p = text, *end = text + len;
   while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
-  while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t')) end--;
+  while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t'))
+    end--;
   if (end - p >= 6 && !strncmp(p, "```", 3) && !strncmp(end - 3, "```", 3)) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl && nl < end - 3) {
@@ -155,8 +173,8 @@ static json_t *parse_output(const wf__step_t *step, const char *text, size_t len
   json_error_t jerr;
   json_t *v = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY, &jerr);
   if (!v) {
-    *err = xasprintf("output is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                     jerr.column);
+    *err =
+        xasprintf("output is not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
     return NULL;
   }
   char *verr = NULL;
@@ -177,7 +195,8 @@ static void on_done(void *ud, const agent_result_t *res) {
   if (res->in_tokens >= 0) m->in_tokens = res->in_tokens;
   if (res->out_tokens >= 0) m->out_tokens = res->out_tokens;
   if (res->status < 0) {
-    wf__sx_fail(s, result_class(res), xstrdup(res->message && res->message[0] ? res->message : "model call failed"),
+    wf__sx_fail(s, result_class(res),
+                xstrdup(res->message && res->message[0] ? res->message : "model call failed"),
                 res->retry_after_ms, m->partial || res->partial);
     return;
   }
@@ -229,8 +248,8 @@ void wf__llm_start(wf__sx_t *s) {
   if (!a->provider || agent_provider_parse(a->provider, &prof.provider) < 0) {
     free(prompt);
     free(system);
-    wf__sx_fail(s, "bad_request",
-                xasprintf("agent profile \"%s\" has no usable provider", a->name), -1, false);
+    wf__sx_fail(s, "bad_request", xasprintf("agent profile \"%s\" has no usable provider", a->name),
+                -1, false);
     return;
   }
   char *limit_key = a->ref ? xasprintf("shared/%s", a->ref)

@@ -184,10 +184,23 @@ static void test_run_save_updates_the_run_and_upserts_steps_in_one_go(void **sta
   store_run_t r = make_run("r_1", "acme", "flow", 1000);
   assert_int_equal(store_run_create(s, &r, NULL), 0);
   store_step_t st[2] = {
-      {.run_id = "r_1", .key = "a", .step_id = "a", .kind = "llm", .attempt = 1,
-       .status = "running", .started_ms = 1001, .updated_ms = 1001},
-      {.run_id = "r_1", .key = "fan[0]/b", .step_id = "b", .kind = "transform", .attempt = 1,
-       .status = "completed", .output = "42", .started_ms = 1002, .updated_ms = 1003},
+      {.run_id = "r_1",
+       .key = "a",
+       .step_id = "a",
+       .kind = "llm",
+       .attempt = 1,
+       .status = "running",
+       .started_ms = 1001,
+       .updated_ms = 1001},
+      {.run_id = "r_1",
+       .key = "fan[0]/b",
+       .step_id = "b",
+       .kind = "transform",
+       .attempt = 1,
+       .status = "completed",
+       .output = "42",
+       .started_ms = 1002,
+       .updated_ms = 1003},
   };
   assert_int_equal(store_run_save(s, NULL, st, 2), 0);
   st[0].status = "completed";
@@ -195,8 +208,8 @@ static void test_run_save_updates_the_run_and_upserts_steps_in_one_go(void **sta
   st[0].output = "\"hello\"";
   st[0].text = "hello";
   st[0].updated_ms = 1010;
-  store_run_t upd = {.run_id = "r_1", .status = "completed", .output = "{\"x\":1}",
-                     .updated_ms = 1011};
+  store_run_t upd = {
+      .run_id = "r_1", .status = "completed", .output = "{\"x\":1}", .updated_ms = 1011};
   assert_int_equal(store_run_save(s, &upd, st, 1), 0);
 
   seen_t seen = {0};
@@ -223,10 +236,22 @@ static void test_run_save_of_an_unknown_run_writes_nothing(void **state) {
   store_run_t r = make_run("r_1", "acme", "flow", 1000);
   assert_int_equal(store_run_create(s, &r, NULL), 0);
   store_step_t st[2] = {
-      {.run_id = "r_1", .key = "a", .step_id = "a", .kind = "llm", .attempt = 1,
-       .status = "running", .started_ms = 1, .updated_ms = 1},
-      {.run_id = "r_nope", .key = "b", .step_id = "b", .kind = "llm", .attempt = 1,
-       .status = "running", .started_ms = 1, .updated_ms = 1},
+      {.run_id = "r_1",
+       .key = "a",
+       .step_id = "a",
+       .kind = "llm",
+       .attempt = 1,
+       .status = "running",
+       .started_ms = 1,
+       .updated_ms = 1},
+      {.run_id = "r_nope",
+       .key = "b",
+       .step_id = "b",
+       .kind = "llm",
+       .attempt = 1,
+       .status = "running",
+       .started_ms = 1,
+       .updated_ms = 1},
   };
   assert_int_equal(store_run_save(s, NULL, st, 2), -ENOENT);
   seen_t seen = {0};
@@ -264,11 +289,13 @@ static void test_run_list_filters_and_orders_newest_first(void **state) {
 
   seen = (seen_t){0};
   assert_int_equal(
-      store_run_list(s, &(store_run_filter_t){.tenant = "acme", .workflow = "a"}, on_run, &seen), 0);
+      store_run_list(s, &(store_run_filter_t){.tenant = "acme", .workflow = "a"}, on_run, &seen),
+      0);
   assert_int_equal(seen.n, 2);
 
   seen = (seen_t){0};
-  assert_int_equal(store_run_list(s, &(store_run_filter_t){.status = "completed"}, on_run, &seen), 0);
+  assert_int_equal(store_run_list(s, &(store_run_filter_t){.status = "completed"}, on_run, &seen),
+                   0);
   assert_int_equal(seen.n, 1);
   assert_string_equal(seen.ids[0], "r_3");
 
@@ -294,8 +321,14 @@ static void test_run_delete_removes_the_run_and_its_steps(void **state) {
   store_run_t r = make_run("r_1", "acme", "flow", 1);
   r.idem_key = "k";
   assert_int_equal(store_run_create(s, &r, NULL), 0);
-  store_step_t st = {.run_id = "r_1", .key = "a", .step_id = "a", .kind = "llm", .attempt = 1,
-                     .status = "running", .started_ms = 1, .updated_ms = 1};
+  store_step_t st = {.run_id = "r_1",
+                     .key = "a",
+                     .step_id = "a",
+                     .kind = "llm",
+                     .attempt = 1,
+                     .status = "running",
+                     .started_ms = 1,
+                     .updated_ms = 1};
   assert_int_equal(store_run_save(s, NULL, &st, 1), 0);
   assert_int_equal(store_run_delete(s, "r_1"), 0);
   assert_int_equal(store_run_delete(s, "r_1"), -ENOENT);
@@ -318,8 +351,15 @@ static void test_sqlite_runs_survive_reopening(void **state) {
   store_run_t r = make_run("r_1", "acme", "flow", 1);
   r.idem_key = "k";
   assert_int_equal(store_run_create(s, &r, NULL), 0);
-  store_step_t st = {.run_id = "r_1", .key = "a", .step_id = "a", .kind = "llm", .attempt = 3,
-                     .status = "completed", .output = "\"x\"", .started_ms = 1, .updated_ms = 2};
+  store_step_t st = {.run_id = "r_1",
+                     .key = "a",
+                     .step_id = "a",
+                     .kind = "llm",
+                     .attempt = 3,
+                     .status = "completed",
+                     .output = "\"x\"",
+                     .started_ms = 1,
+                     .updated_ms = 2};
   assert_int_equal(store_run_save(s, NULL, &st, 1), 0);
   store_close(s);
 
@@ -345,8 +385,13 @@ static void test_run_writes_are_ebusy_while_an_event_batch_is_open(void **state)
   assert_int_equal(store_topic_ensure(s, "acme/runs/r_1", &t), 0);
   store_run_t r = make_run("r_1", "acme", "flow", 1);
   assert_int_equal(store_batch_begin(s), 0);
-  store_event_t ev = {.topic_id = t.topic_id, .seq = 1, .ts_ms = 1, .type = "x", .lane = 0,
-                      .data = "1", .data_len = 1};
+  store_event_t ev = {.topic_id = t.topic_id,
+                      .seq = 1,
+                      .ts_ms = 1,
+                      .type = "x",
+                      .lane = 0,
+                      .data = "1",
+                      .data_len = 1};
   assert_int_equal(store_batch_append(s, &ev), 0);
   /* Refused at once rather than waiting for SQLite's write lock. */
   assert_int_equal(store_run_create(s, &r, NULL), -EBUSY);
@@ -364,7 +409,7 @@ static void test_run_writes_are_ebusy_while_an_event_batch_is_open(void **state)
   store_close(s);
 }
 
-#define BOTH(f)                                                                   \
+#define BOTH(f)                                                                  \
   cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, &memory_backend), \
       cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, &sqlite_backend)
 

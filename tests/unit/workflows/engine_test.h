@@ -79,9 +79,8 @@ static ET_UNUSED void et_open_base(et_t *t, bool sqlite) {
   } else {
     assert_int_equal(store_open_memory(&t->store), 0);
   }
-  stream_hub_options_t ho = {.loop = &t->loop,
-                             .store = t->store,
-                             .config = t->hub_cfg_set ? &t->hub_cfg : NULL};
+  stream_hub_options_t ho = {
+      .loop = &t->loop, .store = t->store, .config = t->hub_cfg_set ? &t->hub_cfg : NULL};
   assert_int_equal(stream_hub_new(&ho, &t->hub), 0);
   assert_int_equal(agent_client_new(&t->loop, NULL, &t->agents), 0);
   if (!t->reg) t->reg = wf_registry_new(NULL);
@@ -300,9 +299,9 @@ static ET_UNUSED char *et_types(et_t *t) {
     const char *type = json_string_value(json_object_get(m, "type"));
     if (!strcmp(type, "token") && !strcmp(prev, "token")) continue;
     const char *step = json_string_value(json_object_get(json_object_get(m, "data"), "step"));
-    char *next = xasprintf("%s%s%s%s%s", out, out[0] ? " " : "", !strcmp(type, "token") ? "token*" : type,
-                           step && strcmp(type, "token") ? ":" : "",
-                           step && strcmp(type, "token") ? step : "");
+    char *next = xasprintf(
+        "%s%s%s%s%s", out, out[0] ? " " : "", !strcmp(type, "token") ? "token*" : type,
+        step && strcmp(type, "token") ? ":" : "", step && strcmp(type, "token") ? step : "");
     free(out);
     out = next;
     prev = type;

@@ -56,8 +56,8 @@ static void test_run_of_llm_then_transform_publishes_the_exact_event_sequence(vo
   assert_int_equal(json_integer_value(json_object_get(doc, "seq")), json_array_size(t.events));
   json_t *initial = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:n,s:n,s:O,s:O,s:i,s:{}}", "run_id", id,
                               "workflow", "two", "tenant", "default", "topic",
-                              json_string_value(json_object_get(doc, "topic")), "status",
-                              "running", "input", json_object_get(doc, "input"), "output", "error",
+                              json_string_value(json_object_get(doc, "topic")), "status", "running",
+                              "input", json_object_get(doc, "input"), "output", "error",
                               "created_ms", json_object_get(doc, "created_ms"), "updated_ms",
                               json_object_get(doc, "created_ms"), "resumes", 0, "steps");
   json_t *folded = et_fold(&t, initial);
@@ -84,17 +84,17 @@ static void test_run_of_llm_then_transform_publishes_the_exact_event_sequence(vo
   et_close(&t);
 }
 
-
 /* ---- token coalescing ---- */
 
-#define CHUNKY_TEXT                                                                \
+#define CHUNKY_TEXT                                                                            \
   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzAB" \
   "CDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 #define CHUNKY_CHUNKS ((sizeof CHUNKY_TEXT - 1 + 2) / 3)
 
 static const char *const chunky =
     "{'name':'chunky','agents':{'w':{'provider':'mock','params':{'mock_text':"
-    "'" CHUNKY_TEXT "',"
+    "'" CHUNKY_TEXT
+    "',"
     "'mock_chunk_chars':3,'mock_tokens_per_s':2000}}},"
     " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}";
 
@@ -269,8 +269,8 @@ static void test_a_mid_stream_failure_after_partial_output_fails_when_not_allowe
   json_t *a = json_object_get(json_object_get(doc, "steps"), "a");
   assert_string_equal(json_string_value(json_object_get(a, "status")), "failed");
   assert_string_equal(json_string_value(json_object_get(a, "text")), "abcd");
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(a, "error"), "class")), "server_error");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(a, "error"), "class")),
+                      "server_error");
   json_decref(doc);
   et_close(&t);
 }
@@ -383,14 +383,13 @@ static json_t *run_gate(et_t *t, int timeout_ms, int decide, char **types) {
   assert_int_equal(wf_run_approve(t->eng, NULL, id, "nope", true, NULL), -ESRCH);
   assert_int_equal(wf_run_approve(t->eng, "other", id, "ok", true, NULL), -ENOENT);
   json_t *mid = et_get(t, id);
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(json_object_get(mid, "steps"), "ok"), "status")),
-      "waiting");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(json_object_get(mid, "steps"), "ok"), "status")),
+                      "waiting");
   json_decref(mid);
   if (decide >= 0) assert_int_equal(wf_run_approve(t->eng, NULL, id, "ok", decide == 1, "lgtm"), 0);
   json_t *doc = et_finish(t, id);
-  if (decide >= 0)
-    assert_int_equal(wf_run_approve(t->eng, NULL, id, "ok", true, NULL), -EALREADY);
+  if (decide >= 0) assert_int_equal(wf_run_approve(t->eng, NULL, id, "ok", true, NULL), -EALREADY);
   *types = et_types(t);
   return doc;
 }
@@ -439,8 +438,8 @@ static void test_an_approval_timeout_fails_the_step_and_its_catch_continues(void
   json_t *ok = json_object_get(json_object_get(doc, "steps"), "ok");
   assert_string_equal(json_string_value(json_object_get(ok, "status")), "failed");
   assert_string_equal(json_string_value(json_object_get(ok, "caught")), "continue");
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(ok, "error"), "class")), "timeout");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(ok, "error"), "class")),
+                      "timeout");
   assert_true(json_is_false(json_object_get(doc, "output")));
   json_decref(doc);
   et_close(&t);
@@ -584,6 +583,44 @@ static void test_starts_beyond_max_runs_are_refused(void **state) {
   et_close(&t);
 }
 
+static void test_large_outputs_are_split_into_token_events_and_omitted_from_events(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  size_t n = 70000;
+  char *big = xmalloc(n + 1);
+  for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
+  big[n] = '\0';
+  char *doc_text = xasprintf(
+      "{'name':'big','agents':{'w':{'provider':'mock','params':{'mock_text':'%s',"
+      " 'mock_chunk_chars':65536}}},"
+      " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'x'}]}",
+      big);
+  et_wf(&t, doc_text);
+  free(doc_text);
+  const char *id = et_start(&t, "big", NULL);
+  et_watch(&t, id);
+  json_t *doc = et_finish(&t, id);
+  int events = 0;
+  char *text = et_tokens(&t, "a", 1, "text", &events);
+  assert_string_equal(text, big);
+  assert_true(events >= 9); /* no token event over token_max_bytes (8 KiB) */
+  free(text);
+  json_t *done = et_last_event(&t, "step.completed");
+  assert_true(json_is_null(json_object_get(done, "output")));
+  assert_string_equal(json_string_value(json_array_get(json_object_get(done, "omitted"), 0)),
+                      "output");
+  json_t *rdone = et_last_event(&t, "run.completed");
+  assert_non_null(rdone);
+  assert_string_equal(json_string_value(json_object_get(doc, "output")), big);
+  wf_engine_stats_t st;
+  wf_engine_stats(t.eng, &st);
+  assert_int_equal(st.publish_errors, 0);
+  free(big);
+  json_decref(doc);
+  et_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_run_of_llm_then_transform_publishes_the_exact_event_sequence),
@@ -605,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_events_refused_by_a_rate_limit_wait_and_tokens_merge_meanwhile),
       cmocka_unit_test(test_a_running_run_keeps_its_workflow_across_a_registry_swap),
       cmocka_unit_test(test_starts_beyond_max_runs_are_refused),
+      cmocka_unit_test(test_large_outputs_are_split_into_token_events_and_omitted_from_events),
   };
   return cmocka_run_group_tests_name("workflows engine", tests, NULL, NULL);
 }

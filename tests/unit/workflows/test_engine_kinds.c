@@ -31,13 +31,14 @@ static void test_parallel_join_all_outputs_every_branch_in_order(void **state) {
   (void)state;
   et_t t;
   et_open(&t, NULL, false);
-  et_wf(&t,
-        "{'name':'par','agents':{'w':{'provider':'mock','params':{'mock_text':'slow one',"
-        "  'mock_tokens_per_s':200}}},"
-        " 'steps':[{'id':'p','type':'parallel','branches':["
-        "   [{'id':'x','type':'llm','agent':'w','prompt':'x'}],"
-        "   [{'id':'y','type':'transform','value':'fast'}]]},"
-        "  {'id':'z','type':'transform','value':['{{ steps.x.output }}','{{ steps.y.output }}']}]}");
+  et_wf(
+      &t,
+      "{'name':'par','agents':{'w':{'provider':'mock','params':{'mock_text':'slow one',"
+      "  'mock_tokens_per_s':200}}},"
+      " 'steps':[{'id':'p','type':'parallel','branches':["
+      "   [{'id':'x','type':'llm','agent':'w','prompt':'x'}],"
+      "   [{'id':'y','type':'transform','value':'fast'}]]},"
+      "  {'id':'z','type':'transform','value':['{{ steps.x.output }}','{{ steps.y.output }}']}]}");
   json_t *doc = run_to_end(&t, "par", NULL);
   assert_string_equal(et_status_of(doc), "completed");
   assert_json(json_object_get(json_object_get(json_object_get(doc, "steps"), "p"), "output"),
@@ -258,8 +259,7 @@ static void test_the_agent_kind_fails_as_not_implemented(void **state) {
   (void)state;
   et_t t;
   et_open(&t, NULL, false);
-  et_wf(&t,
-        "{'name':'ext','steps':[{'id':'a','type':'agent','topic':'acme/tasks'}]}");
+  et_wf(&t, "{'name':'ext','steps':[{'id':'a','type':'agent','topic':'acme/tasks'}]}");
   json_t *doc = run_to_end(&t, "ext", NULL);
   char *types = et_types(&t);
   assert_string_equal(types, "run.started step.started:a step.failed:a run.failed");
