@@ -85,17 +85,22 @@ static void timer_arm(wf_engine_t *e) {
 static void timer_cb(uv_timer_t *h) {
   wf_engine_t *e = h->data;
   uint64_t now = uv_now(e->loop);
+  e->in_timer_cb = true;
   while (e->nheap > 0 && e->heap[0]->due <= now && !e->freeing) {
     wf__tmr_t *t = e->heap[0];
     heap_remove(e, t);
     t->cb(t);
   }
+  e->in_timer_cb = false;
   timer_arm(e);
 }
 
 void wf__tmr_start(wf_engine_t *e, wf__tmr_t *t, int64_t delay_ms) {
   if (wf__tmr_armed(t)) heap_remove(e, t);
   if (delay_ms < 0) delay_ms = 0;
+  /* Started from a timer callback, a zero delay would fire in the same pass again and
+   * again; it waits for the next loop turn instead. */
+  if (e->in_timer_cb && delay_ms == 0) delay_ms = 1;
   t->due = uv_now(e->loop) + (uint64_t)delay_ms;
   if (e->nheap == e->heap_cap) {
     e->heap_cap = e->heap_cap ? e->heap_cap * 2 : 64;

@@ -79,6 +79,7 @@ struct wf_engine {
   uint64_t rng;
   wf_engine_stats_t stats;
   int handles_open;
+  bool in_timer_cb;           /* inside the timer heap's callback */
   bool freeing;
 };
 

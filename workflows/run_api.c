@@ -146,6 +146,12 @@ static int load_rows(wf_engine_t *e, const char *run_id, json_t **run, json_t **
   return rc;
 }
 
+/* The state column for a row being updated (store_run_save replaces it). */
+static char *state_of(const json_t *row) {
+  return xasprintf("{\"resumes\":%lld}",
+                   (long long)json_integer_value(json_object_get(row, "resumes")));
+}
+
 static bool status_final(const char *status) {
   return status && (!strcmp(status, "completed") || !strcmp(status, "failed") ||
                     !strcmp(status, "cancelled"));
@@ -242,8 +248,10 @@ int wf_run_cancel(wf_engine_t *e, const char *tenant, const char *run_id) {
     rc = -EALREADY;
   if (rc == 0) {
     int64_t ts = wf__now_ms(e);
-    store_run_t upd = {.run_id = run_id, .status = "cancelled", .state = NULL, .updated_ms = ts};
+    char *state = state_of(row);
+    store_run_t upd = {.run_id = run_id, .status = "cancelled", .state = state, .updated_ms = ts};
     rc = store_run_save(e->store, &upd, NULL, 0);
+    free(state);
     if (rc == 0) {
       char *topic = xasprintf("%s/runs/%s", tenant, run_id);
       char *id = xasprintf("%s:run.cancelled", run_id);
@@ -312,10 +320,14 @@ static void resume_fail(wf_engine_t *e, const json_t *row, const char *why) {
   const char *id = json_string_value(json_object_get(row, "run_id"));
   const char *tenant = json_string_value(json_object_get(row, "tenant"));
   int64_t ts = wf__now_ms(e);
-  json_t *err = wf__error("sub_workflow", "%s", why);
+  json_t *err = wf__error("workflow_missing", "%s", why);
   char *err_s = json_dumps(err, JSON_COMPACT);
-  store_run_t upd = {.run_id = id, .status = "failed", .error = err_s, .updated_ms = ts};
-  if (store_run_save(e->store, &upd, NULL, 0) == 0) {
+  char *state = state_of(row);
+  store_run_t upd = {
+      .run_id = id, .status = "failed", .error = err_s, .state = state, .updated_ms = ts};
+  int rc = store_run_save(e->store, &upd, NULL, 0);
+  free(state);
+  if (rc == 0) {
     char *topic = xasprintf("%s/runs/%s", tenant, id);
     char *eid = xasprintf("%s:run.failed", id);
     json_t *d = json_pack("{s:O,s:I}", "error", err, "ts", (json_int_t)ts);

@@ -199,14 +199,13 @@ static json_t *parse_or_null(const char *text) {
 
 json_t *wf__run_row_json(const store_run_t *r) {
   json_t *state = parse_or_null(r->state);
-  json_t *o = json_pack(
-      "{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:O}", "run_id", r->run_id, "tenant", r->tenant,
-      "workflow", r->workflow, "status", r->status, "input", parse_or_null(r->input), "output",
-      parse_or_null(r->output), "error", parse_or_null(r->error), "created_ms",
-      (json_int_t)r->created_ms, "updated_ms", (json_int_t)r->updated_ms, "resumes",
-      json_object_get(state, "resumes") ? json_object_get(state, "resumes") : json_integer(0));
+  json_int_t resumes = json_integer_value(json_object_get(state, "resumes"));
   json_decref(state);
-  return o;
+  return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I}", "run_id", r->run_id, "tenant",
+                   r->tenant, "workflow", r->workflow, "status", r->status, "input",
+                   parse_or_null(r->input), "output", parse_or_null(r->output), "error",
+                   parse_or_null(r->error), "created_ms", (json_int_t)r->created_ms, "updated_ms",
+                   (json_int_t)r->updated_ms, "resumes", resumes);
 }
 
 json_t *wf__step_row_json(const store_step_t *s) {

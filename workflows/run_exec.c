@@ -509,8 +509,8 @@ static unsigned class_bit(const char *cls) {
 }
 
 static bool retryable(const wf__retry_t *p, const char *cls) {
-  static const char *const never[] = {"template", "not_implemented", "cancelled",
-                                      "internal", "sub_workflow",    "invalid_input"};
+  static const char *const never[] = {"template", "not_implemented",  "cancelled",
+                                      "internal", "workflow_missing", "invalid_input"};
   for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
     if (!strcmp(cls, never[i])) return false;
   unsigned bit = class_bit(cls);

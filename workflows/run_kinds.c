@@ -199,7 +199,7 @@ static void workflow_start(wf__sx_t *s) {
   const wf_registry_t *reg = r->e->registry;
   wf_workflow_t *sub = reg ? wf_registry_find(reg, s->step->u.workflow.name) : NULL;
   if (!sub) {
-    wf__sx_fail(s, "sub_workflow",
+    wf__sx_fail(s, "workflow_missing",
                 xasprintf("workflow \"%s\" is not loaded", s->step->u.workflow.name), -1, false);
     return;
   }

@@ -227,8 +227,10 @@ int wf_run_approve(wf_engine_t *e, const char *tenant, const char *run_id, const
                    bool approve, const char *comment) __attribute__((warn_unused_result));
 /* Resumes every unfinished run of the store (call once at start, after the hub is up):
  * steps stored as finished are not run again; each run publishes run.resumed naming the
- * step instances that were interrupted and run again. *count (may be NULL) receives how
- * many runs resumed. Returns 0 or -EIO. */
+ * step instances that were interrupted and run again. Resumed runs count toward max_runs
+ * but are never refused. A run whose workflow is no longer in the registry is stored and
+ * published as failed. *count (may be NULL) receives how many runs resumed. Returns 0 or
+ * -EIO. */
 int wf_engine_resume(wf_engine_t *e, size_t *count) __attribute__((warn_unused_result));
 
 typedef struct wf_engine_stats {

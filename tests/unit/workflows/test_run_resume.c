@@ -159,12 +159,38 @@ static void test_a_finished_run_is_read_from_the_store_after_a_restart(void **st
   et_close(&t);
 }
 
+static void test_a_run_whose_workflow_is_gone_fails_instead_of_resuming(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, true);
+  et_wf(&t,
+        "{'name':'gone','agents':{'slow':{'provider':'mock','params':{'mock_words':60,"
+        "   'mock_tokens_per_s':100}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'slow','prompt':'x'}]}");
+  char id[WF_RUN_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", et_start(&t, "gone", NULL));
+  et_watch(&t, id);
+  et_wait_event(&t, "token", "a", 1);
+  wf_registry_free(t.reg);
+  t.reg = wf_registry_new(NULL); /* the next process no longer has the file */
+  assert_int_equal(crash_and_resume(&t), 0);
+  json_t *doc = et_get(&t, id);
+  assert_string_equal(et_status_of(doc), "failed");
+  json_t *err = json_object_get(doc, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "class")), "workflow_missing");
+  et_watch(&t, id);
+  et_wait_event(&t, "run.failed", NULL, 1);
+  json_decref(doc);
+  et_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_a_crashed_run_resumes_and_reruns_only_its_unfinished_steps),
       cmocka_unit_test(test_a_map_resumes_inside_its_items),
       cmocka_unit_test(test_a_waiting_approval_survives_a_restart_with_its_deadline),
       cmocka_unit_test(test_a_finished_run_is_read_from_the_store_after_a_restart),
+      cmocka_unit_test(test_a_run_whose_workflow_is_gone_fails_instead_of_resuming),
   };
   return cmocka_run_group_tests_name("workflows run resume", tests, NULL, NULL);
 }
