@@ -91,4 +91,26 @@ bool store__in_batch(const store_t *s);
 /* Whether a run status is final ("completed", "failed", "cancelled"). */
 bool store__run_status_final(const char *status);
 
+/* ---- consumer groups (groups.c, groups_sqlite.c, groups_memory.c) ----
+ *
+ * A third backend beside the event log's and the runs', opened and closed with them by
+ * store.c. groups.c checks arguments before calling (non-empty names within their
+ * limits, non-NULL callbacks and arrays, next_seq >= 1, no open event batch for writes);
+ * the contract of each op is the public function of the same name. */
+typedef struct store_groups_ops {
+  void (*close)(void *gb);
+  int (*load)(void *gb, const char *topic, const char *name, store_group_cb gcb,
+              store_lease_cb lcb, void *ud);
+  int (*list)(void *gb, const char *topic, store_group_cb cb, void *ud);
+  int (*save)(void *gb, const store_group_write_t *w, size_t n);
+  int (*del)(void *gb, const char *topic, const char *name);
+} store_groups_ops_t;
+
+int store__groups_sqlite_open(const store_options_t *opts, const store_groups_ops_t **ops,
+                              void **gb) __attribute__((warn_unused_result));
+int store__groups_memory_open(const store_groups_ops_t **ops, void **gb)
+    __attribute__((warn_unused_result));
+/* store.c: the groups backend of s (ops and state). */
+const store_groups_ops_t *store__groups(store_t *s, void **gb);
+
 #endif

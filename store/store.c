@@ -2,7 +2,8 @@
  *
  * Owns the store_t (ops, backend state, statistics), the batch state machine and the
  * argument checks every backend relies on (see internal.h). Owns no storage: that is
- * sqlite.c and memory.c (and runs_*.c for runs, whose entry points are in runs.c). Also
+ * sqlite.c and memory.c (and runs_*.c for runs, whose entry points are in runs.c, and
+ * groups_*.c for consumer groups, entry points in groups.c). Also
  * the epoch generator the backends share. */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ struct store {
   store_stats_t stats;
   const store_runs_ops_t *runs_ops; /* borrowed: the runs backend's static table */
   void *runs_be;                    /* owned, freed through runs_ops->close */
+  const store_groups_ops_t *groups_ops; /* borrowed: the groups backend's static table */
+  void *groups_be;                      /* owned, freed through groups_ops->close */
 };
 
 int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) {
@@ -54,6 +57,11 @@ static int store_wrap(const store_ops_t *ops, void *be, const store_runs_ops_t *
   return 0;
 }
 
+const store_groups_ops_t *store__groups(store_t *s, void **gb) {
+  *gb = s->groups_be;
+  return s->groups_ops;
+}
+
 const store_runs_ops_t *store__runs(store_t *s, void **rb) {
   *rb = s->runs_be;
   return s->runs_ops;
@@ -76,7 +84,18 @@ int store_open_sqlite(const store_options_t *opts, store_t **out) {
     ops->close(be);
     return rc;
   }
-  return store_wrap(ops, be, rops, rb, out);
+  const store_groups_ops_t *gops;
+  void *gb;
+  rc = store__groups_sqlite_open(opts, &gops, &gb);
+  if (rc < 0) {
+    rops->close(rb);
+    ops->close(be);
+    return rc;
+  }
+  rc = store_wrap(ops, be, rops, rb, out);
+  (*out)->groups_ops = gops;
+  (*out)->groups_be = gb;
+  return rc;
 }
 
 int store_open_memory(store_t **out) {
@@ -92,12 +111,24 @@ int store_open_memory(store_t **out) {
     ops->close(be);
     return rc;
   }
-  return store_wrap(ops, be, rops, rb, out);
+  const store_groups_ops_t *gops;
+  void *gb;
+  rc = store__groups_memory_open(&gops, &gb);
+  if (rc < 0) {
+    rops->close(rb);
+    ops->close(be);
+    return rc;
+  }
+  rc = store_wrap(ops, be, rops, rb, out);
+  (*out)->groups_ops = gops;
+  (*out)->groups_be = gb;
+  return rc;
 }
 
 void store_close(store_t *s) {
   if (!s) return;
   store_batch_rollback(s);
+  s->groups_ops->close(s->groups_be);
   s->runs_ops->close(s->runs_be);
   s->ops->close(s->be);
   free(s);

@@ -222,4 +222,63 @@ int store_step_list(store_t *s, const char *run_id, store_step_cb cb, void *ud)
 /* Deletes a run and its steps. -ENOENT when unknown, -EBUSY while an event batch is open. */
 int store_run_delete(store_t *s, const char *run_id) __attribute__((warn_unused_result));
 
+/* ---- consumer groups of topics (issue 6) ----
+ *
+ * The durable half of a streams consumer group: one row per (topic, group) with the
+ * group's position (the next seq it hands out for the first time) and the topic epoch
+ * that position belongs to, plus one row per pending lease (a seq handed out and not yet
+ * acknowledged, with how many times it was delivered). streams writes the changes of a
+ * loop turn in one store_group_save transaction, never one per event. Like runs, groups
+ * live beside the event log (the SQLite backend keeps them on a connection of their own
+ * to the same file), are never touched by retention or store_topic_reset, and their
+ * writes fail with -EBUSY while an event batch of the same store is open.
+ *
+ * Names are checked by streams; the store only requires non-empty strings of at most
+ * STORE_GROUP_NAME_MAX bytes (group) and 265 bytes (topic). */
+
+#define STORE_GROUP_NAME_MAX 64
+
+typedef struct store_group {
+  const char *topic;    /* "tenant/room" */
+  const char *name;     /* the group's name */
+  const char *epoch;    /* the topic epoch that next_seq and the leases belong to */
+  uint64_t next_seq;    /* next seq to hand out for the first time (>= 1) */
+  uint32_t ack_wait_ms; /* the group's lease duration, fixed at creation */
+  uint64_t pending;     /* leases stored (reported by load and list; ignored by save) */
+} store_group_t;
+
+typedef struct store_group_lease {
+  uint64_t seq;
+  uint32_t deliveries; /* times the event was handed to a member */
+} store_group_lease_t;
+
+/* One group's changes: the row (inserted or replaced), then leases removed (del) and
+ * leases inserted or replaced (put). del and put are applied in that order. */
+typedef struct store_group_write {
+  store_group_t group;
+  const uint64_t *del;
+  size_t ndel;
+  const store_group_lease_t *put;
+  size_t nput;
+} store_group_write_t;
+
+typedef int (*store_group_cb)(void *ud, const store_group_t *g);
+typedef int (*store_lease_cb)(void *ud, const store_group_lease_t *l);
+
+/* Calls gcb once with the group row (pending filled), then lcb (may be NULL) for each of
+ * its leases by seq. -ENOENT when the group was never saved; -EINVAL; -EIO. */
+int store_group_load(store_t *s, const char *topic, const char *name, store_group_cb gcb,
+                     store_lease_cb lcb, void *ud) __attribute__((warn_unused_result));
+/* The groups of a topic by name, pending filled. Returns 0, cb's nonzero value, or an
+ * error. */
+int store_group_list(store_t *s, const char *topic, store_group_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+/* Applies w[0..n) in one transaction, all or nothing. -EINVAL (a missing name, epoch or
+ * next_seq 0), -EBUSY (an event batch is open, or the file stayed locked), -EIO. */
+int store_group_save(store_t *s, const store_group_write_t *w, size_t n)
+    __attribute__((warn_unused_result));
+/* Deletes a group and its leases. -ENOENT when unknown, -EBUSY while a batch is open. */
+int store_group_delete(store_t *s, const char *topic, const char *name)
+    __attribute__((warn_unused_result));
+
 #endif
