@@ -75,6 +75,7 @@ class RunPage {
 
   stop() {
     this.alive = false;
+    clearInterval(this.clock);
     clearTimeout(this.retryTimer);
     clearTimeout(this.reloadTimer);
     if (this.sub) this.sub.unsubscribe();
@@ -219,26 +220,52 @@ class RunPage {
     this.snapshotTimeline(reason);
   }
 
+  /** The summary is built once per snapshot and then updated in place, so a focused
+   * control (Cancel) keeps its focus while events arrive. */
   renderSummary() {
     const s = this.state;
     this.runEl.dataset.status = s.status;
     const running = !FINAL.includes(s.status);
-    const end = running ? Date.now() : s.updated_ms;
-    const cancel = running
-      ? h('button', { type: 'button', class: 'danger', id: 'cancel-run', onclick: (e) => this.cancel(e.currentTarget) }, 'Cancel run')
-      : null;
+    if (!this.facts || this.facts.runId !== s.run_id || !this.summary.contains(this.facts.dl)) {
+      const f = { runId: s.run_id };
+      const fact = (label, name) => {
+        f[name] = h('dd', {});
+        f[`${name}Label`] = h('dt', {}, label);
+        f[`${name}Row`] = h('div', {}, f[`${name}Label`], f[name]);
+        return f[`${name}Row`];
+      };
+      f.dl = h('dl', { class: 'facts' }, fact('Status', 'status'), fact('Workflow', 'workflow'), fact('Started', 'started'),
+        fact('Running for', 'duration'), fact('Usage', 'usage'), fact('Resumed', 'resumes'), fact('Topic', 'topic'));
+      f.cancel = h('button', { type: 'button', class: 'danger', id: 'cancel-run', onclick: (e) => this.cancel(e.currentTarget) }, 'Cancel run');
+      f.cancelStatus = h('span', { class: 'muted', role: 'status', id: 'cancel-status' });
+      f.actions = h('div', { class: 'actions' }, f.cancel, f.cancelStatus);
+      replaceChildren(f.workflow, h('a', { href: `#/workflows/${encodeURIComponent(s.workflow)}` }, s.workflow));
+      replaceChildren(f.started, timeEl(s.created_ms, { withDate: true }));
+      replaceChildren(f.topic, h('a', { href: `#/topics?topic=${encodeURIComponent(s.topic)}&after=0` }, h('code', {}, s.topic)));
+      replaceChildren(this.summary, f.dl, f.actions);
+      this.facts = f;
+    }
+    const f = this.facts;
+    if (f.status.dataset.value !== s.status) {
+      replaceChildren(f.status, badge(s.status));
+      f.status.dataset.value = s.status;
+    }
+    f.durationLabel.textContent = running ? 'Running for' : 'Took';
+    f.duration.textContent = durationText((running ? Date.now() : s.updated_ms) - s.created_ms);
     const usage = usageText(s.usage);
-    replaceChildren(this.summary,
-      h('dl', { class: 'facts' },
-        h('div', {}, h('dt', {}, 'Status'), h('dd', {}, badge(s.status))),
-        h('div', {}, h('dt', {}, 'Workflow'), h('dd', {}, h('a', { href: `#/workflows/${encodeURIComponent(s.workflow)}` }, s.workflow))),
-        h('div', {}, h('dt', {}, 'Started'), h('dd', {}, timeEl(s.created_ms, { withDate: true }))),
-        h('div', {}, h('dt', {}, running ? 'Running for' : 'Took'), h('dd', {}, durationText(end - s.created_ms))),
-        usage ? h('div', {}, h('dt', {}, 'Usage'), h('dd', {}, usage)) : null,
-        s.resumes ? h('div', {}, h('dt', {}, 'Resumed'), h('dd', {}, `${s.resumes}× after a restart`)) : null,
-        h('div', {}, h('dt', {}, 'Topic'), h('dd', {},
-          h('a', { href: `#/topics?topic=${encodeURIComponent(s.topic)}&after=0` }, h('code', {}, s.topic))))),
-      cancel ? h('div', { class: 'actions' }, cancel, h('span', { class: 'muted', role: 'status', id: 'cancel-status' })) : null);
+    f.usage.textContent = usage;
+    f.usageRow.hidden = !usage;
+    f.resumes.textContent = s.resumes ? `${s.resumes}× after a restart` : '';
+    f.resumesRow.hidden = !s.resumes;
+    f.actions.hidden = !running;
+    clearInterval(this.clock);
+    if (running) {
+      this.clock = setInterval(() => {
+        if (!this.alive || FINAL.includes(this.state.status)) return clearInterval(this.clock);
+        f.duration.textContent = durationText(Date.now() - this.state.created_ms);
+        return undefined;
+      }, 1000);
+    }
   }
 
   renderResult() {
@@ -260,6 +287,9 @@ class RunPage {
 
   renderApprovals() {
     const waiting = this.state.order.filter((k) => this.state.steps[k].status === 'waiting');
+    const sig = waiting.join('\n');
+    if (this.approvals.isConnected && this.approvalsSig === sig && this.approvals.childElementCount === (waiting.length ? 1 : 0)) return;
+    this.approvalsSig = sig;
     if (!waiting.length) {
       this.approvals.hidden = true;
       this.approvals.replaceChildren();
