@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "streams.h"
 
 typedef enum {
   KEY_INT,      /* int64_t, inclusive range */
@@ -49,14 +50,18 @@ static const config_key_t config_keys[] = {
      "silent connections are closed after this; 0 = never"},
     {"limits.handshake_timeout_ms", KEY_INT, OFF(limits.handshake_timeout_ms), 100, 600000,
      "time to send complete request headers"},
-    {"limits.publish_rate", KEY_INT, OFF(limits.publish_rate), 1, 100000000,
-     "events/s per tenant"},
+    {"limits.publish_rate", KEY_INT, OFF(limits.publish_rate), 0, 100000000,
+     "events/s per tenant; 0 = unlimited"},
     {"limits.publish_burst", KEY_INT, OFF(limits.publish_burst), 1, 100000000,
      "events per tenant burst"},
-    {"limits.topic_publish_rate", KEY_INT, OFF(limits.topic_publish_rate), 1, 100000000,
-     "events/s per topic"},
+    {"limits.topic_publish_rate", KEY_INT, OFF(limits.topic_publish_rate), 0, 100000000,
+     "events/s per topic; 0 = unlimited"},
     {"limits.topic_publish_burst", KEY_INT, OFF(limits.topic_publish_burst), 1, 100000000,
      "events per topic burst"},
+    {"limits.slow_client_timeout_ms", KEY_INT, OFF(limits.slow_client_timeout_ms), 0, 86400000,
+     "a client with data pending that cannot be written to this long is closed; 0 = never"},
+    {"limits.ws_frames_per_write", KEY_INT, OFF(limits.ws_frames_per_write), 1, 1024,
+     "WebSocket frames sent in one write (1 = one send per frame)"},
     {"shutdown.drain_ms", KEY_INT, OFF(shutdown.drain_ms), 0, 3600000,
      "SIGTERM: /readyz 503 for this long, then close 1001"},
     {"shutdown.grace_ms", KEY_INT, OFF(shutdown.grace_ms), 0, 60000,
@@ -71,6 +76,10 @@ static const config_key_t config_keys[] = {
      "seconds an event is kept"},
     {"streams.dedupe_window_s", KEY_INT, OFF(streams.dedupe_window_s), 0, 86400,
      "seconds an event id is remembered"},
+    {"streams.overload_threshold", KEY_INT, OFF(streams.overload_threshold), 1, 100000000,
+     "uncommitted events above which publishes are shed (503, /readyz overloaded)"},
+    {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
+     "a quiet SSE stream gets a keepalive comment this often"},
 };
 
 /* Objects that only group keys; anything else that is an object is an error. */
@@ -131,18 +140,25 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->limits.max_ws_message = 1048576;
   cfg->limits.idle_timeout_ms = 60000;
   cfg->limits.handshake_timeout_ms = 10000;
-  cfg->limits.publish_rate = 10000;
-  cfg->limits.publish_burst = 20000;
-  cfg->limits.topic_publish_rate = 1000;
-  cfg->limits.topic_publish_burst = 2000;
+  /* The streams engine's own defaults are the single source for its keys. */
+  stream_config_t sc;
+  stream_config_defaults(&sc);
+  cfg->limits.publish_rate = (int64_t)sc.publish_rate;
+  cfg->limits.publish_burst = sc.publish_burst;
+  cfg->limits.topic_publish_rate = (int64_t)sc.topic_publish_rate;
+  cfg->limits.topic_publish_burst = sc.topic_publish_burst;
+  cfg->limits.slow_client_timeout_ms = 30000;
+  cfg->limits.ws_frames_per_write = 64;
   cfg->shutdown.drain_ms = 5000;
   cfg->shutdown.grace_ms = 1000;
   cfg->auth.mode = COORD_AUTH_NONE;
   cfg->auth.jwt_secret = xstrdup("");
-  cfg->streams.partitions = 16;
-  cfg->streams.retention_max_events = 10000;
-  cfg->streams.retention_max_age_s = 600;
-  cfg->streams.dedupe_window_s = 300;
+  cfg->streams.partitions = sc.partitions;
+  cfg->streams.retention_max_events = (int64_t)sc.retention_max_events;
+  cfg->streams.retention_max_age_s = sc.retention_max_age_s;
+  cfg->streams.dedupe_window_s = sc.dedupe_window_s;
+  cfg->streams.overload_threshold = sc.overload_threshold;
+  cfg->streams.sse_keepalive_ms = 15000;
 }
 
 void coord_config_close(coord_config_t *cfg) {

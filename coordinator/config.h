@@ -6,7 +6,9 @@
  * which calls coord_config_set() for its flags. Errors name where the value came from, the
  * key and the reason, e.g. `cfg.json: limits.max_connections: must be an integer between 1
  * and 1000000`. Keys that belong to later layers (auth.*, streams.*, publish limits) are
- * parsed and range-checked here so that a bad value fails at start, and are only carried. */
+ * parsed and range-checked here so that a bad value fails at start, and are only carried.
+ * The defaults of the streams keys come from stream_config_defaults() (one source of truth);
+ * streams_mod.c maps them onto stream_config_t. */
 #ifndef COORD_CONFIG_H
 #define COORD_CONFIG_H
 
@@ -39,10 +41,12 @@ typedef struct coord_config {
     int64_t max_ws_message;       /* bytes, reassembled; more get close 1009 */
     int64_t idle_timeout_ms;      /* silence (no frame, no pong) before hang-up; 0 = off */
     int64_t handshake_timeout_ms; /* accept -> complete request headers */
-    int64_t publish_rate;         /* events/s per tenant (streams) */
+    int64_t publish_rate;         /* events/s per tenant (streams); 0 = unlimited */
     int64_t publish_burst;        /* events, per tenant bucket size */
-    int64_t topic_publish_rate;   /* events/s per topic */
+    int64_t topic_publish_rate;   /* events/s per topic; 0 = unlimited */
     int64_t topic_publish_burst;  /* events */
+    int64_t slow_client_timeout_ms; /* data pending but unwritable this long: close; 0 = never */
+    int64_t ws_frames_per_write;  /* WebSocket frames coalesced into one send (1 = no coalescing) */
   } limits;
 
   struct {
@@ -60,6 +64,8 @@ typedef struct coord_config {
     int64_t retention_max_events; /* streams.retention.max_events */
     int64_t retention_max_age_s;  /* streams.retention.max_age_s */
     int64_t dedupe_window_s;
+    int64_t overload_threshold; /* uncommitted events before publishes are shed (503) */
+    int64_t sse_keepalive_ms;   /* ": keepalive" comment on a quiet SSE stream this often */
   } streams;
 } coord_config_t;
 

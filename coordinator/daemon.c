@@ -40,6 +40,7 @@ static const struct {
 } daemon_modules[] = {
     {"endpoints", coord__endpoints_register},
     {"test routes", coord__testroutes_register},
+    {"streams", coord__streams_attach},
     {"static files", coord__static_register},
 };
 
@@ -119,6 +120,12 @@ static void daemon_register_metrics(coord_daemon_t *d) {
   d->m.ws_frames_out = coord_metric_series(frames, (const char *const[]){"direction", "out", NULL});
   d->m.ws_bytes_in = coord_metric_series(bytes, (const char *const[]){"direction", "in", NULL});
   d->m.ws_bytes_out = coord_metric_series(bytes, (const char *const[]){"direction", "out", NULL});
+  d->m.ws_writes = coord_metric_series(
+      coord_metrics_family(m, "coord_ws_writes_total",
+                           "Writes handed to the socket layer for WebSocket messages; several "
+                           "messages go out in one write when they are ready together.",
+                           COORD_METRIC_COUNTER),
+      NULL);
   coord_metric_family_t *closed = coord_metrics_family(
       m, "coord_ws_protocol_closes_total",
       "WebSocket connections closed by the server for a protocol violation, by close code.",
@@ -210,6 +217,18 @@ void coord_daemon_on_stop(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud) 
   d->stop_hooks[d->nstop_hooks].fn = fn;
   d->stop_hooks[d->nstop_hooks].ud = ud;
   d->nstop_hooks++;
+}
+
+void coord_daemon_on_exit(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud) {
+  if (d->nexit_hooks == COORD_DAEMON_MAX_HOOKS) abort();
+  d->exit_hooks[d->nexit_hooks].fn = fn;
+  d->exit_hooks[d->nexit_hooks].ud = ud;
+  d->nexit_hooks++;
+}
+
+void coord_daemon_set_ready_check(coord_daemon_t *d, const char *(*fn)(void *ud), void *ud) {
+  d->not_ready = fn;
+  d->not_ready_ud = ud;
 }
 
 static void daemon_on_signal(uv_signal_t *h, int signum) {
@@ -351,6 +370,7 @@ fail_stop:
 out:
   if (d->lws) lws_context_destroy(d->lws); /* second call: completes the destruction */
   uv_run(&loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < d->nexit_hooks; i++) d->exit_hooks[i].fn(d, d->exit_hooks[i].ud);
   if (uv_loop_close(&loop) != 0) log_warn("daemon", "event loop closed with handles open", NULL);
   coord__ws_free(d->ws);
   coord__http_free(d->http);

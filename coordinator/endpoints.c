@@ -1,4 +1,5 @@
-/* The daemon's own HTTP endpoints: GET /healthz (alive), GET /readyz (ready or draining)
+/* The daemon's own HTTP endpoints: GET /healthz (alive), GET /readyz (ready, draining, or
+ * a module's reason such as "overloaded")
  * and GET /metrics (Prometheus text), plus the collector that copies live connection
  * counts into gauges at scrape time. Later layers register their routes next to these. */
 #include <stdlib.h>
@@ -15,10 +16,15 @@ static void endpoints_healthz(coord_http_req_t *req, void *ud) {
 static void endpoints_readyz(coord_http_req_t *req, void *ud) {
   coord_daemon_t *d = ud;
   coord_http_add_header(req, "cache-control", "no-store");
-  if (d->state == COORD_STATE_RUNNING)
+  const char *why = d->state != COORD_STATE_RUNNING ? "draining"
+                    : d->not_ready                  ? d->not_ready(d->not_ready_ud)
+                                                    : NULL;
+  if (!why)
     coord_http_respond_json_take(req, 200, json_pack("{s:s}", "status", "ready"));
-  else
-    coord_http_respond_json_take(req, 503, json_pack("{s:s}", "status", "draining"));
+  else {
+    if (d->state == COORD_STATE_RUNNING) coord_http_add_header(req, "retry-after", "1");
+    coord_http_respond_json_take(req, 503, json_pack("{s:s}", "status", why));
+  }
 }
 
 static void endpoints_metrics(coord_http_req_t *req, void *ud) {

@@ -255,7 +255,8 @@ void coord_http_respond_json_take(coord_http_req_t *req, int status, json_t *bod
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   if (!text) {
-    coord_http_respond(req, 500, "application/json", "{\"error\":\"internal\"}", 20);
+    static const char internal[] = "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the answer\"}}";
+    coord_http_respond(req, 500, "application/json", internal, sizeof internal - 1);
     return;
   }
   size_t n = strlen(text);
@@ -270,7 +271,7 @@ void coord_http_respond_json_take(coord_http_req_t *req, int status, json_t *bod
 void coord_http_respond_error(coord_http_req_t *req, int status, const char *code,
                               const char *message) {
   coord_http_respond_json_take(req, status,
-                               json_pack("{s:s,s:s}", "error", code, "message", message));
+                               json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
 void coord_http_serve_file(coord_http_req_t *req, const char *fs_path, const char *content_type) {

@@ -81,7 +81,7 @@ void coord_http_respond(coord_http_req_t *req, int status, const char *content_t
                         const void *body, size_t len);
 /* Sends status with the compact JSON of body, which this call takes (decref'd). */
 void coord_http_respond_json_take(coord_http_req_t *req, int status, json_t *body);
-/* Sends status with {"error": code, "message": message}. */
+/* Sends status with {"error": {"code": code, "message": message}}. */
 void coord_http_respond_error(coord_http_req_t *req, int status, const char *code,
                               const char *message);
 /* Serves a file from disk (already resolved and checked by the caller) with content_type;

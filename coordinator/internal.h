@@ -48,6 +48,7 @@ typedef struct coord_listener {
 typedef struct coord_daemon_metrics {
   coord_metric_t *ws_frames_in, *ws_frames_out; /* messages, not wire frames */
   coord_metric_t *ws_bytes_in, *ws_bytes_out;
+  coord_metric_t *ws_writes;                       /* lws_write calls carrying messages */
   coord_metric_t *loop_lag;                        /* histogram */
   coord_metric_t *rejected_max, *rejected_fd;      /* connections refused */
   coord_metric_t *ws_closed_too_big, *ws_closed_utf8;
@@ -80,8 +81,12 @@ struct coord_daemon {
   struct {
     coord_daemon_hook_fn fn;
     void *ud;
-  } drain_hooks[COORD_DAEMON_MAX_HOOKS], stop_hooks[COORD_DAEMON_MAX_HOOKS];
-  int ndrain_hooks, nstop_hooks;
+  } drain_hooks[COORD_DAEMON_MAX_HOOKS], stop_hooks[COORD_DAEMON_MAX_HOOKS],
+      exit_hooks[COORD_DAEMON_MAX_HOOKS];
+  int ndrain_hooks, nstop_hooks, nexit_hooks;
+  /* Why the daemon is not ready although running (NULL = ready); for /readyz. */
+  const char *(*not_ready)(void *ud);
+  void *not_ready_ud;
 };
 
 /* Per-connection data lws allocates (zeroed) for our protocol at each protocol bind: an
@@ -110,6 +115,7 @@ struct coord_ws_conn {
   bool in_writable;      /* during on_writable: coord_ws_write allowed */
   bool close_sent;       /* our close frame is out; waiting for the peer's close */
   bool rx_paused;        /* reading paused until the copy queue drains (backpressure) */
+  bool session_paused;   /* the session asked to stop reading (coord_ws_pause_reading) */
   bool closed;           /* on_close ran */
 };
 
@@ -157,6 +163,10 @@ int coord__static_register(coord_daemon_t *d) __attribute__((warn_unused_result)
 /* endpoints.c: /healthz, /readyz, /metrics. */
 int coord__endpoints_register(coord_daemon_t *d) __attribute__((warn_unused_result));
 
+/* streams_mod.c: the streams engine on the daemon (store, hub, WebSocket session, HTTP
+ * and SSE routes, metrics, drain). */
+int coord__streams_attach(coord_daemon_t *d) __attribute__((warn_unused_result));
+
 /* testroutes.c: the /_test/ routes, only with COORD_TEST_ROUTES=1 in the environment. */
 int coord__testroutes_register(coord_daemon_t *d) __attribute__((warn_unused_result));
 
@@ -166,6 +176,12 @@ int coord__daemon_run(const coord_config_t *cfg);
  * COORD_DAEMON_MAX_HOOKS each). Call from a module's attach function (daemon.c). */
 void coord_daemon_on_drain(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
 void coord_daemon_on_stop(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
+/* Registers a hook run after the loop has ended (every handle closed), before the loop is
+ * closed: where a module frees what its handles' close callbacks needed (a store). */
+void coord_daemon_on_exit(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
+/* Installs the check /readyz makes while running: fn returns a reason ("overloaded") to
+ * answer 503 with it, or NULL when ready. One check; a later call replaces it. */
+void coord_daemon_set_ready_check(coord_daemon_t *d, const char *(*fn)(void *ud), void *ud);
 /* The ws module tells the daemon that the last WebSocket went away. */
 void coord__daemon_conn_gone(coord_daemon_t *d);
 

@@ -23,6 +23,7 @@ struct coord_metric_family {
   char *name; /* owned */
   char *help; /* owned */
   coord_metric_type_t type;
+  double divisor; /* histograms: 1e6 renders microseconds as seconds, 1 plain values */
   uint64_t bounds_us[BASE_HIST_MAX_BUCKETS];
   size_t nbounds;
   coord_metric_t **series; /* owned array of owned series */
@@ -132,6 +133,7 @@ coord_metric_family_t *coord_metrics_family(coord_metrics_t *m, const char *name
   f->name = xstrdup(name);
   f->help = xstrdup(help ? help : "");
   f->type = type;
+  f->divisor = 1e6;
   f->nbounds = base_hist_default_nbounds;
   memcpy(f->bounds_us, base_hist_default_bounds_us, f->nbounds * sizeof(uint64_t));
   if (m->nfams == m->cap) {
@@ -150,6 +152,14 @@ coord_metric_family_t *coord_metrics_histogram(coord_metrics_t *m, const char *n
     f->nbounds = nbounds < BASE_HIST_MAX_BUCKETS ? nbounds : BASE_HIST_MAX_BUCKETS;
     memcpy(f->bounds_us, bounds_us, f->nbounds * sizeof(uint64_t));
   }
+  return f;
+}
+
+coord_metric_family_t *coord_metrics_histogram_plain(coord_metrics_t *m, const char *name,
+                                                     const char *help, const uint64_t *bounds,
+                                                     size_t nbounds) {
+  coord_metric_family_t *f = coord_metrics_histogram(m, name, help, bounds, nbounds);
+  f->divisor = 1;
   return f;
 }
 
@@ -233,14 +243,14 @@ static void metrics_render_hist(metrics_buf_t *b, const coord_metric_family_t *f
   char le[64];
   for (size_t i = 0; i <= h->nbounds; i++) {
     cum += h->counts[i];
-    if (i < h->nbounds) snprintf(le, sizeof le, "le=\"%.6g\"", (double)h->bounds_us[i] / 1e6);
+    if (i < h->nbounds) snprintf(le, sizeof le, "le=\"%.6g\"", (double)h->bounds_us[i] / f->divisor);
     else snprintf(le, sizeof le, "le=\"+Inf\"");
     metrics_series_name(b, f->name, "_bucket", s->labels, le);
     buf_printf(b, " %llu\n", (unsigned long long)cum);
   }
   metrics_series_name(b, f->name, "_sum", s->labels, NULL);
   buf_puts(b, " ");
-  buf_value(b, (double)h->sum_us / 1e6);
+  buf_value(b, (double)h->sum_us / f->divisor);
   buf_puts(b, "\n");
   metrics_series_name(b, f->name, "_count", s->labels, NULL);
   buf_printf(b, " %llu\n", (unsigned long long)h->count);

@@ -38,6 +38,11 @@ coord_metric_family_t *coord_metrics_family(coord_metrics_t *m, const char *name
 coord_metric_family_t *coord_metrics_histogram(coord_metrics_t *m, const char *name,
                                                const char *help, const uint64_t *bounds_us,
                                                size_t nbounds);
+/* A histogram of plain quantities (counts, sizes): bounds and observations are rendered as
+ * they are, not converted from microseconds to seconds. */
+coord_metric_family_t *coord_metrics_histogram_plain(coord_metrics_t *m, const char *name,
+                                                     const char *help, const uint64_t *bounds,
+                                                     size_t nbounds);
 
 /* The series of fam with the given labels: a NULL-terminated list of name, value, name,
  * value, ... (labels may be NULL for none). Created on first use. Label names must be

@@ -65,9 +65,9 @@ static int transport_bad_http_callback(struct lws *wsi, enum lws_callback_reason
                                        void *user, void *in, size_t len) {
   static const char resp[] = "HTTP/1.1 400 Bad Request\r\n"
                              "content-type: application/json\r\n"
-                             "content-length: 59\r\n"
+                             "content-length: 68\r\n"
                              "connection: close\r\n\r\n"
-                             "{\"error\":\"bad_request\",\"message\":\"malformed HTTP request\"}\n";
+                             "{\"error\":{\"code\":\"bad_request\",\"message\":\"malformed HTTP request\"}}\n";
   switch (reason) {
   case LWS_CALLBACK_RAW_ADOPT:
     lws_callback_on_writable(wsi);

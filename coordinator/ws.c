@@ -3,8 +3,9 @@
  * Owns the list of open connections, each connection's copy queue and reassembly buffer
  * (embedded in the lws per-session data, coord_pss_t), and the close handshake. Writes
  * happen only in LWS_CALLBACK_SERVER_WRITEABLE, within WS_WRITE_BUDGET bytes per turn, so
- * one busy connection cannot hold the loop. It does not interpret messages: the session
- * ops do (ws_basic.c now, the streams protocol later). */
+ * one busy connection cannot hold the loop; messages ready together leave in one write
+ * (coord_ws_write_frames, the frame headers are built here). It does not interpret
+ * messages: the session ops do (ws_basic.c, streams_ws.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,12 @@
 #define WS_RX_PAUSE (256 * 1024)    /* queued bytes above which we stop reading the client */
 #define WS_RX_RESUME (64 * 1024)    /* ... and below which we read again */
 #define WS_CLOSE_TIMEOUT_S 5        /* a close that cannot be flushed is forced after this */
+#define WS_HEADER_MAX 10            /* bytes of a server (unmasked) frame header */
+#define WS_BATCH_MAX 256            /* limits.ws_frames_per_write's upper bound */
 
+/* Invariants: scratch (when not NULL) has scratch_cap bytes and is only used inside one
+ * write call (lws copies what the kernel does not take), so one buffer serves every
+ * connection of this single-threaded transport. */
 struct coord_ws {
   coord_daemon_t *d;  /* borrowed */
   base_queue_t conns; /* coord_ws_conn_t.link */
@@ -27,6 +33,13 @@ struct coord_ws {
   size_t npaused;     /* connections with reading paused for backpressure */
   const coord_ws_session_ops_t *ops; /* borrowed */
   void *ops_ud;
+  size_t max_batch;   /* frames per write, 1..WS_BATCH_MAX */
+  unsigned char *scratch; /* owned: LWS_PRE + coalesced frames */
+  size_t scratch_cap;     /* bytes */
+};
+
+struct coord_ws_upgrade {
+  struct lws *wsi; /* borrowed */
 };
 
 struct coord_ws_frame {
@@ -36,15 +49,31 @@ struct coord_ws_frame {
   unsigned char buf[]; /* LWS_PRE + payload */
 };
 
+/* Applies the effective read state (paused when either the transport or the session asks)
+ * after one of the two flags changed; was is the effective state before. */
+static void ws_rx_update(coord_ws_conn_t *c, bool was) {
+  bool now = c->rx_paused || c->session_paused;
+  if (now == was) return;
+  if (now) c->ws->npaused++;
+  else c->ws->npaused--;
+  lws_rx_flow_control(c->wsi, now ? 0 : 1);
+}
+
 coord_ws_t *coord__ws_new(coord_daemon_t *d) {
   coord_ws_t *ws = xcalloc(1, sizeof *ws);
   ws->d = d;
   base_queue_init(&ws->conns);
   ws->ops = &coord_ws_basic_session;
+  int64_t batch = d->cfg->limits.ws_frames_per_write;
+  ws->max_batch = batch < 1 ? 1 : batch > WS_BATCH_MAX ? WS_BATCH_MAX : (size_t)batch;
   return ws;
 }
 
-void coord__ws_free(coord_ws_t *ws) { free(ws); }
+void coord__ws_free(coord_ws_t *ws) {
+  if (!ws) return;
+  free(ws->scratch);
+  free(ws);
+}
 
 void coord_ws_set_session(coord_ws_t *ws, const coord_ws_session_ops_t *ops, void *ud) {
   ws->ops = ops;
@@ -82,9 +111,9 @@ int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary)
   /* A client that sends faster than it reads our replies is throttled, not buffered for:
    * stop reading it until it has taken most of what is queued. */
   if (c->outq_bytes > WS_RX_PAUSE && !c->rx_paused) {
+    bool was = c->session_paused;
     c->rx_paused = true;
-    c->ws->npaused++;
-    lws_rx_flow_control(c->wsi, 0);
+    ws_rx_update(c, was);
   }
   lws_callback_on_writable(c->wsi);
   return 0;
@@ -96,12 +125,84 @@ static int ws_write_now(coord_ws_conn_t *c, unsigned char *payload, size_t len, 
   coord_daemon_t *d = c->ws->d;
   coord_metric_add(d->m.ws_frames_out, 1);
   coord_metric_add(d->m.ws_bytes_out, (double)len);
+  coord_metric_add(d->m.ws_writes, 1);
+  return 0;
+}
+
+/* RFC 6455 5.2 header of an unmasked, final, unfragmented frame; returns its length. */
+static size_t ws_frame_header(unsigned char *p, size_t len, bool binary) {
+  p[0] = (unsigned char)(0x80 | (binary ? 0x2 : 0x1));
+  if (len < 126) {
+    p[1] = (unsigned char)len;
+    return 2;
+  }
+  if (len < 65536) {
+    p[1] = 126;
+    p[2] = (unsigned char)(len >> 8);
+    p[3] = (unsigned char)len;
+    return 4;
+  }
+  p[1] = 127;
+  for (int i = 0; i < 8; i++) p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+  return 10;
+}
+
+static int ws_write_batch(coord_ws_conn_t *c, const coord_ws_out_t *v, size_t n) {
+  if (n == 0) return 0;
+  if (n == 1) return ws_write_now(c, v[0].payload, v[0].len, v[0].binary);
+  coord_ws_t *ws = c->ws;
+  size_t need = LWS_PRE, payload = 0;
+  for (size_t i = 0; i < n; i++) {
+    need += WS_HEADER_MAX + v[i].len;
+    payload += v[i].len;
+  }
+  if (need > ws->scratch_cap) {
+    size_t cap = ws->scratch_cap ? ws->scratch_cap : WS_WRITE_BUDGET + LWS_PRE + 64 * WS_HEADER_MAX;
+    while (cap < need) cap *= 2;
+    free(ws->scratch);
+    ws->scratch = xmalloc(cap);
+    ws->scratch_cap = cap;
+  }
+  unsigned char *start = ws->scratch + LWS_PRE, *p = start;
+  for (size_t i = 0; i < n; i++) {
+    p += ws_frame_header(p, v[i].len, v[i].binary);
+    memcpy(p, v[i].payload, v[i].len);
+    p += v[i].len;
+  }
+  /* LWS_WRITE_RAW: lws adds no framing of its own (see ws.h). */
+  if (lws_write(c->wsi, start, (size_t)(p - start), LWS_WRITE_RAW) < 0) return -EPIPE;
+  coord_daemon_t *d = ws->d;
+  coord_metric_add(d->m.ws_frames_out, (double)n);
+  coord_metric_add(d->m.ws_bytes_out, (double)payload);
+  coord_metric_add(d->m.ws_writes, 1);
   return 0;
 }
 
 int coord_ws_write(coord_ws_conn_t *c, unsigned char *payload, size_t len, bool binary) {
   if (!c->in_writable || c->closed) return -EPIPE;
   return ws_write_now(c, payload, len, binary);
+}
+
+int coord_ws_write_frames(coord_ws_conn_t *c, const coord_ws_out_t *frames, size_t n) {
+  if (!c->in_writable || c->closed) return -EPIPE;
+  return ws_write_batch(c, frames, n);
+}
+
+size_t coord_ws_frames_per_write(const coord_ws_conn_t *c) { return c->ws->max_batch; }
+
+void coord_ws_pause_reading(coord_ws_conn_t *c, bool paused) {
+  if (c->closed || c->session_paused == paused) return;
+  bool was = c->rx_paused || c->session_paused;
+  c->session_paused = paused;
+  ws_rx_update(c, was);
+}
+
+int coord_ws_upgrade_header(const coord_ws_upgrade_t *u, const char *name, char *buf, size_t len) {
+  return coord__hdr_copy(u->wsi, name, buf, len);
+}
+
+int coord_ws_upgrade_query(const coord_ws_upgrade_t *u, const char *name, char *buf, size_t len) {
+  return coord__query_copy(u->wsi, name, buf, len);
 }
 
 bool coord_ws_choked(const coord_ws_conn_t *c) {
@@ -167,6 +268,13 @@ static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *wh
     return ws_refuse(wsi, 404, "no WebSocket endpoint here", false);
   if (coord__listener_over_limit(d, wsi)) return ws_refuse(wsi, 503, "too many connections", true);
   if (d->state != COORD_STATE_RUNNING) return ws_refuse(wsi, 503, "draining", true);
+  const coord_ws_session_ops_t *ops = d->ws->ops;
+  if (ops->on_upgrade) {
+    coord_ws_upgrade_t u = {.wsi = wsi};
+    char reason[160] = "";
+    int status = ops->on_upgrade(&u, d->ws->ops_ud, reason, sizeof reason);
+    if (status) return ws_refuse(wsi, (unsigned)status, reason[0] ? reason : "refused", true);
+  }
   return 0;
 }
 
@@ -273,23 +381,44 @@ static int ws_send_close(coord_ws_conn_t *c) {
   return 0;
 }
 
+/* Writes queued copies, several per write, within budget; returns bytes written or -1. */
+static long ws_write_queue(coord_ws_conn_t *c, size_t budget) {
+  coord_ws_out_t out[WS_BATCH_MAX];
+  coord_ws_frame_t *taken[WS_BATCH_MAX];
+  size_t used = 0;
+  while (!base_queue_empty(&c->outq) && used < budget) {
+    if (used && lws_send_pipe_choked(c->wsi)) break;
+    size_t n = 0, bytes = 0;
+    base_queue_t *it;
+    base_queue_foreach(it, &c->outq) {
+      coord_ws_frame_t *f = base_queue_data(it, coord_ws_frame_t, link);
+      if (n == c->ws->max_batch || (n && used + bytes + f->len > budget)) break;
+      out[n] = (coord_ws_out_t){.payload = f->buf + LWS_PRE, .len = f->len, .binary = f->binary};
+      taken[n++] = f;
+      bytes += f->len;
+    }
+    int rc = ws_write_batch(c, out, n);
+    for (size_t i = 0; i < n; i++) {
+      base_queue_remove(&taken[i]->link);
+      c->outq_bytes -= taken[i]->len;
+      free(taken[i]);
+    }
+    if (rc < 0) return -1;
+    used += bytes;
+  }
+  return (long)used;
+}
+
 static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
   (void)d;
-  size_t budget = WS_WRITE_BUDGET, used = 0;
-  while (!base_queue_empty(&c->outq) && used < budget) {
-    if (lws_send_pipe_choked(c->wsi)) break;
-    coord_ws_frame_t *f = base_queue_data(base_queue_head(&c->outq), coord_ws_frame_t, link);
-    base_queue_remove(&f->link);
-    c->outq_bytes -= f->len;
-    int rc = ws_write_now(c, f->buf + LWS_PRE, f->len, f->binary);
-    used += f->len;
-    free(f);
-    if (rc < 0) return -1;
-  }
+  size_t budget = WS_WRITE_BUDGET;
+  long wrote = ws_write_queue(c, budget);
+  if (wrote < 0) return -1;
+  size_t used = (size_t)wrote;
   if (c->rx_paused && c->outq_bytes < WS_RX_RESUME && !c->close_code) {
+    bool was = true;
     c->rx_paused = false;
-    c->ws->npaused--;
-    lws_rx_flow_control(c->wsi, 1);
+    ws_rx_update(c, was);
   }
   if (!base_queue_empty(&c->outq)) {
     lws_callback_on_writable(c->wsi);
@@ -303,7 +432,9 @@ static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
     }
     return ws_send_close(c);
   }
-  if (c->ops->on_writable && used < budget && !lws_send_pipe_choked(c->wsi)) {
+  /* lws calls WRITEABLE only when the socket took everything before, so the (poll-based)
+   * choke test is needed only after our own writes of this turn. */
+  if (c->ops->on_writable && used < budget && !(used && lws_send_pipe_choked(c->wsi))) {
     c->in_writable = true;
     bool more = c->ops->on_writable(c, c->session, budget - used);
     c->in_writable = false;
@@ -323,8 +454,8 @@ static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
     free(base_queue_data(it, coord_ws_frame_t, link));
   }
   c->outq_bytes = 0;
-  if (c->rx_paused) d->ws->npaused--;
-  c->rx_paused = false;
+  if (c->rx_paused || c->session_paused) d->ws->npaused--;
+  c->rx_paused = c->session_paused = false;
   free(c->close_reason);
   c->close_reason = NULL;
   ws_rx_reset(c);

@@ -13,6 +13,13 @@
  * coord_ws_write() without a copy, e.g. shared, refcounted event frames: each must have
  * COORD_WS_PRE writable bytes before the payload (lws writes the frame header there; the
  * bytes are the same for every connection, so a shared buffer stays correct).
+ * coord_ws_write_frames() sends several complete frames with one send() (headers built
+ * here, payloads copied into one buffer): at fanout scale the cost is system calls, not
+ * bytes. It relies on what lws 4.1.6 does with LWS_WRITE_RAW on a WebSocket (server
+ * frames are unmasked and no extension is negotiated): the bytes go to lws_issue_raw()
+ * unchanged; an unsent remainder is kept in lws's buflist_out, which is flushed before
+ * lws writes anything else on the connection (its own pings and close included) and before
+ * the next WRITEABLE callback, so frames never interleave. See docs/libwebsockets.md.
  * Loop thread only. The conn pointer is valid from on_open until on_close returns. */
 #ifndef COORD_WS_H
 #define COORD_WS_H
@@ -23,6 +30,15 @@
 
 typedef struct coord_ws coord_ws_t;
 typedef struct coord_ws_conn coord_ws_conn_t;
+/* An upgrade request being decided (only inside on_upgrade). */
+typedef struct coord_ws_upgrade coord_ws_upgrade_t;
+
+/* One outgoing message for coord_ws_write_frames(). */
+typedef struct coord_ws_out {
+  unsigned char *payload; /* COORD_WS_PRE writable bytes precede it */
+  size_t len;             /* bytes */
+  bool binary;
+} coord_ws_out_t;
 
 /* Headroom a zero-copy frame needs before its payload (LWS_PRE of the lws build). */
 #define COORD_WS_PRE 16
@@ -40,6 +56,10 @@ enum {
 };
 
 typedef struct coord_ws_session_ops {
+  /* Before the upgrade is accepted (may be NULL): return 0 to accept, or an HTTP status
+   * (401, 403, ...) to refuse it with reason as the message. Headers and query are readable
+   * with coord_ws_upgrade_header/query. */
+  int (*on_upgrade)(const coord_ws_upgrade_t *u, void *ud, char *reason, size_t reason_len);
   /* After the upgrade. Request headers and query are readable (coord_ws_conn_header/query)
    * only during this call. Store per-connection state in *session. Return 0, or a negative
    * errno after calling coord_ws_close() to refuse (e.g. 1008 "unauthorized"). */
@@ -71,13 +91,28 @@ int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary)
  * Returns 0, or -EPIPE when the connection failed. Check coord_ws_choked() afterwards. */
 int coord_ws_write(coord_ws_conn_t *c, unsigned char *payload, size_t len, bool binary)
     __attribute__((warn_unused_result));
+/* Only inside on_writable: sends n complete messages with one write (n >= 1). The total
+ * should stay within the budget given to on_writable; a remainder the kernel does not take
+ * is buffered by lws and goes out before anything else. Returns 0 or -EPIPE. */
+int coord_ws_write_frames(coord_ws_conn_t *c, const coord_ws_out_t *frames, size_t n)
+    __attribute__((warn_unused_result));
+/* Frames the transport coalesces into one write at most (limits.ws_frames_per_write). */
+size_t coord_ws_frames_per_write(const coord_ws_conn_t *c);
 /* True when the kernel buffer is full: stop writing until the next on_writable. */
 bool coord_ws_choked(const coord_ws_conn_t *c);
 /* Asks for on_writable to be called soon (new data became available for this session). */
 void coord_ws_wake(coord_ws_conn_t *c);
+/* The session stops (true) or resumes (false) reading the client's messages, e.g. while
+ * its replies pile up; independent of the transport's own copy-queue backpressure. */
+void coord_ws_pause_reading(coord_ws_conn_t *c, bool paused);
 /* Sends a close frame with code and reason (at most 123 bytes) after what is queued, then
  * hangs up. Idempotent: the first code wins. */
 void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason);
+
+/* During on_upgrade only: request header (case-insensitive) / query argument into buf;
+ * returns the length or -1 when absent. */
+int coord_ws_upgrade_header(const coord_ws_upgrade_t *u, const char *name, char *buf, size_t len);
+int coord_ws_upgrade_query(const coord_ws_upgrade_t *u, const char *name, char *buf, size_t len);
 
 /* During on_open only: request header (case-insensitive) / query argument into buf;
  * returns the length or -1 when absent. */

@@ -145,7 +145,7 @@ describe('HTTP bodies, deferred and streamed answers', () => {
   test('a route answers 405 to the wrong method', async () => {
     const res = await d.get('/_test/echo');
     assert.equal(res.status, 405);
-    assert.equal(res.json().error, 'method_not_allowed');
+    assert.equal(res.json().error.code, 'method_not_allowed');
     const raw = await rawHttp(d.port, 'DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.equal(parseHttp(raw.text).status, 405);
   });

@@ -29,6 +29,12 @@
 // Helpers for raw traffic: `rawHttp(port, bytes)` sends bytes on a fresh TCP connection and
 // collects the answer until the server closes; `HttpConn` keeps one HTTP/1.1 connection
 // open for sequential requests (to see what an existing keep-alive client sees).
+//
+// Streams helpers: `mintToken(secret, claims)` signs an HS256 JWT; `d.postJson(path, body,
+// {token})` and `d.get(path, {headers})`; `ws.waitFor(pred)` reads until a message matches;
+// `d.sse(path, {headers})` opens an SSE stream (`next()` yields {id, event, data, comment});
+// `freePort()` picks a port for restarts on the same address; `d.rssKb()` and
+// `d.metric(name)` read the daemon's memory and one /metrics sample.
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile, rm, mkdir } from 'node:fs/promises';
@@ -38,6 +44,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
@@ -166,6 +174,40 @@ export class Daemon {
 
   get(p, options) {
     return this.request('GET', p, options);
+  }
+
+  /** POST with a JSON body (a string is sent as is); options.token adds a bearer token. */
+  postJson(p, body, { token, headers = {}, timeoutMs } = {}) {
+    const h = { 'content-type': 'application/json', ...headers };
+    if (token) h.authorization = `Bearer ${token}`;
+    return this.request('POST', p, { headers: h, body: typeof body === 'string' ? body : JSON.stringify(body), timeoutMs });
+  }
+
+  /** GET with an optional bearer token. */
+  getAuth(p, token, options = {}) {
+    const headers = { ...(options.headers || {}) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    return this.request('GET', p, { ...options, headers });
+  }
+
+  /** Opens an SSE stream; resolves once the response headers are in. */
+  sse(p, options = {}) {
+    return SseClient.open(this.port, p, options);
+  }
+
+  /** Resident set size of the daemon in KiB (Linux /proc). */
+  rssKb() {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.proc.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  }
+
+  /** The value of one /metrics sample (exact name with labels), or undefined. */
+  async metric(sample) {
+    const text = (await this.get('/metrics')).text;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(sample + ' ')) return Number(line.slice(sample.length + 1));
+    }
+    return undefined;
   }
 
   /** Opens a WebSocket (default /v1/ws) and resolves once it is open. */
@@ -364,6 +406,28 @@ export class WsClient {
     return JSON.parse(m.text);
   }
 
+  /**
+   * Reads messages until pred(msg) is true; resolves with that message. Messages read on
+   * the way are appended to `skipped` when given.
+   */
+  async waitFor(pred, { timeoutMs = 5000, skipped } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching message within ${timeoutMs} ms`);
+      const m = await this.nextJson({ timeoutMs: left });
+      if (pred(m)) return m;
+      if (skipped) skipped.push(m);
+    }
+  }
+
+  /** Reads n messages (parsed). */
+  async take(n, opts) {
+    const out = [];
+    for (let i = 0; i < n; i++) out.push(await this.nextJson(opts));
+    return out;
+  }
+
   /** WebSocket-level ping; resolves when the pong arrives. */
   ping(payload = 'hb', { timeoutMs = 5000 } = {}) {
     return new Promise((resolve, reject) => {
@@ -525,5 +589,145 @@ export class HttpConn {
 
   close() {
     this.sock.destroy();
+  }
+}
+
+/** Signs an HS256 JWT with the given claims (exp defaults to one hour from now). */
+export function mintToken(secret, claims) {
+  const b64url = (x) => Buffer.from(x).toString('base64url');
+  const body = { exp: Math.floor(Date.now() / 1000) + 3600, ...claims };
+  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const payload = b64url(JSON.stringify(body));
+  const sig = createHmac('sha256', secret).update(`${head}.${payload}`).digest('base64url');
+  return `${head}.${payload}.${sig}`;
+}
+
+/** A port that was free a moment ago (for a daemon restarted on the same address). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A Server-Sent Events client over node:http: parses the stream into messages
+ * {id, event, data, retry, comment} (comment lines come as {comment}).
+ */
+export class SseClient {
+  static open(port, p, { headers = {}, timeoutMs = 5000 } = {}) {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, method: 'GET', path: p, agent: false, headers: { accept: 'text/event-stream', ...headers } },
+        (res) => {
+          clearTimeout(timer);
+          const c = new SseClient(req, res);
+          resolve(c);
+        },
+      );
+      const timer = setTimeout(() => req.destroy(new Error('no SSE response')), timeoutMs);
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  constructor(req, res) {
+    this.req = req;
+    this.res = res;
+    this.status = res.statusCode;
+    this.headers = res.headers;
+    this.body = '';
+    this.queue = [];
+    this.waiters = [];
+    this.buf = '';
+    this.ended = false;
+    this.closed = new Promise((resolve) => {
+      res.on('end', () => {
+        this.ended = true;
+        for (const w of this.waiters.splice(0)) w.reject(new Error('SSE stream ended'));
+        resolve();
+      });
+      res.on('error', () => resolve());
+      res.on('close', () => resolve());
+    });
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => {
+      this.body += chunk;
+      this.buf += chunk;
+      let i;
+      while ((i = this.buf.indexOf('\n\n')) >= 0) {
+        const block = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 2);
+        this._block(block);
+      }
+    });
+  }
+
+  _block(block) {
+    const msg = {};
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) {
+        msg.comment = line.slice(1).trim();
+        continue;
+      }
+      const c = line.indexOf(':');
+      const field = c < 0 ? line : line.slice(0, c);
+      const value = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+      if (field === 'data') msg.data = msg.data === undefined ? value : `${msg.data}\n${value}`;
+      else msg[field] = value;
+    }
+    if (msg.data !== undefined) {
+      try {
+        msg.json = JSON.parse(msg.data);
+      } catch {
+        /* not JSON */
+      }
+    }
+    const w = this.waiters.shift();
+    if (w) w.resolve(msg);
+    else this.queue.push(msg);
+  }
+
+  /** The next message (or comment); rejects when the stream ends or after timeoutMs. */
+  next({ timeoutMs = 5000 } = {}) {
+    if (this.queue.length) return Promise.resolve(this.queue.shift());
+    if (this.ended) return Promise.reject(new Error('SSE stream ended'));
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`no SSE message within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  /** Reads until pred(msg); resolves with it. */
+  async waitFor(pred, { timeoutMs = 5000, skipped } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching SSE message within ${timeoutMs} ms`);
+      const m = await this.next({ timeoutMs: left });
+      if (pred(m)) return m;
+      if (skipped) skipped.push(m);
+    }
+  }
+
+  close() {
+    this.req.destroy();
   }
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "streams.h"
 
 /* A fake environment: NULL-terminated "NAME=value" strings. */
 static const char *fake_getenv(const char *name, void *ud) {
@@ -39,6 +40,24 @@ static void test_config_defaults_serve_loopback_8080_with_data_in_dot_data(void 
   assert_int_equal(c.streams.retention_max_age_s, 600);
   coord_config_error_t err;
   assert_int_equal(coord_config_validate(&c, &err), 0);
+  coord_config_close(&c);
+}
+
+static void test_config_streams_defaults_are_the_engines_own(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_defaults(&c);
+  stream_config_t sc;
+  stream_config_defaults(&sc);
+  assert_int_equal(c.limits.publish_rate, (int64_t)sc.publish_rate);
+  assert_int_equal(c.limits.publish_burst, sc.publish_burst);
+  assert_int_equal(c.limits.topic_publish_rate, (int64_t)sc.topic_publish_rate);
+  assert_int_equal(c.limits.topic_publish_burst, sc.topic_publish_burst);
+  assert_int_equal(c.streams.partitions, sc.partitions);
+  assert_int_equal(c.streams.retention_max_events, (int64_t)sc.retention_max_events);
+  assert_int_equal(c.streams.retention_max_age_s, sc.retention_max_age_s);
+  assert_int_equal(c.streams.dedupe_window_s, sc.dedupe_window_s);
+  assert_int_equal(c.streams.overload_threshold, sc.overload_threshold);
   coord_config_close(&c);
 }
 
@@ -269,6 +288,7 @@ static void test_config_file_errors_name_the_path(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_serve_loopback_8080_with_data_in_dot_data),
+      cmocka_unit_test(test_config_streams_defaults_are_the_engines_own),
       cmocka_unit_test(test_config_json_sets_every_kind_of_key),
       cmocka_unit_test(test_config_rejects_each_invalid_document_with_its_exact_message),
       cmocka_unit_test(test_config_env_overrides_file_and_names_the_variable_on_error),

@@ -65,6 +65,28 @@ static void test_metrics_render_histograms_cumulatively_in_seconds(void **state)
   coord_metrics_free(m);
 }
 
+static void test_metrics_render_plain_histograms_without_unit_conversion(void **state) {
+  (void)state;
+  static const uint64_t bounds[] = {1, 10, 100};
+  coord_metrics_t *m = coord_metrics_new();
+  coord_metric_t *s = coord_metric_series(
+      coord_metrics_histogram_plain(m, "coord_batch_events", "Batch.", bounds, 3), NULL);
+  coord_metric_observe_us(s, 1);
+  coord_metric_observe_us(s, 64);
+  size_t len;
+  char *text = coord_metrics_render(m, &len);
+  assert_string_equal(text, "# HELP coord_batch_events Batch.\n"
+                            "# TYPE coord_batch_events histogram\n"
+                            "coord_batch_events_bucket{le=\"1\"} 1\n"
+                            "coord_batch_events_bucket{le=\"10\"} 1\n"
+                            "coord_batch_events_bucket{le=\"100\"} 2\n"
+                            "coord_batch_events_bucket{le=\"+Inf\"} 2\n"
+                            "coord_batch_events_sum 65\n"
+                            "coord_batch_events_count 2\n");
+  free(text);
+  coord_metrics_free(m);
+}
+
 static void labelled_collector(coord_metrics_t *m, void *ud) {
   int *calls = ud;
   (*calls)++;
@@ -92,6 +114,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_metrics_render_counters_gauges_and_labels_in_text_format),
       cmocka_unit_test(test_metrics_render_histograms_cumulatively_in_seconds),
+      cmocka_unit_test(test_metrics_render_plain_histograms_without_unit_conversion),
       cmocka_unit_test(test_metrics_run_collectors_before_each_render),
   };
   return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

@@ -1,0 +1,271 @@
+/* The streams WebSocket session on /v1/ws: one stream_conn_t per connection.
+ *
+ * Owns authentication of the upgrade (a bearer token from the Authorization header or
+ * ?access_token=; 401 at the upgrade, 1008 if it fails later), the principal each
+ * connection keeps, feeding complete messages to the engine, pulling frames on WRITEABLE
+ * and writing them in one send per turn (coord_ws_write_frames), read backpressure on the
+ * control queue, the drain message and the 1001 close once it is written, and the
+ * housekeeping of slow clients and expired tokens. The protocol itself is the engine's
+ * (streams/protocol.c); the framing is ws.c's. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "streams_glue.h"
+
+#define SWS_PULL_MAX 256 /* frames per pull; limits.ws_frames_per_write caps it further */
+
+/* Invariants: conn is NULL only after the module stopped (hub closed); who outlives conn
+ * (the engine's allows callback reads it). */
+typedef struct sws {
+  base_queue_t link;          /* in coord_streams_t.ws_sessions */
+  coord_streams_t *s;         /* borrowed */
+  coord_ws_conn_t *c;         /* borrowed: valid until on_close */
+  stream_conn_t *conn;        /* owned */
+  coord_auth_principal_t who; /* owned */
+  uint64_t last_write_ms;     /* mono ms of the last write to this client */
+  uint64_t waiting_since_ms;  /* mono ms when pending data was first seen unwritten; 0 = none */
+  bool draining;
+  bool paused;                /* reading stopped: the control queue is half full */
+} sws_t;
+
+static int sws_token(const coord_ws_upgrade_t *u, const coord_ws_conn_t *c, char *token, size_t len) {
+  char hdr[COORD_AUTH_TOKEN_MAX_DEFAULT + 64];
+  int n = u ? coord_ws_upgrade_header(u, "authorization", hdr, sizeof hdr)
+            : coord_ws_conn_header(c, "authorization", hdr, sizeof hdr);
+  if (n > 0) return coord_auth_extract_bearer(hdr, token, len) == 0 ? 0 : -EINVAL;
+  n = u ? coord_ws_upgrade_query(u, "access_token", token, len) : coord_ws_conn_query(c, "access_token", token, len);
+  if (n < 0) token[0] = '\0';
+  return 0;
+}
+
+static int sws_on_upgrade(const coord_ws_upgrade_t *u, void *ud, char *reason, size_t reason_len) {
+  coord_streams_t *s = ud;
+  if (s->stopped) return 503;
+  char token[COORD_AUTH_TOKEN_MAX_DEFAULT + 1];
+  if (sws_token(u, NULL, token, sizeof token) < 0) {
+    snprintf(reason, reason_len, "authorization: expected \"Bearer <token>\"");
+    return 401;
+  }
+  coord_auth_principal_t who;
+  int status = coord__streams_authenticate(s, token, &who, reason, reason_len);
+  coord_auth_principal_close(&who);
+  return status;
+}
+
+static void sws_wake(stream_conn_t *conn, void *ud) {
+  (void)conn;
+  sws_t *w = ud;
+  coord_ws_wake(w->c);
+}
+
+static const stream_conn_ops_t sws_conn_ops = {.wake = sws_wake};
+
+static int sws_on_open(coord_ws_conn_t *c, void *ud, void **session) {
+  coord_streams_t *s = ud;
+  *session = NULL;
+  if (s->stopped) {
+    coord_ws_close(c, COORD_WS_CLOSE_GOING_AWAY, "server shutting down");
+    return -ESHUTDOWN;
+  }
+  sws_t *w = xcalloc(1, sizeof *w);
+  char token[COORD_AUTH_TOKEN_MAX_DEFAULT + 1];
+  char reason[160] = "";
+  int status = sws_token(NULL, c, token, sizeof token) < 0 ? 401
+                                                           : coord__streams_authenticate(s, token, &w->who, reason,
+                                                                                         sizeof reason);
+  if (status) {
+    /* on_upgrade checked the same token a moment ago: only a token expiring in between
+     * gets here */
+    char msg[200];
+    snprintf(msg, sizeof msg, "unauthorized: %s", reason[0] ? reason : "bad token");
+    coord_ws_close(c, COORD_WS_CLOSE_POLICY, msg);
+    coord_auth_principal_close(&w->who);
+    free(w);
+    return -EACCES;
+  }
+  stream_principal_t sp;
+  coord__streams_principal(&w->who, &sp);
+  int rc = stream_conn_new(s->hub, &sws_conn_ops, w, &sp, &w->conn);
+  if (rc < 0) {
+    coord_auth_principal_close(&w->who);
+    free(w);
+    return rc;
+  }
+  w->s = s;
+  w->c = c;
+  w->last_write_ms = coord__streams_mono_ms();
+  base_queue_insert_tail(&s->ws_sessions, &w->link);
+  *session = w;
+  return 0;
+}
+
+static void sws_close_for(sws_t *w, const char *reason) {
+  char msg[124];
+  snprintf(msg, sizeof msg, "%s", reason ? reason : "closing");
+  coord_ws_close(w->c, COORD_WS_CLOSE_POLICY, msg);
+}
+
+/* Replies pile up in the engine's bounded control queue when a client sends faster than
+ * it reads; stop reading it at half the queue and read again below a quarter, so it is
+ * slowed down instead of closed for overflow. */
+static void sws_flow(sws_t *w) {
+  uint32_t max = stream_hub_config(w->s->hub)->control_queue_max;
+  size_t held = stream_conn_frames_held(w->conn);
+  if (!w->paused && held >= max / 2) {
+    w->paused = true;
+    coord_ws_pause_reading(w->c, true);
+  } else if (w->paused && held <= max / 4) {
+    w->paused = false;
+    coord_ws_pause_reading(w->c, false);
+  }
+}
+
+static void sws_reply_binary(coord_ws_conn_t *c) {
+  static const char msg[] =
+      "{\"op\":\"error\",\"code\":\"bad_request\",\"message\":\"message: binary messages are not supported; send JSON text\"}";
+  if (coord_ws_send(c, msg, sizeof msg - 1, false) < 0) {
+    /* closing already (or closed for a send queue overflow) */
+  }
+}
+
+static void sws_on_message(coord_ws_conn_t *c, void *session, const char *data, size_t len, bool binary) {
+  sws_t *w = session;
+  if (!w || !w->conn) return;
+  if (binary) {
+    sws_reply_binary(c);
+    return;
+  }
+  if (stream_conn_handle_message(w->conn, data, len) == -ENOBUFS) {
+    sws_close_for(w, stream_conn_close_reason(w->conn));
+    return;
+  }
+  sws_flow(w);
+}
+
+static bool sws_on_writable(coord_ws_conn_t *c, void *session, size_t budget) {
+  sws_t *w = session;
+  if (!w || !w->conn) return false;
+  coord_streams_t *s = w->s;
+  stream_frame_t *frames[SWS_PULL_MAX];
+  coord_ws_out_t out[SWS_PULL_MAX];
+  size_t max = coord_ws_frames_per_write(c);
+  if (max > SWS_PULL_MAX) max = SWS_PULL_MAX;
+  int n = stream_conn_pull(w->conn, frames, max, budget);
+  if (n < 0) {
+    sws_close_for(w, stream_conn_close_reason(w->conn));
+    return false;
+  }
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    out[i].payload = stream_frame_payload_mut(frames[i], &len);
+    out[i].len = len;
+    out[i].binary = false;
+  }
+  int rc = n ? coord_ws_write_frames(c, out, (size_t)n) : 0;
+  if (n) {
+    uint64_t now_us = stream_hub_now_us(s->hub);
+    for (int i = 0; i < n; i++) {
+      if (rc == 0) coord__streams_count_write(s, COORD_STREAMS_WS, frames[i], now_us);
+      stream_frame_unref(&frames[i]);
+    }
+    w->last_write_ms = now_us / 1000;
+    w->waiting_since_ms = 0;
+  }
+  if (rc < 0) return false;
+  if (w->paused) sws_flow(w);
+  bool more = stream_conn_pending(w->conn);
+  /* After drain nothing but replies is sent: once they are out, say goodbye. */
+  if (!more && w->draining) coord_ws_close(c, COORD_WS_CLOSE_GOING_AWAY, "server shutting down");
+  return more;
+}
+
+static void sws_on_drain(coord_ws_conn_t *c, void *session) {
+  sws_t *w = session;
+  if (!w || !w->conn || w->draining) return;
+  w->draining = true;
+  if (stream_conn_drain(w->conn, coord__streams_retry_ms(w->s)) == -ENOBUFS) {
+    sws_close_for(w, stream_conn_close_reason(w->conn));
+    return;
+  }
+  coord_ws_wake(c);
+}
+
+static void sws_on_close(coord_ws_conn_t *c, void *session) {
+  (void)c;
+  sws_t *w = session;
+  if (!w) return;
+  base_queue_remove(&w->link);
+  stream_conn_free(w->conn);
+  coord_auth_principal_close(&w->who);
+  free(w);
+}
+
+const coord_ws_session_ops_t coord__streams_ws_session = {
+    .on_upgrade = sws_on_upgrade,
+    .on_open = sws_on_open,
+    .on_message = sws_on_message,
+    .on_writable = sws_on_writable,
+    .on_drain = sws_on_drain,
+    .on_close = sws_on_close,
+};
+
+void coord__streams_ws_tick(coord_streams_t *s, uint64_t now_ms) {
+  uint64_t timeout = (uint64_t)s->d->cfg->limits.slow_client_timeout_ms;
+  int64_t now_s = coord__streams_now_s();
+  base_queue_t *it, *tmp;
+  base_queue_foreach_safe(it, tmp, &s->ws_sessions) {
+    sws_t *w = base_queue_data(it, sws_t, link);
+    if (!w->conn) continue;
+    if (coord_auth_principal_expired(&w->who, now_s)) {
+      /* A connection lives no longer than its token: the client reconnects with a fresh
+       * one and resumes from its positions. */
+      coord_metric_add(s->m.closed_expired, 1);
+      coord_ws_close(w->c, COORD_WS_CLOSE_POLICY, "token expired");
+      continue;
+    }
+    if (!timeout) continue;
+    if (!stream_conn_pending(w->conn)) {
+      w->waiting_since_ms = 0;
+      continue;
+    }
+    if (!w->waiting_since_ms) w->waiting_since_ms = now_ms;
+    uint64_t since = w->waiting_since_ms > w->last_write_ms ? w->waiting_since_ms : w->last_write_ms;
+    if (now_ms - since < timeout) continue;
+    char msg[100];
+    snprintf(msg, sizeof msg, "slow client: nothing could be written for %llu ms",
+             (unsigned long long)(now_ms - since));
+    log_info("streams", "closing a slow client", "{s:I,s:I}", "unwritable_ms", (json_int_t)(now_ms - since), "lag",
+             (json_int_t)stream_conn_lag(w->conn));
+    coord_metric_add(s->m.closed_slow, 1);
+    w->waiting_since_ms = 0;
+    w->last_write_ms = now_ms; /* once */
+    coord_ws_close(w->c, COORD_WS_CLOSE_POLICY, msg);
+  }
+}
+
+void coord__streams_ws_stop(coord_streams_t *s) {
+  base_queue_t *it;
+  base_queue_foreach(it, &s->ws_sessions) {
+    sws_t *w = base_queue_data(it, sws_t, link);
+    stream_conn_free(w->conn);
+    w->conn = NULL;
+  }
+}
+
+void coord__streams_ws_lag(coord_streams_t *s, uint64_t *max, uint64_t *total, uint64_t *lagging) {
+  base_queue_t *it;
+  base_queue_foreach(it, &s->ws_sessions) {
+    sws_t *w = base_queue_data(it, sws_t, link);
+    if (!w->conn) continue;
+    uint64_t lag = stream_conn_lag(w->conn);
+    if (lag > *max) *max = lag;
+    *total += lag;
+    if (lag) (*lagging)++;
+  }
+}
