@@ -30,6 +30,7 @@ int stream_conn_new(stream_hub_t *hub, const stream_conn_ops_t *ops, void *ud, c
   c->allows_ud = who->allows_ud;
   base_queue_init(&c->subs);
   base_queue_init(&c->pubs);
+  base_queue_init(&c->members);
   base_queue_init(&c->wake_link);
   hub->nconns++;
   *out = c;
@@ -58,6 +59,7 @@ static void sub_free(stream_conn_t *c, stream_sub_t *s) {
 
 void stream_conn_free(stream_conn_t *c) {
   if (!c) return;
+  stream__groups_conn_free(c); /* held group deliveries go to other members at once */
   while (!base_queue_empty(&c->subs)) sub_free(c, base_queue_data(base_queue_head(&c->subs), stream_sub_t, conn_link));
   while (!base_queue_empty(&c->pubs)) {
     stream_pub_t *p = base_queue_data(base_queue_head(&c->pubs), stream_pub_t, conn_link);
@@ -201,7 +203,7 @@ int stream_conn_subscribe(stream_conn_t *c, const char *topic, const stream_posi
   }
   if (c->close_reason) return -ENOBUFS;
   stream_sub_t *s = stream__conn_find_sub(c, topic);
-  if (!s && c->nsubs >= hub->cfg.max_subs_per_conn) {
+  if (!s && c->nsubs + c->nmembers >= hub->cfg.max_subs_per_conn) {
     stream__errf(err, "topic: more than %u subscriptions", hub->cfg.max_subs_per_conn);
     return -EMLINK;
   }
@@ -320,6 +322,8 @@ int stream_conn_drain(stream_conn_t *c, uint32_t retry_ms) {
   json_decref(o);
   c->draining = true;
   while (c->neph) eph_remove_at(c, c->neph - 1);
+  /* Unpulled group deliveries stay queued (unsent); they go to other members when this
+   * connection is freed. */
   return stream__conn_control(c, f, true);
 }
 

@@ -2,7 +2,8 @@
  *
  * stream_conn_pull fills the transport's frame array under a frame and byte budget, in
  * this order: the control queue; reliable events of the control lane that are next in
- * their topic (seq order within a topic is never broken); ephemeral slots; then data from
+ * their topic (seq order within a topic is never broken); ephemeral slots; consumer group
+ * deliveries (group_lease.c queues them per membership); then data from
  * the subscriptions round-robin, at most pull_quantum frames per subscription per round,
  * the round-robin position persisting across pulls. A cursor reads the ring while its
  * next seq is in it; behind the ring it reads the store (at most catchup_batch events per
@@ -199,6 +200,19 @@ int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frame
     pull_emit(&p, c->eph[0].frame);
     c->eph[0] = c->eph[--c->neph];
   }
+  /* Consumer group deliveries: few (bounded by each membership's max_inflight), each a
+   * frame of its own that the lease hands over here. */
+  base_queue_foreach(it, &c->members) {
+    stream_member_t *m = base_queue_data(it, stream_member_t, conn_link);
+    while (!base_queue_empty(&m->outq)) {
+      stream_lease_t *l = base_queue_data(base_queue_head(&m->outq), stream_lease_t, out_link);
+      if (!pull_fits(&p, l->frame)) return (int)p.n;
+      pull_emit(&p, l->frame);
+      l->frame = NULL;
+      base_queue_remove(&l->out_link);
+      c->group_out--;
+    }
+  }
   /* Round-robin: serve the head subscription, then move it to the tail, until a whole
    * round yields nothing or the budget is spent. */
   uint32_t idle_streak = 0;
@@ -216,7 +230,7 @@ int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frame
 bool stream_conn_pending(const stream_conn_t *c) {
   if (c->close_reason || c->ctrl_count) return true;
   if (c->draining) return false;
-  if (c->neph) return true;
+  if (c->neph || c->group_out) return true;
   base_queue_t *it;
   base_queue_foreach(it, &c->subs) {
     stream_sub_t *s = base_queue_data(it, stream_sub_t, conn_link);

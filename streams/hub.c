@@ -2,7 +2,8 @@
  *
  * Once per loop turn (a uv_check handle, right after I/O callbacks have queued publishes)
  * the hub runs, in order: the group commit (publish.c), the publishers' callbacks, the
- * router walks (router.c) and the wakes of connections with something to send. A uv_idle
+ * router walks (router.c), consumer group dispatch and the write of group state
+ * (group.c) and the wakes of connections with something to send. A uv_idle
  * handle is active only while work is left (router over budget, publishes queued from a
  * callback), so the loop does not block in poll meanwhile; otherwise the hub's handles
  * are unreferenced and never keep the loop alive. Two timers run retention slices and the
@@ -45,6 +46,13 @@ void stream_config_defaults(stream_config_t *c) {
   c->ephemeral_lag_max = 64;
   c->ephemeral_slots_max = 16;
   c->frame_headroom = 0;
+  c->group_ack_wait_ms = 30000;
+  c->group_max_deliveries = 5;
+  c->group_max_inflight = 16;
+  c->group_max_inflight_limit = 1024;
+  c->group_max_pending = 10000;
+  c->groups_per_topic = 16;
+  c->group_members_max = 1024;
 }
 
 uint64_t stream__mono_us(const stream_hub_t *hub) {
@@ -69,6 +77,7 @@ void stream__hub_kick(stream_hub_t *hub) {
 
 static bool hub_work_left(stream_hub_t *hub) {
   if (!base_queue_empty(&hub->done) || !base_queue_empty(&hub->wakes)) return true;
+  if (stream__groups_busy(hub)) return true;
   for (uint32_t i = 0; i < hub->cfg.partitions; i++) {
     if (!base_queue_empty(&hub->parts[i].pending) || !base_queue_empty(&hub->parts[i].route)) return true;
   }
@@ -81,6 +90,7 @@ static void hub_check_cb(uv_check_t *h) {
   stream__commit_run(hub);
   stream__complete_run(hub);
   stream__router_run(hub);
+  stream__groups_run(hub);
   stream__wake_run(hub);
   hub->in_check = false;
   if (hub_work_left(hub)) stream__hub_kick(hub);
@@ -114,7 +124,9 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   if (opts->config) cfg = *opts->config;
   else stream_config_defaults(&cfg);
   if (cfg.partitions == 0 || cfg.commit_batch_max == 0 || cfg.control_queue_max == 0 || cfg.pull_quantum == 0 ||
-      cfg.catchup_batch == 0 || cfg.router_budget == 0)
+      cfg.catchup_batch == 0 || cfg.router_budget == 0 || cfg.group_ack_wait_ms == 0 ||
+      cfg.group_ack_wait_ms > STREAM_GROUP_WAIT_MAX_MS || cfg.group_max_inflight == 0 ||
+      cfg.group_max_inflight_limit < cfg.group_max_inflight || cfg.group_max_pending == 0)
     return -EINVAL;
   stream_hub_t *hub = xcalloc(1, sizeof *hub);
   hub->loop = opts->loop;
@@ -138,7 +150,8 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   uv_idle_init(hub->loop, &hub->idle);
   uv_timer_init(hub->loop, &hub->retention_timer);
   uv_timer_init(hub->loop, &hub->sweep_timer);
-  hub->open_handles = 4;
+  stream__groups_init(hub); /* its timer is the fifth handle */
+  hub->open_handles = 5;
   uv_check_start(&hub->check, hub_check_cb);
   uv_unref((uv_handle_t *)&hub->check);
   uv_timer_start(&hub->retention_timer, hub_retention_cb, cfg.retention_interval_ms, 0);
@@ -161,6 +174,7 @@ static void hub_handle_closed(uv_handle_t *h) {
 void stream_hub_close(stream_hub_t *hub) {
   if (!hub || hub->closing) return;
   if (hub->nconns) log_warn("streams", "hub closed with connections", "{s:i}", "conns", (int)hub->nconns);
+  stream__groups_close(hub);
   stream__publish_fail_all(hub, -ECANCELED);
   stream__complete_run(hub);
   hub->closing = true;
@@ -173,7 +187,8 @@ void stream_hub_close(stream_hub_t *hub) {
     free(tn);
   }
   uv_handle_t *handles[] = {(uv_handle_t *)&hub->check, (uv_handle_t *)&hub->idle,
-                            (uv_handle_t *)&hub->retention_timer, (uv_handle_t *)&hub->sweep_timer};
+                            (uv_handle_t *)&hub->retention_timer, (uv_handle_t *)&hub->sweep_timer,
+                            (uv_handle_t *)&hub->group_timer};
   for (size_t i = 0; i < BASE_ARRAY_SIZE(handles); i++) {
     handles[i]->data = hub;
     uv_close(handles[i], hub_handle_closed);

@@ -5,7 +5,9 @@
  * buckets), dedupe.c (idempotency keys), topic_name.c (names, partitions), topic.c (topic
  * table, loading, eviction), hub.c (lifecycle, loop phase), publish.c (publish and group
  * commit), router.c (fanout walks), conn.c (connections, subscriptions, control queue),
- * cursor.c (pull), protocol.c (client messages), read.c (HTTP reads), retention.c. */
+ * cursor.c (pull), protocol.c (client messages), read.c (HTTP reads), retention.c,
+ * group.c (consumer groups: table, membership, persistence, listing) and group_lease.c
+ * (group dispatch, leases, acks, redelivery, dead letters). */
 #ifndef STREAMS_INTERNAL_H
 #define STREAMS_INTERNAL_H
 
@@ -148,7 +150,7 @@ typedef struct stream_topic {
   base_queue_t subs;         /* stream_sub_t.topic_link */
   uint32_t nsubs;
   uint32_t partition;
-  uint32_t pins;             /* publishes not yet completed (callbacks pending) */
+  uint32_t pins;             /* publishes not yet completed, plus one per group in memory */
   int64_t topic_id;          /* store's key */
   char epoch[STORE_EPOCH_LEN + 1];
   uint64_t head_seq;  /* newest committed */
@@ -164,6 +166,8 @@ typedef struct stream_topic {
   uint32_t n_eph_pending;
   stream_frame_t *eph_walk[STREAM_EPH_TOPIC_MAX]; /* owned; being routed */
   uint32_t n_eph_walk;
+  base_queue_t groups;       /* stream_group_t.topic_link; initialised by the first group */
+  uint32_t ngroups;          /* groups in memory; t->groups is meaningful only while > 0 */
   size_t tenant_len;
   size_t name_len;
   char name[];
@@ -220,6 +224,12 @@ struct stream_hub {
   base_queue_t done;  /* stream_pub_t awaiting their callback */
   base_queue_t wakes; /* stream_conn_t.wake_link */
   uint32_t nconns;
+  base_map_t groups;          /* stream_group_t, owned; key = "topic\0name" */
+  base_queue_t groups_ready;  /* stream_group_t.ready_link: may have work to dispatch */
+  base_queue_t groups_dirty;  /* stream_group_t.dirty_link: changes to write */
+  uv_timer_t group_timer;     /* lease expiry, delayed redelivery, reaping; runs while groups exist */
+  uint64_t member_ids;        /* last member id handed out */
+  bool groups_flush_failed;   /* the last flush failed: retried by the timer */
   stream_stats_t stats;
 };
 
@@ -311,6 +321,9 @@ struct stream_conn {
   stream_eph_slot_t *eph; /* owned */
   uint32_t neph;
   base_queue_t pubs; /* stream_pub_t.conn_link */
+  base_queue_t members; /* stream_member_t.conn_link: consumer group memberships */
+  uint32_t nmembers;
+  uint32_t group_out;   /* group deliveries queued over all memberships, not yet pulled */
   base_queue_t wake_link;
   bool woken;
   bool draining;
@@ -339,5 +352,122 @@ stream_sub_t *stream__conn_find_sub(const stream_conn_t *conn, const char *topic
 /* Builds an event frame from a stored event of t. */
 stream_frame_t *stream__frame_from_store(stream_hub_t *hub, const char *topic, const char *epoch,
                                          const store_event_t *ev);
+
+/* ---- consumer groups (group.c, group_lease.c) ---- */
+
+#define STREAM_GROUP_TICK_MS 50 /* lease expiry granularity */
+
+typedef struct stream_group stream_group_t;
+typedef struct stream_member stream_member_t;
+
+typedef enum {
+  STREAM_LEASE_WAITING = 0, /* in group->waiting: to be (re)delivered once due */
+  STREAM_LEASE_HELD = 1,    /* in group->held and member->held */
+  STREAM_LEASE_DEAD = 2,    /* its dead letter is being published (dlq set) */
+} stream_lease_state_t;
+
+/* Why a lease last went back to waiting (named in dead letters). */
+typedef enum {
+  STREAM_LEASE_NEW = 0, STREAM_LEASE_EXPIRED, STREAM_LEASE_NACKED, STREAM_LEASE_LEFT, STREAM_LEASE_RESTORED
+} stream_lease_why_t;
+
+/* One pending event of a group: handed out (held) or waiting to be. Invariants: held ->
+ * member set, linked in member->held and group->held (ordered by due_us, the deadline);
+ * waiting -> member NULL, linked in group->waiting (ordered by due_us, when it may go);
+ * frame set exactly while its delivery is queued on the member (out_link) and unpulled;
+ * deliveries counts the deliveries that reached the connection's pull. */
+typedef struct stream_lease {
+  base_map_node_t node;     /* in group->leases; key = the bytes of seq */
+  base_queue_t link;        /* group->held or group->waiting (neither while dead) */
+  base_queue_t member_link; /* member->held */
+  base_queue_t out_link;    /* member->outq while frame is set */
+  base_queue_t dirty_link;  /* group->dirty_leases: to be written */
+  stream_member_t *member;  /* borrowed: the holder */
+  stream_frame_t *frame;    /* owned: the delivery not yet pulled */
+  stream_pub_t *dlq;        /* borrowed handle: the dead-letter publish in flight */
+  stream_group_t *group;    /* borrowed */
+  uint64_t seq;
+  uint64_t due_us;      /* mono clock: deadline (held) or when due (waiting) */
+  uint64_t last_member; /* id of the last holder, 0 = none: redelivery prefers another */
+  uint32_t deliveries;
+  uint8_t state;        /* stream_lease_state_t */
+  uint8_t why;          /* stream_lease_why_t */
+  bool stored;          /* a row exists in the store (so removing it needs a delete) */
+} stream_lease_t;
+
+/* A connection's membership of a group. inflight == number of leases in held. */
+struct stream_member {
+  base_queue_t conn_link;  /* conn->members */
+  base_queue_t group_link; /* group->members, dispatch rotation order */
+  base_queue_t held;       /* stream_lease_t.member_link */
+  base_queue_t outq;       /* stream_lease_t.out_link: deliveries to pull, FIFO */
+  stream_group_t *group;   /* borrowed */
+  stream_conn_t *conn;     /* borrowed */
+  uint64_t id;             /* unique in the hub */
+  uint32_t inflight;
+  uint32_t max_inflight;
+};
+
+/* A consumer group of a topic in memory. Pins its topic. Invariants: next_seq <= head + 1;
+ * every seq < next_seq that is neither acknowledged nor skipped has a lease; the group is
+ * in hub->groups_dirty exactly while row_dirty, dels or dirty_leases hold something. */
+struct stream_group {
+  base_map_node_t node;     /* hub->groups */
+  base_queue_t topic_link;  /* topic->groups */
+  base_queue_t ready_link;  /* hub->groups_ready */
+  base_queue_t dirty_link;  /* hub->groups_dirty */
+  stream_hub_t *hub;        /* borrowed */
+  stream_topic_t *topic;    /* pinned */
+  base_queue_t members;     /* stream_member_t.group_link */
+  uint32_t nmembers;
+  base_map_t leases;        /* stream_lease_t, owned */
+  base_queue_t held;        /* by deadline */
+  base_queue_t waiting;     /* by due time */
+  base_queue_t dirty_leases;
+  uint64_t *dels;           /* owned: seqs whose stored rows go at the next flush */
+  size_t ndels, cap_dels;
+  uint32_t ndead;           /* leases whose dead letter is in flight */
+  bool row_dirty;
+  bool stored;              /* the group row exists in the store */
+  uint64_t next_seq;        /* next seq to hand out for the first time */
+  uint32_t ack_wait_ms;
+  uint64_t empty_since_us;  /* mono clock when the last member left */
+  char epoch[STORE_EPOCH_LEN + 1];
+  /* counters since the group entered memory */
+  uint64_t deliveries, redeliveries, acks, nacks, dead_lettered, skipped;
+  const char *name;         /* inside key */
+  size_t klen;
+  char key[];               /* topic NUL name NUL */
+};
+
+/* group.c */
+void stream__groups_init(stream_hub_t *hub);
+/* Writes pending changes and frees every group (hub close; conns are gone). */
+void stream__groups_close(stream_hub_t *hub);
+/* The hub phase: dispatch ready groups within a budget, then write changes. */
+void stream__groups_run(stream_hub_t *hub);
+bool stream__groups_busy(const stream_hub_t *hub);
+/* Committed events on t: its groups may dispatch. */
+void stream__groups_topic_committed(stream_hub_t *hub, stream_topic_t *t);
+/* Leaves every group of conn (conn free): its held leases go back at once. */
+void stream__groups_conn_free(stream_conn_t *conn);
+void stream__group_mark_ready(stream_hub_t *hub, stream_group_t *g);
+void stream__group_mark_dirty(stream_hub_t *hub, stream_group_t *g);
+stream_member_t *stream__conn_find_member(const stream_conn_t *conn, const char *topic, const char *group);
+bool stream__group_name_ok(const char *name);
+
+/* group_lease.c */
+stream_lease_t *stream__lease_new(stream_hub_t *hub, stream_group_t *g, uint64_t seq, uint32_t deliveries);
+/* Removes the lease for good (acked, skipped, dead-lettered) and frees it. */
+void stream__lease_drop(stream_hub_t *hub, stream_lease_t *l);
+/* Takes a held lease back from its member (why), waiting again after delay_ms. */
+void stream__lease_release(stream_hub_t *hub, stream_lease_t *l, int why, uint32_t delay_ms);
+/* Dispatches g's due redeliveries, dead letters and new events; *budget counts down. */
+void stream__group_dispatch(stream_hub_t *hub, stream_group_t *g, uint32_t *budget);
+/* Expires g's held leases past their deadline; returns how many. */
+size_t stream__group_expire(stream_hub_t *hub, stream_group_t *g, uint64_t now_us);
+/* Copy of an event frame with "group" (and "redelivered" when n > 0) after "op". */
+stream_frame_t *stream__frame_group(stream_hub_t *hub, const stream_frame_t *ev, const char *group,
+                                    uint32_t redelivered);
 
 #endif

@@ -1,7 +1,8 @@
 /* The WebSocket protocol: one client message in, control frames out.
  *
  * Parses a message (size and nesting checked before jansson sees it), validates its shape
- * so that errors name the field, and performs sub, unsub, pub and ping on the connection.
+ * so that errors name the field, and performs sub, unsub, pub and ping on the connection,
+ * and the consumer group requests (sub/unsub with "group", ack, extend, nack).
  * Every reply (subscribed, unsubscribed, pong, error; puback later, once durable) is a
  * control frame on the connection's queue. The exact shapes are in docs/protocol.md. */
 #include <errno.h>
@@ -57,9 +58,37 @@ static int need_topic(msg_t *m, int *qrc) {
   return 0;
 }
 
+/* Optional integer field in [min, max]: 0 (absent: *out untouched), or -EINVAL queued. */
+static int opt_uint(msg_t *m, const char *field, uint64_t min, uint64_t max, uint64_t *out, int *qrc) {
+  json_t *v = json_object_get(m->root, field);
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < min ||
+      (uint64_t)json_integer_value(v) > max) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s: must be an integer from %llu to %llu", field, (unsigned long long)min,
+             (unsigned long long)max);
+    *qrc = reply_error(m, -EINVAL, buf, 0);
+    return -EINVAL;
+  }
+  *out = (uint64_t)json_integer_value(v);
+  return 0;
+}
+
+/* The "group" field: NULL when absent; -EINVAL (queued) when not a valid name. */
+static int opt_group(msg_t *m, const char **out, int *qrc) {
+  if (opt_string(m, "group", STREAM_GROUP_NAME_MAX, out, qrc) < 0) return -EINVAL;
+  if (*out && !stream__group_name_ok(*out)) {
+    *qrc = reply_error(m, -EINVAL, "group: must match [A-Za-z0-9_.-]{1,64}", 0);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 static int op_sub(msg_t *m) {
   int qrc = 0;
   if (need_topic(m, &qrc) < 0) return qrc;
+  const char *group;
+  if (opt_group(m, &group, &qrc) < 0) return qrc;
   stream_position_t pos = {.live = true};
   json_t *after = json_object_get(m->root, "after");
   if (after && !json_is_null(after)) {
@@ -77,7 +106,18 @@ static int op_sub(msg_t *m) {
     pos.seq = (uint64_t)json_integer_value(seq);
   }
   stream_err_t err;
-  int rc = stream_conn_subscribe(m->conn, m->topic, &pos, &err);
+  int rc;
+  if (group) {
+    uint64_t inflight = 0, wait = 0;
+    const stream_config_t *cfg = &m->conn->hub->cfg;
+    if (opt_uint(m, "max_inflight", 1, cfg->group_max_inflight_limit, &inflight, &qrc) < 0) return qrc;
+    if (opt_uint(m, "ack_wait_ms", 1, STREAM_GROUP_WAIT_MAX_MS, &wait, &qrc) < 0) return qrc;
+    stream_group_join_t j = {.group = group, .start = &pos, .max_inflight = (uint32_t)inflight,
+                             .ack_wait_ms = (uint32_t)wait};
+    rc = stream_conn_group_join(m->conn, m->topic, &j, &err);
+  } else {
+    rc = stream_conn_subscribe(m->conn, m->topic, &pos, &err);
+  }
   if (rc == -ENOBUFS) return rc;
   if (rc < 0) return reply_error(m, rc, err.message, 0);
   return 0;
@@ -86,9 +126,17 @@ static int op_sub(msg_t *m) {
 static int op_unsub(msg_t *m) {
   int qrc = 0;
   if (need_topic(m, &qrc) < 0) return qrc;
-  if (stream_conn_unsubscribe(m->conn, m->topic) < 0) return reply_error(m, -ENOENT, "topic: not subscribed", 0);
+  const char *group;
+  if (opt_group(m, &group, &qrc) < 0) return qrc;
+  if (group) {
+    if (stream_conn_group_leave(m->conn, m->topic, group) < 0)
+      return reply_error(m, -ENOENT, "group: not a member", 0);
+  } else if (stream_conn_unsubscribe(m->conn, m->topic) < 0) {
+    return reply_error(m, -ENOENT, "topic: not subscribed", 0);
+  }
   stream_hub_t *hub = m->conn->hub;
   json_t *o = json_pack("{s:s,s:s}", "op", "unsubscribed", "topic", m->topic);
+  if (group) json_object_set_new(o, "group", json_string(group));
   if (m->ref) json_object_set_new(o, "ref", json_string(m->ref));
   stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "unsubscribed", m->topic, o);
   json_decref(o);
@@ -124,6 +172,44 @@ static int op_pub(msg_t *m) {
   free(text);
   if (rc < 0) return reply_error(m, rc, err.message, err.retry_after_ms);
   return 0;
+}
+
+typedef enum { GROUP_ACK, GROUP_EXTEND, GROUP_NACK } group_op_t;
+
+/* ack, extend and nack: silent on success unless the message has a ref, which gets
+ * {"op":"acked"|"extended"|"nacked","ref",...}. */
+static int op_group(msg_t *m, group_op_t op) {
+  int qrc = 0;
+  if (need_topic(m, &qrc) < 0) return qrc;
+  const char *group;
+  if (opt_group(m, &group, &qrc) < 0) return qrc;
+  if (!group) return reply_error(m, -EINVAL, "group: missing", 0);
+  json_t *jseq = json_object_get(m->root, "seq");
+  if (!json_is_integer(jseq) || json_integer_value(jseq) < 1)
+    return reply_error(m, -EINVAL, jseq ? "seq: must be an integer >= 1" : "seq: missing", 0);
+  uint64_t seq = (uint64_t)json_integer_value(jseq), delay = 0;
+  if (op == GROUP_NACK && opt_uint(m, "delay_ms", 0, STREAM_GROUP_WAIT_MAX_MS, &delay, &qrc) < 0) return qrc;
+  stream_err_t err;
+  int rc;
+  const char *done;
+  if (op == GROUP_ACK) {
+    rc = stream_conn_group_ack(m->conn, m->topic, group, seq, &err);
+    done = "acked";
+  } else if (op == GROUP_EXTEND) {
+    rc = stream_conn_group_extend(m->conn, m->topic, group, seq, &err);
+    done = "extended";
+  } else {
+    rc = stream_conn_group_nack(m->conn, m->topic, group, seq, (uint32_t)delay, &err);
+    done = "nacked";
+  }
+  if (rc < 0) return reply_error(m, rc, err.message, 0);
+  if (!m->ref) return 0;
+  stream_hub_t *hub = m->conn->hub;
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I}", "op", done, "ref", m->ref, "topic", m->topic, "group", group,
+                        "seq", (json_int_t)seq);
+  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, done, m->topic, o);
+  json_decref(o);
+  return stream__conn_control(m->conn, f, false);
 }
 
 static int op_ping(msg_t *m) {
@@ -174,6 +260,9 @@ int stream_conn_handle_message(stream_conn_t *c, const char *json, size_t len) {
   else if (strcmp(name, "unsub") == 0) rc = op_unsub(&m);
   else if (strcmp(name, "pub") == 0) rc = op_pub(&m);
   else if (strcmp(name, "ping") == 0) rc = op_ping(&m);
+  else if (strcmp(name, "ack") == 0) rc = op_group(&m, GROUP_ACK);
+  else if (strcmp(name, "extend") == 0) rc = op_group(&m, GROUP_EXTEND);
+  else if (strcmp(name, "nack") == 0) rc = op_group(&m, GROUP_NACK);
   else {
     json_t *o = json_string(name);
     char *q = json_dumps(o, JSON_ENCODE_ANY);

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 void stream__route_schedule(stream_hub_t *hub, stream_topic_t *t) {
+  if (t->ngroups) stream__groups_topic_committed(hub, t); /* groups dispatch on their own */
   if (base_queue_linked(&t->route_marker)) t->route_dirty = true;
   if (!base_queue_linked(&t->route_link)) {
     if (t->nsubs == 0 && t->n_eph_pending == 0) return; /* nobody to wake */

@@ -59,6 +59,14 @@ typedef struct stream_config {
   uint32_t ephemeral_lag_max;     /* 64: a subscription further behind drops ephemerals */
   uint32_t ephemeral_slots_max;   /* 16 (topic, type) slots per connection */
   size_t frame_headroom;          /* 0 bytes before each payload (the transport sets LWS_PRE) */
+  /* consumer groups (docs/groups.md) */
+  uint32_t group_ack_wait_ms;        /* 30000: lease of a new group (a join may choose) */
+  uint32_t group_max_deliveries;     /* 5: deliveries before the dead letter (0 = never) */
+  uint32_t group_max_inflight;       /* 16: unacked deliveries per member by default */
+  uint32_t group_max_inflight_limit; /* 1024: the most a member may ask for */
+  uint32_t group_max_pending;        /* 10000 leases per group: no new events beyond */
+  uint32_t groups_per_topic;         /* 16 */
+  uint32_t group_members_max;        /* 1024 members per group */
 } stream_config_t;
 
 void stream_config_defaults(stream_config_t *cfg);
@@ -104,6 +112,16 @@ typedef struct stream_stats {
   uint64_t pending;                /* gauge: events accepted but not yet committed */
   uint64_t frames;                 /* gauge: frames alive */
   uint64_t frame_bytes;            /* gauge: bytes of frames alive */
+  uint64_t group_deliveries;       /* group deliveries queued (first ones and redeliveries) */
+  uint64_t group_redeliveries;
+  uint64_t group_acks;
+  uint64_t group_nacks;
+  uint64_t group_dead_letters;     /* dead letters made durable */
+  uint64_t group_skipped;          /* events a group lost to retention (counted, logged) */
+  uint64_t group_flush_failures;   /* failed writes of group state */
+  uint64_t groups;                 /* gauge: groups in memory */
+  uint64_t group_members;          /* gauge */
+  uint64_t group_pending;          /* gauge: leases over all groups in memory */
   base_hist_t publish_to_durable_us;
   base_hist_t durable_to_pull_us;
   base_hist_t commit_batch_events; /* bucket bounds are event counts, not us */
@@ -289,4 +307,77 @@ typedef int (*stream_topic_list_cb)(void *ud, const stream_topic_info_t *t);
 int stream_list_topics(stream_hub_t *hub, const char *tenant, size_t limit, stream_topic_list_cb cb, void *ud)
     __attribute__((warn_unused_result));
 
+/* ---- consumer groups (docs/groups.md) ----
+ *
+ * A connection joins a named group of a topic; each reliable event of the topic then goes
+ * to exactly one live member of each group (plain subscribers still get everything), as
+ * a per-delivery frame {"op":"ev","group":G,["redelivered":n,]...} that needs an ack.
+ * Unacked deliveries go to another member after the group's ack_wait_ms, at once when
+ * the member leaves, or after a nack's delay; after max_deliveries the event is published
+ * to "<topic>.dlq" with the reason. Position and pending leases are stored (one small
+ * transaction per loop turn) and survive restarts. */
+
+#define STREAM_GROUP_NAME_MAX 64           /* [A-Za-z0-9_.-]{1,64} */
+#define STREAM_GROUP_WAIT_MAX_MS 86400000u /* bound of ack_wait_ms and a nack's delay_ms */
+
+typedef struct stream_group_join {
+  const char *group;              /* the group's name */
+  const stream_position_t *start; /* where a group that does not exist yet starts; NULL = live */
+  uint32_t max_inflight;          /* 0 = group_max_inflight; at most group_max_inflight_limit */
+  uint32_t ack_wait_ms;           /* 0 = group_ack_wait_ms; only for a new group */
+} stream_group_join_t;
+
+/* Joins (or, when already a member, updates max_inflight) and queues "subscribed" with
+ * the group's figures. Errors: -EINVAL (topic, group, max_inflight, ack_wait_ms or start,
+ * err names it), -EACCES, -EMLINK (subscriptions per connection, groups per topic or
+ * members per group), -EIO (store). */
+int stream_conn_group_join(stream_conn_t *conn, const char *topic, const stream_group_join_t *join,
+                           stream_err_t *err) __attribute__((warn_unused_result));
+/* Leaves: held deliveries go to other members at once. -ENOENT when not a member. */
+int stream_conn_group_leave(stream_conn_t *conn, const char *topic, const char *group)
+    __attribute__((warn_unused_result));
+/* Acknowledges seq (held by this member, or waiting for redelivery). -ENOENT (not a
+ * member; seq not pending; held by another member), err names the field. */
+int stream_conn_group_ack(stream_conn_t *conn, const char *topic, const char *group, uint64_t seq,
+                          stream_err_t *err) __attribute__((warn_unused_result));
+/* Restarts the lease of seq held by this member (heartbeat). Errors as for ack. */
+int stream_conn_group_extend(stream_conn_t *conn, const char *topic, const char *group, uint64_t seq,
+                             stream_err_t *err) __attribute__((warn_unused_result));
+/* Gives seq back: redelivered (preferably to another member) after delay_ms. Errors as
+ * for ack, and -EINVAL for delay_ms over STREAM_GROUP_WAIT_MAX_MS. */
+int stream_conn_group_nack(stream_conn_t *conn, const char *topic, const char *group, uint64_t seq,
+                           uint32_t delay_ms, stream_err_t *err) __attribute__((warn_unused_result));
+
+typedef struct stream_group_info {
+  const char *topic;
+  const char *group;
+  const char *epoch;
+  uint64_t head;     /* the topic's newest seq */
+  uint64_t position; /* last seq handed out for the first time (next - 1) */
+  uint64_t pending;  /* leases: delivered and unacked, or waiting for redelivery */
+  uint64_t inflight; /* leases held by members */
+  uint32_t members;
+  uint32_t ack_wait_ms;
+  bool loaded; /* in memory; the counters below count since it was loaded */
+  uint64_t deliveries, redeliveries, acks, nacks, dead_lettered, skipped;
+} stream_group_info_t;
+typedef int (*stream_group_cb)(void *ud, const stream_group_info_t *g);
+
+/* The groups of a topic, stored or in memory, by name. cb must not call back into the
+ * hub. -EINVAL (topic name), -EIO (store). An unknown topic has no groups. */
+int stream_list_groups(stream_hub_t *hub, const char *topic, stream_group_cb cb, void *ud)
+    __attribute__((warn_unused_result));
+/* Every group in memory (for /metrics), in no particular order. Returns 0 or cb's nonzero. */
+int stream_hub_groups_foreach(stream_hub_t *hub, stream_group_cb cb, void *ud);
+/* Forgets a group (its position and pending leases). -EBUSY while it has members,
+ * -ENOENT when unknown, -EINVAL, -EIO. */
+int stream_group_delete(stream_hub_t *hub, const char *topic, const char *group)
+    __attribute__((warn_unused_result));
+/* Expires leases past their deadline, makes delayed redeliveries due, retries a failed
+ * state write and forgets groups idle (no member) for idle_topic_s. The hub's group timer
+ * calls this every 50 ms; tests with an injected clock call it directly. Returns the number
+ * of leases that expired. */
+size_t stream_hub_groups_tick(stream_hub_t *hub);
+
 #endif
+
