@@ -51,7 +51,8 @@ static mg_group_t *mg_find(mg_store_t *m, const char *topic, const char *name) {
 
 static void mg_group_free(mg_group_t *g) {
   base_map_iter_t it;
-  for (base_map_node_t *n = base_map_first(&g->leases, &it); n; n = base_map_next(&g->leases, &it)) {
+  for (base_map_node_t *n = base_map_first(&g->leases, &it); n;
+       n = base_map_next(&g->leases, &it)) {
     base_map_remove(&g->leases, n);
     free(container_of(n, mg_lease_t, node));
   }
@@ -65,7 +66,8 @@ static void mg_close(void *gb) {
   mg_store_t *m = gb;
   if (!m) return;
   base_map_iter_t it;
-  for (base_map_node_t *n = base_map_first(&m->groups, &it); n; n = base_map_next(&m->groups, &it)) {
+  for (base_map_node_t *n = base_map_first(&m->groups, &it); n;
+       n = base_map_next(&m->groups, &it)) {
     base_map_remove(&m->groups, n);
     mg_group_free(container_of(n, mg_group_t, node));
   }
@@ -119,7 +121,8 @@ static int mg_list(void *gb, const char *topic, store_group_cb cb, void *ud) {
   if (cap == 0) return 0;
   mg_group_t **all = xmalloc(cap * sizeof *all);
   base_map_iter_t it;
-  for (base_map_node_t *x = base_map_first(&m->groups, &it); x; x = base_map_next(&m->groups, &it)) {
+  for (base_map_node_t *x = base_map_first(&m->groups, &it); x;
+       x = base_map_next(&m->groups, &it)) {
     mg_group_t *g = container_of(x, mg_group_t, node);
     if (strcmp(g->key, topic) == 0) all[n++] = g;
   }

@@ -47,8 +47,9 @@ static const char *const gs_sql[GS__COUNT] = {
                " FROM stream_groups g WHERE topic = ?1 AND name = ?2",
     [GS_LIST] = "SELECT topic, name, epoch, next_seq, ack_wait_ms, " GS_PENDING
                 " FROM stream_groups g WHERE topic = ?1 ORDER BY name",
-    [GS_LEASES] = "SELECT seq, deliveries FROM stream_group_leases WHERE topic = ?1 AND name = ?2"
-                  " ORDER BY seq",
+    [GS_LEASES] =
+        "SELECT seq, deliveries FROM stream_group_leases WHERE topic = ?1 AND name = ?2"
+        " ORDER BY seq",
     [GS_PUT_GROUP] =
         "INSERT OR REPLACE INTO stream_groups(topic, name, epoch, next_seq, ack_wait_ms)"
         " VALUES (?1, ?2, ?3, ?4, ?5)",

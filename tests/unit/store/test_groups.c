@@ -91,9 +91,11 @@ static int on_lease(void *ud, const store_group_lease_t *l) {
 }
 
 static store_group_write_t wr(const char *topic, const char *name, uint64_t next) {
-  return (store_group_write_t){
-      .group = {.topic = topic, .name = name, .epoch = "00112233aabbccdd", .next_seq = next,
-                .ack_wait_ms = 30000}};
+  return (store_group_write_t){.group = {.topic = topic,
+                                         .name = name,
+                                         .epoch = "00112233aabbccdd",
+                                         .next_seq = next,
+                                         .ack_wait_ms = 30000}};
 }
 
 static void test_group_save_then_load_returns_the_row_and_leases_by_seq(void **state) {
