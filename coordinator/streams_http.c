@@ -293,7 +293,7 @@ static void streams_post(coord_http_req_t *req, void *ud) {
     return;
   }
   json_error_t jerr;
-  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!root) {
     snprintf(msg, sizeof msg, "body: invalid JSON at line %d column %d: %.100s", jerr.line, jerr.column, jerr.text);
     http_error_take(req, 400, "bad_request", msg, NULL);
