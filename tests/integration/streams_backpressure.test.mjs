@@ -61,8 +61,12 @@ describe('a non-reading client beside a fast one', () => {
     const p99 = percentile(latencies, 0.99);
     t.diagnostic(`fast p50 ${percentile(latencies, 0.5)} ms, p99 ${p99} ms; RSS ${rss0} -> ${rss1} KiB; slow lag ${lagMax}`);
     assert.ok(p99 < 500, `fast client p99 ${p99} ms`);
-    // memory: the slow client costs no copy of what it has not read (20 MB were published)
-    assert.ok(rss1 - rss0 < 16 * 1024, `RSS grew ${rss1 - rss0} KiB while 20 MB went past a non-reader`);
+    // memory: the slow client costs no copy of what it has not read (20 MB were published):
+    // the engine's frames stay at about one ring of a topic, and so does the RSS (except
+    // under ASan, whose quarantine keeps freed memory)
+    const frameBytes = await d.metric('coord_stream_frame_bytes');
+    assert.ok(frameBytes < 2 * 1024 * 1024, `frames alive: ${frameBytes} bytes`);
+    if (!d.sanitized()) assert.ok(rss1 - rss0 < 16 * 1024, `RSS grew ${rss1 - rss0} KiB while 20 MB went past a non-reader`);
 
     // the slow one reads again: what is still retained, after a gap naming the rest
     slow.sock._socket.resume();
@@ -73,13 +77,14 @@ describe('a non-reading client beside a fast one', () => {
       if (m.op === 'ev') seqs.push(m.seq);
       return m.op === 'ev' && m.seq === total;
     }, { timeoutMs: 30000 });
-    // first what was already in flight, in order, then one gap, then the retained tail
+    // in order with no silent hole: every jump is a gap naming exactly the skipped range
+    // (more than one gap when the kernel still took some events while it was behind)
     for (let i = 1; i < seqs.length; i++) {
       const g = gaps.find((x) => x.from === seqs[i - 1] + 1);
       assert.ok(seqs[i] === seqs[i - 1] + 1 || (g && seqs[i] === g.to + 1), `hole between ${seqs[i - 1]} and ${seqs[i]}`);
     }
-    assert.ok(gaps.length <= 1, JSON.stringify(gaps));
-    assert.ok(gaps.every((g) => g.reason === 'retention'));
+    assert.ok(gaps.length >= 1 && gaps.every((g) => g.reason === 'retention'), JSON.stringify(gaps));
+    assert.ok(seqs.filter((x) => x > total - 4000).length === 4000, 'the whole retained tail arrived');
     assert.equal(new Set(seqs).size, seqs.length, 'no duplicates');
     await slow.close();
     await fast.close();

@@ -201,6 +201,15 @@ export class Daemon {
     return m ? Number(m[1]) : 0;
   }
 
+  /** True when the daemon runs with AddressSanitizer (its RSS then says little). */
+  sanitized() {
+    try {
+      return /libasan/.test(readFileSync(`/proc/${this.proc.pid}/maps`, 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
   /** The value of one /metrics sample (exact name with labels), or undefined. */
   async metric(sample) {
     const text = (await this.get('/metrics')).text;
