@@ -60,7 +60,7 @@ static const config_key_t config_keys[] = {
      "events per topic burst"},
     {"limits.slow_client_timeout_ms", KEY_INT, OFF(limits.slow_client_timeout_ms), 0, 86400000,
      "a client with data pending that cannot be written to this long is closed; 0 = never"},
-    {"limits.ws_frames_per_write", KEY_INT, OFF(limits.ws_frames_per_write), 1, 1024,
+    {"limits.ws_frames_per_write", KEY_INT, OFF(limits.ws_frames_per_write), 1, 256,
      "WebSocket frames sent in one write (1 = one send per frame)"},
     {"shutdown.drain_ms", KEY_INT, OFF(shutdown.drain_ms), 0, 3600000,
      "SIGTERM: /readyz 503 for this long, then close 1001"},

@@ -19,7 +19,8 @@
  * frames are unmasked and no extension is negotiated): the bytes go to lws_issue_raw()
  * unchanged; an unsent remainder is kept in lws's buflist_out, which is flushed before
  * lws writes anything else on the connection (its own pings and close included) and before
- * the next WRITEABLE callback, so frames never interleave. See docs/libwebsockets.md.
+ * the next WRITEABLE callback, so frames never interleave. See docs/operations.md
+ * ("WebSocket write coalescing").
  * Loop thread only. The conn pointer is valid from on_open until on_close returns. */
 #ifndef COORD_WS_H
 #define COORD_WS_H
