@@ -211,6 +211,26 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_GAUGE, (double)lag_total);
   streams_set(m, "coord_stream_lagging_connections", "WebSocket connections with a lag above zero.",
               COORD_METRIC_GAUGE, (double)lagging);
+  coord_metric_family_t *grp = coord_metrics_family(
+      m, "coord_stream_group_events_total",
+      "Consumer group traffic: deliveries (first and repeated), redeliveries, acks, nacks, dead letters, "
+      "events skipped by retention.",
+      COORD_METRIC_COUNTER);
+  const struct {
+    const char *kind;
+    uint64_t v;
+  } g[] = {{"delivered", st->group_deliveries}, {"redelivered", st->group_redeliveries},
+           {"acked", st->group_acks},           {"nacked", st->group_nacks},
+           {"dead_lettered", st->group_dead_letters}, {"skipped", st->group_skipped}};
+  for (size_t i = 0; i < BASE_ARRAY_SIZE(g); i++)
+    coord_metric_set(coord_metric_series(grp, (const char *const[]){"kind", g[i].kind, NULL}), (double)g[i].v);
+  streams_set(m, "coord_stream_group_flush_failures_total", "Failed writes of consumer group state.",
+              COORD_METRIC_COUNTER, (double)st->group_flush_failures);
+  streams_set(m, "coord_stream_groups", "Consumer groups in memory.", COORD_METRIC_GAUGE, (double)st->groups);
+  streams_set(m, "coord_stream_group_members", "Members of consumer groups.", COORD_METRIC_GAUGE,
+              (double)st->group_members);
+  streams_set(m, "coord_stream_group_pending", "Unacknowledged group deliveries (leases).", COORD_METRIC_GAUGE,
+              (double)st->group_pending);
   streams_copy_hist(m, "coord_stream_publish_to_durable_seconds", "From a publish to its commit.",
                     &st->publish_to_durable_us, false);
   streams_copy_hist(m, "coord_stream_durable_to_pull_seconds",

@@ -120,6 +120,39 @@ describe('pub/sub over WebSocket', () => {
     await ws.close();
   });
 
+  test('a consumer group shares events between members over the daemon; /metrics counts them', async () => {
+    const members = [await d.ws(), await d.ws()];
+    for (const m of members) {
+      m.sendJson({ op: 'sub', topic: 'acme/tasks', group: 'workers' });
+      const s = await m.nextJson();
+      assert.deepEqual([s.op, s.group], ['subscribed', 'workers']);
+    }
+    const pubWs = await d.ws();
+    for (let i = 1; i <= 6; i++) await pub(pubWs, 'acme/tasks', { data: i }, `t${i}`);
+    const seen = [];
+    await Promise.all(
+      members.map(async (m) => {
+        for (;;) {
+          let ev;
+          try {
+            ev = await m.nextJson({ timeoutMs: 300 });
+          } catch {
+            return; // nothing more for this member
+          }
+          assert.equal(ev.group, 'workers');
+          seen.push(ev.seq);
+          m.sendJson({ op: 'ack', topic: 'acme/tasks', group: 'workers', seq: ev.seq });
+        }
+      }),
+    );
+    assert.deepEqual(seen.sort((a, b) => a - b), [1, 2, 3, 4, 5, 6], 'each event to exactly one member');
+    await until(async () => (await d.metric('coord_stream_group_events_total{kind="acked"}')) === 6, {
+      what: 'six acks counted',
+    });
+    assert.equal(await d.metric('coord_stream_group_members'), 2);
+    for (const w of [...members, pubWs]) await w.close();
+  });
+
   test('unsub stops delivery; ping gets pong; errors name the field and keep the connection', async () => {
     const ws = await d.ws();
     ws.sendJson({ op: 'sub', topic: 'acme/u' });
