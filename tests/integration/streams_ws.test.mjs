@@ -263,6 +263,22 @@ describe('lanes and ephemeral events', () => {
     await ws.close();
   });
 
+  test('events ready together leave in few writes (coalescing), not one send per message', async () => {
+    const ws = await d.ws();
+    ws.sendJson({ op: 'sub', topic: 'acme/coalesce' });
+    await ws.nextJson();
+    const frames0 = await d.metric('coord_ws_frames_total{direction="out"}');
+    const writes0 = await d.metric('coord_ws_writes_total');
+    const batch = Array.from({ length: 200 }, (_, i) => ({ data: i }));
+    assert.equal((await d.postJson('/v1/streams/acme/coalesce/events', batch)).status, 201);
+    await ws.waitFor((m) => m.seq === 200);
+    const frames = (await d.metric('coord_ws_frames_total{direction="out"}')) - frames0;
+    const writes = (await d.metric('coord_ws_writes_total')) - writes0;
+    assert.ok(frames >= 200, `frames ${frames}`);
+    assert.ok(writes <= 20, `${writes} writes for ${frames} messages`);
+    await ws.close();
+  });
+
   test('an ephemeral to a topic without subscribers is dropped at ingress and still acknowledged', async () => {
     const before = (await d.metric('coord_stream_ephemeral_drops_total{stage="ingress"}')) ?? 0;
     const ws = await d.ws();
