@@ -30,20 +30,20 @@ typedef struct coord_streams_metrics {
 /* Invariants: hub and store are set between a successful attach and stop/exit; every
  * stream_conn_t of a session is freed before the hub is closed (stopped = true). */
 typedef struct coord_streams {
-  coord_daemon_t *d;             /* borrowed */
-  store_t *store;                /* owned */
-  stream_hub_t *hub;             /* owned; NULL once closed */
-  stream_config_t scfg;          /* what the hub was created with */
-  coord_auth_jwt_cfg_t jwt;      /* secret borrowed from the config */
-  uv_timer_t tick;               /* housekeeping: slow clients, expiry, SSE keepalives */
+  coord_daemon_t *d;        /* borrowed */
+  store_t *store;           /* owned */
+  stream_hub_t *hub;        /* owned; NULL once closed */
+  stream_config_t scfg;     /* what the hub was created with */
+  coord_auth_jwt_cfg_t jwt; /* secret borrowed from the config */
+  uv_timer_t tick;          /* housekeeping: slow clients, expiry, SSE keepalives */
   bool tick_started;
-  bool draining;                 /* SIGTERM seen */
-  bool stopped;                  /* hub closed */
-  uint64_t tick_ms;              /* interval of the housekeeping timer */
-  uint64_t rng;                  /* xorshift state for retry jitter */
-  base_queue_t ws_sessions;      /* streams_ws.c sessions */
-  base_queue_t sse_streams;      /* streams_sse.c streams */
-  base_queue_t posts;            /* streams_http.c publishes waiting for durability */
+  bool draining;            /* SIGTERM seen */
+  bool stopped;             /* hub closed */
+  uint64_t tick_ms;         /* interval of the housekeeping timer */
+  uint64_t rng;             /* xorshift state for retry jitter */
+  base_queue_t ws_sessions; /* streams_ws.c sessions */
+  base_queue_t sse_streams; /* streams_sse.c streams */
+  base_queue_t posts;       /* streams_http.c publishes waiting for durability */
   coord_streams_metrics_t m;
 } coord_streams_t;
 

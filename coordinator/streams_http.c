@@ -31,17 +31,35 @@
 
 static int http_status_of(int rc, const char **code) {
   switch (rc) {
-  case -EINVAL: *code = "bad_request"; return 400;
-  case -EACCES:
-  case -EPERM: *code = "forbidden"; return 403;
-  case -ENOENT: *code = "not_found"; return 404;
-  case -EMSGSIZE: *code = "too_large"; return 413;
-  case -EAGAIN: *code = "rate_limited"; return 429;
-  case -EBUSY: *code = "overloaded"; return 503;
-  case -ESHUTDOWN:
-  case -ECANCELED: *code = "shutting_down"; return 503;
-  case -EMLINK: *code = "too_many_subscriptions"; return 400;
-  default: *code = "unavailable"; return 503;
+    case -EINVAL:
+      *code = "bad_request";
+      return 400;
+    case -EACCES:
+    case -EPERM:
+      *code = "forbidden";
+      return 403;
+    case -ENOENT:
+      *code = "not_found";
+      return 404;
+    case -EMSGSIZE:
+      *code = "too_large";
+      return 413;
+    case -EAGAIN:
+      *code = "rate_limited";
+      return 429;
+    case -EBUSY:
+      *code = "overloaded";
+      return 503;
+    case -ESHUTDOWN:
+    case -ECANCELED:
+      *code = "shutting_down";
+      return 503;
+    case -EMLINK:
+      *code = "too_many_subscriptions";
+      return 400;
+    default:
+      *code = "unavailable";
+      return 503;
   }
 }
 
@@ -52,8 +70,8 @@ static void http_retry_after(coord_http_req_t *req, uint32_t ms) {
 }
 
 /* {"error":{"code","message",...extra}} with status; extra (may be NULL) is taken. */
-static void http_error_take(coord_http_req_t *req, int status, const char *code, const char *message,
-                            json_t *extra) {
+static void http_error_take(coord_http_req_t *req, int status, const char *code,
+                            const char *message, json_t *extra) {
   json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message && *message ? message : code);
   if (extra) {
     json_object_update(e, extra);
@@ -73,8 +91,10 @@ void coord__streams_http_fail(coord_http_req_t *req, int rc, const stream_err_t 
     http_retry_after(req, 1000);
   }
   const char *msg = err && err->message[0] ? err->message : NULL;
-  if (!msg && (rc == -ESHUTDOWN || rc == -ECANCELED)) msg = "the server is shutting down; retry on the next one";
-  if (!msg && rc == -EIO) msg = "the store failed; nothing was published (retrying with the same id is safe)";
+  if (!msg && (rc == -ESHUTDOWN || rc == -ECANCELED))
+    msg = "the server is shutting down; retry on the next one";
+  if (!msg && rc == -EIO)
+    msg = "the store failed; nothing was published (retrying with the same id is safe)";
   http_error_take(req, status, code, msg, extra);
 }
 
@@ -114,7 +134,8 @@ int coord__streams_http_open(coord_streams_t *s, coord_http_req_t *req, unsigned
     stream_err_t err = {0};
     int n = snprintf(topic, STREAM_TOPIC_MAX + 1, "%s/%s", tenant, room);
     if (n > STREAM_TOPIC_MAX) {
-      http_error_take(req, 400, "bad_request", "room: must be 1 to 200 characters of [A-Za-z0-9_.:/-]", NULL);
+      http_error_take(req, 400, "bad_request",
+                      "room: must be 1 to 200 characters of [A-Za-z0-9_.:/-]", NULL);
       goto refuse;
     }
     if (stream_topic_validate(topic, NULL, &err) < 0) {
@@ -155,13 +176,13 @@ typedef struct post_item {
 /* One publish request waiting for its events' commits. Invariants: pending counts items
  * whose handle is set; the request is answered once it reaches 0. */
 struct post {
-  base_queue_t link;      /* in coord_streams_t.posts */
-  coord_streams_t *s;     /* borrowed */
-  coord_http_req_t *req;  /* borrowed until answered */
+  base_queue_t link;     /* in coord_streams_t.posts */
+  coord_streams_t *s;    /* borrowed */
+  coord_http_req_t *req; /* borrowed until answered */
   bool batch;
-  size_t n;               /* items queued */
+  size_t n; /* items queued */
   size_t pending;
-  int fail_rc;            /* a publish refused at once (0 = none); later items were not tried */
+  int fail_rc; /* a publish refused at once (0 = none); later items were not tried */
   size_t fail_index;
   stream_err_t fail_err;
   post_item_t items[];
@@ -220,9 +241,11 @@ static void post_answer(post_t *p) {
   int status = http_status_of(rc, &code);
   char msg[sizeof p->fail_err.message + 32];
   if (p->fail_rc)
-    snprintf(msg, sizeof msg, "[%zu]: %s", index, p->fail_err.message[0] ? p->fail_err.message : code);
+    snprintf(msg, sizeof msg, "[%zu]: %s", index,
+             p->fail_err.message[0] ? p->fail_err.message : code);
   else
-    snprintf(msg, sizeof msg, "[%zu]: commit failed; it and the events after it were not published", index);
+    snprintf(msg, sizeof msg, "[%zu]: commit failed; it and the events after it were not published",
+             index);
   json_t *e = json_pack("{s:s,s:s,s:I}", "code", code, "message", msg, "index", (json_int_t)index);
   if (rc == -EAGAIN || rc == -EBUSY) {
     http_retry_after(req, p->fail_err.retry_after_ms);
@@ -260,7 +283,8 @@ static const char *const lane_names[] = {"control", "data", "ephemeral"};
 /* Checks the shape of one event object; returns its lane or -1 with msg filled. */
 static int post_check_item(json_t *ev, const char *at, char *msg, size_t len) {
   if (!json_is_object(ev)) {
-    snprintf(msg, len, "%s: must be an object {\"id\",\"type\",\"lane\",\"data\"}", at[0] ? at : "body");
+    snprintf(msg, len, "%s: must be an object {\"id\",\"type\",\"lane\",\"data\"}",
+             at[0] ? at : "body");
     return -1;
   }
   static const char *const strs[] = {"id", "type"};
@@ -289,13 +313,15 @@ static void streams_post(coord_http_req_t *req, void *ud) {
   const char *body = coord_http_req_body(req, &len);
   char msg[200];
   if (len == 0) {
-    http_error_take(req, 400, "bad_request", "body: missing; send an event object or an array of them", NULL);
+    http_error_take(req, 400, "bad_request",
+                    "body: missing; send an event object or an array of them", NULL);
     return;
   }
   json_error_t jerr;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!root) {
-    snprintf(msg, sizeof msg, "body: invalid JSON at line %d column %d: %.100s", jerr.line, jerr.column, jerr.text);
+    snprintf(msg, sizeof msg, "body: invalid JSON at line %d column %d: %.100s", jerr.line,
+             jerr.column, jerr.text);
     http_error_take(req, 400, "bad_request", msg, NULL);
     return;
   }
@@ -310,8 +336,10 @@ static void streams_post(coord_http_req_t *req, void *ud) {
   int lanes[POST_BATCH_MAX];
   for (size_t i = 0; i < n; i++) {
     char at[32] = "";
-    if (batch) snprintf(at, sizeof at, "[%zu].", i);
-    else if (!json_is_object(root)) snprintf(at, sizeof at, "body");
+    if (batch)
+      snprintf(at, sizeof at, "[%zu].", i);
+    else if (!json_is_object(root))
+      snprintf(at, sizeof at, "body");
     lanes[i] = post_check_item(batch ? json_array_get(root, i) : root, at, msg, sizeof msg);
     if (lanes[i] < 0) {
       http_error_take(req, 400, "bad_request", msg, NULL);
@@ -327,7 +355,8 @@ static void streams_post(coord_http_req_t *req, void *ud) {
   for (size_t i = 0; i < n; i++) {
     json_t *ev = batch ? json_array_get(root, i) : root;
     json_t *data = json_object_get(ev, "data");
-    char *text = data && !json_is_null(data) ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text =
+        data && !json_is_null(data) ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     stream_event_t e = {
         .id = json_string_value(json_object_get(ev, "id")),
         .type = json_string_value(json_object_get(ev, "type")),
@@ -452,7 +481,8 @@ static void streams_read(coord_http_req_t *req, void *ud) {
     http_error_take(req, 400, "bad_request", "after: must be an integer >= 0", NULL);
     return;
   }
-  if (query_u64(req, "limit", READ_LIMIT_DEFAULT, &limit) < 0 || limit < 1 || limit > READ_LIMIT_MAX) {
+  if (query_u64(req, "limit", READ_LIMIT_DEFAULT, &limit) < 0 || limit < 1 ||
+      limit > READ_LIMIT_MAX) {
     char msg[80];
     snprintf(msg, sizeof msg, "limit: must be an integer from 1 to %d", READ_LIMIT_MAX);
     http_error_take(req, 400, "bad_request", msg, NULL);
@@ -464,14 +494,16 @@ static void streams_read(coord_http_req_t *req, void *ud) {
   if (rc < 0) {
     free(a.buf.p);
     stream_err_t err = {0};
-    if (rc == -ENOENT) snprintf(err.message, sizeof err.message, "topic: nothing was ever published to %.150s", topic);
+    if (rc == -ENOENT)
+      snprintf(err.message, sizeof err.message, "topic: nothing was ever published to %.150s",
+               topic);
     coord__streams_http_fail(req, rc, &err);
     return;
   }
   text_buf_t out = {0};
   /* topic and epoch need no escaping: their characters are restricted */
-  tb_printf(&out, "{\"topic\":\"%s\",\"epoch\":\"%s\",\"head\":%llu,\"first\":%llu,", topic, info.epoch,
-            (unsigned long long)info.head, (unsigned long long)info.first);
+  tb_printf(&out, "{\"topic\":\"%s\",\"epoch\":\"%s\",\"head\":%llu,\"first\":%llu,", topic,
+            info.epoch, (unsigned long long)info.head, (unsigned long long)info.first);
   if (info.gap_from)
     tb_printf(&out, "\"gap\":{\"from\":%llu,\"to\":%llu,\"reason\":\"retention\"},",
               (unsigned long long)info.gap_from, (unsigned long long)info.gap_to);
@@ -491,9 +523,9 @@ static void streams_read(coord_http_req_t *req, void *ud) {
 /* ---- GET /v1/streams/{tenant} ---- */
 
 static int list_one(void *ud, const stream_topic_info_t *t) {
-  json_array_append_new(ud, json_pack("{s:s,s:s,s:I,s:I,s:I}", "topic", t->topic, "epoch", t->epoch, "head",
-                                      (json_int_t)t->head, "first", (json_int_t)t->first, "subscribers",
-                                      (json_int_t)t->subscribers));
+  json_array_append_new(ud, json_pack("{s:s,s:s,s:I,s:I,s:I}", "topic", t->topic, "epoch", t->epoch,
+                                      "head", (json_int_t)t->head, "first", (json_int_t)t->first,
+                                      "subscribers", (json_int_t)t->subscribers));
   return 0;
 }
 
@@ -504,7 +536,8 @@ static void streams_list(coord_http_req_t *req, void *ud) {
   if (coord__streams_http_open(s, req, COORD_AUTH_SCOPE_SUBSCRIBE, false, &who, tenant) < 0) return;
   coord_auth_principal_close(&who);
   uint64_t limit;
-  if (query_u64(req, "limit", LIST_LIMIT_DEFAULT, &limit) < 0 || limit < 1 || limit > LIST_LIMIT_MAX) {
+  if (query_u64(req, "limit", LIST_LIMIT_DEFAULT, &limit) < 0 || limit < 1 ||
+      limit > LIST_LIMIT_MAX) {
     char msg[80];
     snprintf(msg, sizeof msg, "limit: must be an integer from 1 to %d", LIST_LIMIT_MAX);
     http_error_take(req, 400, "bad_request", msg, NULL);
@@ -518,19 +551,24 @@ static void streams_list(coord_http_req_t *req, void *ud) {
     return;
   }
   coord_http_add_header(req, "cache-control", "no-store");
-  coord_http_respond_json_take(req, 200, json_pack("{s:s,s:o}", "tenant", tenant, "topics", topics));
+  coord_http_respond_json_take(req, 200,
+                               json_pack("{s:s,s:o}", "tenant", tenant, "topics", topics));
 }
 
 static void streams_events(coord_http_req_t *req, void *ud) {
-  if (coord_http_req_method(req) == COORD_HTTP_POST) streams_post(req, ud);
-  else streams_read(req, ud);
+  if (coord_http_req_method(req) == COORD_HTTP_POST)
+    streams_post(req, ud);
+  else
+    streams_read(req, ud);
 }
 
 int coord__streams_http_register(coord_streams_t *s) {
   coord_http_t *h = s->d->http;
-  int rc = coord_http_route(h, COORD_HTTP_GET | COORD_HTTP_POST, "/v1/streams/{tenant}/{room...}/events",
-                            "/v1/streams/{tenant}/{room...}/events", streams_events, s);
+  int rc =
+      coord_http_route(h, COORD_HTTP_GET | COORD_HTTP_POST, "/v1/streams/{tenant}/{room...}/events",
+                       "/v1/streams/{tenant}/{room...}/events", streams_events, s);
   if (rc == 0)
-    rc = coord_http_route(h, COORD_HTTP_GET, "/v1/streams/{tenant}", "/v1/streams/{tenant}", streams_list, s);
+    rc = coord_http_route(h, COORD_HTTP_GET, "/v1/streams/{tenant}", "/v1/streams/{tenant}",
+                          streams_list, s);
   return rc;
 }

@@ -17,9 +17,13 @@
 
 /* ---- helpers shared by the transports ---- */
 
-int64_t coord__streams_now_s(void) { return (int64_t)time(NULL); }
+int64_t coord__streams_now_s(void) {
+  return (int64_t)time(NULL);
+}
 
-uint64_t coord__streams_mono_ms(void) { return uv_hrtime() / 1000000u; }
+uint64_t coord__streams_mono_ms(void) {
+  return uv_hrtime() / 1000000u;
+}
 
 int coord__streams_authenticate(coord_streams_t *s, const char *token, coord_auth_principal_t *out,
                                 char *reason, size_t reason_len) {
@@ -44,7 +48,8 @@ int coord__streams_authenticate(coord_streams_t *s, const char *token, coord_aut
 
 static bool streams_allows(void *ud, stream_action_t action, const char *tenant, const char *room) {
   const coord_auth_principal_t *p = ud;
-  unsigned scope = action == STREAM_ACTION_PUBLISH ? COORD_AUTH_SCOPE_PUBLISH : COORD_AUTH_SCOPE_SUBSCRIBE;
+  unsigned scope =
+      action == STREAM_ACTION_PUBLISH ? COORD_AUTH_SCOPE_PUBLISH : COORD_AUTH_SCOPE_SUBSCRIBE;
   return coord_auth_allows(p, scope, tenant, room);
 }
 
@@ -52,7 +57,8 @@ void coord__streams_principal(const coord_auth_principal_t *p, stream_principal_
   memset(out, 0, sizeof *out);
   out->tenant = p->any_tenant ? NULL : p->tenant;
   /* admin implies subscribe and publish inside the token's tenant and rooms */
-  if (p->scopes & COORD_AUTH_SCOPE_ADMIN) out->scopes = STREAM_SCOPE_SUBSCRIBE | STREAM_SCOPE_PUBLISH | STREAM_SCOPE_ADMIN;
+  if (p->scopes & COORD_AUTH_SCOPE_ADMIN)
+    out->scopes = STREAM_SCOPE_SUBSCRIBE | STREAM_SCOPE_PUBLISH | STREAM_SCOPE_ADMIN;
   if (p->scopes & COORD_AUTH_SCOPE_SUBSCRIBE) out->scopes |= STREAM_SCOPE_SUBSCRIBE;
   if (p->scopes & COORD_AUTH_SCOPE_PUBLISH) out->scopes |= STREAM_SCOPE_PUBLISH;
   out->allows = streams_allows;
@@ -76,7 +82,8 @@ void coord__streams_count_write(coord_streams_t *s, int transport, const stream_
   if (lane < 0 || lane >= STREAM_LANES) return;
   coord_metric_add(s->m.delivered[transport][lane], 1);
   uint64_t durable = stream_frame_durable_us(f);
-  if (durable && now_us >= durable) coord_metric_observe_us(s->m.durable_to_write[transport], now_us - durable);
+  if (durable && now_us >= durable)
+    coord_metric_observe_us(s->m.durable_to_write[transport], now_us - durable);
 }
 
 /* ---- configuration ---- */
@@ -110,8 +117,8 @@ static coord_metric_t *streams_series(coord_metrics_t *m, const char *name, cons
   return coord_metric_series(coord_metrics_family(m, name, help, type), labels);
 }
 
-static void streams_set(coord_metrics_t *m, const char *name, const char *help, coord_metric_type_t type,
-                        double v) {
+static void streams_set(coord_metrics_t *m, const char *name, const char *help,
+                        coord_metric_type_t type, double v) {
   coord_metric_set(streams_series(m, name, help, type, NULL), v);
 }
 
@@ -127,25 +134,30 @@ static void streams_register_metrics(coord_streams_t *s) {
   for (int t = 0; t < COORD_STREAMS_TRANSPORTS; t++) {
     for (int l = 0; l < STREAM_LANES; l++)
       s->m.delivered[t][l] = coord_metric_series(
-          delivered, (const char *const[]){"transport", transport_names[t], "lane", lane_names[l], NULL});
+          delivered,
+          (const char *const[]){"transport", transport_names[t], "lane", lane_names[l], NULL});
     s->m.durable_to_write[t] =
         coord_metric_series(d2w, (const char *const[]){"transport", transport_names[t], NULL});
   }
   coord_metric_family_t *closed = coord_metrics_family(
       m, "coord_stream_connections_closed_total",
       "Stream connections closed by the server, by reason.", COORD_METRIC_COUNTER);
-  s->m.closed_slow = coord_metric_series(closed, (const char *const[]){"reason", "slow_client", NULL});
-  s->m.closed_expired = coord_metric_series(closed, (const char *const[]){"reason", "token_expired", NULL});
+  s->m.closed_slow =
+      coord_metric_series(closed, (const char *const[]){"reason", "slow_client", NULL});
+  s->m.closed_expired =
+      coord_metric_series(closed, (const char *const[]){"reason", "token_expired", NULL});
   s->m.closed_overflow =
       coord_metric_series(closed, (const char *const[]){"reason", "control_queue_overflow", NULL});
-  s->m.http_published = streams_series(m, "coord_stream_http_publishes_total",
-                                       "Events accepted through POST .../events.", COORD_METRIC_COUNTER, NULL);
+  s->m.http_published =
+      streams_series(m, "coord_stream_http_publishes_total",
+                     "Events accepted through POST .../events.", COORD_METRIC_COUNTER, NULL);
 }
 
-static void streams_copy_hist(coord_metrics_t *m, const char *name, const char *help, const base_hist_t *h,
-                              bool plain) {
-  coord_metric_family_t *f = plain ? coord_metrics_histogram_plain(m, name, help, h->bounds_us, h->nbounds)
-                                   : coord_metrics_histogram(m, name, help, h->bounds_us, h->nbounds);
+static void streams_copy_hist(coord_metrics_t *m, const char *name, const char *help,
+                              const base_hist_t *h, bool plain) {
+  coord_metric_family_t *f =
+      plain ? coord_metrics_histogram_plain(m, name, help, h->bounds_us, h->nbounds)
+            : coord_metrics_histogram(m, name, help, h->bounds_us, h->nbounds);
   *coord_metric_hist(coord_metric_series(f, NULL)) = *h;
 }
 
@@ -163,91 +175,107 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
   streams_set(m, "coord_stream_duplicates_total", "Publishes answered from the idempotency window.",
               COORD_METRIC_COUNTER, (double)st->duplicates);
   streams_set(m, "coord_stream_fanout_deliveries_total",
-              "Event frames handed by the router stage to connections (pulled).", COORD_METRIC_COUNTER,
-              (double)st->deliveries);
-  coord_metric_family_t *drops = coord_metrics_family(
-      m, "coord_stream_ephemeral_drops_total",
-      "Ephemeral events dropped: for subscribers behind / coalesced, or at ingress without subscribers.",
-      COORD_METRIC_COUNTER);
+              "Event frames handed by the router stage to connections (pulled).",
+              COORD_METRIC_COUNTER, (double)st->deliveries);
+  coord_metric_family_t *drops =
+      coord_metrics_family(m, "coord_stream_ephemeral_drops_total",
+                           "Ephemeral events dropped: for subscribers behind / coalesced, or at "
+                           "ingress without subscribers.",
+                           COORD_METRIC_COUNTER);
   coord_metric_set(coord_metric_series(drops, (const char *const[]){"stage", "connection", NULL}),
                    (double)st->ephemeral_drops);
   coord_metric_set(coord_metric_series(drops, (const char *const[]){"stage", "ingress", NULL}),
                    (double)st->ephemeral_ingress_drops);
-  streams_set(m, "coord_stream_gaps_total", "gap messages sent (retention or epoch).", COORD_METRIC_COUNTER,
-              (double)st->gaps_sent);
-  streams_set(m, "coord_stream_rate_limited_total", "Publishes refused by a tenant or topic rate limit.",
-              COORD_METRIC_COUNTER, (double)st->rate_limited);
-  streams_set(m, "coord_stream_overloaded_total", "Publishes shed because too many events await their commit.",
-              COORD_METRIC_COUNTER, (double)st->overloaded);
-  streams_set(m, "coord_stream_commit_failures_total", "Store batches that failed (their publishes got errors).",
-              COORD_METRIC_COUNTER, (double)st->commit_failures);
-  streams_set(m, "coord_stream_topic_evictions_total", "Idle topics that left memory.", COORD_METRIC_COUNTER,
-              (double)st->evictions);
-  streams_set(m, "coord_stream_topic_loads_total", "Topics brought into memory.", COORD_METRIC_COUNTER,
-              (double)st->topic_loads);
-  streams_set(m, "coord_stream_store_catchup_reads_total", "Store reads for subscribers behind the ring.",
-              COORD_METRIC_COUNTER, (double)st->store_catchup_reads);
+  streams_set(m, "coord_stream_gaps_total", "gap messages sent (retention or epoch).",
+              COORD_METRIC_COUNTER, (double)st->gaps_sent);
+  streams_set(m, "coord_stream_rate_limited_total",
+              "Publishes refused by a tenant or topic rate limit.", COORD_METRIC_COUNTER,
+              (double)st->rate_limited);
+  streams_set(m, "coord_stream_overloaded_total",
+              "Publishes shed because too many events await their commit.", COORD_METRIC_COUNTER,
+              (double)st->overloaded);
+  streams_set(m, "coord_stream_commit_failures_total",
+              "Store batches that failed (their publishes got errors).", COORD_METRIC_COUNTER,
+              (double)st->commit_failures);
+  streams_set(m, "coord_stream_topic_evictions_total", "Idle topics that left memory.",
+              COORD_METRIC_COUNTER, (double)st->evictions);
+  streams_set(m, "coord_stream_topic_loads_total", "Topics brought into memory.",
+              COORD_METRIC_COUNTER, (double)st->topic_loads);
+  streams_set(m, "coord_stream_store_catchup_reads_total",
+              "Store reads for subscribers behind the ring.", COORD_METRIC_COUNTER,
+              (double)st->store_catchup_reads);
   coord_metric_set(s->m.closed_overflow, (double)st->conns_closed_overflow);
-  streams_set(m, "coord_stream_subscriptions", "Active subscriptions (WebSocket and SSE).", COORD_METRIC_GAUGE,
-              (double)st->subscriptions);
-  streams_set(m, "coord_stream_topics", "Topics in memory.", COORD_METRIC_GAUGE, (double)st->topics);
-  streams_set(m, "coord_stream_pending_events", "Events accepted and not yet committed.", COORD_METRIC_GAUGE,
-              (double)st->pending);
-  streams_set(m, "coord_stream_frames", "Serialized frames alive (shared by reference).", COORD_METRIC_GAUGE,
-              (double)st->frames);
+  streams_set(m, "coord_stream_subscriptions", "Active subscriptions (WebSocket and SSE).",
+              COORD_METRIC_GAUGE, (double)st->subscriptions);
+  streams_set(m, "coord_stream_topics", "Topics in memory.", COORD_METRIC_GAUGE,
+              (double)st->topics);
+  streams_set(m, "coord_stream_pending_events", "Events accepted and not yet committed.",
+              COORD_METRIC_GAUGE, (double)st->pending);
+  streams_set(m, "coord_stream_frames", "Serialized frames alive (shared by reference).",
+              COORD_METRIC_GAUGE, (double)st->frames);
   streams_set(m, "coord_stream_frame_bytes", "Bytes of frames alive.", COORD_METRIC_GAUGE,
               (double)st->frame_bytes);
-  streams_set(m, "coord_stream_overloaded", "1 while publishes are shed (and /readyz says overloaded).",
-              COORD_METRIC_GAUGE, stream_hub_overloaded(s->hub) ? 1 : 0);
+  streams_set(m, "coord_stream_overloaded",
+              "1 while publishes are shed (and /readyz says overloaded).", COORD_METRIC_GAUGE,
+              stream_hub_overloaded(s->hub) ? 1 : 0);
   streams_set(m, "coord_stream_sse_streams", "Open SSE streams.", COORD_METRIC_GAUGE,
               (double)coord__streams_sse_count(s));
   uint64_t lag_max = 0, lag_total = 0, lagging = 0;
   coord__streams_ws_lag(s, &lag_max, &lag_total, &lagging);
   streams_set(m, "coord_stream_subscriber_lag_max_events",
-              "Largest number of committed events a WebSocket connection has not been sent yet (sampled at scrape).",
+              "Largest number of committed events a WebSocket connection has not been sent yet "
+              "(sampled at scrape).",
               COORD_METRIC_GAUGE, (double)lag_max);
-  streams_set(m, "coord_stream_subscriber_lag_events",
-              "Committed events not yet sent, summed over WebSocket connections (sampled at scrape).",
-              COORD_METRIC_GAUGE, (double)lag_total);
+  streams_set(
+      m, "coord_stream_subscriber_lag_events",
+      "Committed events not yet sent, summed over WebSocket connections (sampled at scrape).",
+      COORD_METRIC_GAUGE, (double)lag_total);
   streams_set(m, "coord_stream_lagging_connections", "WebSocket connections with a lag above zero.",
               COORD_METRIC_GAUGE, (double)lagging);
-  coord_metric_family_t *grp = coord_metrics_family(
-      m, "coord_stream_group_events_total",
-      "Consumer group traffic: deliveries (first and repeated), redeliveries, acks, nacks, dead letters, "
-      "events skipped by retention.",
-      COORD_METRIC_COUNTER);
+  coord_metric_family_t *grp =
+      coord_metrics_family(m, "coord_stream_group_events_total",
+                           "Consumer group traffic: deliveries (first and repeated), redeliveries, "
+                           "acks, nacks, dead letters, "
+                           "events skipped by retention.",
+                           COORD_METRIC_COUNTER);
   const struct {
     const char *kind;
     uint64_t v;
-  } g[] = {{"delivered", st->group_deliveries}, {"redelivered", st->group_redeliveries},
-           {"acked", st->group_acks},           {"nacked", st->group_nacks},
-           {"dead_lettered", st->group_dead_letters}, {"skipped", st->group_skipped}};
+  } g[] = {{"delivered", st->group_deliveries},
+           {"redelivered", st->group_redeliveries},
+           {"acked", st->group_acks},
+           {"nacked", st->group_nacks},
+           {"dead_lettered", st->group_dead_letters},
+           {"skipped", st->group_skipped}};
   for (size_t i = 0; i < BASE_ARRAY_SIZE(g); i++)
-    coord_metric_set(coord_metric_series(grp, (const char *const[]){"kind", g[i].kind, NULL}), (double)g[i].v);
-  streams_set(m, "coord_stream_group_flush_failures_total", "Failed writes of consumer group state.",
-              COORD_METRIC_COUNTER, (double)st->group_flush_failures);
-  streams_set(m, "coord_stream_groups", "Consumer groups in memory.", COORD_METRIC_GAUGE, (double)st->groups);
+    coord_metric_set(coord_metric_series(grp, (const char *const[]){"kind", g[i].kind, NULL}),
+                     (double)g[i].v);
+  streams_set(m, "coord_stream_group_flush_failures_total",
+              "Failed writes of consumer group state.", COORD_METRIC_COUNTER,
+              (double)st->group_flush_failures);
+  streams_set(m, "coord_stream_groups", "Consumer groups in memory.", COORD_METRIC_GAUGE,
+              (double)st->groups);
   streams_set(m, "coord_stream_group_members", "Members of consumer groups.", COORD_METRIC_GAUGE,
               (double)st->group_members);
-  streams_set(m, "coord_stream_group_pending", "Unacknowledged group deliveries (leases).", COORD_METRIC_GAUGE,
-              (double)st->group_pending);
+  streams_set(m, "coord_stream_group_pending", "Unacknowledged group deliveries (leases).",
+              COORD_METRIC_GAUGE, (double)st->group_pending);
   streams_copy_hist(m, "coord_stream_publish_to_durable_seconds", "From a publish to its commit.",
                     &st->publish_to_durable_us, false);
   streams_copy_hist(m, "coord_stream_durable_to_pull_seconds",
                     "From a commit to the frame's pull by a live subscriber's transport.",
                     &st->durable_to_pull_us, false);
-  streams_copy_hist(m, "coord_stream_commit_batch_events", "Events per store transaction (group commit).",
-                    &st->commit_batch_events, true);
+  streams_copy_hist(m, "coord_stream_commit_batch_events",
+                    "Events per store transaction (group commit).", &st->commit_batch_events, true);
   store_stats_t ss;
   store_stats_get(s->store, &ss);
   streams_set(m, "coord_store_commits_total", "Store transactions committed.", COORD_METRIC_COUNTER,
               (double)ss.commits);
-  streams_set(m, "coord_store_events_appended_total", "Events written to the store.", COORD_METRIC_COUNTER,
-              (double)ss.events_appended);
-  streams_set(m, "coord_store_events_deleted_total", "Events removed by retention.", COORD_METRIC_COUNTER,
-              (double)ss.events_deleted);
-  streams_set(m, "coord_store_commit_seconds_total", "Time spent in store commits.", COORD_METRIC_COUNTER,
-              (double)ss.commit_us_total / 1e6);
+  streams_set(m, "coord_store_events_appended_total", "Events written to the store.",
+              COORD_METRIC_COUNTER, (double)ss.events_appended);
+  streams_set(m, "coord_store_events_deleted_total", "Events removed by retention.",
+              COORD_METRIC_COUNTER, (double)ss.events_deleted);
+  streams_set(m, "coord_store_commit_seconds_total", "Time spent in store commits.",
+              COORD_METRIC_COUNTER, (double)ss.commit_us_total / 1e6);
 }
 
 /* ---- daemon hooks ---- */
@@ -321,7 +349,8 @@ int coord__streams_attach(coord_daemon_t *d) {
   store_options_t so = {.path = path};
   int rc = store_open_sqlite(&so, &s->store);
   if (rc < 0) {
-    log_error("streams", "cannot open the store", "{s:s,s:s}", "path", path, "error", strerror(-rc));
+    log_error("streams", "cannot open the store", "{s:s,s:s}", "path", path, "error",
+              strerror(-rc));
     free(path);
     return rc;
   }
@@ -333,8 +362,9 @@ int coord__streams_attach(coord_daemon_t *d) {
     free(path);
     return rc;
   }
-  log_info("streams", "store open", "{s:s,s:i,s:I,s:I}", "path", path, "partitions", (int)s->scfg.partitions,
-           "retention_max_events", (json_int_t)s->scfg.retention_max_events, "retention_max_age_s",
+  log_info("streams", "store open", "{s:s,s:i,s:I,s:I}", "path", path, "partitions",
+           (int)s->scfg.partitions, "retention_max_events",
+           (json_int_t)s->scfg.retention_max_events, "retention_max_age_s",
            (json_int_t)s->scfg.retention_max_age_s);
   free(path);
 
@@ -348,7 +378,8 @@ int coord__streams_attach(coord_daemon_t *d) {
 
   /* Housekeeping resolution: a quarter of the shortest deadline, 25 ms .. 1 s. */
   uint64_t shortest = (uint64_t)cfg->streams.sse_keepalive_ms;
-  if (cfg->limits.slow_client_timeout_ms > 0 && (uint64_t)cfg->limits.slow_client_timeout_ms < shortest)
+  if (cfg->limits.slow_client_timeout_ms > 0 &&
+      (uint64_t)cfg->limits.slow_client_timeout_ms < shortest)
     shortest = (uint64_t)cfg->limits.slow_client_timeout_ms;
   s->tick_ms = shortest / 4;
   if (s->tick_ms < 25) s->tick_ms = 25;

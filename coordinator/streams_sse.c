@@ -68,7 +68,9 @@ static void sb_put(sse_buf_t *b, const void *s, size_t n) {
   b->len += n;
 }
 
-static void sb_str(sse_buf_t *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(sse_buf_t *b, const char *s) {
+  sb_put(b, s, strlen(s));
+}
 
 /* One frame as an SSE message. Payloads are single-line JSON (the engine's serializer
  * escapes control characters), so one data: line carries it. */
@@ -235,8 +237,10 @@ void coord__streams_sse_drain(coord_streams_t *s) {
     if (x->draining || !x->conn) continue;
     x->draining = true;
     x->retry_ms = coord__streams_retry_ms(s);
-    if (stream_conn_drain(x->conn, x->retry_ms) < 0) sse_finish(x, ": closing: control queue overflow\n\n");
-    else coord_http_stream_wake(x->req);
+    if (stream_conn_drain(x->conn, x->retry_ms) < 0)
+      sse_finish(x, ": closing: control queue overflow\n\n");
+    else
+      coord_http_stream_wake(x->req);
   }
 }
 
@@ -248,10 +252,13 @@ void coord__streams_sse_tick(coord_streams_t *s, uint64_t now_ms) {
     sse_t *x = base_queue_data(it, sse_t, link);
     if (coord_auth_principal_expired(&x->who, now_s)) {
       coord_metric_add(s->m.closed_expired, 1);
-      sse_finish(x, "event: error\ndata: {\"op\":\"error\",\"code\":\"unauthorized\",\"message\":\"token expired\"}\n\n");
+      sse_finish(x,
+                 "event: error\ndata: "
+                 "{\"op\":\"error\",\"code\":\"unauthorized\",\"message\":\"token expired\"}\n\n");
       continue;
     }
-    if (x->draining || now_ms - x->last_write_ms < every || coord_http_stream_pending(x->req)) continue;
+    if (x->draining || now_ms - x->last_write_ms < every || coord_http_stream_pending(x->req))
+      continue;
     static const char ka[] = ": keepalive\n\n";
     if (coord_http_stream_write(x->req, ka, sizeof ka - 1) == 0) x->last_write_ms = now_ms;
   }
@@ -259,7 +266,8 @@ void coord__streams_sse_tick(coord_streams_t *s, uint64_t now_ms) {
 
 void coord__streams_sse_stop(coord_streams_t *s) {
   while (!base_queue_empty(&s->sse_streams))
-    sse_finish(base_queue_data(base_queue_head(&s->sse_streams), sse_t, link), ": server stopping\n\n");
+    sse_finish(base_queue_data(base_queue_head(&s->sse_streams), sse_t, link),
+               ": server stopping\n\n");
 }
 
 size_t coord__streams_sse_count(const coord_streams_t *s) {

@@ -31,15 +31,17 @@ typedef struct sws {
   uint64_t last_write_ms;     /* mono ms of the last write to this client */
   uint64_t waiting_since_ms;  /* mono ms when pending data was first seen unwritten; 0 = none */
   bool draining;
-  bool paused;                /* reading stopped: the control queue is half full */
+  bool paused; /* reading stopped: the control queue is half full */
 } sws_t;
 
-static int sws_token(const coord_ws_upgrade_t *u, const coord_ws_conn_t *c, char *token, size_t len) {
+static int sws_token(const coord_ws_upgrade_t *u, const coord_ws_conn_t *c, char *token,
+                     size_t len) {
   char hdr[COORD_AUTH_TOKEN_MAX_DEFAULT + 64];
   int n = u ? coord_ws_upgrade_header(u, "authorization", hdr, sizeof hdr)
             : coord_ws_conn_header(c, "authorization", hdr, sizeof hdr);
   if (n > 0) return coord_auth_extract_bearer(hdr, token, len) == 0 ? 0 : -EINVAL;
-  n = u ? coord_ws_upgrade_query(u, "access_token", token, len) : coord_ws_conn_query(c, "access_token", token, len);
+  n = u ? coord_ws_upgrade_query(u, "access_token", token, len)
+        : coord_ws_conn_query(c, "access_token", token, len);
   if (n < 0) token[0] = '\0';
   return 0;
 }
@@ -76,9 +78,9 @@ static int sws_on_open(coord_ws_conn_t *c, void *ud, void **session) {
   sws_t *w = xcalloc(1, sizeof *w);
   char token[COORD_AUTH_TOKEN_MAX_DEFAULT + 1];
   char reason[160] = "";
-  int status = sws_token(NULL, c, token, sizeof token) < 0 ? 401
-                                                           : coord__streams_authenticate(s, token, &w->who, reason,
-                                                                                         sizeof reason);
+  int status = sws_token(NULL, c, token, sizeof token) < 0
+                   ? 401
+                   : coord__streams_authenticate(s, token, &w->who, reason, sizeof reason);
   if (status) {
     /* on_upgrade checked the same token a moment ago: only a token expiring in between
      * gets here */
@@ -128,13 +130,15 @@ static void sws_flow(sws_t *w) {
 
 static void sws_reply_binary(coord_ws_conn_t *c) {
   static const char msg[] =
-      "{\"op\":\"error\",\"code\":\"bad_request\",\"message\":\"message: binary messages are not supported; send JSON text\"}";
+      "{\"op\":\"error\",\"code\":\"bad_request\",\"message\":\"message: binary messages are not "
+      "supported; send JSON text\"}";
   if (coord_ws_send(c, msg, sizeof msg - 1, false) < 0) {
     /* closing already (or closed for a send queue overflow) */
   }
 }
 
-static void sws_on_message(coord_ws_conn_t *c, void *session, const char *data, size_t len, bool binary) {
+static void sws_on_message(coord_ws_conn_t *c, void *session, const char *data, size_t len,
+                           bool binary) {
   sws_t *w = session;
   if (!w || !w->conn) return;
   if (binary) {
@@ -235,13 +239,14 @@ void coord__streams_ws_tick(coord_streams_t *s, uint64_t now_ms) {
       continue;
     }
     if (!w->waiting_since_ms) w->waiting_since_ms = now_ms;
-    uint64_t since = w->waiting_since_ms > w->last_write_ms ? w->waiting_since_ms : w->last_write_ms;
+    uint64_t since =
+        w->waiting_since_ms > w->last_write_ms ? w->waiting_since_ms : w->last_write_ms;
     if (now_ms - since < timeout) continue;
     char msg[100];
     snprintf(msg, sizeof msg, "slow client: nothing could be written for %llu ms",
              (unsigned long long)(now_ms - since));
-    log_info("streams", "closing a slow client", "{s:I,s:I}", "unwritable_ms", (json_int_t)(now_ms - since), "lag",
-             (json_int_t)stream_conn_lag(w->conn));
+    log_info("streams", "closing a slow client", "{s:I,s:I}", "unwritable_ms",
+             (json_int_t)(now_ms - since), "lag", (json_int_t)stream_conn_lag(w->conn));
     coord_metric_add(s->m.closed_slow, 1);
     w->waiting_since_ms = 0;
     w->last_write_ms = now_ms; /* once */
