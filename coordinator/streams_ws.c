@@ -233,7 +233,8 @@ void coord__streams_ws_tick(coord_streams_t *s, uint64_t now_ms) {
       coord_ws_close(w->c, COORD_WS_CLOSE_POLICY, "token expired");
       continue;
     }
-    if (!timeout) continue;
+    /* a closing connection (drain's 1001 included) is governed by the close timeouts */
+    if (!timeout || w->draining || coord_ws_closing(w->c)) continue;
     if (!stream_conn_pending(w->conn)) {
       w->waiting_since_ms = 0;
       continue;

@@ -213,6 +213,8 @@ void coord_ws_wake(coord_ws_conn_t *c) {
   if (!c->closed) lws_callback_on_writable(c->wsi);
 }
 
+bool coord_ws_closing(const coord_ws_conn_t *c) { return c->close_code || c->closed; }
+
 void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason) {
   if (c->close_code || c->closed) return;
   c->close_code = code;

@@ -106,6 +106,8 @@ void coord_ws_wake(coord_ws_conn_t *c);
 /* The session stops (true) or resumes (false) reading the client's messages, e.g. while
  * its replies pile up; independent of the transport's own copy-queue backpressure. */
 void coord_ws_pause_reading(coord_ws_conn_t *c, bool paused);
+/* True once a close was started (by either side) or the connection is gone. */
+bool coord_ws_closing(const coord_ws_conn_t *c);
 /* Sends a close frame with code and reason (at most 123 bytes) after what is queued, then
  * hangs up. Idempotent: the first code wins. */
 void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason);
