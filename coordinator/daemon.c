@@ -166,7 +166,7 @@ static void daemon_start_drain(coord_daemon_t *d, int signum) {
            (json_int_t)d->cfg->shutdown.drain_ms, "open_connections", (json_int_t)d->open_conns,
            "websockets", (json_int_t)coord_ws_count(d->ws));
   coord__listener_stop(d);
-  for (int i = 0; i < d->ndrain_hooks; i++) d->drain_hooks[i].fn(d, d->drain_hooks[i].ud);
+  for (int i = d->ndrain_hooks - 1; i >= 0; i--) d->drain_hooks[i].fn(d, d->drain_hooks[i].ud);
   coord__ws_drain_all(d->ws);
   daemon_schedule(d, daemon_begin_close, d->open_conns == 0 ? 0 : (uint64_t)d->cfg->shutdown.drain_ms);
 }
@@ -189,7 +189,7 @@ static void daemon_finish(uv_timer_t *t) {
     log_warn("daemon", "websockets still open after the grace period", "{s:I}", "websockets",
              (json_int_t)coord_ws_count(d->ws));
   coord__listener_stop(d);
-  for (int i = 0; i < d->nstop_hooks; i++) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
+  for (int i = d->nstop_hooks - 1; i >= 0; i--) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
   uv_close((uv_handle_t *)&d->sig_term, NULL);
   uv_close((uv_handle_t *)&d->sig_int, NULL);
   uv_close((uv_handle_t *)&d->lag_timer, NULL);
@@ -365,12 +365,12 @@ int coord__daemon_run(const coord_config_t *cfg) {
 fail_stop:
   /* Start-up failed after modules may have opened handles: let them close, and let lws
    * close its own when it was created (first destroy call done above). */
-  for (int i = 0; i < d->nstop_hooks; i++) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
+  for (int i = d->nstop_hooks - 1; i >= 0; i--) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
   uv_run(&loop, UV_RUN_DEFAULT);
 out:
   if (d->lws) lws_context_destroy(d->lws); /* second call: completes the destruction */
   uv_run(&loop, UV_RUN_NOWAIT);
-  for (int i = 0; i < d->nexit_hooks; i++) d->exit_hooks[i].fn(d, d->exit_hooks[i].ud);
+  for (int i = d->nexit_hooks - 1; i >= 0; i--) d->exit_hooks[i].fn(d, d->exit_hooks[i].ud);
   if (uv_loop_close(&loop) != 0) log_warn("daemon", "event loop closed with handles open", NULL);
   coord__ws_free(d->ws);
   coord__http_free(d->http);

@@ -84,6 +84,11 @@ struct coord_daemon {
   } drain_hooks[COORD_DAEMON_MAX_HOOKS], stop_hooks[COORD_DAEMON_MAX_HOOKS],
       exit_hooks[COORD_DAEMON_MAX_HOOKS];
   int ndrain_hooks, nstop_hooks, nexit_hooks;
+  /* The streams hub for modules attached after "streams" (workflows publish their run
+   * events there): set by the streams module's attach, NULL again once its stop hook closed
+   * the hub. Hooks run in reverse registration order, so a later module stops (releasing
+   * its connections and frames) before the hub it uses is closed. */
+  struct stream_hub *streams_hub; /* borrowed */
   /* Why the daemon is not ready although running (NULL = ready); for /readyz. */
   const char *(*not_ready)(void *ud);
   void *not_ready_ud;
@@ -172,12 +177,14 @@ int coord__testroutes_register(coord_daemon_t *d) __attribute__((warn_unused_res
 
 /* daemon.c */
 int coord__daemon_run(const coord_config_t *cfg);
-/* Registers a hook run at drain start / at stop, in registration order (at most
+/* Registers a hook run at drain start / at stop, in reverse registration order: modules
+ * attached later (which use earlier ones) drain and stop first (at most
  * COORD_DAEMON_MAX_HOOKS each). Call from a module's attach function (daemon.c). */
 void coord_daemon_on_drain(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
 void coord_daemon_on_stop(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
 /* Registers a hook run after the loop has ended (every handle closed), before the loop is
- * closed: where a module frees what its handles' close callbacks needed (a store). */
+ * closed, in reverse registration order: where a module frees what its handles' close
+ * callbacks needed (a store). */
 void coord_daemon_on_exit(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud);
 /* Installs the check /readyz makes while running: fn returns a reason ("overloaded") to
  * answer 503 with it, or NULL when ready. One check; a later call replaces it. */

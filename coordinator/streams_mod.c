@@ -318,6 +318,7 @@ static void streams_on_stop(coord_daemon_t *d, void *ud) {
   coord__streams_http_stop(s);
   stream_hub_close(s->hub); /* its handles close while the loop runs on */
   s->hub = NULL;
+  s->d->streams_hub = NULL;
   s->stopped = true;
 }
 
@@ -372,6 +373,7 @@ int coord__streams_attach(coord_daemon_t *d) {
   coord_metrics_on_collect(d->metrics, streams_collect, s);
   coord_daemon_set_ready_check(d, streams_not_ready, s);
   coord_ws_set_session(d->ws, &coord__streams_ws_session, s);
+  d->streams_hub = s->hub;
   rc = coord__streams_http_register(s);
   if (rc == 0) rc = coord__streams_sse_register(s);
   if (rc < 0) return rc;
