@@ -1,6 +1,6 @@
 /* Command line: `coordinator [--config FILE] [--listen HOST:PORT] [--data-dir DIR]
- * [--log-level L]`, --help, --version, and a table of subcommands (`coordinator NAME ...`,
- * e.g. `validate` later). Owns argv parsing and the order in which configuration sources
+ * [--log-level L]`, --help, --version, and a table of subcommands (`coordinator NAME ...`:
+ * `validate FILE...`). Owns argv parsing and the order in which configuration sources
  * apply (defaults < file < environment < flags); exits 2 on bad usage or configuration. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "coordinator.h"
 #include "internal.h"
+#include "workflows.h"
 
 #define EXIT_USAGE 2
 
@@ -26,19 +27,61 @@ static const cli_flag_t cli_flags[] = {
     {"--log-level", "log_level", "LEVEL", "debug | info | warn | error | off (default info)"},
 };
 
-/* Subcommands: `coordinator NAME args...`. None yet; `validate` comes with workflows. */
+/* Subcommands: `coordinator NAME args...`; argv[0] is NAME. */
 typedef struct cli_command {
   const char *name;
   int (*run)(int argc, char **argv);
+  const char *usage;
   const char *help;
 } cli_command_t;
 
-static const cli_command_t cli_commands[] = {{NULL, NULL, NULL}};
+static int cli_validate(int argc, char **argv);
+
+static const cli_command_t cli_commands[] = {
+    {"validate", cli_validate, "validate FILE...",
+     "check workflow files and exit: 0 all valid, 1 some invalid (each error as "
+     "file:line:col: path: reason), 2 bad usage"},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* `coordinator validate [--] FILE...`: the files are loaded and checked like the daemon
+ * does (sub-workflow references among them included; agent refs are not checked, there is
+ * no configuration here). Every result goes to stdout. */
+static int cli_validate(int argc, char **argv) {
+  int first = 1;
+  for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
+    if (strcmp(argv[first], "--") == 0) {
+      first++;
+      break;
+    }
+    if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
+      printf("usage: coordinator validate FILE...\n\n"
+             "Checks workflow files (docs/workflows.md) without starting the daemon. Prints\n"
+             "\"FILE: ok (workflow \\\"name\\\")\" for a valid file and one line per error\n"
+             "(\"file:line:col: path: reason\") otherwise. Shared agent profiles ({\"ref\": ...})\n"
+             "are not checked here: the daemon checks them against its configuration.\n\n"
+             "Exit status: 0 every file is valid, 1 some file is invalid or unreadable, 2 bad\n"
+             "usage.\n");
+      return 0;
+    }
+    fprintf(stderr, "coordinator validate: unknown option '%s'\n"
+                    "usage: coordinator validate FILE...\n", argv[first]);
+    return EXIT_USAGE;
+  }
+  if (first >= argc) {
+    fprintf(stderr, "coordinator validate: no file given\nusage: coordinator validate FILE...\n");
+    return EXIT_USAGE;
+  }
+  int code = wf_validate_files((const char *const *)(argv + first), (size_t)(argc - first), stdout);
+  fflush(stdout);
+  return code;
+}
 
 static void cli_usage(FILE *out) {
   fprintf(out, "usage: coordinator [--config FILE] [--listen HOST:PORT] [--data-dir DIR] "
-               "[--log-level LEVEL]\n"
-               "       coordinator --help | --version\n\n"
+               "[--log-level LEVEL]\n");
+  for (const cli_command_t *c = cli_commands; c->name; c++) fprintf(out, "       coordinator %s\n", c->usage);
+  fprintf(out, "       coordinator --help | --version\n\n"
                "The coordinator daemon: HTTP and WebSocket on one libuv loop.\n\n"
                "options:\n");
   for (size_t i = 0; i < sizeof cli_flags / sizeof cli_flags[0]; i++) {
@@ -48,8 +91,9 @@ static void cli_usage(FILE *out) {
   }
   fprintf(out, "  %-28s %s\n  %-28s %s\n", "-h, --help", "show this help",
           "-V, --version", "print the version");
+  fprintf(out, "\ncommands:\n");
   for (const cli_command_t *c = cli_commands; c->name; c++)
-    fprintf(out, "  %-28s %s\n", c->name, c->help);
+    fprintf(out, "  %-28s %s\n", c->usage, c->help);
   fprintf(out, "\nconfiguration keys (file key, default, meaning, environment override):\n");
   coord_config_print_keys(out);
   fprintf(out, "\nPrecedence: command line > environment > file > default.\n"

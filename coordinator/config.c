@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "base/mem.h"
 #include "streams.h"
+#include "workflows.h"
 
 typedef enum {
   KEY_INT,      /* int64_t, inclusive range */
@@ -23,6 +25,11 @@ typedef enum {
   KEY_LISTEN,   /* char * (owned) + parsed host/port */
   KEY_LOGLEVEL, /* log_level_t */
   KEY_AUTHMODE, /* coord_auth_mode_t */
+  KEY_TENANT,   /* char * (owned), a tenant name */
+  KEY_URL,      /* char * (owned), "" or an http:// / https:// URL */
+  KEY_ENVNAME,  /* char * (owned), "" or an environment variable name */
+  KEY_HEADERS,  /* json_t * (owned), {name: value} of HTTP headers */
+  KEY_PROFILES, /* json_t * (owned), {name: agent profile} */
 } key_kind_t;
 
 typedef struct config_key {
@@ -80,11 +87,57 @@ static const config_key_t config_keys[] = {
      "uncommitted events above which publishes are shed (503, /readyz overloaded)"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
+    {"workflows_dir", KEY_NONEMPTY, OFF(workflows_dir), 0, 0,
+     "folder of workflow files (*.json), read at start and on SIGHUP"},
+    {"runs.token_coalesce_ms", KEY_INT, OFF(runs.token_coalesce_ms), 0, 10000,
+     "token deltas within this window form one event; 0 = one event per delta"},
+    {"runs.max_runs", KEY_INT, OFF(runs.max_runs), 1, 1000000,
+     "runs executing at once; more starts get 503"},
+    {"runs.default_tenant", KEY_TENANT, OFF(runs.default_tenant), 0, 0,
+     "tenant of runs when auth.mode is none"},
+    {"providers.openai.base_url", KEY_URL, OFF(providers[COORD_PROVIDER_OPENAI].base_url), 0, 0,
+     "endpoint URL; \"\" = the provider's default"},
+    {"providers.openai.api_key_env", KEY_ENVNAME, OFF(providers[COORD_PROVIDER_OPENAI].api_key_env), 0, 0,
+     "variable holding the API key; \"\" = the provider's usual one"},
+    {"providers.openai.headers", KEY_HEADERS, OFF(providers[COORD_PROVIDER_OPENAI].headers), 0, 0,
+     "{name: value} headers added to every request"},
+    {"providers.openai.concurrency", KEY_INT, OFF(providers[COORD_PROVIDER_OPENAI].concurrency), 0, 100000,
+     "requests at once per profile that sets no limit; 0 = no limit"},
+    {"providers.anthropic.base_url", KEY_URL, OFF(providers[COORD_PROVIDER_ANTHROPIC].base_url), 0, 0,
+     "endpoint URL; \"\" = the provider's default"},
+    {"providers.anthropic.api_key_env", KEY_ENVNAME, OFF(providers[COORD_PROVIDER_ANTHROPIC].api_key_env), 0, 0,
+     "variable holding the API key; \"\" = the provider's usual one"},
+    {"providers.anthropic.headers", KEY_HEADERS, OFF(providers[COORD_PROVIDER_ANTHROPIC].headers), 0, 0,
+     "{name: value} headers added to every request"},
+    {"providers.anthropic.concurrency", KEY_INT, OFF(providers[COORD_PROVIDER_ANTHROPIC].concurrency), 0, 100000,
+     "requests at once per profile that sets no limit; 0 = no limit"},
+    {"providers.ollama.base_url", KEY_URL, OFF(providers[COORD_PROVIDER_OLLAMA].base_url), 0, 0,
+     "endpoint URL; \"\" = the provider's default"},
+    {"providers.ollama.api_key_env", KEY_ENVNAME, OFF(providers[COORD_PROVIDER_OLLAMA].api_key_env), 0, 0,
+     "variable holding the API key; \"\" = the provider's usual one"},
+    {"providers.ollama.headers", KEY_HEADERS, OFF(providers[COORD_PROVIDER_OLLAMA].headers), 0, 0,
+     "{name: value} headers added to every request"},
+    {"providers.ollama.concurrency", KEY_INT, OFF(providers[COORD_PROVIDER_OLLAMA].concurrency), 0, 100000,
+     "requests at once per profile that sets no limit; 0 = no limit"},
+    {"agents", KEY_PROFILES, OFF(agents), 0, 0,
+     "shared agent profiles {name: profile} for {\"ref\": name}"},
+    {"model_calls.connect_timeout_ms", KEY_INT, OFF(model_calls.connect_timeout_ms), 100, 600000,
+     "TCP and TLS connect of a model request"},
+    {"model_calls.idle_timeout_ms", KEY_INT, OFF(model_calls.idle_timeout_ms), 100, 86400000,
+     "longest silence of a model endpoint, first byte included"},
+    {"model_calls.max_calls", KEY_INT, OFF(model_calls.max_calls), 0, 10000000,
+     "model calls running and queued; 0 = no limit"},
 };
 
+const char *const coord_provider_names[COORD_PROVIDERS] = {"openai", "anthropic", "ollama"};
+
 /* Objects that only group keys; anything else that is an object is an error. */
-static const char *const config_groups[] = {"limits", "shutdown", "auth", "streams",
-                                            "streams.retention"};
+static const char *const config_groups[] = {"limits",           "shutdown",
+                                            "auth",             "streams",
+                                            "streams.retention", "runs",
+                                            "providers",        "providers.openai",
+                                            "providers.anthropic", "providers.ollama",
+                                            "model_calls"};
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", "off"};
 static const char *const auth_mode_names[] = {"none", "jwt"};
@@ -159,6 +212,18 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.dedupe_window_s = sc.dedupe_window_s;
   cfg->streams.overload_threshold = sc.overload_threshold;
   cfg->streams.sse_keepalive_ms = 15000;
+  cfg->workflows_dir = xstrdup("examples/workflows");
+  cfg->runs.token_coalesce_ms = 20;
+  cfg->runs.max_runs = 1000;
+  cfg->runs.default_tenant = xstrdup("default");
+  for (int i = 0; i < COORD_PROVIDERS; i++) {
+    cfg->providers[i].base_url = xstrdup("");
+    cfg->providers[i].api_key_env = xstrdup("");
+    cfg->providers[i].headers = json_object();
+  }
+  cfg->agents = json_object();
+  cfg->model_calls.connect_timeout_ms = 10000;
+  cfg->model_calls.idle_timeout_ms = 60000;
 }
 
 void coord_config_close(coord_config_t *cfg) {
@@ -166,6 +231,14 @@ void coord_config_close(coord_config_t *cfg) {
   free(cfg->data_dir);
   free(cfg->web_root);
   free(cfg->auth.jwt_secret);
+  free(cfg->workflows_dir);
+  free(cfg->runs.default_tenant);
+  for (int i = 0; i < COORD_PROVIDERS; i++) {
+    free(cfg->providers[i].base_url);
+    free(cfg->providers[i].api_key_env);
+    json_decref(cfg->providers[i].headers);
+  }
+  json_decref(cfg->agents);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -248,8 +321,139 @@ static void config_choices_text(char *buf, size_t len, const char *const *names,
     used += (size_t)snprintf(buf + used, len - used, "%s\"%s\"", i ? ", " : "", names[i]);
 }
 
+static bool config_is_json_kind(key_kind_t kind) {
+  return kind == KEY_HEADERS || kind == KEY_PROFILES;
+}
+
+/* An HTTP header name: 1-128 token characters (RFC 9110). */
+static bool config_header_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 128) return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return false;
+  return true;
+}
+
+static int config_check_headers(const json_t *v, const char *where, const char *key,
+                                coord_config_error_t *err) {
+  if (!json_is_object(v)) {
+    config_error(err, where, key, "must be an object {\"Header-Name\": \"value\"}");
+    return -EINVAL;
+  }
+  if (json_object_size(v) > 64) {
+    config_error(err, where, key, "at most 64 headers");
+    return -EINVAL;
+  }
+  const char *name;
+  json_t *val;
+  json_object_foreach((json_t *)v, name, val) {
+    char path[256];
+    snprintf(path, sizeof path, "%s.%.128s", key, name);
+    if (!config_header_name_ok(name)) {
+      config_error(err, where, path, "a header name is 1 to 128 token characters");
+      return -EINVAL;
+    }
+    const char *text = json_string_value(val);
+    if (!text || strlen(text) != json_string_length(val) || strpbrk(text, "\r\n") ||
+        json_string_length(val) > 8192) {
+      config_error(err, where, path,
+                   "must be a string of at most 8192 bytes without CR, LF or NUL");
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* Checks shared agent profiles with the workflow validator: each one is placed in a
+ * one-step workflow document, so the rules (and the wording of the errors) are exactly
+ * those of a profile written inside a workflow file. */
+static int config_check_profiles(const json_t *v, const char *where, const char *key,
+                                 coord_config_error_t *err) {
+  if (!json_is_object(v)) {
+    config_error(err, where, key, "must be an object {\"name\": {\"provider\": ...}}");
+    return -EINVAL;
+  }
+  if (json_object_size(v) > 256) {
+    config_error(err, where, key, "at most 256 shared profiles");
+    return -EINVAL;
+  }
+  const char *name;
+  json_t *prof;
+  json_object_foreach((json_t *)v, name, prof) {
+    char path[256];
+    if (json_is_object(prof) && json_object_get(prof, "ref")) {
+      snprintf(path, sizeof path, "%s.%.64s.ref", key, name);
+      config_error(err, where, path, "a shared profile cannot refer to another one");
+      return -EINVAL;
+    }
+    if (json_is_object(prof) && json_object_get(prof, "system")) {
+      /* The engine resolves a {"ref"} into provider, model, params, base_url,
+       * api_key_env and concurrency; a shared system prompt would be silently dropped. */
+      snprintf(path, sizeof path, "%s.%.64s.system", key, name);
+      config_error(err, where, path,
+                   "not supported in a shared profile; give the system prompt in the "
+                   "workflow's own profile");
+      return -EINVAL;
+    }
+  }
+  json_t *doc = json_pack("{s:s,s:O,s:[{s:s,s:s,s:s}]}", "name", "config-agents", "agents", v,
+                          "steps", "id", "check", "type", "transform", "value", "");
+  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (!text) {
+    config_error(err, where, key, "cannot be encoded");
+    return -EINVAL;
+  }
+  wf_workflow_t *wf = NULL;
+  wf_errors_t *errs = NULL;
+  int rc = wf_load_buffer(text, strlen(text), "config", NULL, &wf, &errs);
+  free(text);
+  wf_free(wf);
+  if (rc < 0) {
+    const wf_error_t *e = wf_errors_count(errs) ? wf_errors_at(errs, 0) : NULL;
+    /* The validator's paths ("agents.writer.params") are the config keys. */
+    config_error(err, where, e && e->path[0] ? e->path : key, "%s",
+                 e ? e->reason : "invalid shared profiles");
+    rc = -EINVAL;
+  }
+  wf_errors_free(errs);
+  return rc;
+}
+
+/* Sets a JSON-valued key (headers, profiles) after checking it; v is borrowed. */
+static int config_apply_json_kind(coord_config_t *cfg, const config_key_t *k, json_t *v,
+                                  const char *where, coord_config_error_t *err) {
+  int rc = k->kind == KEY_HEADERS ? config_check_headers(v, where, k->name, err)
+                                  : config_check_profiles(v, where, k->name, err);
+  if (rc < 0) return rc;
+  json_t **slot = (json_t **)(void *)((char *)cfg + k->offset);
+  json_decref(*slot);
+  *slot = json_deep_copy(v);
+  return 0;
+}
+
+/* An environment variable name for an API key: 1-128 of A-Z a-z 0-9 _, not starting
+ * with a digit. */
+static bool config_envname_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 128 || isdigit((unsigned char)s[0])) return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '_') return false;
+  return true;
+}
+
+static bool config_url_ok(const char *s) {
+  const char *rest = strncmp(s, "http://", 7) == 0    ? s + 7
+                     : strncmp(s, "https://", 8) == 0 ? s + 8
+                                                      : NULL;
+  if (!rest || !*rest || *rest == '/' || strlen(s) > 2048) return false;
+  for (; *s; s++)
+    if ((unsigned char)*s <= ' ' || *s == 0x7f) return false;
+  return true;
+}
+
 /* Applies one value given as text (env, CLI) or as an integer (JSON); exactly one of
- * text / ival is used, chosen by is_int. */
+ * text / ival is used, chosen by is_int. JSON-valued keys parse their text. */
 static int config_apply_value(coord_config_t *cfg, const config_key_t *k, const char *text,
                               bool is_int, int64_t ival, const char *where,
                               coord_config_error_t *err) {
@@ -275,6 +479,41 @@ static int config_apply_value(coord_config_t *cfg, const config_key_t *k, const 
     return -EINVAL;
   }
   switch (k->kind) {
+  case KEY_HEADERS:
+  case KEY_PROFILES: {
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+      config_error(err, where, k->name, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+      return -EINVAL;
+    }
+    int rc = config_apply_json_kind(cfg, k, v, where, err);
+    json_decref(v);
+    return rc;
+  }
+  case KEY_TENANT:
+    if (!coord_auth_tenant_valid(text)) {
+      config_error(err, where, k->name, "must match [a-z0-9_-]{1,64}");
+      return -EINVAL;
+    }
+    config_set_string(cfg, k->offset, text);
+    return 0;
+  case KEY_URL:
+    if (*text && !config_url_ok(text)) {
+      config_error(err, where, k->name,
+                   "must be \"\" or an http:// or https:// URL with a host and no spaces");
+      return -EINVAL;
+    }
+    config_set_string(cfg, k->offset, text);
+    return 0;
+  case KEY_ENVNAME:
+    if (*text && !config_envname_ok(text)) {
+      config_error(err, where, k->name,
+                   "must be \"\" or an environment variable name (A-Z a-z 0-9 _)");
+      return -EINVAL;
+    }
+    config_set_string(cfg, k->offset, text);
+    return 0;
   case KEY_NONEMPTY:
     if (!*text) {
       config_error(err, where, k->name, "must not be empty");
@@ -360,7 +599,9 @@ static int config_apply_object(coord_config_t *cfg, json_t *obj, const char *pre
       return -EINVAL;
     }
     int rc;
-    if (k->kind == KEY_INT) {
+    if (config_is_json_kind(k->kind)) {
+      rc = config_apply_json_kind(cfg, k, value, where, err);
+    } else if (k->kind == KEY_INT) {
       if (!json_is_integer(value)) {
         config_error(err, where, path, "must be an integer between %" PRId64 " and %" PRId64,
                      k->min, k->max);
@@ -485,6 +726,10 @@ void coord_config_print_keys(FILE *out) {
       break;
     case KEY_AUTHMODE:
       snprintf(def, sizeof def, "\"%s\"", auth_mode_names[d.auth.mode]);
+      break;
+    case KEY_HEADERS:
+    case KEY_PROFILES:
+      snprintf(def, sizeof def, "{}");
       break;
     default:
       snprintf(def, sizeof def, "\"%s\"", *(char *const *)(const void *)(base + k->offset));

@@ -8,7 +8,11 @@
  * and 1000000`. Keys that belong to later layers (auth.*, streams.*, publish limits) are
  * parsed and range-checked here so that a bad value fails at start, and are only carried.
  * The defaults of the streams keys come from stream_config_defaults() (one source of truth);
- * streams_mod.c maps them onto stream_config_t. */
+ * streams_mod.c maps them onto stream_config_t. Keys of the workflow runs and the model
+ * clients (workflows_dir, runs.*, providers.*, agents, model_calls.*) are mapped by
+ * runs_mod.c; object-valued keys (providers.<name>.headers, agents) take a JSON object in
+ * the file and JSON text in their environment variable, and each shared profile of
+ * `agents` is checked with the workflow validator, so its errors read like a workflow's. */
 #ifndef COORD_CONFIG_H
 #define COORD_CONFIG_H
 
@@ -16,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "base/log.h"
 
@@ -26,6 +32,18 @@ typedef enum {
 
 /* All fields are valid once coord_config_defaults() has run; strings are owned (heap) and
  * freed by coord_config_close(). Durations carry their unit in the name. */
+/* Daemon-wide settings of one HTTP model provider (providers.<name>.*). */
+typedef struct coord_provider_config {
+  char *base_url;      /* owned; "" = the provider's default (docs/agents.md) */
+  char *api_key_env;   /* owned; "" = OPENAI_API_KEY / ANTHROPIC_API_KEY / none */
+  json_t *headers;     /* owned; {name: value} added to every request, {} for none */
+  int64_t concurrency; /* requests at once per limit key whose profile sets none; 0 = no limit */
+} coord_provider_config_t;
+
+/* providers[] index: the HTTP providers that have daemon-wide settings. */
+enum { COORD_PROVIDER_OPENAI = 0, COORD_PROVIDER_ANTHROPIC, COORD_PROVIDER_OLLAMA, COORD_PROVIDERS };
+extern const char *const coord_provider_names[COORD_PROVIDERS]; /* "openai", ... */
+
 typedef struct coord_config {
   char *listen;        /* owned; "HOST:PORT" as given */
   char listen_host[64]; /* numeric address parsed from listen ("localhost" -> 127.0.0.1) */
@@ -67,6 +85,25 @@ typedef struct coord_config {
     int64_t overload_threshold; /* uncommitted events before publishes are shed (503) */
     int64_t sse_keepalive_ms;   /* ": keepalive" comment on a quiet SSE stream this often */
   } streams;
+
+  char *workflows_dir; /* owned; folder of workflow files, read at start and on SIGHUP */
+
+  struct {
+    int64_t token_coalesce_ms; /* window of one token event; 0 = one event per delta */
+    int64_t max_runs;          /* runs executing at once; more starts get 503 */
+    char *default_tenant;      /* owned; the tenant of runs under auth.mode none */
+  } runs;
+
+  coord_provider_config_t providers[COORD_PROVIDERS];
+  /* Shared agent profiles {name: profile} that workflows use with {"ref": name}; owned,
+   * {} when none. Each profile was checked like a workflow's own (coord_config_apply_*). */
+  json_t *agents;
+
+  struct {
+    int64_t connect_timeout_ms; /* TCP + TLS connect of a model request */
+    int64_t idle_timeout_ms;    /* longest silence inside a streamed response */
+    int64_t max_calls;          /* model calls running + queued; 0 = no limit */
+  } model_calls;
 } coord_config_t;
 
 /* Where a config problem was found and why; text is the full one-line message. */

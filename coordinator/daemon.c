@@ -41,6 +41,7 @@ static const struct {
     {"endpoints", coord__endpoints_register},
     {"test routes", coord__testroutes_register},
     {"streams", coord__streams_attach},
+    {"runs", coord__runs_attach},
     {"static files", coord__static_register},
 };
 

@@ -89,6 +89,9 @@ struct coord_daemon {
    * the hub. Hooks run in reverse registration order, so a later module stops (releasing
    * its connections and frames) before the hub it uses is closed. */
   struct stream_hub *streams_hub; /* borrowed */
+  /* The streams module's store (the run engine keeps its runs there too): set by the
+   * streams module's attach, NULL again at its exit hook. */
+  struct store *streams_store; /* borrowed */
   /* Why the daemon is not ready although running (NULL = ready); for /readyz. */
   const char *(*not_ready)(void *ud);
   void *not_ready_ud;
@@ -171,6 +174,10 @@ int coord__endpoints_register(coord_daemon_t *d) __attribute__((warn_unused_resu
 /* streams_mod.c: the streams engine on the daemon (store, hub, WebSocket session, HTTP
  * and SSE routes, metrics, drain). */
 int coord__streams_attach(coord_daemon_t *d) __attribute__((warn_unused_result));
+
+/* runs_mod.c: the workflow engine and the model clients on the daemon (registry with
+ * SIGHUP reload, /v1/workflows and /v1/runs routes, metrics); attached after streams. */
+int coord__runs_attach(coord_daemon_t *d) __attribute__((warn_unused_result));
 
 /* testroutes.c: the /_test/ routes, only with COORD_TEST_ROUTES=1 in the environment. */
 int coord__testroutes_register(coord_daemon_t *d) __attribute__((warn_unused_result));

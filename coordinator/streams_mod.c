@@ -323,8 +323,8 @@ static void streams_on_stop(coord_daemon_t *d, void *ud) {
 }
 
 static void streams_on_exit(coord_daemon_t *d, void *ud) {
-  (void)d;
   coord_streams_t *s = ud;
+  d->streams_store = NULL;
   store_close(s->store);
   free(s);
 }
@@ -374,6 +374,7 @@ int coord__streams_attach(coord_daemon_t *d) {
   coord_daemon_set_ready_check(d, streams_not_ready, s);
   coord_ws_set_session(d->ws, &coord__streams_ws_session, s);
   d->streams_hub = s->hub;
+  d->streams_store = s->store;
   rc = coord__streams_http_register(s);
   if (rc == 0) rc = coord__streams_sse_register(s);
   if (rc < 0) return rc;

@@ -285,6 +285,149 @@ static void test_config_file_errors_name_the_path(void **state) {
   coord_config_close(&c);
 }
 
+static void test_config_runs_and_model_keys_have_their_documented_defaults(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_defaults(&c);
+  assert_string_equal(c.workflows_dir, "examples/workflows");
+  assert_int_equal(c.runs.token_coalesce_ms, 20);
+  assert_int_equal(c.runs.max_runs, 1000);
+  assert_string_equal(c.runs.default_tenant, "default");
+  for (int i = 0; i < COORD_PROVIDERS; i++) {
+    assert_string_equal(c.providers[i].base_url, "");
+    assert_string_equal(c.providers[i].api_key_env, "");
+    assert_int_equal(json_object_size(c.providers[i].headers), 0);
+    assert_int_equal(c.providers[i].concurrency, 0);
+  }
+  assert_int_equal(json_object_size(c.agents), 0);
+  assert_int_equal(c.model_calls.connect_timeout_ms, 10000);
+  assert_int_equal(c.model_calls.idle_timeout_ms, 60000);
+  assert_int_equal(c.model_calls.max_calls, 0);
+  coord_config_close(&c);
+}
+
+static void test_config_file_sets_providers_shared_profiles_and_run_keys(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  static const char json[] =
+      "{\"workflows_dir\":\"wf\",\"runs\":{\"token_coalesce_ms\":0,\"max_runs\":5,"
+      "\"default_tenant\":\"acme\"},"
+      "\"providers\":{\"openai\":{\"base_url\":\"http://127.0.0.1:9/v1\",\"api_key_env\":\"MY_KEY\","
+      "\"headers\":{\"X-Org\":\"o1\"},\"concurrency\":3},\"ollama\":{\"base_url\":\"https://h\"}},"
+      "\"agents\":{\"writer\":{\"provider\":\"openai\",\"model\":\"m\",\"params\":{\"temperature\":0.5},"
+      "\"concurrency\":2},\"fake\":{\"provider\":\"mock\"}},"
+      "\"model_calls\":{\"connect_timeout_ms\":500,\"idle_timeout_ms\":1500,\"max_calls\":9}}";
+  assert_int_equal(coord_config_apply_json(&c, json, sizeof json - 1, "f.json", &err), 0);
+  assert_string_equal(c.workflows_dir, "wf");
+  assert_int_equal(c.runs.token_coalesce_ms, 0);
+  assert_int_equal(c.runs.max_runs, 5);
+  assert_string_equal(c.runs.default_tenant, "acme");
+  assert_string_equal(c.providers[COORD_PROVIDER_OPENAI].base_url, "http://127.0.0.1:9/v1");
+  assert_string_equal(c.providers[COORD_PROVIDER_OPENAI].api_key_env, "MY_KEY");
+  assert_string_equal(
+      json_string_value(json_object_get(c.providers[COORD_PROVIDER_OPENAI].headers, "X-Org")), "o1");
+  assert_int_equal(c.providers[COORD_PROVIDER_OPENAI].concurrency, 3);
+  assert_string_equal(c.providers[COORD_PROVIDER_OLLAMA].base_url, "https://h");
+  assert_string_equal(c.providers[COORD_PROVIDER_ANTHROPIC].base_url, "");
+  assert_int_equal(json_object_size(c.agents), 2);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(c.agents, "writer"), "model")), "m");
+  assert_int_equal(c.model_calls.connect_timeout_ms, 500);
+  assert_int_equal(c.model_calls.idle_timeout_ms, 1500);
+  assert_int_equal(c.model_calls.max_calls, 9);
+  coord_config_close(&c);
+}
+
+static const struct {
+  const char *json, *text, *key;
+} invalid_run_cases[] = {
+    {"{\"runs\":{\"default_tenant\":\"Acme\"}}",
+     "f.json: runs.default_tenant: must match [a-z0-9_-]{1,64}", "runs.default_tenant"},
+    {"{\"runs\":{\"max_runs\":0}}",
+     "f.json: runs.max_runs: must be an integer between 1 and 1000000", "runs.max_runs"},
+    {"{\"runs\":{\"token_coalesce_ms\":-1}}",
+     "f.json: runs.token_coalesce_ms: must be an integer between 0 and 10000",
+     "runs.token_coalesce_ms"},
+    {"{\"workflows_dir\":\"\"}", "f.json: workflows_dir: must not be empty", "workflows_dir"},
+    {"{\"providers\":{\"openai\":{\"base_url\":\"ftp://x\"}}}",
+     "f.json: providers.openai.base_url: must be \"\" or an http:// or https:// URL with a host "
+     "and no spaces",
+     "providers.openai.base_url"},
+    {"{\"providers\":{\"anthropic\":{\"api_key_env\":\"MY-KEY\"}}}",
+     "f.json: providers.anthropic.api_key_env: must be \"\" or an environment variable name (A-Z "
+     "a-z 0-9 _)",
+     "providers.anthropic.api_key_env"},
+    {"{\"providers\":{\"openai\":{\"headers\":{\"X-A\":\"a\\nb\"}}}}",
+     "f.json: providers.openai.headers.X-A: must be a string of at most 8192 bytes without CR, "
+     "LF or NUL",
+     "providers.openai.headers.X-A"},
+    {"{\"providers\":{\"openai\":{\"headers\":[]}}}",
+     "f.json: providers.openai.headers: must be an object {\"Header-Name\": \"value\"}",
+     "providers.openai.headers"},
+    {"{\"providers\":{\"mock\":{}}}", "f.json: providers.mock: unknown key", "providers.mock"},
+    {"{\"agents\":{\"w\":{\"provider\":\"openia\",\"model\":\"m\"}}}",
+     "f.json: agents.w.provider: unknown provider \"openia\" (expected mock, openai, anthropic "
+     "or ollama)",
+     "agents.w.provider"},
+    {"{\"agents\":{\"w\":{\"provider\":\"openai\"}}}",
+     "f.json: agents.w.model: missing required field", "agents.w.model"},
+    {"{\"agents\":{\"w\":{\"provider\":\"mock\",\"params\":{\"temperature\":7}}}}",
+     "f.json: agents.w.params.temperature: expected a number from 0 to 2",
+     "agents.w.params.temperature"},
+    {"{\"agents\":{\"w\":{\"ref\":\"x\"}}}",
+     "f.json: agents.w.ref: a shared profile cannot refer to another one", "agents.w.ref"},
+    {"{\"agents\":{\"w\":{\"provider\":\"mock\",\"system\":\"hi\"}}}",
+     "f.json: agents.w.system: not supported in a shared profile; give the system prompt in the "
+     "workflow's own profile",
+     "agents.w.system"},
+    {"{\"agents\":[]}", "f.json: agents: must be an object {\"name\": {\"provider\": ...}}",
+     "agents"},
+    {"{\"model_calls\":{\"idle_timeout_ms\":0}}",
+     "f.json: model_calls.idle_timeout_ms: must be an integer between 100 and 86400000",
+     "model_calls.idle_timeout_ms"},
+};
+
+static void test_config_rejects_bad_run_and_model_keys_naming_the_nested_field(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof invalid_run_cases / sizeof invalid_run_cases[0]; i++) {
+    coord_config_t c;
+    coord_config_error_t err;
+    coord_config_defaults(&c);
+    const char *j = invalid_run_cases[i].json;
+    int rc = coord_config_apply_json(&c, j, strlen(j), "f.json", &err);
+    coord_config_close(&c);
+    if (rc != -EINVAL || strcmp(err.text, invalid_run_cases[i].text) != 0 ||
+        strcmp(err.key, invalid_run_cases[i].key) != 0)
+      fail_msg("case %zu (%s): rc %d, text \"%s\", key \"%s\"", i, j, rc, err.text, err.key);
+  }
+}
+
+static void test_config_object_keys_take_json_text_from_the_environment(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  const char *env[] = {
+      "COORDINATOR_AGENTS={\"w\":{\"provider\":\"ollama\",\"model\":\"llama3\"}}",
+      "COORDINATOR_PROVIDERS_OLLAMA_BASE_URL=http://127.0.0.1:11434",
+      "COORDINATOR_PROVIDERS_OPENAI_HEADERS={\"X-Org\":\"o\"}",
+      "COORDINATOR_RUNS_DEFAULT_TENANT=team-a", "COORDINATOR_WORKFLOWS_DIR=/srv/wf", NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, env, &err), 0);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(c.agents, "w"), "model")), "llama3");
+  assert_string_equal(c.providers[COORD_PROVIDER_OLLAMA].base_url, "http://127.0.0.1:11434");
+  assert_int_equal(json_object_size(c.providers[COORD_PROVIDER_OPENAI].headers), 1);
+  assert_string_equal(c.runs.default_tenant, "team-a");
+  assert_string_equal(c.workflows_dir, "/srv/wf");
+  const char *bad[] = {"COORDINATOR_AGENTS={\"w\":", NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, bad, &err), -EINVAL);
+  assert_string_equal(err.key, "agents");
+  assert_non_null(strstr(err.text, "COORDINATOR_AGENTS: agents: invalid JSON at column"));
+  coord_config_close(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_serve_loopback_8080_with_data_in_dot_data),
@@ -297,6 +440,10 @@ int main(void) {
       cmocka_unit_test(test_config_validate_refuses_auth_none_on_a_public_address),
       cmocka_unit_test(test_config_listen_parser_accepts_and_rejects),
       cmocka_unit_test(test_config_file_errors_name_the_path),
+      cmocka_unit_test(test_config_runs_and_model_keys_have_their_documented_defaults),
+      cmocka_unit_test(test_config_file_sets_providers_shared_profiles_and_run_keys),
+      cmocka_unit_test(test_config_rejects_bad_run_and_model_keys_naming_the_nested_field),
+      cmocka_unit_test(test_config_object_keys_take_json_text_from_the_environment),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
