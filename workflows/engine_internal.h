@@ -1,5 +1,5 @@
 /* Declarations shared by the run engine's files (engine.c, run_api.c, run_events.c,
- * run_exec.c, run_kinds.c, run_llm.c). Nothing here is public; the validator's model it
+ * run_exec.c, run_kinds.c, run_llm.c, run_agent.c). Nothing here is public; the validator's model it
  * reads is in internal.h.
  *
  * Shape of a run in memory: a wf__run_t holds the root list node; a list node runs its
@@ -167,6 +167,7 @@ typedef struct wf__list {
 typedef enum { WF__SX_IDLE, WF__SX_RUN, WF__SX_BACKOFF, WF__SX_WAIT, WF__SX_DONE } wf__sx_phase_t;
 
 typedef struct wf__llm wf__llm_t;
+typedef struct wf__ext wf__ext_t;
 
 /* One step instance. Containers own kids (child lists indexed by slot). */
 typedef struct wf__sx {
@@ -191,6 +192,8 @@ typedef struct wf__sx {
   json_t *error;      /* owned: the first failure among kids */
   /* llm */
   wf__llm_t *llm; /* owned while an attempt runs */
+  /* agent (external task) */
+  wf__ext_t *ext; /* owned while an attempt runs */
   /* approval */
   int64_t deadline_ms;    /* wall clock; 0 = none */
   json_t *prompt;         /* owned: the rendered approval prompt */
@@ -222,6 +225,7 @@ struct wf__run {
   base_queue_t outq, inflight; /* wf__ev_t */
   wf__tmr_t pub_retry;
   base_queue_t approvals; /* wf__sx_t waiting */
+  base_map_t ext_tasks;   /* wf__ext_t of running agent attempts, by task id */
   bool finished;
   bool quiet; /* being torn down: publish and store nothing more */
 };
@@ -272,9 +276,29 @@ void wf__llm_stop(wf__sx_t *s);
 void wf__llm_streamed(const wf__sx_t *s, const char **text, json_t **extra);
 /* Whether the current llm attempt already streamed output. */
 bool wf__llm_partial(const wf__sx_t *s);
+/* The text the current attempt streamed (llm tokens, agent partial output), for rows and
+ * events; NULL for kinds that stream nothing. Borrowed until the attempt stops. */
+const char *wf__kind_text(const wf__sx_t *s);
+/* Whether the current attempt already streamed output (llm or agent). */
+bool wf__kind_partial(const wf__sx_t *s);
 /* The step row's extra fields for the step's current state (new reference or NULL). */
 json_t *wf__sx_extra(const wf__sx_t *s);
 /* Decides a waiting approval. Returns 0 or -ESRCH. */
 int wf__approval_decide(wf__sx_t *s, bool approve, const char *comment);
+
+/* ---- run_agent.c: the agent kind (a task for an external agent) ------------------ */
+
+/* Publishes the attempt's task to the coordination topic and waits for its result. */
+void wf__ext_start(wf__sx_t *s);
+/* Ends the attempt's task: stops watching its reply topic and, unless the run is quiet,
+ * publishes task.closed there with the reason last given to wf__ext_reason (default
+ * "stopped"). */
+void wf__ext_stop(wf__sx_t *s);
+/* Names why the running task is about to end ("timeout", "cancelled"); no-op otherwise. */
+void wf__ext_reason(wf__sx_t *s, const char *reason);
+const char *wf__ext_text(const wf__sx_t *s);
+bool wf__ext_partial(const wf__sx_t *s);
+/* {"task_id", "topic", "reply_to"} of the current task (new reference) or NULL. */
+json_t *wf__ext_extra(const wf__sx_t *s);
 
 #endif

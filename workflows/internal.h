@@ -196,7 +196,7 @@ struct wf__step {
   wf__vtmpl_t *catch_output;   /* WF_CATCH_CONTINUE: the output to use; may be NULL */
   union {
     struct { const wf__agent_t *agent; wf__tmpl_t *prompt; const json_t *output_schema; bool stream; } llm;
-    struct { wf__tmpl_t *topic; wf__vtmpl_t *input; int64_t heartbeat_ms; } agent;
+    struct { wf__tmpl_t *topic; wf__vtmpl_t *input; int64_t heartbeat_ms; const char *group; } agent;
     struct { wf__steps_t *branches; size_t nbranches; bool join_any; } parallel;
     struct { wf__tmpl_t *over; wf__steps_t steps; int concurrency; int tolerated_failures; } map;
     struct { wf__tmpl_t *value; wf__case_t *cases; size_t ncases; wf__steps_t deflt; bool has_default; } sw;

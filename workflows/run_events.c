@@ -168,6 +168,10 @@ void wf__view_apply(json_t *view, const char *type, const json_t *d) {
     if (json_object_get(step, "text")) json_object_set_new(step, "text", json_string(""));
     json_object_del(step, "reasoning");
     json_object_del(step, "tool_calls");
+  } else if (!strcmp(type, "task.offered")) {
+    set_copy(step, "task_id", json_object_get(d, "task_id"));
+    set_copy(step, "topic", json_object_get(d, "topic"));
+    set_copy(step, "reply_to", json_object_get(d, "reply_to"));
   } else if (!strcmp(type, "approval.requested")) {
     json_object_set_new(step, "status", json_string("waiting"));
     set_copy(step, "prompt", json_object_get(d, "prompt"));

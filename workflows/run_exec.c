@@ -95,6 +95,7 @@ void wf__run_free(wf__run_t *r) {
   json_decref(r->input);
   json_decref(r->ctx);
   json_decref(r->stored);
+  base_map_close(&r->ext_tasks); /* empty: the root's agent steps stopped above */
   wf__view_drop(r);
   json_decref(r->view);
   free(r->tenant);
@@ -471,9 +472,10 @@ static void backoff_cb(wf__tmr_t *t) {
 
 static void timeout_cb(wf__tmr_t *t) {
   wf__sx_t *s = container_of(t, wf__sx_t, timeout);
+  wf__ext_reason(s, "timeout");
   wf__sx_fail(s, "timeout",
               xasprintf("no result within timeout_ms %lld", (long long)s->step->timeout_ms), -1,
-              s->step->kind == WF_STEP_LLM && wf__llm_partial(s));
+              wf__kind_partial(s));
 }
 
 void wf__sx_ok(wf__sx_t *s, json_t *output, json_t *usage) {
@@ -485,9 +487,8 @@ void wf__sx_ok(wf__sx_t *s, json_t *output, json_t *usage) {
   wf_engine_t *e = s->n.run->e;
   wf__tmr_stop(e, &s->timeout);
   int64_t ts = wf__now_ms(e);
-  const char *text = NULL;
+  const char *text = wf__kind_text(s);
   json_t *extra = wf__sx_extra(s);
-  if (s->step->kind == WF_STEP_LLM) wf__llm_streamed(s, &text, NULL);
   wf__sx_save(s, "completed", ts, output, usage, text, extra, NULL);
   json_decref(extra);
   json_t *d = json_pack("{s:O,s:I}", "output", output, "ts", (json_int_t)ts);
@@ -545,7 +546,7 @@ void wf__sx_fail(wf__sx_t *s, const char *cls, char *msg, int64_t retry_after_ms
   const wf__retry_t *p = &s->step->retry;
   if (retryable(p, cls) && s->tries < p->max_attempts && (!partial || p->after_partial_output)) {
     int64_t delay = retry_after_ms >= 0 ? retry_after_ms : backoff_delay(s);
-    bool discarded = partial || (s->step->kind == WF_STEP_LLM && wf__llm_partial(s));
+    bool discarded = partial || wf__kind_partial(s);
     wf__kind_stop(s);
     wf__sx_save(s, "retrying", ts, NULL, NULL, NULL, NULL, err);
     sx_emit(
@@ -558,9 +559,8 @@ void wf__sx_fail(wf__sx_t *s, const char *cls, char *msg, int64_t retry_after_ms
     wf__tmr_start(e, &s->backoff, delay);
     return;
   }
-  const char *text = NULL;
+  const char *text = wf__kind_text(s);
   json_t *extra = wf__sx_extra(s);
-  if (s->step->kind == WF_STEP_LLM) wf__llm_streamed(s, &text, NULL);
   if (!extra) extra = json_object();
   json_t *d = json_pack("{s:O,s:I}", "error", err, "ts", (json_int_t)ts);
   json_t *output = NULL;
@@ -614,11 +614,12 @@ static void sx_cancel(wf__sx_t *s) {
   json_t *extra = NULL;
   if (active && !r->quiet) {
     extra = wf__sx_extra(s);
-    if (s->step->kind == WF_STEP_LLM && s->phase != WF__SX_BACKOFF) {
-      wf__llm_streamed(s, &text, NULL);
+    if (s->phase != WF__SX_BACKOFF) {
+      text = wf__kind_text(s);
       text = text ? xstrdup(text) : NULL;
     }
   }
+  wf__ext_reason(s, "cancelled");
   wf__kind_stop(s);
   wf__tmr_stop(e, &s->timeout);
   wf__tmr_stop(e, &s->backoff);

@@ -1,6 +1,6 @@
-/* What each step kind does inside one attempt, except llm (run_llm.c): transform,
- * approval, the containers (parallel, map, switch, loop, workflow) with their child
- * lists, and the reserved agent kind, which fails as not implemented.
+/* What each step kind does inside one attempt, except llm (run_llm.c) and agent
+ * (run_agent.c): transform, approval, the containers (parallel, map, switch, loop,
+ * workflow) with their child lists.
  *
  * Child lists get keys under their container: "<key>/" for parallel branches, switch
  * cases and sub-workflows, "<key>[i]/" for map items, "<key>#i/" for loop iterations,
@@ -255,16 +255,17 @@ void wf__kind_start(wf__sx_t *s) {
       workflow_start(s);
       break;
     case WF_STEP_AGENT:
+      wf__ext_start(s);
+      break;
     default:
-      wf__sx_fail(s, "not_implemented",
-                  xstrdup("step type \"agent\" (external agents) is not implemented yet"), -1,
-                  false);
+      wf__sx_fail(s, "not_implemented", xstrdup("unknown step type"), -1, false);
       break;
   }
 }
 
 void wf__kind_stop(wf__sx_t *s) {
   if (s->llm) wf__llm_stop(s);
+  if (s->ext) wf__ext_stop(s);
   base_queue_remove(&s->wait_link);
   for (size_t i = 0; i < s->nkids; i++) {
     if (!s->kids[i]) continue;
@@ -275,7 +276,24 @@ void wf__kind_stop(wf__sx_t *s) {
   s->active = 0;
 }
 
+const char *wf__kind_text(const wf__sx_t *s) {
+  if (s->step->kind == WF_STEP_LLM) {
+    const char *text = NULL;
+    wf__llm_streamed(s, &text, NULL);
+    return text;
+  }
+  if (s->step->kind == WF_STEP_AGENT) return wf__ext_text(s);
+  return NULL;
+}
+
+bool wf__kind_partial(const wf__sx_t *s) {
+  if (s->step->kind == WF_STEP_LLM) return wf__llm_partial(s);
+  if (s->step->kind == WF_STEP_AGENT) return wf__ext_partial(s);
+  return false;
+}
+
 json_t *wf__sx_extra(const wf__sx_t *s) {
+  if (s->step->kind == WF_STEP_AGENT) return wf__ext_extra(s);
   if (s->step->kind == WF_STEP_LLM) {
     json_t *extra = NULL;
     wf__llm_streamed(s, NULL, &extra);

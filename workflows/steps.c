@@ -26,7 +26,7 @@ static const char *const common_keys[] = {"id", "type", "description", "timeout_
 #define KIND_MAX_KEYS 4
 static const char *const kind_keys[WF_STEP__COUNT][KIND_MAX_KEYS] = {
     [WF_STEP_LLM] = {"agent", "prompt", "output_schema", "stream"},
-    [WF_STEP_AGENT] = {"topic", "input", "heartbeat_ms"},
+    [WF_STEP_AGENT] = {"topic", "input", "heartbeat_ms", "group"},
     [WF_STEP_PARALLEL] = {"branches", "join"},
     [WF_STEP_MAP] = {"over", "steps", "concurrency", "tolerated_failures"},
     [WF_STEP_SWITCH] = {"value", "cases", "default"},
@@ -82,6 +82,19 @@ static bool id_ok(const char *s) {
     char c = s[i];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
           c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* A consumer group name (streams.h: STREAM_GROUP_NAME_MAX). */
+static bool group_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 64) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-' || c == '.'))
       return false;
   }
   return true;
@@ -344,6 +357,8 @@ static void v_kind(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
     wf__v_template(v, o, "topic", true, &s->u.agent.topic);
     wf__v_vtemplate(v, o, "input", false, &s->u.agent.input);
     if (wf__v_int(v, o, "heartbeat_ms", false, 100, MAX_BACKOFF_MS, &n)) s->u.agent.heartbeat_ms = n;
+    if (wf__v_string(v, o, "group", false, &s->u.agent.group) && !group_name_ok(s->u.agent.group))
+      wf__v_error(v, "group", "must match [A-Za-z0-9_.-]{1,64}");
     break;
   case WF_STEP_PARALLEL: v_parallel(v, o, s); break;
   case WF_STEP_MAP: v_map(v, o, s); break;

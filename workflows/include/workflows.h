@@ -245,8 +245,34 @@ typedef struct wf_engine_stats {
   uint64_t token_events;   /* token events published */
   uint64_t token_deltas;   /* deltas received from the agent client */
   uint64_t publish_errors; /* events the hub refused for good */
+  uint64_t tasks_offered;  /* agent tasks made durable on their coordination topic */
+  uint64_t task_results;   /* results and errors agents delivered that a step took */
+  uint64_t task_rejected;  /* HTTP results refused (unknown or no longer waiting) */
+  uint64_t task_heartbeat_misses; /* attempts failed for a missed heartbeat */
 } wf_engine_stats_t;
 
 void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out);
+
+/* ---- tasks of external agents (run_agent.c; docs/agents-external.md) ---------------
+ *
+ * An `agent` step publishes a `task` event to its coordination topic with a task id
+ * (unique per run, step instance and attempt: "<run_id>.<16 hex>.<attempt>") and a reply
+ * topic "<tenant>/runs/<run_id>/tasks/<task_id>", which the engine watches while the
+ * attempt runs. Agents answer there (task.heartbeat, task.partial, task.result,
+ * task.error events) or through wf_task_result (POST /v1/tasks/{task_id}/result). */
+
+#define WF_TASK_ID_MAX 96 /* bytes of a task id */
+
+/* Delivers the answer of task_id for tenant (NULL: the default tenant).
+ *   body: {"output": any JSON} (the step completes with it; an optional "usage" object
+ *         {"in_tokens","out_tokens"} is kept) or {"error": "message" or {"message":...}}
+ *         (the attempt fails with class agent_error). Borrowed.
+ *   why:  may be NULL; receives a fresh message (free()) for every error.
+ * Returns 0 (the step took it), -EINVAL (the body has neither or both of output and
+ * error), -ENOENT (no such task of this tenant: unknown run, another tenant's run, or an
+ * id that is not a task id), -EALREADY (the task no longer waits: its attempt ended
+ * (result, error, heartbeat miss, timeout), the run finished or was cancelled). */
+int wf_task_result(wf_engine_t *e, const char *tenant, const char *task_id, const json_t *body,
+                   char **why) __attribute__((warn_unused_result));
 
 #endif

@@ -1,6 +1,6 @@
 /* Tests for the step kinds of the run engine (workflows/run_kinds.c, run_llm.c) end to
  * end on small workflows: parallel, map, switch, loop, workflow, transform, output
- * schemas, catch routes and the reserved agent kind. */
+ * schemas and catch routes. The agent kind has its own tests (test_agent.c). */
 #include "engine_test.h"
 
 /* Runs workflow `name` (already added) with input to its end; returns the document. */
@@ -255,22 +255,6 @@ static void test_output_that_breaks_the_schema_is_an_invalid_output_error(void *
   et_close(&t);
 }
 
-static void test_the_agent_kind_fails_as_not_implemented(void **state) {
-  (void)state;
-  et_t t;
-  et_open(&t, NULL, false);
-  et_wf(&t, "{'name':'ext','steps':[{'id':'a','type':'agent','topic':'acme/tasks'}]}");
-  json_t *doc = run_to_end(&t, "ext", NULL);
-  char *types = et_types(&t);
-  assert_string_equal(types, "run.started step.started:a step.failed:a run.failed");
-  free(types);
-  json_t *err = json_object_get(doc, "error");
-  assert_string_equal(json_string_value(json_object_get(err, "class")), "not_implemented");
-  assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "agent"));
-  json_decref(doc);
-  et_close(&t);
-}
-
 static void test_a_step_timeout_fails_a_slow_model_call(void **state) {
   (void)state;
   et_t t;
@@ -303,7 +287,6 @@ int main(void) {
       cmocka_unit_test(test_catch_goto_skips_to_the_named_later_step),
       cmocka_unit_test(test_output_schema_parses_and_validates_the_text),
       cmocka_unit_test(test_output_that_breaks_the_schema_is_an_invalid_output_error),
-      cmocka_unit_test(test_the_agent_kind_fails_as_not_implemented),
       cmocka_unit_test(test_a_step_timeout_fails_a_slow_model_call),
   };
   return cmocka_run_group_tests_name("workflows engine kinds", tests, NULL, NULL);
