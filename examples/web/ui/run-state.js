@@ -314,6 +314,7 @@ function lastId(key) {
 /** Usage in words: "12 in · 40 out tokens", or '' when none. */
 export function usageText(usage) {
   if (!isObject(usage)) return '';
+  if (!usage.in_tokens && !usage.out_tokens) return ''; // nothing counted yet
   const parts = [];
   if (Number.isFinite(usage.in_tokens)) parts.push(`${usage.in_tokens} in`);
   if (Number.isFinite(usage.out_tokens)) parts.push(`${usage.out_tokens} out`);
