@@ -87,6 +87,20 @@ static const config_key_t config_keys[] = {
      "uncommitted events above which publishes are shed (503, /readyz overloaded)"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
+    {"streams.groups.ack_wait_ms", KEY_INT, OFF(streams.groups.ack_wait_ms), 1, 86400000,
+     "lease of a new consumer group (a join may choose its own)"},
+    {"streams.groups.max_deliveries", KEY_INT, OFF(streams.groups.max_deliveries), 0, 1000000,
+     "deliveries of an event before it is dead-lettered to <topic>.dlq; 0 = never"},
+    {"streams.groups.max_inflight", KEY_INT, OFF(streams.groups.max_inflight), 1, 1000000,
+     "unacked deliveries per member when its join does not say"},
+    {"streams.groups.max_inflight_limit", KEY_INT, OFF(streams.groups.max_inflight_limit), 1,
+     1000000, "the most max_inflight a join may ask for"},
+    {"streams.groups.max_pending", KEY_INT, OFF(streams.groups.max_pending), 1, 100000000,
+     "leases per group; no new events are handed out beyond"},
+    {"streams.groups.per_topic", KEY_INT, OFF(streams.groups.per_topic), 1, 100000,
+     "groups per topic"},
+    {"streams.groups.members_max", KEY_INT, OFF(streams.groups.members_max), 1, 1000000,
+     "members per group"},
     {"workflows_dir", KEY_NONEMPTY, OFF(workflows_dir), 0, 0,
      "folder of workflow files (*.json), read at start and on SIGHUP"},
     {"runs.token_coalesce_ms", KEY_INT, OFF(runs.token_coalesce_ms), 0, 10000,
@@ -134,7 +148,7 @@ const char *const coord_provider_names[COORD_PROVIDERS] = {"openai", "anthropic"
 /* Objects that only group keys; anything else that is an object is an error. */
 static const char *const config_groups[] = {"limits",           "shutdown",
                                             "auth",             "streams",
-                                            "streams.retention", "runs",
+                                            "streams.retention", "streams.groups", "runs",
                                             "providers",        "providers.openai",
                                             "providers.anthropic", "providers.ollama",
                                             "model_calls"};
@@ -212,6 +226,13 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.dedupe_window_s = sc.dedupe_window_s;
   cfg->streams.overload_threshold = sc.overload_threshold;
   cfg->streams.sse_keepalive_ms = 15000;
+  cfg->streams.groups.ack_wait_ms = sc.group_ack_wait_ms;
+  cfg->streams.groups.max_deliveries = sc.group_max_deliveries;
+  cfg->streams.groups.max_inflight = sc.group_max_inflight;
+  cfg->streams.groups.max_inflight_limit = sc.group_max_inflight_limit;
+  cfg->streams.groups.max_pending = sc.group_max_pending;
+  cfg->streams.groups.per_topic = sc.groups_per_topic;
+  cfg->streams.groups.members_max = sc.group_members_max;
   cfg->workflows_dir = xstrdup("examples/workflows");
   cfg->runs.token_coalesce_ms = 20;
   cfg->runs.max_runs = 1000;
@@ -698,6 +719,12 @@ int coord_config_validate(const coord_config_t *cfg, coord_config_error_t *err) 
   if (cfg->auth.mode == COORD_AUTH_JWT && strlen(cfg->auth.jwt_secret) < 32) {
     config_error(err, "config", "auth.jwt_secret",
                  "must be at least 32 bytes when auth.mode is \"jwt\"");
+    return -EINVAL;
+  }
+  if (cfg->streams.groups.max_inflight > cfg->streams.groups.max_inflight_limit) {
+    config_error(err, "config", "streams.groups.max_inflight",
+                 "must not exceed streams.groups.max_inflight_limit (%lld)",
+                 (long long)cfg->streams.groups.max_inflight_limit);
     return -EINVAL;
   }
   if (cfg->auth.mode == COORD_AUTH_NONE && !cfg->listen_loopback) {

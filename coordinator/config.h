@@ -84,6 +84,15 @@ typedef struct coord_config {
     int64_t dedupe_window_s;
     int64_t overload_threshold; /* uncommitted events before publishes are shed (503) */
     int64_t sse_keepalive_ms;   /* ": keepalive" comment on a quiet SSE stream this often */
+    struct {                    /* consumer groups (docs/groups.md) */
+      int64_t ack_wait_ms;        /* lease of a new group */
+      int64_t max_deliveries;     /* deliveries before the dead letter; 0 = never */
+      int64_t max_inflight;       /* a member's unacked deliveries by default */
+      int64_t max_inflight_limit; /* the most a join may ask for */
+      int64_t max_pending;        /* leases per group */
+      int64_t per_topic;          /* groups per topic */
+      int64_t members_max;        /* members per group */
+    } groups;
   } streams;
 
   char *workflows_dir; /* owned; folder of workflow files, read at start and on SIGHUP */

@@ -47,4 +47,9 @@ wf_registry_t *coord__runs_load_registry(coord_runs_t *r, size_t *rejected, int 
 /* GET/POST /v1/workflows..., /v1/runs... */
 int coord__runs_http_register(coord_runs_t *r) __attribute__((warn_unused_result));
 
+/* ---- tasks_http.c ---- */
+
+/* POST /v1/tasks/{task_id}/result (external agents). */
+int coord__tasks_http_register(coord_runs_t *r) __attribute__((warn_unused_result));
+
 #endif

@@ -325,6 +325,7 @@ int coord__runs_attach(coord_daemon_t *d) {
 
   coord_metrics_on_collect(d->metrics, runs_collect, r);
   rc = coord__runs_http_register(r);
+  if (rc == 0) rc = coord__tasks_http_register(r);
   if (rc < 0) return rc;
 
   uv_signal_init(d->loop, &r->sighup);

@@ -95,6 +95,11 @@ int coord__streams_http_open(coord_streams_t *s, coord_http_req_t *req, unsigned
  * -EAGAIN / -EBUSY, {"error":{"code","message","retry_after_ms"?}}. */
 void coord__streams_http_fail(coord_http_req_t *req, int rc, const stream_err_t *err);
 
+/* ---- groups_http.c ---- */
+
+/* GET /v1/streams/{tenant}/{room...}/groups. */
+int coord__streams_groups_http_register(coord_streams_t *s) __attribute__((warn_unused_result));
+
 /* ---- streams_sse.c ---- */
 
 int coord__streams_sse_register(coord_streams_t *s) __attribute__((warn_unused_result));

@@ -99,6 +99,13 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->topic_publish_rate = (double)cfg->limits.topic_publish_rate;
   sc->topic_publish_burst = (uint32_t)cfg->limits.topic_publish_burst;
   sc->overload_threshold = (uint32_t)cfg->streams.overload_threshold;
+  sc->group_ack_wait_ms = (uint32_t)cfg->streams.groups.ack_wait_ms;
+  sc->group_max_deliveries = (uint32_t)cfg->streams.groups.max_deliveries;
+  sc->group_max_inflight = (uint32_t)cfg->streams.groups.max_inflight;
+  sc->group_max_inflight_limit = (uint32_t)cfg->streams.groups.max_inflight_limit;
+  sc->group_max_pending = (uint32_t)cfg->streams.groups.max_pending;
+  sc->groups_per_topic = (uint32_t)cfg->streams.groups.per_topic;
+  sc->group_members_max = (uint32_t)cfg->streams.groups.members_max;
   /* A message the transport lets through (limits.max_ws_message) but the engine finds too
    * large gets a too_large error instead of a close. */
   if ((int64_t)sc->max_message_bytes > cfg->limits.max_ws_message)
@@ -377,6 +384,7 @@ int coord__streams_attach(coord_daemon_t *d) {
   d->streams_store = s->store;
   rc = coord__streams_http_register(s);
   if (rc == 0) rc = coord__streams_sse_register(s);
+  if (rc == 0) rc = coord__streams_groups_http_register(s);
   if (rc < 0) return rc;
 
   /* Housekeeping resolution: a quarter of the shortest deadline, 25 ms .. 1 s. */

@@ -428,6 +428,42 @@ static void test_config_object_keys_take_json_text_from_the_environment(void **s
   coord_config_close(&c);
 }
 
+static void test_config_group_keys_default_to_the_engines_and_are_checked(void **state) {
+  (void)state;
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  stream_config_t sc;
+  stream_config_defaults(&sc);
+  assert_int_equal(c.streams.groups.ack_wait_ms, sc.group_ack_wait_ms);
+  assert_int_equal(c.streams.groups.max_deliveries, sc.group_max_deliveries);
+  assert_int_equal(c.streams.groups.max_inflight, sc.group_max_inflight);
+  assert_int_equal(c.streams.groups.max_inflight_limit, sc.group_max_inflight_limit);
+  assert_int_equal(c.streams.groups.max_pending, sc.group_max_pending);
+  assert_int_equal(c.streams.groups.per_topic, sc.groups_per_topic);
+  assert_int_equal(c.streams.groups.members_max, sc.group_members_max);
+  static const char json[] =
+      "{\"streams\":{\"groups\":{\"ack_wait_ms\":500,\"max_deliveries\":0,\"max_inflight\":2,"
+      "\"max_inflight_limit\":8,\"max_pending\":100,\"per_topic\":3,\"members_max\":4}}}";
+  assert_int_equal(coord_config_apply_json(&c, json, sizeof json - 1, "t.json", &err), 0);
+  assert_int_equal(c.streams.groups.ack_wait_ms, 500);
+  assert_int_equal(c.streams.groups.max_deliveries, 0);
+  assert_int_equal(c.streams.groups.max_inflight, 2);
+  assert_int_equal(c.streams.groups.max_inflight_limit, 8);
+  assert_int_equal(c.streams.groups.max_pending, 100);
+  assert_int_equal(c.streams.groups.per_topic, 3);
+  assert_int_equal(c.streams.groups.members_max, 4);
+  const char *env[] = {"COORDINATOR_STREAMS_GROUPS_MAX_INFLIGHT=9", NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, env, &err), 0);
+  assert_int_equal(c.streams.groups.max_inflight, 9);
+  assert_int_equal(coord_config_validate(&c, &err), -EINVAL);
+  assert_string_equal(err.key, "streams.groups.max_inflight");
+  static const char zero[] = "{\"streams\":{\"groups\":{\"ack_wait_ms\":0}}}";
+  assert_int_equal(coord_config_apply_json(&c, zero, sizeof zero - 1, "t.json", &err), -EINVAL);
+  assert_string_equal(err.key, "streams.groups.ack_wait_ms");
+  coord_config_close(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_serve_loopback_8080_with_data_in_dot_data),
@@ -444,6 +480,7 @@ int main(void) {
       cmocka_unit_test(test_config_file_sets_providers_shared_profiles_and_run_keys),
       cmocka_unit_test(test_config_rejects_bad_run_and_model_keys_naming_the_nested_field),
       cmocka_unit_test(test_config_object_keys_take_json_text_from_the_environment),
+      cmocka_unit_test(test_config_group_keys_default_to_the_engines_and_are_checked),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
