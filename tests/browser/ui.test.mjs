@@ -181,6 +181,50 @@ describe('web UI in chromium', () => {
     await page.close();
   });
 
+  test('cancelling from the run page stops the run and its streaming step', async () => {
+    const page = await browser.newPage();
+    const id = await startFromUi(page, d, 'ui-slow', { topic: 'cancel me' });
+    await until(async () => (await stepText(page, 'write')).length > 10, { timeoutMs: RUN_TIMEOUT_MS, what: 'some text' });
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await waitStatus(page, 'cancelled');
+    const doc = await runDoc(d, id);
+    assert.equal(doc.status, 'cancelled');
+    assert.equal(doc.steps.write.status, 'cancelled');
+    assert.equal(await page.locator('[data-step="write"]').getAttribute('data-status'), 'cancelled');
+    assert.equal(await stepText(page, 'write'), doc.steps.write.text, 'the text streamed before the cancel stays');
+    assert.equal(await page.getByRole('button', { name: 'Cancel run' }).isHidden(), true);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('the runs list shows each run with its status and filters them', async () => {
+    const listed = (await d.get('/v1/runs')).json().runs;
+    assert.ok(listed.length >= 3, `runs so far: ${listed.length}`);
+    const page = await browser.newPage();
+    await page.goto(`${d.url}/#/runs`);
+    const rows = page.locator('table.runs tbody tr');
+    await until(async () => (await rows.count()) === listed.length, { what: 'every run listed' });
+    const shown = await rows.evaluateAll((trs) => trs.map((tr) => [tr.dataset.run, tr.dataset.status]));
+    assert.deepEqual(shown, listed.map((r) => [r.run_id, r.status]), 'newest first, as the daemon lists them');
+
+    await page.getByLabel('Workflow').selectOption('approval-gate');
+    await until(async () => (await rows.evaluateAll((trs) => trs.map((tr) => tr.textContent)))
+      .every((t) => t.includes('approval-gate')) && (await rows.count()) === 1, { what: 'the workflow filter' });
+    assert.match(page.url(), /workflow=approval-gate/);
+    await page.getByLabel('Workflow').selectOption('');
+    await page.getByLabel('Status').selectOption('completed');
+    const completed = listed.filter((r) => r.status === 'completed').length;
+    await until(async () => (await rows.count()) === completed, { what: 'the status filter' });
+    const target = listed.find((r) => r.status === 'completed').run_id;
+    await page.getByLabel('Search').fill(target.slice(2, 12));
+    await until(async () => (await rows.count()) === 1, { what: 'the search filter' });
+    await rows.first().getByRole('link').click();
+    await page.waitForURL(new RegExp(`#/runs/${target}$`));
+    await waitStatus(page, 'completed');
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   test('the topics page follows a coordination topic from its start, then live', async () => {
     const topic = 'default/agents/tasks';
     const post = (events) => d.request('POST', `/v1/streams/${topic}/events`, {

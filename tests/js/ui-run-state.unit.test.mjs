@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 
 import {
-  stateFromDocument, applyEvent, alreadyApplied, parseKey, groupOf, branchIndex, inputTemplate,
+  stateFromDocument, applyEvent, alreadyApplied, orderSteps, parseKey, groupOf, branchIndex, inputTemplate,
   usageText, durationText,
 } from '../../examples/web/ui/run-state.js';
 
@@ -137,6 +137,20 @@ describe('the run fold', () => {
     applyEvent(s, { seq: 1, epoch: EPOCH, type: 'token', data: { step: 'a', attempt: 1, part: 'text', text: 'y', index: 0 } });
     assert.equal(doc.steps.a.text, 'x');
     assert.equal(s.steps.a.text, 'xy');
+  });
+});
+
+describe('step order in a document', () => {
+  test('steps started in the same ms keep containers first and finished siblings first', () => {
+    const steps = {
+      'base/outline': { started_ms: 5, updated_ms: 7 },
+      base: { started_ms: 5, updated_ms: 9 },
+      'base/research': { started_ms: 5, updated_ms: 6 },
+      write: { started_ms: 10, updated_ms: 11 },
+      first: { started_ms: 1, updated_ms: 4 },
+      'base/write': { started_ms: 7, updated_ms: 8 },
+    };
+    assert.deepEqual(orderSteps(steps), ['first', 'base', 'base/research', 'base/outline', 'base/write', 'write']);
   });
 });
 

@@ -497,19 +497,25 @@ class RunPage {
 
   snapshotTimeline(reason) {
     const s = this.state;
+    // Times are in ms, so many things share one. Within a ms, follow the step order: a
+    // step's start, then its descendants, then its end (after its last descendant's).
     const items = [];
-    if (Number.isFinite(s.created_ms)) items.push({ at: s.created_ms, text: 'Run created' });
-    for (const k of s.order) {
+    const inside = (k, parent) => ['/', '[', '#', '@'].some((c) => k.startsWith(parent + c));
+    if (Number.isFinite(s.created_ms)) items.push({ at: s.created_ms, rank: -1, text: 'Run created' });
+    s.order.forEach((k, i) => {
       const e = s.steps[k];
+      let last = i;
+      for (let j = i + 1; j < s.order.length; j++) if (inside(s.order[j], k)) last = j;
       if (Number.isFinite(e.started_ms)) {
-        items.push({ at: e.started_ms, text: `${k} started${e.attempt > 1 ? ` (now at attempt ${e.attempt})` : ''}` });
+        items.push({ at: e.started_ms, rank: i, text: `${k} started${e.attempt > 1 ? ` (now at attempt ${e.attempt})` : ''}` });
       }
       if (e.status !== 'running' && Number.isFinite(e.updated_ms)) {
-        items.push({ at: e.updated_ms, text: `${k} ${e.status === 'waiting' ? 'waits for approval' : e.status}` });
+        const rank = last + 0.5 + 0.001 * (64 - k.split('/').length);
+        items.push({ at: e.updated_ms, rank, text: `${k} ${e.status === 'waiting' ? 'waits for approval' : e.status}` });
       }
-    }
-    if (FINAL.includes(s.status) && Number.isFinite(s.updated_ms)) items.push({ at: s.updated_ms, text: `Run ${s.status}` });
-    items.sort((a, b) => a.at - b.at);
+    });
+    if (FINAL.includes(s.status) && Number.isFinite(s.updated_ms)) items.push({ at: s.updated_ms, rank: Infinity, text: `Run ${s.status}` });
+    items.sort((a, b) => a.at - b.at || a.rank - b.rank);
     const label = reason === 'open' ? 'Before this page opened (from the run document)' : `Reloaded the run document (${reason})`;
     this.timeline.append(h('li', { class: 'tl-sep' }, label));
     for (const it of items) this.timeline.append(h('li', { class: 'tl-snap' }, timeEl(it.at), ' ', it.text));

@@ -34,14 +34,22 @@ export function stateFromDocument(doc) {
   return s;
 }
 
-/** Step keys in the order they started (then by key order in the document). */
+/** Step keys in the order they started. Start times are in ms, so ties are common; they
+ * are broken so that a container comes before its children and, among siblings, the one
+ * that finished first (sequential steps) comes first, then document order. */
 export function orderSteps(steps) {
   const keys = Object.keys(steps);
   const pos = new Map(keys.map((k, i) => [k, i]));
+  const num = (v) => (Number.isFinite(v) ? v : Infinity);
   return keys.sort((a, b) => {
-    const sa = steps[a].started_ms ?? Infinity;
-    const sb = steps[b].started_ms ?? Infinity;
+    const sa = num(steps[a].started_ms);
+    const sb = num(steps[b].started_ms);
     if (sa !== sb) return sa - sb;
+    if (b.startsWith(`${a}/`) || b.startsWith(`${a}[`) || b.startsWith(`${a}#`) || b.startsWith(`${a}@`)) return -1;
+    if (a.startsWith(`${b}/`) || a.startsWith(`${b}[`) || a.startsWith(`${b}#`) || a.startsWith(`${b}@`)) return 1;
+    const ua = num(steps[a].updated_ms);
+    const ub = num(steps[b].updated_ms);
+    if (ua !== ub) return ua - ub;
     return pos.get(a) - pos.get(b);
   });
 }
