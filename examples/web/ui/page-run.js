@@ -50,7 +50,7 @@ class RunPage {
 
   start() {
     document.title = `Run ${this.id} · coordinator`;
-    this.summary = h('section', { class: 'run-summary', 'aria-labelledby': 'run-h' });
+    this.summary = h('section', { class: 'run-summary', 'aria-label': 'Run summary' });
     this.approvals = h('section', { class: 'approvals', 'aria-label': 'Approvals waiting', hidden: true });
     this.sync = h('p', { class: 'sync muted', id: 'run-sync' }, 'Loading the run…');
     this.stepsRoot = h('ol', { class: 'steps', id: 'steps' });
