@@ -80,7 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc != 0 && rc != -EINVAL) fz_fail("apply_json returned an unexpected code", &err);
     if (rc < 0) {
       fz_check_error(&err, FZ_WHERE);
-      if (!err.key[0] && !strstr(err.reason, "JSON") && !strstr(err.reason, "top level"))
+      /* "key too long": a key over 127 bytes cannot be named in full (err.key's size);
+       * "unknown key" with an empty name: the top-level key "" itself */
+      if (!err.key[0] && !strstr(err.reason, "JSON") && !strstr(err.reason, "top level") &&
+          strcmp(err.reason, "key too long") != 0 && strcmp(err.reason, "unknown key") != 0)
         fz_fail("error about a value names no key", &err);
     }
     break;

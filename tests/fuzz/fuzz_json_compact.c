@@ -7,7 +7,10 @@
  *   - stream__json_escape writes exactly what jansson's compact dump writes for a string.
  * Intended difference: numbers that overflow jansson's int64/double (json_error_numeric_
  * overflow, e.g. 1e400 or 2^63) are valid RFC 8259 text; the compactor passes them through
- * as written, so those inputs only check the compactor against itself.
+ * as written, so those inputs only check the compactor against itself. Known jansson
+ * quirk: jansson 2.14 skips one raw NUL byte after a number or literal ("1\0" and
+ * "[true\0]" load), while a raw NUL is never valid JSON; for inputs with a raw NUL the
+ * compactor must reject and jansson is not consulted.
  *
  * Input: byte 0 picks the depth limit (0..15, or 32 / 64 / 200 when the top bits say so);
  * the rest is the text. */
@@ -53,6 +56,11 @@ static void fz_compact(const uint8_t *d, size_t n, uint32_t max_depth) {
   if (vrc != rc || (rc == 0 && v_len != out_len) || (rc < 0 && v_off != err_off))
     fz_fail("validate-only mode disagrees with copying mode", d, n, NULL, 0);
 
+  if (memchr(d, '\0', n)) {
+    if (rc == 0) fz_fail("compactor accepts a raw NUL byte", d, n, out, out_len);
+    free(out);
+    return;
+  }
   json_error_t jerr;
   json_t *ref = json_loadb((const char *)d, n, JSON_DECODE_ANY, &jerr);
   bool overflow = !ref && json_error_code(&jerr) == json_error_numeric_overflow;
