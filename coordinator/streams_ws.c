@@ -60,10 +60,11 @@ static int sws_on_upgrade(const coord_ws_upgrade_t *u, void *ud, char *reason, s
   return status;
 }
 
+/* The hub calls wakes from its own loop phase, never inside our callbacks: write now. */
 static void sws_wake(stream_conn_t *conn, void *ud) {
   (void)conn;
   sws_t *w = ud;
-  coord_ws_wake(w->c);
+  coord_ws_flush(w->c);
 }
 
 static const stream_conn_ops_t sws_conn_ops = {.wake = sws_wake};
@@ -115,10 +116,11 @@ static void sws_close_for(sws_t *w, const char *reason) {
 
 /* Replies pile up in the engine's bounded control queue when a client sends faster than
  * it reads; stop reading it at half the queue and read again below a quarter, so it is
- * slowed down instead of closed for overflow. */
+ * slowed down instead of closed for overflow. Publishes in flight count: their replies
+ * all arrive after the commit that ends the turn. */
 static void sws_flow(sws_t *w) {
   uint32_t max = stream_hub_config(w->s->hub)->control_queue_max;
-  size_t held = stream_conn_frames_held(w->conn);
+  size_t held = stream_conn_backlog(w->conn);
   if (!w->paused && held >= max / 2) {
     w->paused = true;
     coord_ws_pause_reading(w->c, true);

@@ -5,10 +5,22 @@
  * happen only in LWS_CALLBACK_SERVER_WRITEABLE, within WS_WRITE_BUDGET bytes per turn, so
  * one busy connection cannot hold the loop; messages ready together leave in one write
  * (coord_ws_write_frames, the frame headers are built here). It does not interpret
- * messages: the session ops do (ws_basic.c, streams_ws.c). */
+ * messages: the session ops do (ws_basic.c, streams_ws.c).
+ *
+ * Read-ahead: lws 4.1.6 reads a WebSocket at most rx_buffer_size + LWS_PRE bytes per
+ * readiness event (roles/ws/ops-ws.c), and that buffer is allocated for every connection
+ * (transport.c keeps it at 128 bytes to keep idle connections small). A client that
+ * publishes fast would then get one read per loop turn, and a turn that fans out to
+ * thousands of subscribers is long: S1 in docs/benchmarks.md held 7 publishes/s. So a
+ * connection that received something this turn is listed, and before the next poll
+ * (uv_prepare) it is serviced again with lws_service_fd() while the kernel holds bytes
+ * for it (FIONREAD), up to WS_RX_AHEAD_BUDGET bytes per connection per turn. Reading
+ * paused for backpressure is respected (lws itself does not read a flow-controlled
+ * connection). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -22,6 +34,7 @@
 #define WS_CLOSE_TIMEOUT_S 5        /* a close that cannot be flushed is forced after this */
 #define WS_HEADER_MAX 10            /* bytes of a server (unmasked) frame header */
 #define WS_BATCH_MAX 256            /* limits.ws_frames_per_write's upper bound */
+#define WS_RX_AHEAD_BUDGET (64 * 1024) /* bytes read ahead per connection per loop turn */
 
 /* Invariants: scratch (when not NULL) has scratch_cap bytes and is only used inside one
  * write call (lws copies what the kernel does not take), so one buffer serves every
@@ -36,6 +49,10 @@ struct coord_ws {
   size_t max_batch;   /* frames per write, 1..WS_BATCH_MAX */
   unsigned char *scratch; /* owned: LWS_PRE + coalesced frames */
   size_t scratch_cap;     /* bytes */
+  uv_prepare_t rx_ahead;  /* active while rx_hot holds connections */
+  coord_ws_conn_t **rx_hot; /* owned array of borrowed conns (NULL once closed) */
+  size_t nrx_hot, rx_hot_cap;
+  bool stopped;           /* rx_ahead closed: no read-ahead any more */
 };
 
 struct coord_ws_upgrade {
@@ -59,6 +76,74 @@ static void ws_rx_update(coord_ws_conn_t *c, bool was) {
   lws_rx_flow_control(c->wsi, now ? 0 : 1);
 }
 
+/* ---- read-ahead (see the file comment) ---- */
+
+static void ws_rx_ahead_run(uv_prepare_t *h);
+
+static void ws_rx_mark(coord_ws_conn_t *c) {
+  coord_ws_t *ws = c->ws;
+  if (c->rx_hot || ws->stopped) return;
+  if (ws->nrx_hot == ws->rx_hot_cap) {
+    ws->rx_hot_cap = ws->rx_hot_cap ? 2 * ws->rx_hot_cap : 64;
+    ws->rx_hot = xrealloc(ws->rx_hot, ws->rx_hot_cap * sizeof *ws->rx_hot);
+  }
+  ws->rx_hot[ws->nrx_hot++] = c;
+  c->rx_hot = true;
+  if (ws->nrx_hot == 1) uv_prepare_start(&ws->rx_ahead, ws_rx_ahead_run);
+}
+
+static void ws_rx_unmark(coord_ws_conn_t *c) {
+  if (!c->rx_hot) return;
+  coord_ws_t *ws = c->ws;
+  for (size_t i = 0; i < ws->nrx_hot; i++)
+    if (ws->rx_hot[i] == c) ws->rx_hot[i] = NULL;
+  c->rx_hot = false;
+}
+
+/* Services entry i of rx_hot while its socket holds unread bytes, within the budget. */
+static void ws_rx_ahead_one(coord_ws_t *ws, size_t i) {
+  coord_ws_conn_t *c = ws->rx_hot[i];
+  struct lws_context *ctx = lws_get_context(c->wsi);
+  int fd = lws_get_socket_fd(c->wsi);
+  size_t taken = 0;
+  int before = -1;
+  while (fd >= 0 && taken < WS_RX_AHEAD_BUDGET) {
+    if (c->closed || c->close_code || c->rx_paused || c->session_paused) return;
+    int avail = 0;
+    if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0) return;
+    if (avail == before) return; /* lws did not read: leave it to the poll */
+    if (before > avail) taken += (size_t)(before - avail);
+    before = avail;
+    struct lws_pollfd p = {.fd = fd, .events = LWS_POLLIN, .revents = LWS_POLLIN};
+    lws_service_fd(ctx, &p);
+    if (ws->rx_hot[i] != c) return; /* closed inside (ws_closed cleared the entry) */
+  }
+}
+
+static void ws_rx_ahead_run(uv_prepare_t *h) {
+  coord_ws_t *ws = h->data;
+  /* Entries added while servicing (none expected: lws_service_fd only serves its fd) are
+   * left for the poll. */
+  size_t n = ws->nrx_hot;
+  for (size_t i = 0; i < n; i++)
+    if (ws->rx_hot[i]) ws_rx_ahead_one(ws, i);
+  for (size_t i = 0; i < ws->nrx_hot; i++)
+    if (ws->rx_hot[i]) ws->rx_hot[i]->rx_hot = false;
+  ws->nrx_hot = 0;
+  uv_prepare_stop(h);
+}
+
+static void ws_on_stop(coord_daemon_t *d, void *ud) {
+  (void)d;
+  coord_ws_t *ws = ud;
+  if (ws->stopped) return;
+  ws->stopped = true;
+  for (size_t i = 0; i < ws->nrx_hot; i++)
+    if (ws->rx_hot[i]) ws->rx_hot[i]->rx_hot = false;
+  ws->nrx_hot = 0;
+  uv_close((uv_handle_t *)&ws->rx_ahead, NULL);
+}
+
 coord_ws_t *coord__ws_new(coord_daemon_t *d) {
   coord_ws_t *ws = xcalloc(1, sizeof *ws);
   ws->d = d;
@@ -66,11 +151,16 @@ coord_ws_t *coord__ws_new(coord_daemon_t *d) {
   ws->ops = &coord_ws_basic_session;
   int64_t batch = d->cfg->limits.ws_frames_per_write;
   ws->max_batch = batch < 1 ? 1 : batch > WS_BATCH_MAX ? WS_BATCH_MAX : (size_t)batch;
+  uv_prepare_init(d->loop, &ws->rx_ahead);
+  ws->rx_ahead.data = ws;
+  uv_unref((uv_handle_t *)&ws->rx_ahead);
+  coord_daemon_on_stop(d, ws_on_stop, ws);
   return ws;
 }
 
 void coord__ws_free(coord_ws_t *ws) {
   if (!ws) return;
+  free(ws->rx_hot);
   free(ws->scratch);
   free(ws);
 }
@@ -147,7 +237,16 @@ static size_t ws_frame_header(unsigned char *p, size_t len, bool binary) {
   return 10;
 }
 
+static int ws_write_batch_now(coord_ws_conn_t *c, const coord_ws_out_t *v, size_t n);
+
+/* Remembers a failed write: an eager one (coord_ws_flush) cannot hang up by itself. */
 static int ws_write_batch(coord_ws_conn_t *c, const coord_ws_out_t *v, size_t n) {
+  int rc = ws_write_batch_now(c, v, n);
+  if (rc < 0) c->write_failed = true;
+  return rc;
+}
+
+static int ws_write_batch_now(coord_ws_conn_t *c, const coord_ws_out_t *v, size_t n) {
   if (n == 0) return 0;
   if (n == 1) return ws_write_now(c, v[0].payload, v[0].len, v[0].binary);
   coord_ws_t *ws = c->ws;
@@ -180,7 +279,9 @@ static int ws_write_batch(coord_ws_conn_t *c, const coord_ws_out_t *v, size_t n)
 
 int coord_ws_write(coord_ws_conn_t *c, unsigned char *payload, size_t len, bool binary) {
   if (!c->in_writable || c->closed) return -EPIPE;
-  return ws_write_now(c, payload, len, binary);
+  int rc = ws_write_now(c, payload, len, binary);
+  if (rc < 0) c->write_failed = true;
+  return rc;
 }
 
 int coord_ws_write_frames(coord_ws_conn_t *c, const coord_ws_out_t *frames, size_t n) {
@@ -211,6 +312,34 @@ bool coord_ws_choked(const coord_ws_conn_t *c) {
 
 void coord_ws_wake(coord_ws_conn_t *c) {
   if (!c->closed) lws_callback_on_writable(c->wsi);
+}
+
+/* Eager writes (see ws.h): lws_write() outside WRITEABLE is safe with lws 4.1.6 as long as
+ * whole frames are written: lws_issue_raw() sends directly when nothing is buffered, keeps
+ * an unsent remainder in buflist_out and asks for POLLOUT itself, and puts later writes
+ * (its own pings and close frames included) behind that remainder. What it saves at fanout
+ * scale: lws turning POLLOUT on and off goes through uv_poll_start(), which in libuv 1.44
+ * removes the fd from epoll and adds it again, so a writable round trip costs about four
+ * epoll_ctl calls and a poll wakeup on top of the send. */
+void coord_ws_flush(coord_ws_conn_t *c) {
+  if (c->closed || c->want_writable) return; /* WRITEABLE is coming: it pulls the news */
+  if (c->close_code || c->in_writable || c->write_failed || !base_queue_empty(&c->outq) ||
+      !c->ops->on_writable || lws_partial_buffered(c->wsi)) {
+    c->want_writable = true;
+    lws_callback_on_writable(c->wsi);
+    return;
+  }
+  c->in_writable = true;
+  bool more = c->ops->on_writable(c, c->session, WS_WRITE_BUDGET);
+  c->in_writable = false;
+  /* More than a budget (or a remainder lws kept): the rest waits for POLLOUT, which the
+   * kernel signals only once a good part of the send buffer is free again, so a client
+   * that reads slowly is not fed in crumbs and its ephemerals keep coalescing. */
+  if (more || c->write_failed || !base_queue_empty(&c->outq) || c->close_code ||
+      lws_partial_buffered(c->wsi)) {
+    c->want_writable = true;
+    lws_callback_on_writable(c->wsi);
+  }
 }
 
 bool coord_ws_closing(const coord_ws_conn_t *c) { return c->close_code || c->closed; }
@@ -413,6 +542,8 @@ static long ws_write_queue(coord_ws_conn_t *c, size_t budget) {
 
 static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
   (void)d;
+  if (c->write_failed) return -1;
+  c->want_writable = false;
   size_t budget = WS_WRITE_BUDGET;
   long wrote = ws_write_queue(c, budget);
   if (wrote < 0) return -1;
@@ -440,7 +571,14 @@ static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
     c->in_writable = true;
     bool more = c->ops->on_writable(c, c->session, budget - used);
     c->in_writable = false;
-    if (more || !base_queue_empty(&c->outq) || c->close_code) lws_callback_on_writable(c->wsi);
+    if (more || !base_queue_empty(&c->outq) || c->close_code) {
+      c->want_writable = true;
+      lws_callback_on_writable(c->wsi);
+    }
+  } else if (c->ops->on_writable) {
+    /* The copies used the turn: the session's turn comes with the next WRITEABLE. */
+    c->want_writable = true;
+    lws_callback_on_writable(c->wsi);
   }
   return 0;
 }
@@ -448,6 +586,7 @@ static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
 static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
   if (c->closed || !c->wsi) return;
   c->closed = true;
+  ws_rx_unmark(c);
   if (c->ops->on_close) c->ops->on_close(c, c->session);
   c->session = NULL;
   base_queue_t *it, *tmp;
@@ -476,6 +615,7 @@ int coord__ws_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_rea
     return 0;
   case LWS_CALLBACK_RECEIVE:
     if (pss->kind != COORD_PSS_WS) return -1;
+    ws_rx_mark(&pss->ws);
     return ws_receive(d, wsi, &pss->ws, in, len);
   case LWS_CALLBACK_SERVER_WRITEABLE:
     if (pss->kind != COORD_PSS_WS) return 0;

@@ -103,6 +103,12 @@ size_t coord_ws_frames_per_write(const coord_ws_conn_t *c);
 bool coord_ws_choked(const coord_ws_conn_t *c);
 /* Asks for on_writable to be called soon (new data became available for this session). */
 void coord_ws_wake(coord_ws_conn_t *c);
+/* Like coord_ws_wake, but calls on_writable right now when nothing of an earlier write is
+ * still buffered (the socket took it all, so it very likely takes more): one send() and no
+ * poll round trip. Otherwise, or when a budget is not enough, on_writable follows when the
+ * socket is writable. Never call it from inside a session callback of the same connection
+ * (on_message, on_writable); the streams session calls it from the hub's wake phase. */
+void coord_ws_flush(coord_ws_conn_t *c);
 /* The session stops (true) or resumes (false) reading the client's messages, e.g. while
  * its replies pile up; independent of the transport's own copy-queue backpressure. */
 void coord_ws_pause_reading(coord_ws_conn_t *c, bool paused);

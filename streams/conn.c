@@ -64,6 +64,7 @@ void stream_conn_free(stream_conn_t *c) {
   while (!base_queue_empty(&c->pubs)) {
     stream_pub_t *p = base_queue_data(base_queue_head(&c->pubs), stream_pub_t, conn_link);
     base_queue_remove(&p->conn_link);
+    c->npubs--;
     p->conn = NULL;
     p->cb = NULL;
   }
@@ -330,3 +331,5 @@ int stream_conn_drain(stream_conn_t *c, uint32_t retry_ms) {
 const char *stream_conn_close_reason(const stream_conn_t *c) { return c->close_reason; }
 size_t stream_conn_subscription_count(const stream_conn_t *c) { return c->nsubs; }
 size_t stream_conn_frames_held(const stream_conn_t *c) { return c->ctrl_count + c->neph; }
+
+size_t stream_conn_backlog(const stream_conn_t *c) { return c->ctrl_count + c->neph + c->npubs; }

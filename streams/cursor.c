@@ -23,6 +23,7 @@ typedef struct pull {
   size_t max_bytes;
   size_t n;
   size_t bytes;
+  uint64_t now_us; /* mono clock, read once per pull (0 until needed) */
   bool full; /* the next frame did not fit */
 } pull_t;
 
@@ -41,7 +42,10 @@ static void pull_emit(pull_t *p, stream_frame_t *f) {
   p->bytes += f->len;
   if (f->kind == STREAM_FRAME_EVENT) {
     hub->stats.deliveries++;
-    if (f->durable_us) base_hist_record(&hub->stats.durable_to_pull_us, stream__mono_us(hub) - f->durable_us);
+    if (f->durable_us) {
+      if (!p->now_us) p->now_us = stream__mono_us(hub); /* one clock read per pull, not per frame */
+      base_hist_record(&hub->stats.durable_to_pull_us, p->now_us - f->durable_us);
+    }
   }
 }
 

@@ -75,7 +75,10 @@ static stream_pub_t *pub_new(stream_hub_t *hub, stream_topic_t *t, stream_conn_t
   p->topic = t;
   t->pins++;
   p->conn = conn;
-  if (conn) base_queue_insert_tail(&conn->pubs, &p->conn_link);
+  if (conn) {
+    base_queue_insert_tail(&conn->pubs, &p->conn_link);
+    conn->npubs++;
+  }
   p->ref = ref ? xstrdup(ref) : NULL;
   p->cb = cb;
   p->ud = ud;
@@ -362,6 +365,7 @@ void stream__complete_run(stream_hub_t *hub) {
                         .duplicate = p->duplicate, .ephemeral = p->ephemeral};
     if (p->conn) {
       base_queue_remove(&p->conn_link);
+      p->conn->npubs--;
       stream__conn_pub_done(p->conn, p, &ack);
     } else if (p->cb) {
       p->cb(p->ud, p->status, &ack);

@@ -275,6 +275,10 @@ const char *stream_conn_close_reason(const stream_conn_t *conn);
 size_t stream_conn_subscription_count(const stream_conn_t *conn);
 /* Frames held by the connection itself (control queue + ephemeral slots). */
 size_t stream_conn_frames_held(const stream_conn_t *conn);
+/* Frames held plus publishes in flight (each will queue a reply once committed): what a
+ * transport compares with control_queue_max to stop reading a client in time, since the
+ * replies of everything read in one turn arrive together after the commit. */
+size_t stream_conn_backlog(const stream_conn_t *conn);
 
 /* ---- reads for HTTP ---- */
 

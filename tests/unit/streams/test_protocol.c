@@ -256,6 +256,21 @@ static void test_control_queue_overflow_closes_the_connection_with_a_reason(void
   assert_true(p->t.wakes >= 1); /* so the transport comes to close it */
 }
 
+static void test_backlog_counts_publishes_in_flight_until_their_replies_are_pulled(void **state) {
+  proto_t *p = *state;
+  assert_int_equal(stream_conn_backlog(p->t.c), 0);
+  assert_int_equal(send_msg(p, "{\"op\":\"pub\",\"topic\":\"acme/b1\",\"data\":1}"), 0);
+  assert_int_equal(send_msg(p, "{\"op\":\"pub\",\"topic\":\"acme/b2\",\"data\":2}"), 0);
+  /* Not committed yet: no reply is queued, but two are owed. */
+  assert_int_equal(stream_conn_frames_held(p->t.c), 0);
+  assert_int_equal(stream_conn_backlog(p->t.c), 2);
+  env_run(&p->e);
+  assert_int_equal(stream_conn_frames_held(p->t.c), 2); /* the pubacks */
+  assert_int_equal(stream_conn_backlog(p->t.c), 2);
+  json_decref(drain_all(&p->t));
+  assert_int_equal(stream_conn_backlog(p->t.c), 0);
+}
+
 static void test_freeing_a_connection_with_a_pub_in_flight_is_safe(void **state) {
   proto_t *p = *state;
   tconn_t x;
@@ -321,6 +336,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_overload_and_shutdown_map_to_their_codes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_queue_overflow_closes_the_connection_with_a_reason, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_backlog_counts_publishes_in_flight_until_their_replies_are_pulled, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_freeing_a_connection_with_a_pub_in_flight_is_safe, setup, teardown),
       cmocka_unit_test_setup_teardown(test_random_and_mutated_messages_never_crash_or_grow_the_queue, setup,
