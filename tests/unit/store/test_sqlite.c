@@ -72,7 +72,7 @@ static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void *
   assert_non_null(strstr(line, "unable to open database file"));
 }
 
-static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_1(void **state) {
+static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_2(void **state) {
   (void)state;
   store_t *s = NULL;
   const store_options_t opts = {.path = test_db, .synchronous_full = true};
@@ -87,9 +87,131 @@ static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_1(v
   sqlite3_finalize(st);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 1);
+  assert_int_equal(sqlite3_column_int(st, 0), 2);
   sqlite3_finalize(st);
   sqlite3_close(db);
+  store_close(s);
+}
+
+/* Schema 1 exactly as the first release wrote it, with three events and a key. */
+static void make_schema_1_file(void) {
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  const char *sql =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE topics(topic_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+      " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);"
+      "CREATE TABLE events(topic_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+      " ts_ms INTEGER NOT NULL, id TEXT, type TEXT, lane INTEGER NOT NULL, data TEXT,"
+      " PRIMARY KEY(topic_id, seq)) WITHOUT ROWID;"
+      "CREATE TABLE dedupe(topic_id INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,"
+      " ts_ms INTEGER NOT NULL, PRIMARY KEY(topic_id, id)) WITHOUT ROWID;"
+      "CREATE INDEX dedupe_ts ON dedupe(ts_ms);"
+      "INSERT INTO topics VALUES(7, 'acme/old', '0123456789abcdef', 3, 1);"
+      "INSERT INTO events VALUES(7, 1, 1000, 'k1', 't', 1, '{\"n\":1}');"
+      "INSERT INTO events VALUES(7, 2, 1001, NULL, 't', 1, '{\"n\":2}');"
+      "INSERT INTO events VALUES(7, 3, 1002, NULL, NULL, 0, NULL);"
+      "INSERT INTO dedupe VALUES(7, 'k1', 1, 1000);"
+      "PRAGMA user_version = 1;";
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+static int collect_event(void *ud, const store_event_t *ev) {
+  char *out = ud;
+  size_t n = strlen(out);
+  snprintf(out + n, 512 - n, "%llu:%lld:%s:%s:%d:%.*s;", (unsigned long long)ev->seq,
+           (long long)ev->ts_ms, ev->id ? ev->id : "-", ev->type ? ev->type : "-", ev->lane,
+           (int)ev->data_len, ev->data ? ev->data : "-");
+  return 0;
+}
+
+static void test_a_schema_1_file_is_migrated_with_every_event_and_key(void **state) {
+  (void)state;
+  make_schema_1_file();
+  store_t *s = open_store();
+  store_topic_t t = get(s, "acme/old");
+  assert_int_equal(t.topic_id, 7);
+  assert_int_equal(t.head_seq, 3);
+  assert_string_equal(t.epoch, "0123456789abcdef");
+  char got[512] = "";
+  assert_int_equal(store_read(s, 7, 0, 0, collect_event, got), 0);
+  assert_string_equal(got, "1:1000:k1:t:1:{\"n\":1};2:1001:-:t:1:{\"n\":2};3:1002:-:-:0:;");
+  uint64_t seq = 0;
+  assert_int_equal(store_dedupe_find(s, 7, "k1", 0, &seq), 0);
+  assert_int_equal(seq, 1);
+  append_range(s, 7, 4, 5, 2000); /* appends continue after the migrated head */
+  assert_events(s, 7, 1, 5);
+  store_close(s);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(st, 0), 2);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+static int count_rows(void *ud, const store_event_t *ev) {
+  (void)ev;
+  (*(uint64_t *)ud)++;
+  return 0;
+}
+
+/* The checkpoint sequence number in the WAL header (offset 12, big-endian): it changes
+ * each time a writer starts the log over, which SQLite does only after a checkpoint
+ * copied every frame back into the database. */
+static uint32_t wal_checkpoint_seq(void) {
+  char wal[700];
+  snprintf(wal, sizeof wal, "%s-wal", test_db);
+  FILE *f = fopen(wal, "rb");
+  assert_non_null(f);
+  unsigned char h[16];
+  assert_int_equal(fread(h, 1, sizeof h, f), sizeof h);
+  fclose(f);
+  return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
+}
+
+/* The main connection never checkpoints (its WAL hook replaces the autocheckpoint), so
+ * the log starts over only if the checkpointer thread did its work. */
+static void test_the_checkpointer_thread_lets_the_wal_start_over(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t t = ensure(s, "acme/wal");
+  char data[1001];
+  memset(data, 'x', sizeof data - 1);
+  data[0] = '"';
+  data[sizeof data - 2] = '"';
+  data[sizeof data - 1] = '\0';
+  uint64_t seq = 1;
+  uint32_t before = 0;
+  /* 4,000 events of 1 KB: well past the 1,000-page threshold. */
+  for (int b = 0; b < 17; b++) {
+    if (b == 1) before = wal_checkpoint_seq();
+    assert_int_equal(store_batch_begin(s), 0);
+    for (int i = 0; i < (b ? 250 : 1); i++, seq++) {
+      store_event_t ev = {.topic_id = t.topic_id,
+                          .seq = seq,
+                          .ts_ms = 1,
+                          .lane = 1,
+                          .data = data,
+                          .data_len = strlen(data)};
+      assert_int_equal(store_batch_append(s, &ev), 0);
+    }
+    assert_int_equal(store_batch_commit(s), 0);
+  }
+  /* Small commits until a writer starts the log over (at most 10 s). */
+  int tries = 0;
+  while (wal_checkpoint_seq() == before) {
+    assert_true(++tries < 1000);
+    usleep(10 * 1000);
+    append_range(s, t.topic_id, seq, seq, 0);
+    seq++;
+  }
+  uint64_t n = 0;
+  assert_int_equal(store_read(s, t.topic_id, 0, 0, count_rows, &n), 0);
+  assert_int_equal(n, seq - 1);
   store_close(s);
 }
 
@@ -253,7 +375,9 @@ int main(void) {
       CONTRACT_TESTS,
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
-      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_1),
+      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_2),
+      FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
+      FILE_TEST(test_the_checkpointer_thread_lets_the_wal_start_over),
       FILE_TEST(test_open_refuses_a_database_from_a_newer_schema),
       FILE_TEST(test_everything_committed_survives_close_and_reopen),
       FILE_TEST(test_head_seq_survives_deleting_all_events_and_reopening),
