@@ -125,9 +125,15 @@ static void runs_reload(coord_runs_t *r) {
   r->registry = reg;
   if (r->engine) wf_engine_set_registry(r->engine, reg);
   wf_registry_free(old_reg);
-  log_info("runs", "workflows reloaded", "{s:I,s:o,s:o,s:o,s:o,s:I}", "loaded",
+  /* "O" borrows: the macro skips json_pack entirely below the log threshold, so the
+   * arrays are released here either way. */
+  log_info("runs", "workflows reloaded", "{s:I,s:O,s:O,s:O,s:O,s:I}", "loaded",
            (json_int_t)wf_registry_count(reg), "added", added, "removed", removed, "changed",
            changed, "kept_previous", kept, "rejected_files", (json_int_t)r->rejected_files);
+  json_decref(added);
+  json_decref(removed);
+  json_decref(changed);
+  json_decref(kept);
 }
 
 static void runs_on_sighup(uv_signal_t *h, int signum) {
@@ -284,9 +290,10 @@ int coord__runs_attach(coord_daemon_t *d) {
   r->registry = coord__runs_load_registry(r, &rejected, &folder_rc);
   r->rejected_files = rejected;
   json_t *names = runs_names(r->registry);
-  log_info("runs", "workflows loaded", "{s:s,s:I,s:o,s:I,s:I}", "workflows_dir", cfg->workflows_dir,
+  log_info("runs", "workflows loaded", "{s:s,s:I,s:O,s:I,s:I}", "workflows_dir", cfg->workflows_dir,
            "loaded", (json_int_t)wf_registry_count(r->registry), "names", names, "rejected_files",
            (json_int_t)rejected, "shared_profiles", (json_int_t)json_object_size(cfg->agents));
+  json_decref(names);
 
   agent_client_config_t ac;
   runs_client_config(cfg, &ac);
