@@ -1,5 +1,6 @@
-/* The bounded list of validation errors and its renderings (text lines, JSON), plus the
- * edit distance behind "did you mean" hints. It knows nothing of the workflow format. */
+/* The bounded list of validation errors and its renderings (text lines, JSON), the quoting
+ * of document text in messages (so that every error stays one line of text), plus the edit
+ * distance behind "did you mean" hints. It knows nothing of the workflow format. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,97 @@ static void errors_push(wf_errors_t *errs, const wf_error_t *e) {
   errs->v[errs->n++] = *e;
 }
 
+/* ---- quoting ---------------------------------------------------------------------- */
+
+static size_t put_u(char *out, unsigned cp) {
+  static const char hex[] = "0123456789ABCDEF";
+  out[0] = '\\';
+  out[1] = 'u';
+  for (int i = 0; i < 4; i++) out[2 + i] = hex[(cp >> (12 - 4 * i)) & 0xF];
+  return 6;
+}
+
+/* Appends s[0..n) to out, which has room for 6 * n + 1 bytes, with control characters
+ * escaped: C0, DEL and C1 (a terminal may act on them: ESC and CSI start sequences) and
+ * U+2028/U+2029 (line breaks to some viewers). json: " and \ too. Returns the bytes
+ * written, not counting the NUL. Bytes of a sequence cut at n are copied as they are. */
+static size_t escape_into(char *out, const char *s, size_t n, bool json) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = u[i];
+    char short_esc = 0;
+    switch (c) {
+    case '\n': short_esc = 'n'; break;
+    case '\t': short_esc = 't'; break;
+    case '\r': short_esc = 'r'; break;
+    case '\b': short_esc = 'b'; break;
+    case '\f': short_esc = 'f'; break;
+    case '"':
+    case '\\': short_esc = json ? (char)c : 0; break;
+    default: break;
+    }
+    if (short_esc) {
+      out[o++] = '\\';
+      out[o++] = short_esc;
+    } else if (c < 0x20 || c == 0x7F) {
+      o += put_u(out + o, c);
+    } else if (c == 0xC2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F) {
+      o += put_u(out + o, u[++i]);
+    } else if (c == 0xE2 && i + 2 < n && u[i + 1] == 0x80 &&
+               (u[i + 2] == 0xA8 || u[i + 2] == 0xA9)) {
+      o += put_u(out + o, 0x2000u + u[i + 2] - 0x80u);
+      i += 2;
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o] = '\0';
+  return o;
+}
+
+const char *wf__quote(char *buf, const char *s, bool quoted) {
+  if (!s) {
+    memcpy(buf, "null", 5);
+    return buf;
+  }
+  size_t n = strnlen(s, WF__QUOTE_MAX + 1);
+  bool cut = n > WF__QUOTE_MAX;
+  if (cut) {
+    n = WF__QUOTE_MAX;
+    /* Back to the start of the character s[n] belongs to (at most 3 continuation bytes). */
+    for (int k = 0; k < 3 && n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; k++) n--;
+  }
+  size_t o = 0;
+  if (quoted) buf[o++] = '"';
+  o += escape_into(buf + o, s, n, quoted);
+  if (cut) {
+    memcpy(buf + o, "...", 3);
+    o += 3;
+  }
+  if (quoted) buf[o++] = '"';
+  buf[o] = '\0';
+  return buf;
+}
+
+static bool needs_escape(const char *s) {
+  for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+    if (*u < 0x20 || *u == 0x7F || (u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F) ||
+        (u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9)))
+      return true;
+  return false;
+}
+
+char *wf__escape_dup(const char *s) {
+  if (!needs_escape(s)) return xstrdup(s);
+  size_t n = strlen(s);
+  char *out = xmalloc(6 * n + 1);
+  escape_into(out, s, n, false);
+  return out;
+}
+
+/* ---- the list ---------------------------------------------------------------------- */
+
 void wf__errors_add(wf_errors_t *errs, const char *file, const char *path, int line,
                     int column, const char *fmt, ...) {
   if (!errs) return;
@@ -46,9 +138,14 @@ void wf__errors_add(wf_errors_t *errs, const char *file, const char *path, int l
   char *reason = NULL;
   if (vasprintf(&reason, fmt, ap) < 0) abort();
   va_end(ap);
+  if (needs_escape(reason)) {
+    char *clean = wf__escape_dup(reason);
+    free(reason);
+    reason = clean;
+  }
   wf_error_t e = {
       .file = xstrdup(file ? file : ""),
-      .path = xstrdup(path ? path : ""),
+      .path = wf__escape_dup(path ? path : ""),
       .line = line,
       .column = column,
       .reason = reason,
@@ -71,12 +168,15 @@ const wf_error_t *wf_errors_at(const wf_errors_t *errs, size_t i) {
 
 bool wf_errors_truncated(const wf_errors_t *errs) { return errs && errs->truncated; }
 
+/* One line: the file is kept as given in the list (and in JSON), and escaped here. */
 static char *error_line(const wf_error_t *e) {
   char pos[48] = "";
   if (e->line > 0) snprintf(pos, sizeof pos, ":%d:%d", e->line, e->column);
-  const char *file = e->file[0] ? e->file : NULL;
-  return xasprintf("%s%s%s%s%s%s", file ? file : "", file || pos[0] ? pos : "",
-                   file || pos[0] ? ": " : "", e->path, e->path[0] ? ": " : "", e->reason);
+  char *file = e->file[0] ? wf__escape_dup(e->file) : NULL;
+  char *line = xasprintf("%s%s%s%s%s%s", file ? file : "", file || pos[0] ? pos : "",
+                         file || pos[0] ? ": " : "", e->path, e->path[0] ? ": " : "", e->reason);
+  free(file);
+  return line;
 }
 
 char *wf_errors_format(const wf_errors_t *errs) {
@@ -90,9 +190,11 @@ char *wf_errors_format(const wf_errors_t *errs) {
     fprintf(f, "%s\n", line);
     free(line);
   }
-  if (wf_errors_truncated(errs))
-    fprintf(f, "%s: more errors omitted (only the first %d are reported)\n",
-            n ? (errs->v[0].file[0] ? errs->v[0].file : "input") : "input", WF_MAX_ERRORS);
+  if (wf_errors_truncated(errs)) {
+    char *file = wf__escape_dup(n && errs->v[0].file[0] ? errs->v[0].file : "input");
+    fprintf(f, "%s: more errors omitted (only the first %d are reported)\n", file, WF_MAX_ERRORS);
+    free(file);
+  }
   fclose(f);
   return buf;
 }

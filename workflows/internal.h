@@ -14,12 +14,36 @@
 /* ---- errors.c -------------------------------------------------------------------- */
 
 wf_errors_t *wf__errors_new(void);
-/* Adds one error (strings copied; reason is printf-formatted). Past WF_MAX_ERRORS the
- * error is counted as truncated instead. */
+/* Adds one error (strings copied; reason is printf-formatted). Control characters left in
+ * the path or the reason (text quoted from elsewhere, such as jansson's "invalid token near
+ * '<byte>'") are escaped as wf__quote does, so an error is always one line; strings from the
+ * document must still be quoted with WF__Q. Past WF_MAX_ERRORS the error is counted as
+ * truncated instead. */
 void wf__errors_add(wf_errors_t *errs, const char *file, const char *path, int line,
                     int column, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Moves every error of src to the end of dst (src stays allocated, emptied). */
 void wf__errors_move(wf_errors_t *dst, wf_errors_t *src);
+/* Quoting document text in messages. Every message that quotes a string taken from the
+ * input goes through wf__quote, so that a string cannot break a message over several lines
+ * or forge another error of wf_errors_format (`coordinator validate`), nor fill a screen.
+ * The first WF__QUOTE_MAX bytes are shown (cut back to a UTF-8 boundary), then ... inside
+ * the quotes ("aaaa..."), as template sources always were. */
+#define WF__QUOTE_MAX 64 /* bytes */
+/* Worst case: every byte as \u00XX, two quotes, "..." and the NUL. */
+#define WF__QUOTE_SIZE (6 * WF__QUOTE_MAX + 6)
+/* Writes s into buf (WF__QUOTE_SIZE bytes) and returns buf. quoted: as a JSON string
+ * literal ("a\"b\n", with \n \t \r \b \f, \u00XX for other controls, DEL and U+0080..U+009F,
+ * \u2028 and \u2029; other UTF-8 as is). Not quoted: the same but without the quotes and
+ * with " and \ as they are, for text already between delimiters ({{ %s }}). NULL shows as
+ * null. Plain names render as "name" (or name), as they always did. */
+const char *wf__quote(char *buf, const char *s, bool quoted);
+/* wf__quote into a buffer that lives until the end of the enclosing block, for use as a
+ * printf argument: wf__v_error(v, "type", "unknown step type %s", WF__Q(type)). */
+#define WF__Q(s) wf__quote((char[WF__QUOTE_SIZE]){0}, (s), true)
+#define WF__BARE(s) wf__quote((char[WF__QUOTE_SIZE]){0}, (s), false)
+/* A fresh copy of s with control characters escaped as wf__quote does (no quotes, no
+ * length cap): for text that is not ours to quote, such as a file name. */
+char *wf__escape_dup(const char *s) __attribute__((warn_unused_result));
 /* Edit distance capped at 3 (for "did you mean"); 3 means "3 or more". */
 int wf__edit_distance(const char *a, const char *b);
 /* The candidate closest to word within distance 2 (and not equal), or NULL. */

@@ -190,6 +190,12 @@ json_t *wf_workflow_summary(const wf_workflow_t *wf) {
                    "agents", agents, "steps", (json_int_t)wf->nsteps_total);
 }
 
+/* "input.name", or input["odd key"] for a key the caller sent (wf__path_format escapes). */
+static char *input_path(const char *name) {
+  const wf__path_comp_t comps[] = {{.key = "input"}, {.key = name}};
+  return wf__path_format(comps, 2);
+}
+
 int wf_inputs_resolve(const wf_workflow_t *wf, const json_t *input, json_t **out,
                       wf_errors_t **errs) {
   *out = NULL;
@@ -208,11 +214,11 @@ int wf_inputs_resolve(const wf_workflow_t *wf, const json_t *input, json_t **out
     json_object_foreach((json_t *)input, k, val) {
       size_t i = 0;
       while (i < wf->ninputs && strcmp(names[i], k)) i++;
-      char *path = xasprintf("input.%s", k);
+      char *path = input_path(k);
       if (i == wf->ninputs) {
         const char *hint = wf__closest(k, names, wf->ninputs);
         if (hint)
-          wf__errors_add(list, "", path, 0, 0, "unknown input (did you mean \"%s\"?)", hint);
+          wf__errors_add(list, "", path, 0, 0, "unknown input (did you mean %s?)", WF__Q(hint));
         else
           wf__errors_add(list, "", path, 0, 0, "unknown input");
       } else if (!wf__input_type_matches(wf->inputs[i].type, val)) {
@@ -228,7 +234,7 @@ int wf_inputs_resolve(const wf_workflow_t *wf, const json_t *input, json_t **out
     const wf__input_t *in = &wf->inputs[i];
     if (input && json_object_get(input, in->name)) continue;
     if (in->required) {
-      char *path = xasprintf("input.%s", in->name);
+      char *path = input_path(in->name);
       wf__errors_add(list, "", path, 0, 0, "missing required input");
       free(path);
     } else if (in->deflt) {

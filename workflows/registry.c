@@ -105,8 +105,8 @@ static void check_duplicates(fileset_t *fs) {
     if (!fs->wfs[i]) continue;
     for (size_t j = 0; j < i; j++) {
       if (!fs->wfs[j] || strcmp(fs->wfs[j]->name, fs->wfs[i]->name) != 0) continue;
-      wf__error_at(fs->wfs[i], name_path, 1, fs->errs[i], "workflow \"%s\" is already defined in %s",
-                   fs->wfs[i]->name, fs->paths[j]);
+      wf__error_at(fs->wfs[i], name_path, 1, fs->errs[i], "workflow %s is already defined in %s",
+                   WF__Q(fs->wfs[i]->name), fs->paths[j]);
       set_reject(fs, i);
       break;
     }
@@ -130,10 +130,10 @@ static void check_step_ref(void *arg, const wf__step_t *s) {
     if (w->was_rejected[i] && strcmp(w->was_rejected[i], s->u.workflow.name) == 0) known = true;
   if (known)
     wf__error_at_step(wf, s, "workflow", w->fs->errs[w->self],
-                      "workflow \"%s\" was rejected (see its errors)", s->u.workflow.name);
+                      "workflow %s was rejected (see its errors)", WF__Q(s->u.workflow.name));
   else
-    wf__error_at_step(wf, s, "workflow", w->fs->errs[w->self], "unknown workflow \"%s\"",
-                      s->u.workflow.name);
+    wf__error_at_step(wf, s, "workflow", w->fs->errs[w->self], "unknown workflow %s",
+                      WF__Q(s->u.workflow.name));
   w->bad = true;
 }
 
@@ -343,7 +343,9 @@ int wf_validate_files(const char *const *paths, size_t n, FILE *out) {
   int code = 0;
   for (size_t i = 0; i < n; i++) {
     if (fs.wfs[i] && wf_errors_count(fs.errs[i]) == 0) {
-      fprintf(out, "%s: ok (workflow \"%s\")\n", fs.paths[i], fs.wfs[i]->name);
+      char *file = wf__escape_dup(fs.paths[i]);
+      fprintf(out, "%s: ok (workflow %s)\n", file, WF__Q(fs.wfs[i]->name));
+      free(file);
       continue;
     }
     code = 1;

@@ -43,7 +43,7 @@ static int check_at(const json_t *schema, const char *at, char **path, char **er
     if (!in_list(key, schema_keys, BASE_ARRAY_SIZE(schema_keys))) {
       const char *hint = wf__closest(key, schema_keys, BASE_ARRAY_SIZE(schema_keys));
       rc = check_fail(path, err, sub,
-                      hint ? xasprintf("unsupported schema keyword (did you mean \"%s\"?)", hint)
+                      hint ? xasprintf("unsupported schema keyword (did you mean %s?)", WF__Q(hint))
                            : xstrdup("unsupported schema keyword"));
     } else if (!strcmp(key, "type")) {
       bool ok = json_is_string(v) && in_list(json_string_value(v), type_names, 7);
@@ -202,7 +202,7 @@ static int validate_at(const json_t *schema, const json_t *v, const char *at, ch
     for (size_t i = 0; i < json_array_size(req); i++) {
       const char *name = json_string_value(json_array_get(req, i));
       if (!json_object_get(v, name))
-        return fail(err, at, xasprintf("missing required property \"%s\"", name));
+        return fail(err, at, xasprintf("missing required property %s", WF__Q(name)));
     }
     const json_t *props = json_object_get(schema, "properties");
     const json_t *extra = json_object_get(schema, "additionalProperties");
@@ -210,7 +210,7 @@ static int validate_at(const json_t *schema, const json_t *v, const char *at, ch
     json_t *pv;
     json_object_foreach((json_t *)v, k, pv) {
       const json_t *ps = json_object_get(props, k);
-      char *sub = xasprintf("%s.%s", at, k);
+      char *sub = xasprintf("%s.%s", at, WF__BARE(k)); /* k is model output */
       int rc = 0;
       if (ps)
         rc = validate_at(ps, pv, sub, err);

@@ -154,7 +154,7 @@ static void v_retry(wf__vctx_t *v, const json_t *step, wf__step_t *s) {
       wf__v_push_index(v, i);
       const char *hint = c ? wf__closest(c, retry_classes, BASE_ARRAY_SIZE(retry_classes)) : NULL;
       if (hint)
-        wf__v_error(v, NULL, "unknown error class \"%s\" (did you mean \"%s\"?)", c, hint);
+        wf__v_error(v, NULL, "unknown error class %s (did you mean %s?)", WF__Q(c), WF__Q(hint));
       else
         wf__v_error(v, NULL,
                     "unknown error class (expected rate_limited, timeout, server_error, "
@@ -197,7 +197,7 @@ static void v_catch(wf__vctx_t *v, const json_t *step, wf__step_t *s) {
     } else if (!strcmp(str, "continue")) {
       s->catch_kind = WF_CATCH_CONTINUE;
     } else {
-      wf__v_error(v, "action", "unknown action \"%s\" (expected fail or continue)", str);
+      wf__v_error(v, "action", "unknown action %s (expected fail or continue)", WF__Q(str));
     }
   }
   if (json_object_get(c, "output")) {
@@ -249,11 +249,13 @@ static void v_llm(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
       const char *hint = wf__closest(agent, names, v->wf->nagents);
       free(names);
       if (hint)
-        wf__v_error(v, "agent", "unknown agent profile \"%s\" (did you mean \"%s\"?)", agent, hint);
+        wf__v_error(v, "agent", "unknown agent profile %s (did you mean %s?)", WF__Q(agent),
+                    WF__Q(hint));
       else if (v->wf->nagents == 0)
-        wf__v_error(v, "agent", "unknown agent profile \"%s\" (the workflow declares no agents)", agent);
+        wf__v_error(v, "agent", "unknown agent profile %s (the workflow declares no agents)",
+                    WF__Q(agent));
       else
-        wf__v_error(v, "agent", "unknown agent profile \"%s\"", agent);
+        wf__v_error(v, "agent", "unknown agent profile %s", WF__Q(agent));
     }
   }
   wf__v_template(v, o, "prompt", true, &s->u.llm.prompt);
@@ -284,7 +286,7 @@ static void v_parallel(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
     if (!strcmp(join, "any"))
       s->u.parallel.join_any = true;
     else if (strcmp(join, "all") != 0)
-      wf__v_error(v, "join", "unknown join \"%s\" (expected all or any)", join);
+      wf__v_error(v, "join", "unknown join %s (expected all or any)", WF__Q(join));
   }
 }
 
@@ -344,7 +346,7 @@ static void v_workflow(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
     if (v->wf->name && strcmp(name, v->wf->name) == 0)
       wf__v_error(v, "workflow", "a workflow cannot run itself");
     else if (v->has_workflow && !v->has_workflow(v->hw_arg, name))
-      wf__v_error(v, "workflow", "unknown workflow \"%s\"", name);
+      wf__v_error(v, "workflow", "unknown workflow %s", WF__Q(name));
   }
   wf__v_vtemplate(v, o, "input", false, &s->u.workflow.input);
 }
@@ -390,7 +392,7 @@ static void v_step(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
     if (!id_ok(id)) {
       wf__v_error(v, "id", "step ids are 1 to 64 letters, digits, _ or -");
     } else if (json_object_get(v->ids_seen, id)) {
-      wf__v_error(v, "id", "duplicate step id \"%s\" (first defined at %s)", id,
+      wf__v_error(v, "id", "duplicate step id %s (first defined at %s)", WF__Q(id),
                   json_string_value(json_object_get(v->ids_seen, id)));
     } else {
       json_object_set_new(v->ids_seen, id, json_string(s->path));
@@ -404,11 +406,11 @@ static void v_step(wf__vctx_t *v, const json_t *o, wf__step_t *s) {
     if (k == WF_STEP__COUNT) {
       const char *hint = wf__closest(type, wf__step_kind_names, WF_STEP__COUNT);
       if (hint)
-        wf__v_error(v, "type", "unknown step type \"%s\" (did you mean \"%s\"?)", type, hint);
+        wf__v_error(v, "type", "unknown step type %s (did you mean %s?)", WF__Q(type), WF__Q(hint));
       else
         wf__v_error(v, "type",
-                    "unknown step type \"%s\" (expected llm, agent, parallel, map, switch, "
-                    "loop, approval, workflow or transform)", type);
+                    "unknown step type %s (expected llm, agent, parallel, map, switch, "
+                    "loop, approval, workflow or transform)", WF__Q(type));
     }
     s->kind = (wf_step_kind_t)k;
   }
@@ -467,9 +469,9 @@ static void steps_list(wf__vctx_t *v, const json_t *arr, wf__scope_kind_t kind, 
     wf__v_push_index(v, i);
     wf__v_push_key(v, "catch");
     if (find_sibling(out, 0, s->catch_goto) || json_object_get(v->ids_all, s->catch_goto))
-      wf__v_error(v, "goto", "step \"%s\" is not a later step of the same list", s->catch_goto);
+      wf__v_error(v, "goto", "step %s is not a later step of the same list", WF__Q(s->catch_goto));
     else
-      wf__v_error(v, "goto", "unknown step \"%s\"", s->catch_goto);
+      wf__v_error(v, "goto", "unknown step %s", WF__Q(s->catch_goto));
     wf__v_pop(v);
     wf__v_pop(v);
   }

@@ -14,7 +14,6 @@
 
 #define TMPL_MAX_PARTS 1024 /* parts of one template; input-controlled */
 #define TMPL_MAX_SEGS 32    /* path parts of one operand */
-#define MSG_SRC_MAX 80      /* characters of the template quoted in messages */
 
 static const char *const root_names[] = {"input", "steps", "item", "index", "iteration", "run"};
 
@@ -139,9 +138,9 @@ static int parse_operand(lexer_t *lx, operand_t *o) {
       while (r < BASE_ARRAY_SIZE(root_names) && strcmp(word, root_names[r])) r++;
       if (r == BASE_ARRAY_SIZE(root_names)) {
         const char *hint = wf__closest(word, root_names, BASE_ARRAY_SIZE(root_names));
-        char *msg = hint ? xasprintf("unknown name \"%s\" (did you mean \"%s\"?)", word, hint)
-                         : xasprintf("unknown name \"%s\" (expected input, steps, item, "
-                                     "index, iteration or run)", word);
+        char *msg = hint ? xasprintf("unknown name %s (did you mean %s?)", WF__Q(word), WF__Q(hint))
+                         : xasprintf("unknown name %s (expected input, steps, item, "
+                                     "index, iteration or run)", WF__Q(word));
         lx->i = start;
         lex_fail(lx, msg);
         free(msg);
@@ -350,12 +349,6 @@ static const char *type_word(const json_t *v) {
   return "?";
 }
 
-static char *quote_src(const wf__tmpl_t *t) {
-  size_t n = strlen(t->src);
-  if (n <= MSG_SRC_MAX) return xasprintf("\"%s\"", t->src);
-  return xasprintf("\"%.*s...\"", MSG_SRC_MAX, t->src);
-}
-
 /* Resolves a path operand; on a miss sets *why to a fresh explanation. */
 static const json_t *resolve(const operand_t *o, const json_t *ctx, char **why) {
   const json_t *v = json_object_get(ctx, root_names[o->root]);
@@ -375,7 +368,7 @@ static const json_t *resolve(const operand_t *o, const json_t *ctx, char **why) 
       }
       next = json_object_get(v, sg->key);
       if (!next) {
-        *why = xasprintf("%s has no field \"%s\"", at, sg->key);
+        *why = xasprintf("%s has no field %s", at, WF__Q(sg->key));
         break;
       }
     } else {
@@ -389,7 +382,8 @@ static const json_t *resolve(const operand_t *o, const json_t *ctx, char **why) 
         break;
       }
     }
-    char *nat = sg->key ? xasprintf("%s.%s", at, sg->key) : xasprintf("%s[%zu]", at, sg->index);
+    char *nat = sg->key ? xasprintf("%s.%s", at, WF__BARE(sg->key))
+                        : xasprintf("%s[%zu]", at, sg->index);
     free(at);
     at = nat;
     v = next;
@@ -405,9 +399,7 @@ static json_t *eval_operand(const wf__tmpl_t *t, const operand_t *o, const json_
     char *why = NULL;
     v = resolve(o, ctx, &why);
     if (!v) {
-      char *q = quote_src(t);
-      *err = xasprintf("template %s: no value at %s (%s)", q, o->text, why);
-      free(q);
+      *err = xasprintf("template %s: no value at %s (%s)", WF__Q(t->src), WF__BARE(o->text), why);
       free(why);
       return NULL;
     }

@@ -102,7 +102,7 @@ bool wf__v_known_keys(wf__vctx_t *v, const json_t *obj, const char *const *allow
     if (i < n) continue;
     const char *hint = wf__closest(key, allowed, n);
     if (hint)
-      wf__v_error(v, key, "unknown field (did you mean \"%s\"?)", hint);
+      wf__v_error(v, key, "unknown field (did you mean %s?)", WF__Q(hint));
     else
       wf__v_error(v, key, "unknown field");
     ok = false;
@@ -183,7 +183,7 @@ static bool scope_has(const wf__vctx_t *v, wf__scope_kind_t kind) {
 
 static void hint_suffix(char *buf, size_t n, const char *hint) {
   if (hint)
-    snprintf(buf, n, " (did you mean \"%s\"?)", hint);
+    snprintf(buf, n, " (did you mean %s?)", WF__Q(hint));
   else
     buf[0] = '\0';
 }
@@ -191,7 +191,7 @@ static void hint_suffix(char *buf, size_t n, const char *hint) {
 /* Checks one name a template reads; pos_key is the field holding the template (NULL
  * when the path already points at it). */
 static void check_ref(wf__vctx_t *v, const char *pos_key, const wf__tmpl_ref_t *r) {
-  char hint[128] = "";
+  char hint[WF__QUOTE_SIZE + 32] = "";
   switch (r->root) {
   case WF__ROOT_INPUT: {
     if (!r->name) return;
@@ -203,18 +203,20 @@ static void check_ref(wf__vctx_t *v, const char *pos_key, const wf__tmpl_ref_t *
     }
     if (!found) {
       hint_suffix(hint, sizeof hint, wf__closest(r->name, names, v->wf->ninputs));
-      wf__v_error(v, pos_key, "unknown input \"%s\" in {{ %s }}%s", r->name, r->text, hint);
+      wf__v_error(v, pos_key, "unknown input %s in {{ %s }}%s", WF__Q(r->name), WF__BARE(r->text),
+                  hint);
     }
     free(names);
     return;
   }
   case WF__ROOT_STEPS: {
     if (!r->name || !r->field || strcmp(r->field, "output") != 0) {
-      wf__v_error(v, pos_key, "expected steps.<id>.output in {{ %s }}", r->text);
+      wf__v_error(v, pos_key, "expected steps.<id>.output in {{ %s }}", WF__BARE(r->text));
       return;
     }
     if (v->in_agents) {
-      wf__v_error(v, pos_key, "agent profiles cannot read step outputs ({{ %s }})", r->text);
+      wf__v_error(v, pos_key, "agent profiles cannot read step outputs ({{ %s }})",
+                  WF__BARE(r->text));
       return;
     }
     if (step_visible(v, r->name)) return;
@@ -226,26 +228,27 @@ static void check_ref(wf__vctx_t *v, const char *pos_key, const wf__tmpl_ref_t *
       json_object_foreach(v->ids_all, k, val) ids[i++] = k;
       hint_suffix(hint, sizeof hint, wf__closest(r->name, ids, n));
       free(ids);
-      wf__v_error(v, pos_key, "unknown step \"%s\" in {{ %s }}%s", r->name, r->text, hint);
+      wf__v_error(v, pos_key, "unknown step %s in {{ %s }}%s", WF__Q(r->name), WF__BARE(r->text),
+                  hint);
       return;
     }
     if (v->cur_step && strcmp(v->cur_step, r->name) == 0) {
-      wf__v_error(v, pos_key, "step \"%s\" cannot read its own output in {{ %s }}", r->name,
-                  r->text);
+      wf__v_error(v, pos_key, "step %s cannot read its own output in {{ %s }}", WF__Q(r->name),
+                  WF__BARE(r->text));
       return;
     }
     for (const wf__scope_t *sc = v->scope; sc; sc = sc->up) {
       if (sc->owner && strcmp(sc->owner, r->name) == 0) {
         wf__v_error(v, pos_key,
-                    "step \"%s\" encloses this one, its output is not ready in {{ %s }}",
-                    r->name, r->text);
+                    "step %s encloses this one, its output is not ready in {{ %s }}",
+                    WF__Q(r->name), WF__BARE(r->text));
         return;
       }
     }
     wf__v_error(v, pos_key,
-                "step \"%s\" has not run at this point in {{ %s }} (only earlier steps of "
+                "step %s has not run at this point in {{ %s }} (only earlier steps of "
                 "this list and of enclosing lists are visible)",
-                r->name, r->text);
+                WF__Q(r->name), WF__BARE(r->text));
     return;
   }
   case WF__ROOT_ITEM:
@@ -260,8 +263,8 @@ static void check_ref(wf__vctx_t *v, const char *pos_key, const wf__tmpl_ref_t *
     return;
   case WF__ROOT_RUN:
     if (r->name && strcmp(r->name, "id") != 0 && strcmp(r->name, "workflow") != 0)
-      wf__v_error(v, pos_key, "unknown run field \"%s\" in {{ %s }} (expected id or workflow)",
-                  r->name, r->text);
+      wf__v_error(v, pos_key, "unknown run field %s in {{ %s }} (expected id or workflow)",
+                  WF__Q(r->name), WF__BARE(r->text));
     return;
   }
 }
@@ -381,8 +384,8 @@ static void validate_inputs(wf__vctx_t *v, const json_t *inputs) {
       while (i < BASE_ARRAY_SIZE(input_types) && strcmp(input_types[i], in.type)) i++;
       if (i == BASE_ARRAY_SIZE(input_types)) {
         wf__v_error(v, "type",
-                    "unknown type \"%s\" (expected string, number, integer, boolean, object "
-                    "or array)", in.type);
+                    "unknown type %s (expected string, number, integer, boolean, object "
+                    "or array)", WF__Q(in.type));
         in.type = NULL;
       }
     }
@@ -445,7 +448,7 @@ static void validate_agent(wf__vctx_t *v, const char *name, const json_t *prof, 
     if (!v->shared) return; /* checked when the registry loads */
     const json_t *shared = json_object_get(v->shared, a->ref);
     if (!json_is_object(shared)) {
-      wf__v_error(v, "ref", "unknown shared profile \"%s\"", a->ref);
+      wf__v_error(v, "ref", "unknown shared profile %s", WF__Q(a->ref));
       return;
     }
     a->node = shared;
@@ -462,8 +465,8 @@ static void validate_agent(wf__vctx_t *v, const char *name, const json_t *prof, 
     while (i < BASE_ARRAY_SIZE(providers) && strcmp(providers[i], a->provider)) i++;
     if (i == BASE_ARRAY_SIZE(providers)) {
       wf__v_error(v, "provider",
-                  "unknown provider \"%s\" (expected mock, openai, anthropic or ollama)",
-                  a->provider);
+                  "unknown provider %s (expected mock, openai, anthropic or ollama)",
+                  WF__Q(a->provider));
       a->provider = NULL;
     }
   }

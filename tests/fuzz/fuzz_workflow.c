@@ -7,8 +7,9 @@
  *     document names its JSON path and has a line and column (the document parsed, so the
  *     value or its nearest parent exists); only errors about the whole document (not JSON,
  *     too deep, too large, not an object) have an empty path;
- *   - wf_errors_format gives one line per error (plus the truncation line), and
- *     wf_errors_json one object per error;
+ *   - no path or reason holds a control character (document strings are quoted with
+ *     wf__quote), wf_errors_format gives one line per error (plus the truncation line),
+ *     and wf_errors_json one object per error;
  *   - every template found renders or fails with a message: each string of the document
  *     is compiled as a template and rendered against a sample context, and a valid
  *     workflow's own compiled templates (prompts, systems, values, outputs) are rendered
@@ -23,14 +24,21 @@
 
 #define FZ_NAME "fuzz.json"
 
-/* Known open issue (docs/parsers.md, corpus/fuzz_workflow/crash-fuzz_workflow-1): reasons
- * quote document strings raw ("unknown step type \"x<LF>...\""), so a string with a
- * newline splits an error of wf_errors_format over several lines and can forge a line of
- * `coordinator validate`. Until the validator escapes what it quotes, newlines inside
- * reasons are tolerated here; set this to 0 once it does, and the corpus file guards it. */
+/* Formerly open (docs/parsers.md, corpus/fuzz_workflow/crash-fuzz_workflow-1): reasons
+ * quoted document strings raw ("unknown step type \"x<LF>...\""), so a string with a
+ * newline split an error of wf_errors_format over several lines and could forge a line of
+ * `coordinator validate`. The validator now quotes with wf__quote; 1 tolerates raw newlines
+ * again (to replay against an old build), 0 (the default) checks that no path or reason
+ * holds a control character and that each error is exactly one line. */
 #ifndef FZ_KNOWN_RAW_NEWLINES
-#define FZ_KNOWN_RAW_NEWLINES 1
+#define FZ_KNOWN_RAW_NEWLINES 0
 #endif
+
+static bool fz_has_control(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20 || *p == 0x7F) return true;
+  return false;
+}
 
 static void fz_fail(const char *what, const char *detail) {
   fprintf(stderr, "fuzz invariant broken: %s\n%s\n", what, detail ? detail : "");
@@ -47,6 +55,10 @@ static void fz_check_errors(const wf_errors_t *errs, int rc) {
     if (!e || !e->file || !e->path || !e->reason) fz_fail("error with a NULL part", NULL);
     if (strcmp(e->file, FZ_NAME) != 0) fz_fail("error names another file", e->file);
     if (!e->reason[0]) fz_fail("error without a reason", e->path);
+#if !FZ_KNOWN_RAW_NEWLINES
+    if (fz_has_control(e->reason) || fz_has_control(e->path))
+      fz_fail("error with a raw control character", e->reason);
+#endif
     if (!e->path[0]) {
       if (!fz_starts(e->reason, "invalid JSON") && !fz_starts(e->reason, "nesting deeper") &&
           !fz_starts(e->reason, "file is") && !fz_starts(e->reason, "a workflow is a JSON object"))

@@ -12,6 +12,7 @@
 #include "wf_test_util.h"
 
 #define AG "'agents':{'w':{'provider':'mock'},'writer2':{'provider':'mock'}}"
+#define X10 "xxxxxxxxxx"
 #define LLM(id, prompt) "{'id':'" id "','type':'llm','agent':'w','prompt':'" prompt "'}"
 
 typedef struct vcase {
@@ -195,6 +196,27 @@ static const vcase_t cases[] = {
     {"output reads an unknown step",
      "{'name':'t'," AG ",'steps':[" LLM("a", "x") "],'output':{'r':'{{ steps.b.output }}'}}",
      "output.r: unknown step \"b\" in {{ steps.b.output }}"},
+    /* strings quoted from the document are escaped and shortened (errors.c, wf__quote) */
+    {"step type with a newline cannot forge another error line",
+     "{'name':'t','steps':[{'id':'a','type':'x\\nt.json:1:1: forged: error'}]}",
+     "steps[0].type: unknown step type \"x\\nt.json:1:1: forged: error\" (expected llm, agent, "
+     "parallel, map, switch, loop, approval, workflow or transform)"},
+    {"step type with a quote, and a hint",
+     "{'name':'t','steps':[{'id':'a','type':'ll\\\"m'}]}",
+     "steps[0].type: unknown step type \"ll\\\"m\" (did you mean \"llm\"?)"},
+    {"overlong step type is cut at 64 bytes",
+     "{'name':'t','steps':[{'id':'a','type':'" X10 X10 X10 X10 X10 X10 X10 X10 X10 X10 "'}]}",
+     "steps[0].type: unknown step type \"" X10 X10 X10 X10 X10 X10 "xxxx...\" (expected llm, agent, "
+     "parallel, map, switch, loop, approval, workflow or transform)"},
+    {"agent name with control characters, a backslash and an escape sequence",
+     "{'name':'t'," AG ",'steps':[{'id':'a','type':'llm','agent':'a\\\\b\\u001b[2J\\r\\t','prompt':'x'}]}",
+     "steps[0].agent: unknown agent profile \"a\\\\b\\u001B[2J\\r\\t\""},
+    {"template text between braces has its newline escaped, its quotes kept",
+     "{'name':'t'," AG ",'steps':[" LLM("a", "{{ input[\\n\\\"x\\\"] }}") "]}",
+     "steps[0].prompt: unknown input \"x\" in {{ input[\\n\"x\"] }}"},
+    {"catch goto with a newline",
+     "{'name':'t'," AG ",'steps':[{'id':'a','type':'llm','agent':'w','prompt':'x','catch':{'goto':'b\\nc'}}]}",
+     "steps[0].catch.goto: unknown step \"b\\nc\""},
     /* valid documents exercising visibility */
     {"valid: parallel branch steps are visible after the parallel",
      "{'name':'t'," AG ",'steps':[{'id':'p','type':'parallel','branches':[[" LLM("a", "x") "],["
@@ -228,6 +250,25 @@ static void test_validate_reports_the_exact_errors_of_each_table_case(void **sta
     free(got);
   }
   assert_int_equal(failed, 0);
+}
+
+/* The fuzz reproducer: a step type holding a newline and text shaped like an error line. */
+static void test_validate_formats_the_forged_line_reproducer_as_one_escaped_line(void **state) {
+  (void)state;
+  char *path = wft_path("tests/fuzz/corpus/fuzz_workflow/crash-fuzz_workflow-1");
+  wf_workflow_t *wf = NULL;
+  wf_errors_t *errs = NULL;
+  assert_int_equal(wf_load_file(path, NULL, &wf, &errs), -EINVAL);
+  assert_null(wf);
+  char *text = wf_errors_format(errs);
+  char *want = xasprintf("%s:1:45: steps[0].type: unknown step type \"x\\nfuzz.json:1:1: forged: "
+                         "error\" (expected llm, agent, parallel, map, switch, loop, approval, "
+                         "workflow or transform)\n", path);
+  assert_string_equal(text, want);
+  free(want);
+  free(text);
+  wf_errors_free(errs);
+  free(path);
 }
 
 static void test_validate_accepts_every_example_workflow(void **state) {
@@ -373,6 +414,7 @@ static void test_validate_checks_sub_workflows_and_refs_against_a_registry(void 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_validate_reports_the_exact_errors_of_each_table_case),
+      cmocka_unit_test(test_validate_formats_the_forged_line_reproducer_as_one_escaped_line),
       cmocka_unit_test(test_validate_accepts_every_example_workflow),
       cmocka_unit_test(test_validate_reports_line_and_column_of_the_offending_value),
       cmocka_unit_test(test_validate_collects_all_errors_up_to_the_bound),
