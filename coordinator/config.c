@@ -342,6 +342,47 @@ static void config_choices_text(char *buf, size_t len, const char *const *names,
     used += (size_t)snprintf(buf + used, len - used, "%s\"%s\"", i ? ", " : "", names[i]);
 }
 
+/* JSON in the config (the file, and the object keys' values from the environment or a
+ * flag) is parsed with the house limits: the size first, then the depth, then jansson. */
+#define CONFIG_MAX_JSON_BYTES ((size_t)1 << 20) /* bytes */
+#define CONFIG_MAX_JSON_DEPTH 16                /* nested objects and arrays */
+
+/* Whether text[0..len) opens a bracket deeper than CONFIG_MAX_JSON_DEPTH; if so *line and
+ * *column (1-based, in characters as jansson counts them) name that bracket. Strings are
+ * skipped; the text need not be valid JSON (jansson reports what else is wrong). */
+static bool config_json_too_deep(const char *text, size_t len, int *line, int *column) {
+  int depth = 0, ln = 1, col = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c == '\n') {
+      ln++;
+      col = 0;
+      continue;
+    }
+    if ((c & 0xC0) != 0x80) col++;
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > CONFIG_MAX_JSON_DEPTH) {
+        *line = ln;
+        *column = col;
+        return true;
+      }
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 static bool config_is_json_kind(key_kind_t kind) {
   return kind == KEY_HEADERS || kind == KEY_PROFILES;
 }
@@ -502,8 +543,19 @@ static int config_apply_value(coord_config_t *cfg, const config_key_t *k, const 
   switch (k->kind) {
   case KEY_HEADERS:
   case KEY_PROFILES: {
+    size_t len = strlen(text);
+    int line = 0, column = 0;
+    if (len > CONFIG_MAX_JSON_BYTES) {
+      config_error(err, where, k->name, "JSON text larger than 1 MiB");
+      return -EINVAL;
+    }
+    if (config_json_too_deep(text, len, &line, &column)) {
+      config_error(err, where, k->name, "JSON nested deeper than %d levels at column %d",
+                   CONFIG_MAX_JSON_DEPTH, column);
+      return -EINVAL;
+    }
     json_error_t jerr;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
       config_error(err, where, k->name, "invalid JSON at column %d: %s", jerr.column, jerr.text);
       return -EINVAL;
@@ -647,10 +699,20 @@ static int config_apply_object(coord_config_t *cfg, json_t *obj, const char *pre
 
 int coord_config_apply_json(coord_config_t *cfg, const char *text, size_t len, const char *where,
                             coord_config_error_t *err) {
+  char at[300];
+  if (len > CONFIG_MAX_JSON_BYTES) {
+    config_error(err, where, "", "JSON text larger than 1 MiB");
+    return -EFBIG;
+  }
+  int line = 0, column = 0;
+  if (config_json_too_deep(text, len, &line, &column)) {
+    snprintf(at, sizeof at, "%s:%d:%d", where, line, column);
+    config_error(err, at, "", "JSON nested deeper than %d levels", CONFIG_MAX_JSON_DEPTH);
+    return -EINVAL;
+  }
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
-    char at[300];
     snprintf(at, sizeof at, "%s:%d:%d", where, jerr.line, jerr.column);
     config_error(err, at, "", "invalid JSON: %s", jerr.text);
     return -EINVAL;
@@ -667,7 +729,6 @@ int coord_config_apply_json(coord_config_t *cfg, const char *text, size_t len, c
 }
 
 int coord_config_apply_file(coord_config_t *cfg, const char *path, coord_config_error_t *err) {
-  enum { MAX_CONFIG_BYTES = 1 << 20 };
   int rc = 0;
   char *buf = NULL;
   FILE *f = fopen(path, "rb");
@@ -676,14 +737,14 @@ int coord_config_apply_file(coord_config_t *cfg, const char *path, coord_config_
     config_error(err, path, "", "cannot open: %s", strerror(errno));
     return rc;
   }
-  buf = xmalloc(MAX_CONFIG_BYTES + 1);
-  size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+  buf = xmalloc(CONFIG_MAX_JSON_BYTES + 1);
+  size_t n = fread(buf, 1, CONFIG_MAX_JSON_BYTES + 1, f);
   if (ferror(f)) {
     rc = -EIO;
     config_error(err, path, "", "cannot read");
     goto out;
   }
-  if (n > MAX_CONFIG_BYTES) {
+  if (n > CONFIG_MAX_JSON_BYTES) {
     rc = -EFBIG;
     config_error(err, path, "", "larger than 1 MiB");
     goto out;

@@ -131,8 +131,10 @@ void coord_config_defaults(coord_config_t *cfg);
 void coord_config_close(coord_config_t *cfg);
 
 /* Applies the JSON object in text (len bytes) on top of cfg; where names the source in errors.
- * Returns 0, or -EINVAL with err filled (unknown key, wrong type, out of range, bad JSON with
- * line and column). On error cfg may be partly updated; callers exit. */
+ * Returns 0, -EFBIG (text over 1 MiB, checked first), or -EINVAL with err filled (objects and
+ * arrays nested deeper than 16, checked before parsing, or bad JSON, both with line and
+ * column; unknown key, wrong type, out of range). On error cfg may be partly updated; callers
+ * exit. */
 int coord_config_apply_json(coord_config_t *cfg, const char *text, size_t len, const char *where,
                             coord_config_error_t *err) __attribute__((warn_unused_result));
 

@@ -285,6 +285,116 @@ static void test_config_file_errors_name_the_path(void **state) {
   coord_config_close(&c);
 }
 
+/* "{"a":" then n '[' (and as many ']' when closed), so the deepest bracket is at depth n + 1. */
+static char *nested(const char *head, int n, bool closed) {
+  size_t hl = strlen(head);
+  char *s = malloc(hl + 2 * (size_t)n + 2);
+  assert_non_null(s);
+  memcpy(s, head, hl);
+  memset(s + hl, '[', (size_t)n);
+  size_t len = hl + (size_t)n;
+  if (closed) {
+    memset(s + len, ']', (size_t)n);
+    len += (size_t)n;
+    s[len++] = '}';
+  }
+  s[len] = '\0';
+  return s;
+}
+
+static int apply_text(const char *text, coord_config_error_t *err) {
+  coord_config_t c;
+  coord_config_defaults(&c);
+  int rc = coord_config_apply_json(&c, text, strlen(text), "f.json", err);
+  coord_config_close(&c);
+  return rc;
+}
+
+static void test_config_rejects_json_nested_deeper_than_16_levels_before_parsing(void **state) {
+  (void)state;
+  coord_config_error_t err;
+  /* 16 levels pass the depth check (and fail on the key); 17 do not */
+  char *ok = nested("{\"a\":", 15, true);
+  assert_int_equal(apply_text(ok, &err), -EINVAL);
+  assert_string_equal(err.text, "f.json: a: unknown key");
+  free(ok);
+  char *deep = nested("{\"a\":", 16, true);
+  assert_int_equal(apply_text(deep, &err), -EINVAL);
+  assert_string_equal(err.text, "f.json:1:21: JSON nested deeper than 16 levels");
+  assert_string_equal(err.where, "f.json:1:21");
+  assert_string_equal(err.key, "");
+  free(deep);
+  /* checked before parsing: an unterminated document still gets the depth error */
+  char *open = nested("{\n  \"a\": ", 20, false);
+  assert_int_equal(apply_text(open, &err), -EINVAL);
+  assert_string_equal(err.text, "f.json:2:23: JSON nested deeper than 16 levels");
+  free(open);
+  /* brackets inside strings (with escaped quotes) are not nesting */
+  assert_int_equal(apply_text("{\"a\":\"\\\"[[[[[[[[[[[[[[[[[[[[[[\"}", &err), -EINVAL);
+  assert_string_equal(err.text, "f.json: a: unknown key");
+  /* the JSON text of an object key from the environment has the same limit */
+  coord_config_t c;
+  coord_config_defaults(&c);
+  char *env_deep = nested("COORDINATOR_AGENTS={\"w\":", 16, true);
+  const char *env[] = {env_deep, NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, env, &err), -EINVAL);
+  assert_string_equal(err.text,
+                      "COORDINATOR_AGENTS: agents: JSON nested deeper than 16 levels at column 21");
+  assert_string_equal(err.key, "agents");
+  free(env_deep);
+  coord_config_close(&c);
+}
+
+static void test_config_rejects_json_text_over_1_mib_before_parsing(void **state) {
+  (void)state;
+  enum { MIB = 1 << 20 };
+  coord_config_error_t err;
+  coord_config_t c;
+  coord_config_defaults(&c);
+  /* exactly 1 MiB is accepted: {} padded with spaces */
+  char *text = malloc(MIB + 2);
+  assert_non_null(text);
+  memset(text, ' ', MIB);
+  memcpy(text, "{}", 2);
+  text[MIB] = '\0';
+  assert_int_equal(coord_config_apply_json(&c, text, MIB, "f.json", &err), 0);
+  /* one byte more is refused by size, before the depth check sees the brackets */
+  memset(text, '[', MIB + 1);
+  text[MIB + 1] = '\0';
+  assert_int_equal(coord_config_apply_json(&c, text, MIB + 1, "f.json", &err), -EFBIG);
+  assert_string_equal(err.text, "f.json: JSON text larger than 1 MiB");
+  assert_string_equal(err.key, "");
+  /* the same for an object key's JSON text from a flag */
+  const char *flag = "--providers.openai.headers";
+  assert_int_equal(coord_config_set(&c, "providers.openai.headers", text, flag, &err), -EINVAL);
+  assert_string_equal(err.text, "--providers.openai.headers: providers.openai.headers: JSON text "
+                                "larger than 1 MiB");
+  free(text);
+  coord_config_close(&c);
+}
+
+static void test_config_file_too_deep_names_the_path_line_and_column(void **state) {
+  (void)state;
+  const char *dir = getenv("COORD_TEST_TMPDIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_config_deep_%d.json", dir ? dir : "/tmp", (int)getpid());
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  char *deep = nested("{\"agents\":", 16, true);
+  fputs(deep, f);
+  free(deep);
+  fclose(f);
+  coord_config_t c;
+  coord_config_error_t err;
+  coord_config_defaults(&c);
+  assert_int_equal(coord_config_apply_file(&c, path, &err), -EINVAL);
+  char want[600];
+  snprintf(want, sizeof want, "%s:1:26: JSON nested deeper than 16 levels", path);
+  assert_string_equal(err.text, want);
+  unlink(path);
+  coord_config_close(&c);
+}
+
 static void test_config_runs_and_model_keys_have_their_documented_defaults(void **state) {
   (void)state;
   coord_config_t c;
@@ -476,6 +586,9 @@ int main(void) {
       cmocka_unit_test(test_config_validate_refuses_auth_none_on_a_public_address),
       cmocka_unit_test(test_config_listen_parser_accepts_and_rejects),
       cmocka_unit_test(test_config_file_errors_name_the_path),
+      cmocka_unit_test(test_config_rejects_json_nested_deeper_than_16_levels_before_parsing),
+      cmocka_unit_test(test_config_rejects_json_text_over_1_mib_before_parsing),
+      cmocka_unit_test(test_config_file_too_deep_names_the_path_line_and_column),
       cmocka_unit_test(test_config_runs_and_model_keys_have_their_documented_defaults),
       cmocka_unit_test(test_config_file_sets_providers_shared_profiles_and_run_keys),
       cmocka_unit_test(test_config_rejects_bad_run_and_model_keys_naming_the_nested_field),
