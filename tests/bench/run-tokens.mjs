@@ -5,7 +5,8 @@
 // runs streaming at once, and the CPU the daemon uses meanwhile.
 //
 //   node tests/bench/run-tokens.mjs [--runs 1000] [--rate 50] [--duration 30] [--warmup 6]
-//        [--ramp 2] [--coalesce 20] [--conns RUNS] [--bin PATH] [--keep] [--json FILE]
+//        [--ramp 2] [--coalesce 20] [--conns RUNS] [--provider fake|mock] [--bin PATH]
+//        [--keep] [--json FILE]
 //
 // What it does (everything on 127.0.0.1, every child stopped by PID, every wait bounded):
 // 1. starts tests/bench/tokens-fake.mjs, an OpenAI-compatible endpoint whose chunks carry
@@ -27,6 +28,13 @@
 // parser, the engine's coalescing window (a chunk waits up to --coalesce ms for the ones
 // after it), the durable commit of the event, fanout, the WebSocket write, and the
 // watcher's read (this process: its CPU is reported too, all share the machine's cores).
+//
+// --provider mock runs the same workflow on the daemon's in-process mock provider instead
+// (4-byte chunks at --rate, no HTTP and no fake process). Its chunks carry no emission
+// time, so the latency reported then is only from each token event's publish (the `ts`
+// of the `ev` message, milliseconds) to its read: it leaves out the coalescing wait and
+// everything before it. Use it to see the daemon's CPU without the HTTP transport and
+// without a fake competing for the cores.
 import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -42,13 +50,13 @@ const repo = path.resolve(here, '../..');
 const WebSocket = createRequire(path.join(repo, 'tests', 'package.json'))('ws');
 
 // ---- options ----
-const defaults = { runs: 1000, rate: 50, duration: 30, warmup: 6, ramp: 2, coalesce: 20, conns: 0, bin: '', keep: false, json: '' };
+const defaults = { runs: 1000, rate: 50, duration: 30, warmup: 6, ramp: 2, coalesce: 20, conns: 0, provider: 'fake', bin: '', keep: false, json: '' };
 const opt = { ...defaults };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   const key = a.replace(/^--/, '');
   if (!(key in defaults) || !a.startsWith('--')) {
-    console.error(`run-tokens: unknown argument ${a}\nusage: run-tokens.mjs [--runs N] [--rate R] [--duration S] [--warmup S] [--ramp S] [--coalesce MS] [--conns N] [--bin PATH] [--keep] [--json FILE]`);
+    console.error(`run-tokens: unknown argument ${a}\nusage: run-tokens.mjs [--runs N] [--rate R] [--duration S] [--warmup S] [--ramp S] [--coalesce MS] [--conns N] [--provider fake|mock] [--bin PATH] [--keep] [--json FILE]`);
     process.exit(2);
   }
   if (typeof defaults[key] === 'boolean') opt[key] = true;
@@ -62,6 +70,10 @@ for (const [k, [lo, hi]] of Object.entries(bounds)) {
     console.error(`run-tokens: --${k} must be between ${lo} and ${hi}`);
     process.exit(2);
   }
+}
+if (opt.provider !== 'fake' && opt.provider !== 'mock') {
+  console.error('run-tokens: --provider is fake or mock');
+  process.exit(2);
 }
 if (Math.ceil(opt.runs / opt.conns) > 64) {
   console.error('run-tokens: at most 64 runs per connection (max_subs_per_conn); raise --conns');
@@ -90,6 +102,19 @@ const hardDeadline = setTimeout(() => {
   process.exit(1);
 }, (opt.duration + opt.ramp + 120) * 1000);
 hardDeadline.unref();
+// Interrupted (Ctrl-C, a supervisor's SIGTERM) or bailing out: the children go too.
+const killChildren = () => {
+  stopping = true;
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+};
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    log(`${sig}: stopping`);
+    killChildren();
+    process.exit(130);
+  });
+}
+process.on('exit', killChildren);
 
 function cpuSeconds(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -154,16 +179,21 @@ async function main() {
 
 async function bench(dir) {
   // the fake endpoint
-  const fake = spawn(process.execPath, [path.join(here, 'tokens-fake.mjs'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(fake);
-  const fakePort = await new Promise((resolve, reject) => {
-    let buf = '';
-    fake.stdout.on('data', (c) => {
-      buf += c;
-      if (buf.includes('\n')) resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))).port);
+  const mock = opt.provider === 'mock';
+  let fake = null;
+  let fakePort = 0;
+  if (!mock) {
+    fake = spawn(process.execPath, [path.join(here, 'tokens-fake.mjs'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(fake);
+    fakePort = await new Promise((resolve, reject) => {
+      let buf = '';
+      fake.stdout.on('data', (c) => {
+        buf += c;
+        if (buf.includes('\n')) resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))).port);
+      });
+      fake.once('exit', () => reject(new Error('the fake endpoint exited')));
     });
-    fake.once('exit', () => reject(new Error('the fake endpoint exited')));
-  });
+  }
 
   // the daemon
   const port = await freePort();
@@ -185,7 +215,11 @@ async function bench(dir) {
     limits: { publish_rate: 0, topic_publish_rate: 0 },
     runs: { max_runs: opt.runs + 100, token_coalesce_ms: opt.coalesce },
     providers: { openai: { base_url: `http://127.0.0.1:${fakePort}/v1` } },
-    agents: { bench: { provider: 'openai', model: `bench?tokens=${tokens}&rate=${opt.rate}` } },
+    agents: {
+      bench: mock
+        ? { provider: 'mock', params: { mock_text: 'abcd'.repeat(tokens), mock_chunk_chars: 4, mock_tokens_per_s: opt.rate } }
+        : { provider: 'openai', model: `bench?tokens=${tokens}&rate=${opt.rate}` },
+    },
     model_calls: { idle_timeout_ms: 30000 },
   };
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
@@ -204,7 +238,7 @@ async function bench(dir) {
     }
   });
   await until(async () => (await request(port, 'GET', '/readyz').catch(() => ({}))).status === 200, 15000, 'the daemon');
-  log(`daemon ready on ${port}; fake on ${fakePort}; ${opt.runs} runs x ${tokens} tokens at ${opt.rate}/s, coalesce ${opt.coalesce} ms, ${opt.conns} watcher connections`);
+  log(`daemon ready on ${port}; ${mock ? 'mock provider' : `fake on ${fakePort}`}; ${opt.runs} runs x ${tokens} tokens at ${opt.rate}/s, coalesce ${opt.coalesce} ms, ${opt.conns} watcher connections`);
 
   // watcher connections
   const conns = await Promise.all(
@@ -231,6 +265,8 @@ async function bench(dir) {
   let onAllDone;
   const allDone = new Promise((r) => (onAllDone = r));
   const stampRe = /t(\d+) /g;
+  // hrtime (us) at performance.now() == 0, to place wall-clock ts on the monotonic clock
+  const originUs = nowUs() - BigInt(Math.round(performance.now() * 1000));
 
   for (const ws of conns) {
     ws.on('message', (data) => {
@@ -252,7 +288,19 @@ async function bench(dir) {
         }
         run.lastSeq = m.seq;
       }
-      if (m.type === 'token' && m.data && m.data.part === 'text') {
+      if (m.type === 'token' && m.data && m.data.part === 'text' && mock) {
+        // no stamps: publish (ev.ts, ms) -> read, once per event, in the window
+        run.chunks += m.data.text.length / 4;
+        const recvMs = performance.timeOrigin + performance.now();
+        const tsUs = BigInt(Math.round((m.ts - performance.timeOrigin) * 1000)) + originUs;
+        if (tsUs < windowStart || tsUs > windowEnd || windowStart === 0n) {
+          lateSamples++;
+        } else {
+          const us = Math.round((recvMs - m.ts) * 1000);
+          samples[nsamples++] = us < 0 ? 0 : us;
+          if (us > maxUs) maxUs = us;
+        }
+      } else if (m.type === 'token' && m.data && m.data.part === 'text') {
         stampRe.lastIndex = 0;
         let x;
         while ((x = stampRe.exec(m.data.text))) {
@@ -290,14 +338,14 @@ async function bench(dir) {
   cpuTimers.push(
     setTimeout(() => {
       cpu.daemon0 = cpuSeconds(daemon.pid);
-      cpu.fake0 = cpuSeconds(fake.pid);
+      cpu.fake0 = fake ? cpuSeconds(fake.pid) : 0;
       wcpu.start = process.cpuUsage();
     }, Number(windowStart - nowUs()) / 1000),
   );
   cpuTimers.push(
     setTimeout(() => {
       cpu.daemon1 = cpuSeconds(daemon.pid);
-      cpu.fake1 = cpuSeconds(fake.pid);
+      cpu.fake1 = fake ? cpuSeconds(fake.pid) : 0;
       wcpu.end = process.cpuUsage(wcpu.start);
     }, Number(windowEnd - nowUs()) / 1000),
   );
@@ -333,7 +381,7 @@ async function bench(dir) {
     const line = metricsText.split('\n').find((l) => l.startsWith(name + ' '));
     return line ? Number(line.slice(name.length + 1)) : null;
   };
-  const fakeStats = JSON.parse((await request(fakePort, 'GET', '/_stats')).text);
+  const fakeStats = mock ? { chunks: opt.runs * tokens, late_max_us: null } : JSON.parse((await request(fakePort, 'GET', '/_stats')).text);
 
   stopping = true;
   for (const ws of conns) ws.terminate();
@@ -353,6 +401,7 @@ async function bench(dir) {
     runs: { started: opt.runs - startErrors, completed, failed: failedRuns },
     chunks: { emitted: fakeStats.chunks, received: chunks, lost, duplicates_dropped: duplicates, bad_messages: badMessages, fake_late_max_ms: ms(fakeStats.late_max_us) },
     latency_ms: {
+      kind: mock ? 'token event publish (ev.ts) to WebSocket read' : 'chunk emission at the endpoint to WebSocket read',
       samples: nsamples,
       outside_window: lateSamples,
       p50: ms(percentile(lat, 50)),
@@ -378,7 +427,7 @@ async function bench(dir) {
   const text = JSON.stringify(summary, null, 2);
   if (opt.json) await writeFile(opt.json, text + '\n');
   process.stdout.write(text + '\n');
-  log(`latency p50 ${summary.latency_ms.p50} ms, p99 ${summary.latency_ms.p99} ms, max ${summary.latency_ms.max} ms over ${nsamples} tokens; daemon ${summary.cpu.daemon_cores} cores; lost ${lost}`);
+  log(`latency p50 ${summary.latency_ms.p50} ms, p99 ${summary.latency_ms.p99} ms, max ${summary.latency_ms.max} ms over ${nsamples} ${mock ? 'token events' : 'tokens'}; daemon ${summary.cpu.daemon_cores} cores; lost ${lost}`);
   return lost === 0 && failedRuns === 0 ? 0 : 1;
 }
 
