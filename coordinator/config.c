@@ -448,15 +448,6 @@ static int config_check_profiles(const json_t *v, const char *where, const char 
       config_error(err, where, path, "a shared profile cannot refer to another one");
       return -EINVAL;
     }
-    if (json_is_object(prof) && json_object_get(prof, "system")) {
-      /* The engine resolves a {"ref"} into provider, model, params, base_url,
-       * api_key_env and concurrency; a shared system prompt would be silently dropped. */
-      snprintf(path, sizeof path, "%s.%.64s.system", key, name);
-      config_error(err, where, path,
-                   "not supported in a shared profile; give the system prompt in the "
-                   "workflow's own profile");
-      return -EINVAL;
-    }
   }
   json_t *doc = json_pack("{s:s,s:O,s:[{s:s,s:s,s:s}]}", "name", "config-agents", "agents", v,
                           "steps", "id", "check", "type", "transform", "value", "");

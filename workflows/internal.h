@@ -194,9 +194,12 @@ typedef struct wf__agent {
   const char *provider; /* borrowed; NULL for an unresolved ref */
   const char *model;    /* borrowed; may be NULL for mock */
   wf__tmpl_t *system;   /* owned; may be NULL */
-  const json_t *params; /* borrowed; may be NULL */
+  const json_t *params; /* borrowed (from node, or from owned_params); may be NULL */
   int concurrency;      /* 0 = provider default */
   const char *base_url; /* borrowed; may be NULL */
+  json_t *shared;       /* owned: the resolved shared profile (keeps node alive after the
+                           registry that resolved it is gone); NULL for inline profiles */
+  json_t *owned_params; /* owned: the shared params merged with the workflow's own */
 } wf__agent_t;
 
 typedef struct wf__case {

@@ -430,6 +430,73 @@ static void validate_params(wf__vctx_t *v, const json_t *params) {
   }
 }
 
+/* Keys a workflow may give next to "ref": what the step asks of the model. The endpoint
+ * (provider, model, base_url, api_key_env, concurrency) comes from the configuration
+ * only, so that switching a workflow from mock to a real endpoint edits no workflow. */
+static const char *const ref_keys[] = {"ref", "system", "params"};
+
+/* A {"ref": name, "system"?, "params"?} profile. The workflow's own fields are checked
+ * even when refs are unchecked (v->shared NULL); when the ref resolves, the shared
+ * profile is kept by reference and its fields are applied: provider, model, base_url,
+ * concurrency, api_key_env (read from node at call time), system unless the workflow
+ * gives its own, params merged key by key with the workflow's keys winning. */
+static void validate_ref(wf__vctx_t *v, const json_t *prof, wf__agent_t *a) {
+  const char *k;
+  json_t *val;
+  json_object_foreach((json_t *)prof, k, val) {
+    size_t i = 0;
+    while (i < BASE_ARRAY_SIZE(ref_keys) && strcmp(ref_keys[i], k)) i++;
+    if (i < BASE_ARRAY_SIZE(ref_keys)) continue;
+    size_t j = 0;
+    while (j < BASE_ARRAY_SIZE(agent_keys) && strcmp(agent_keys[j], k)) j++;
+    if (j < BASE_ARRAY_SIZE(agent_keys))
+      wf__v_error(v, k,
+                  "comes from the shared profile; next to \"ref\" only \"system\" and "
+                  "\"params\" may be given");
+    else
+      wf__v_error(v, k, "unknown key %s (next to \"ref\" only \"system\" and \"params\")",
+                  WF__Q(k));
+  }
+  bool have_ref = wf__v_string(v, prof, "ref", true, &a->ref);
+  v->in_agents = true;
+  wf__v_template(v, prof, "system", false, &a->system);
+  v->in_agents = false;
+  const json_t *own_params = json_object_get(prof, "params");
+  if (own_params) {
+    wf__v_push_key(v, "params");
+    validate_params(v, own_params);
+    wf__v_pop(v);
+  }
+  a->params = own_params;
+  if (!have_ref || !v->shared) return; /* refs are checked when the registry loads */
+  json_t *shared = json_object_get(v->shared, a->ref);
+  if (!json_is_object(shared)) {
+    wf__v_error(v, "ref", "unknown shared profile %s", WF__Q(a->ref));
+    return;
+  }
+  a->shared = json_incref(shared);
+  a->node = shared;
+  a->provider = json_string_value(json_object_get(shared, "provider"));
+  a->model = json_string_value(json_object_get(shared, "model"));
+  a->base_url = json_string_value(json_object_get(shared, "base_url"));
+  a->concurrency = (int)json_integer_value(json_object_get(shared, "concurrency"));
+  const json_t *sp = json_object_get(shared, "params");
+  if (json_is_object(sp) && json_is_object(own_params)) {
+    a->owned_params = json_copy((json_t *)sp);
+    json_object_update(a->owned_params, (json_t *)own_params);
+    a->params = a->owned_params;
+  } else if (!own_params) {
+    a->params = sp;
+  }
+  if (!a->system && json_object_get(shared, "system")) {
+    /* Checked by the configuration already; compiled here, where it may read run only
+     * (a shared profile serves workflows with different inputs). */
+    v->in_agents = true;
+    wf__v_template(v, shared, "system", false, &a->system);
+    v->in_agents = false;
+  }
+}
+
 static void validate_agent(wf__vctx_t *v, const char *name, const json_t *prof, wf__agent_t *a) {
   a->name = name;
   a->node = prof;
@@ -440,23 +507,7 @@ static void validate_agent(wf__vctx_t *v, const char *name, const json_t *prof, 
     return;
   }
   if (json_object_get(prof, "ref")) {
-    if (json_object_size(prof) != 1) {
-      wf__v_error(v, NULL, "a profile with \"ref\" has no other fields");
-      return;
-    }
-    if (!wf__v_string(v, prof, "ref", true, &a->ref)) return;
-    if (!v->shared) return; /* checked when the registry loads */
-    const json_t *shared = json_object_get(v->shared, a->ref);
-    if (!json_is_object(shared)) {
-      wf__v_error(v, "ref", "unknown shared profile %s", WF__Q(a->ref));
-      return;
-    }
-    a->node = shared;
-    a->provider = json_string_value(json_object_get(shared, "provider"));
-    a->model = json_string_value(json_object_get(shared, "model"));
-    a->params = json_object_get(shared, "params");
-    a->base_url = json_string_value(json_object_get(shared, "base_url"));
-    a->concurrency = (int)json_integer_value(json_object_get(shared, "concurrency"));
+    validate_ref(v, prof, a);
     return;
   }
   wf__v_known_keys(v, prof, agent_keys, BASE_ARRAY_SIZE(agent_keys));
@@ -602,7 +653,11 @@ out:
 }
 
 void wf__model_free(wf_workflow_t *wf) {
-  for (size_t i = 0; i < wf->nagents; i++) wf__tmpl_free(wf->agents[i].system);
+  for (size_t i = 0; i < wf->nagents; i++) {
+    wf__tmpl_free(wf->agents[i].system);
+    json_decref(wf->agents[i].shared);
+    json_decref(wf->agents[i].owned_params);
+  }
   free(wf->agents);
   free(wf->inputs);
   wf__steps_free(&wf->steps);

@@ -427,7 +427,8 @@ static void test_config_file_sets_providers_shared_profiles_and_run_keys(void **
       "\"providers\":{\"openai\":{\"base_url\":\"http://127.0.0.1:9/v1\",\"api_key_env\":\"MY_KEY\","
       "\"headers\":{\"X-Org\":\"o1\"},\"concurrency\":3},\"ollama\":{\"base_url\":\"https://h\"}},"
       "\"agents\":{\"writer\":{\"provider\":\"openai\",\"model\":\"m\",\"params\":{\"temperature\":0.5},"
-      "\"concurrency\":2},\"fake\":{\"provider\":\"mock\"}},"
+      "\"concurrency\":2,\"system\":\"You write for {{ run.workflow }}.\"},"
+      "\"fake\":{\"provider\":\"mock\"}},"
       "\"model_calls\":{\"connect_timeout_ms\":500,\"idle_timeout_ms\":1500,\"max_calls\":9}}";
   assert_int_equal(coord_config_apply_json(&c, json, sizeof json - 1, "f.json", &err), 0);
   assert_string_equal(c.workflows_dir, "wf");
@@ -444,6 +445,9 @@ static void test_config_file_sets_providers_shared_profiles_and_run_keys(void **
   assert_int_equal(json_object_size(c.agents), 2);
   assert_string_equal(
       json_string_value(json_object_get(json_object_get(c.agents, "writer"), "model")), "m");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(c.agents, "writer"), "system")),
+      "You write for {{ run.workflow }}.");
   assert_int_equal(c.model_calls.connect_timeout_ms, 500);
   assert_int_equal(c.model_calls.idle_timeout_ms, 1500);
   assert_int_equal(c.model_calls.max_calls, 9);
@@ -488,9 +492,8 @@ static const struct {
      "agents.w.params.temperature"},
     {"{\"agents\":{\"w\":{\"ref\":\"x\"}}}",
      "f.json: agents.w.ref: a shared profile cannot refer to another one", "agents.w.ref"},
-    {"{\"agents\":{\"w\":{\"provider\":\"mock\",\"system\":\"hi\"}}}",
-     "f.json: agents.w.system: not supported in a shared profile; give the system prompt in the "
-     "workflow's own profile",
+    {"{\"agents\":{\"w\":{\"provider\":\"mock\",\"system\":\"For {{ input.audience }}\"}}}",
+     "f.json: agents.w.system: unknown input \"audience\" in {{ input.audience }}",
      "agents.w.system"},
     {"{\"agents\":[]}", "f.json: agents: must be an object {\"name\": {\"provider\": ...}}",
      "agents"},

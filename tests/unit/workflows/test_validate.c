@@ -185,11 +185,18 @@ static const vcase_t cases[] = {
      "'steps':[{'id':'s','type':'transform','value':1}]}",
      "agents.a.model: missing required field\n"
      "agents.b.provider: unknown provider \"gpt\" (expected mock, openai, anthropic or ollama)\n"
-     "agents.c: a profile with \"ref\" has no other fields\n"
+     "agents.c.model: comes from the shared profile; next to \"ref\" only \"system\" and \"params\" may be given\n"
      "agents.d.concurency: unknown field (did you mean \"concurrency\"?)\n"
      "agents.d.params.temperature: expected a number from 0 to 2\n"
      "agents.d.params.max_tokens: must be from 1 to 1000000, got 0\n"
      "agents.d.base_url: expected an http:// or https:// URL"},
+    {"ref profile: own system and params checked, endpoint and unknown keys refused",
+     "{'name':'t','agents':{'w':{'ref':'x','system':'{{ steps.a.output }}','params':{'temperature':5},"
+     "'base_url':'http://h','colour':1}},'steps':[" LLM("a", "x") "]}",
+     "agents.w.base_url: comes from the shared profile; next to \"ref\" only \"system\" and \"params\" may be given\n"
+     "agents.w.colour: unknown key \"colour\" (next to \"ref\" only \"system\" and \"params\")\n"
+     "agents.w.system: agent profiles cannot read step outputs ({{ steps.a.output }})\n"
+     "agents.w.params.temperature: expected a number from 0 to 2"},
     {"agent system prompt reads a step",
      "{'name':'t','agents':{'w':{'provider':'mock','system':'{{ steps.a.output }}'}},'steps':[" LLM("a", "x") "]}",
      "agents.w.system: agent profiles cannot read step outputs ({{ steps.a.output }})"},
