@@ -1,6 +1,6 @@
 /* Command line: `coordinator [--config FILE] [--listen HOST:PORT] [--data-dir DIR]
  * [--log-level L]`, --help, --version, and a table of subcommands (`coordinator NAME ...`:
- * `validate FILE...`). Owns argv parsing and the order in which configuration sources
+ * `validate [--config FILE] FILE...`). Owns argv parsing and the order in which configuration sources
  * apply (defaults < file < environment < flags); exits 2 on bad usage or configuration. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,44 +36,71 @@ typedef struct cli_command {
 } cli_command_t;
 
 static int cli_validate(int argc, char **argv);
+static const char *cli_getenv(const char *name, void *ud);
 
 static const cli_command_t cli_commands[] = {
-    {"validate", cli_validate, "validate FILE...",
+    {"validate", cli_validate, "validate [--config FILE] FILE...",
      "check workflow files and exit: 0 all valid, 1 some invalid (each error as "
-     "file:line:col: path: reason), 2 bad usage"},
+     "file:line:col: path: reason), 2 bad usage; --config resolves shared profiles"},
     {NULL, NULL, NULL, NULL},
 };
 
-/* `coordinator validate [--] FILE...`: the files are loaded and checked like the daemon
- * does (sub-workflow references among them included; agent refs are not checked, there is
- * no configuration here). Every result goes to stdout. */
+#define CLI_VALIDATE_USAGE "usage: coordinator validate [--config FILE] FILE...\n"
+
+/* `coordinator validate [--config FILE] [--] FILE...`: the files are loaded and checked
+ * like the daemon does (sub-workflow references among them included). With --config, the
+ * file's `agents` (and COORDINATOR_AGENTS from the environment, as the daemon applies
+ * it) resolve `{"ref": ...}` profiles; without it refs are not checked. Every result
+ * goes to stdout; usage and configuration errors to stderr. */
 static int cli_validate(int argc, char **argv) {
+  const char *config_path = NULL;
   int first = 1;
   for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
-    if (strcmp(argv[first], "--") == 0) {
+    const char *arg = argv[first];
+    if (strcmp(arg, "--") == 0) {
       first++;
       break;
     }
-    if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
-      printf("usage: coordinator validate FILE...\n\n"
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+      printf(CLI_VALIDATE_USAGE "\n"
              "Checks workflow files (docs/workflows.md) without starting the daemon. Prints\n"
              "\"FILE: ok (workflow \\\"name\\\")\" for a valid file and one line per error\n"
              "(\"file:line:col: path: reason\") otherwise. Shared agent profiles ({\"ref\": ...})\n"
-             "are not checked here: the daemon checks them against its configuration.\n\n"
+             "are checked against the `agents` of the --config file (and of COORDINATOR_AGENTS);\n"
+             "without --config they are not checked.\n\n"
              "Exit status: 0 every file is valid, 1 some file is invalid or unreadable, 2 bad\n"
-             "usage.\n");
+             "usage or configuration.\n");
       return 0;
     }
-    fprintf(stderr, "coordinator validate: unknown option '%s'\n"
-                    "usage: coordinator validate FILE...\n", argv[first]);
+    if (strcmp(arg, "--config") == 0 && first + 1 < argc) {
+      config_path = argv[++first];
+      continue;
+    }
+    if (strncmp(arg, "--config=", 9) == 0) {
+      config_path = arg + 9;
+      continue;
+    }
+    fprintf(stderr, "coordinator validate: %s '%s'\n" CLI_VALIDATE_USAGE,
+            strcmp(arg, "--config") == 0 ? "a value is needed after" : "unknown option", arg);
     return EXIT_USAGE;
   }
   if (first >= argc) {
-    fprintf(stderr, "coordinator validate: no file given\nusage: coordinator validate FILE...\n");
+    fprintf(stderr, "coordinator validate: no file given\n" CLI_VALIDATE_USAGE);
     return EXIT_USAGE;
   }
-  int code = wf_validate_files((const char *const *)(argv + first), (size_t)(argc - first), stdout);
+  coord_config_t cfg;
+  coord_config_error_t err;
+  coord_config_defaults(&cfg);
+  if (config_path && (coord_config_apply_file(&cfg, config_path, &err) < 0 ||
+                      coord_config_apply_env(&cfg, cli_getenv, NULL, &err) < 0)) {
+    fprintf(stderr, "coordinator validate: invalid configuration: %s\n", err.text);
+    coord_config_close(&cfg);
+    return EXIT_USAGE;
+  }
+  int code = wf_validate_files((const char *const *)(argv + first), (size_t)(argc - first),
+                               config_path ? cfg.agents : NULL, stdout);
   fflush(stdout);
+  coord_config_close(&cfg);
   return code;
 }
 

@@ -335,11 +335,12 @@ int wf_registry_load_dir(const char *dir, const json_t *shared_profiles, wf_regi
   return rejected ? -EINVAL : 0;
 }
 
-int wf_validate_files(const char *const *paths, size_t n, FILE *out) {
+int wf_validate_files(const char *const *paths, size_t n, const json_t *shared_profiles,
+                      FILE *out) {
   fileset_t fs;
   fileset_init(&fs, n);
   for (size_t i = 0; i < n; i++) fs.paths[i] = xstrdup(paths[i]);
-  fileset_load(&fs, NULL);
+  fileset_load(&fs, shared_profiles);
   int code = 0;
   for (size_t i = 0; i < n; i++) {
     if (fs.wfs[i] && wf_errors_count(fs.errs[i]) == 0) {

@@ -12,19 +12,23 @@
 // Run: node --test tests/browser/ (COORDINATOR_BIN selects the daemon; ctest sets it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
-import { startDaemon, stopAll, until } from '../integration/lib/harness.mjs';
+import { repoRoot, startDaemon, stopAll, until } from '../integration/lib/harness.mjs';
 import {
   launchBrowser, makeWorkflowsDir, snapshots, stepText, artifactsDir, tempDir, removeDir,
 } from './lib/browser.mjs';
 
 const RUN_TIMEOUT_MS = 60000;
 
+// The copied example workflows refer to the shared profiles of the example configuration.
+const exampleAgents = JSON.parse(readFileSync(path.join(repoRoot, 'examples/coordinator.json'), 'utf8')).agents;
+
 /** Daemon config for a workflows folder (and optionally a data dir kept across restarts). */
 function daemonConfig(wfDir, dataDir) {
-  const c = { workflows_dir: wfDir, shutdown: { drain_ms: 300, grace_ms: 1000 } };
+  const c = { workflows_dir: wfDir, agents: exampleAgents, shutdown: { drain_ms: 300, grace_ms: 1000 } };
   if (dataDir) c.data_dir = dataDir;
   return c;
 }

@@ -5,7 +5,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,8 @@ after(stopAll);
 
 const nodeAgent = path.join(repoRoot, 'examples/agents/node/agent.mjs');
 const cAgent = path.join(process.env.COORD_BUILD_DIR || path.join(repoRoot, 'build'), 'examples/agents/agent_c');
+// The example workflows refer to the shared profiles of the example configuration.
+const exampleAgents = JSON.parse(readFileSync(path.join(repoRoot, 'examples/coordinator.json'), 'utf8')).agents;
 const agents = new Set();
 after(() => {
   for (const a of agents) a.proc.kill('SIGKILL');
@@ -109,7 +111,7 @@ describe('agent steps with external agents', () => {
       t.skip(`${cAgent} is not built`);
       return;
     }
-    const d = await startDaemon({ config: { workflows_dir: path.join(repoRoot, 'examples/workflows') } });
+    const d = await startDaemon({ config: { workflows_dir: path.join(repoRoot, 'examples/workflows'), agents: exampleAgents } });
     try {
       const url = `ws://127.0.0.1:${d.port}/v1/ws`;
       const researcher = await startAgent(process.execPath, [nodeAgent, '--url', url, '--delay-ms', '5']);

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { daemonBin, mintToken, startDaemon, stopAll } from './lib/harness.mjs';
+import { daemonBin, mintToken, repoRoot, startDaemon, stopAll } from './lib/harness.mjs';
 import { addWorkflows, mockAgent, postRun, removeDir, shape, startRun, tokenText, watchRun, workflowsDir } from './lib/runs.mjs';
 
 after(stopAll);
@@ -343,7 +343,28 @@ describe('coordinator validate', () => {
     assert.match(r.stderr, /unknown option '--strict'/);
     r = validate('--help');
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /^usage: coordinator validate FILE/);
+    assert.match(r.stdout, /^usage: coordinator validate \[--config FILE\] FILE/);
+    r = validate('--config');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /a value is needed after '--config'/);
+  });
+
+  test('--config resolves shared profiles: the examples are valid with examples/coordinator.json only', async () => {
+    const files = ['approval-gate', 'best-of-n', 'critique-loop', 'research-then-write', 'research-with-agents', 'router']
+      .map((n) => path.join(repoRoot, 'examples/workflows', `${n}.json`));
+    let r = validate('--config', path.join(repoRoot, 'examples/coordinator.json'), ...files);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout.trim().split('\n').length, files.length);
+    const empty = path.join(dir, 'no-agents.config');
+    await writeFile(empty, '{"agents": {}}');
+    r = validate(`--config=${empty}`, files[5]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /router\.json:\d+:\d+: agents\.classifier\.ref: unknown shared profile "classifier"/);
+    const bad = path.join(dir, 'bad-agents.config');
+    await writeFile(bad, '{"agents": {"w": {"provider": "openia"}}}');
+    r = validate('--config', bad, files[5]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /invalid configuration: .*agents\.w\.provider: unknown provider "openia"/);
   });
 });
 

@@ -136,9 +136,11 @@ wf_workflow_t *wf_registry_at(const wf_registry_t *reg, size_t i);
 
 /* The `coordinator validate FILE...` subcommand: loads every file, checks sub-workflow
  * references among the given files, prints each error line (wf_errors_format) or
- * "<file>: ok" to out. Agent `ref`s are not checked (no daemon config is read).
+ * "<file>: ok" to out. shared_profiles (borrowed; NULL: refs unchecked) is the `agents`
+ * object of a daemon configuration that `{"ref": name}` profiles resolve against.
  * Returns the process exit code: 0 when every file is valid, 1 otherwise. */
-int wf_validate_files(const char *const *paths, size_t n, FILE *out);
+int wf_validate_files(const char *const *paths, size_t n, const json_t *shared_profiles,
+                      FILE *out);
 
 /* ---- the run engine (engine.c, run_*.c; docs/runs.md) -------------------------------
  *

@@ -151,7 +151,7 @@ static char *validate_output(const char *const *paths, size_t n, int *code) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
-  *code = wf_validate_files(paths, n, f);
+  *code = wf_validate_files(paths, n, NULL, f);
   fclose(f);
   return buf;
 }
