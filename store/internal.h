@@ -99,8 +99,8 @@ bool store__run_status_final(const char *status);
  * the contract of each op is the public function of the same name. */
 typedef struct store_groups_ops {
   void (*close)(void *gb);
-  int (*load)(void *gb, const char *topic, const char *name, store_group_cb gcb,
-              store_lease_cb lcb, void *ud);
+  int (*load)(void *gb, const char *topic, const char *name, store_group_cb gcb, store_lease_cb lcb,
+              void *ud);
   int (*list)(void *gb, const char *topic, store_group_cb cb, void *ud);
   int (*save)(void *gb, const store_group_write_t *w, size_t n);
   int (*del)(void *gb, const char *topic, const char *name);
@@ -112,5 +112,75 @@ int store__groups_memory_open(const store_groups_ops_t **ops, void **gb)
     __attribute__((warn_unused_result));
 /* store.c: the groups backend of s (ops and state). */
 const store_groups_ops_t *store__groups(store_t *s, void **gb);
+
+/* ---- SQLite connections (sqlite_conn.c) ----
+ *
+ * What the three SQLite backends (sqlite.c, runs_sqlite.c, groups_sqlite.c) share: a
+ * connection opened with the same settings, BEGIN IMMEDIATE / COMMIT / ROLLBACK and an
+ * array of statements prepared once from the backend's table of SQL texts, the one
+ * mapping of SQLite's error codes to negative errno (each failure logged once), and the
+ * versioning of a part's tables in store_parts. The statements, the schema and what they
+ * mean stay in each backend. sqlite3.h is not included here: the memory backends never
+ * see it. All calls run on the thread that owns the connection. */
+struct sqlite3;
+struct sqlite3_stmt;
+
+/* How long a connection waits for another's write lock before SQLITE_BUSY. */
+#define STORE_SQL_BUSY_TIMEOUT_MS 2000 /* ms */
+
+/* Invariant: stmt has nstmt entries, each prepared (or NULL after a failed prepare);
+ * txn holds BEGIN IMMEDIATE, COMMIT and ROLLBACK once store__sql_prepare succeeded. */
+typedef struct store_sql {
+  struct sqlite3 *db;         /* owned */
+  struct sqlite3_stmt **stmt; /* owned: the backend's statements, by its enum */
+  size_t nstmt;
+  struct sqlite3_stmt *txn[3]; /* owned */
+  const char *part;            /* borrowed, static: NULL for the event log, "runs", "groups"
+                                  (named in log lines) */
+} store_sql_t;
+
+/* Opens opts->path (created when missing) into c, which the caller zeroed, and sets the
+ * busy timeout, WAL mode (checked) and opts' synchronous level. On failure c may hold an
+ * open connection: the caller calls store__sql_close either way. Returns 0, -EIO when the
+ * file cannot be opened or put in WAL mode, or store__sql_fail's mapping. */
+int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *part)
+    __attribute__((warn_unused_result));
+/* Prepares the transaction statements and sql[0..n-1] (persistent), in that order; the
+ * texts are borrowed and must outlive c. Returns 0 or the first failure's mapping. */
+int store__sql_prepare(store_sql_t *c, const char *const *sql, size_t n)
+    __attribute__((warn_unused_result));
+/* Finalizes every statement and closes the connection; c may be partly opened. */
+void store__sql_close(store_sql_t *c);
+
+/* The one place SQLite's error space becomes ours: logs one line (op, code, message) and
+ * returns -EBUSY (busy, locked), -ENOSPC (full), -ENOMEM or -EIO. */
+int store__sql_fail(store_sql_t *c, int rc, const char *op) __attribute__((warn_unused_result));
+/* sqlite3_exec of sql (which may hold several statements); a failure is logged with the
+ * SQL as op. Returns 0 or store__sql_fail's mapping. */
+int store__sql_exec(store_sql_t *c, const char *sql) __attribute__((warn_unused_result));
+/* Statement i of the backend's table, reset and unbound, ready for binding. */
+struct sqlite3_stmt *store__sql_stmt(store_sql_t *c, size_t i);
+/* Steps a statement that returns no rows and resets it. 0 or store__sql_fail's mapping. */
+int store__sql_done(store_sql_t *c, struct sqlite3_stmt *st, const char *op)
+    __attribute__((warn_unused_result));
+/* Binds s as text (borrowed until the statement is reset), or NULL when s is NULL. */
+void store__sql_bind_text(struct sqlite3_stmt *st, int col, const char *s);
+/* Column col of the current row as text (valid until the next step or reset). */
+const char *store__sql_col_text(struct sqlite3_stmt *st, int col);
+
+/* A small transaction: store__sql_begin opens it (BEGIN IMMEDIATE); store__sql_end
+ * commits when rc is 0 and rolls back when rc (or the commit) failed, returning that
+ * result. Usage: rc = begin; if (rc < 0) return rc; ...; return store__sql_end(c, rc). */
+int store__sql_begin(store_sql_t *c) __attribute__((warn_unused_result));
+int store__sql_end(store_sql_t *c, int rc) __attribute__((warn_unused_result));
+/* Rolls back the open transaction, if any; a failure is only logged. */
+void store__sql_rollback(store_sql_t *c);
+
+/* Brings c->part's tables to version `supported` in one transaction, keeping the version
+ * in store_parts(part, version) (created when missing): steps[v] takes the part from
+ * version v to v + 1 (steps[0] creates the tables) and must update store_parts itself.
+ * Returns 0, -EIO when the file holds a newer version, or store__sql_fail's mapping. */
+int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *steps)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -1,10 +1,10 @@
 /* store SQLite backend: one connection in WAL mode, every statement prepared once.
  *
- * Owns the database file's schema (migrated by PRAGMA user_version), the mapping of
- * SQLite's error codes to negative errno (done here once, logged with sqlite3_errmsg),
- * and the in-memory head tracking of an open batch: each append checks its seq against
- * the topic's head as of the batch plus its earlier appends, and commit writes each
- * touched topic's head_seq once. Argument checks and the batch state machine are in
+ * Owns the database file's schema (migrated by PRAGMA user_version) and the in-memory
+ * head tracking of an open batch: each append checks its seq against the topic's head as
+ * of the batch plus its earlier appends, and commit writes each touched topic's head_seq
+ * once. Opening the connection, statement handling and the mapping of SQLite's errors to
+ * negative errno are sqlite_conn.c's. Argument checks and the batch state machine are in
  * store.c; retention's slicing rules are stated in store.h.
  *
  * Schema (version 2):
@@ -36,14 +36,10 @@
 #include "internal.h"
 
 #define SQ_SCHEMA_VERSION 2
-#define SQ_BUSY_TIMEOUT_MS 2000
 #define SQ_TOPIC_CHUNK 64  /* topics fetched per query during retention */
 #define SQ_CKPT_PAGES 1000 /* WAL pages that wake the checkpointer (SQLite's default limit) */
 
 enum sq_stmt {
-  SQ_BEGIN,
-  SQ_COMMIT,
-  SQ_ROLLBACK,
   SQ_TOPIC_GET,
   SQ_TOPIC_INSERT,
   SQ_TOPIC_HEAD,
@@ -66,9 +62,6 @@ enum sq_stmt {
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
-    [SQ_BEGIN] = "BEGIN IMMEDIATE",
-    [SQ_COMMIT] = "COMMIT",
-    [SQ_ROLLBACK] = "ROLLBACK",
     [SQ_TOPIC_GET] = "SELECT topic_id, epoch, head_seq, first_seq FROM topics WHERE name = ?1",
     [SQ_TOPIC_INSERT] =
         "INSERT INTO topics(name, epoch, head_seq, first_seq) VALUES (?1, ?2, 0, 1)",
@@ -145,91 +138,22 @@ typedef struct sq_ckpt {
 
 /* Invariant: heads is non-empty only while a batch (BEGIN IMMEDIATE) is open. */
 typedef struct sq_store {
-  sqlite3 *db;                   /* owned */
-  sqlite3_stmt *stmt[SQ__COUNT]; /* owned, prepared at open */
-  sq_head_t *heads;              /* owned; touched topics of the open batch */
+  store_sql_t sql;  /* owned: the connection and its statements */
+  sq_head_t *heads; /* owned; touched topics of the open batch */
   size_t nheads, heads_cap;
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
   sq_ckpt_t ckpt;
 } sq_store_t;
 
-/* The one place SQLite's error space becomes ours. */
-static int sq_fail(sq_store_t *q, int rc, const char *op) {
-  const char *msg = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc);
-  log_error("store", "sqlite failed", "{s:s,s:i,s:s}", "op", op, "code", rc, "error", msg);
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return -EBUSY;
-    case SQLITE_FULL:
-      return -ENOSPC;
-    case SQLITE_NOMEM:
-      return -ENOMEM;
-    default:
-      return -EIO;
-  }
-}
-
-/* Returns the statement reset and unbound, ready for binding. */
-static sqlite3_stmt *sq_stmt(sq_store_t *q, enum sq_stmt which) {
-  sqlite3_stmt *st = q->stmt[which];
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  return st;
-}
-
-static void sq_bind_text(sqlite3_stmt *st, int col, const char *s) {
-  if (s)
-    sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, col);
-}
-
-static const char *sq_col_text(sqlite3_stmt *st, int col) {
-  return (const char *)sqlite3_column_text(st, col);
-}
-
-/* Runs a statement that returns no rows. */
-static int sq_done(sq_store_t *q, sqlite3_stmt *st, const char *op) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, op);
-}
-
-static int sq_exec(sq_store_t *q, enum sq_stmt which, const char *op) {
-  return sq_done(q, sq_stmt(q, which), op);
-}
-
-static void sq_rollback_quiet(sq_store_t *q) {
-  if (!sqlite3_get_autocommit(q->db)) (void)sq_exec(q, SQ_ROLLBACK, "rollback");
-}
-
 /* ---- open, schema, close ---- */
-
-static int sq_pragma(sq_store_t *q, const char *sql) {
-  int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? 0 : sq_fail(q, rc, sql);
-}
-
-static int sq_wal_on(sq_store_t *q) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-  if (rc != SQLITE_OK) return sq_fail(q, rc, "journal_mode");
-  rc = sqlite3_step(st);
-  bool wal = rc == SQLITE_ROW && strcmp(sq_col_text(st, 0), "wal") == 0;
-  sqlite3_finalize(st);
-  if (wal) return 0;
-  log_error("store", "sqlite cannot enter WAL mode", "{s:s}", "error", sqlite3_errmsg(q->db));
-  return -EIO;
-}
 
 static int sq_user_version(sq_store_t *q, int *out) {
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(q->sql.db, "PRAGMA user_version", -1, &st, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
-  return rc == SQLITE_ROW ? 0 : sq_fail(q, rc, "user_version");
+  return rc == SQLITE_ROW ? 0 : store__sql_fail(&q->sql, rc, "user_version");
 }
 
 /* Brings the schema to SQ_SCHEMA_VERSION; each step runs in its own transaction. */
@@ -243,20 +167,12 @@ static int sq_migrate(sq_store_t *q) {
     return -EIO;
   }
   if (version == SQ_SCHEMA_VERSION) return 0;
-  rc = sq_pragma(q, "BEGIN IMMEDIATE");
-  if (rc == 0) rc = sq_pragma(q, version == 0 ? sq_schema_v2 : sq_migrate_v1_v2);
-  if (rc == 0) rc = sq_pragma(q, "COMMIT");
+  rc = store__sql_exec(&q->sql, "BEGIN IMMEDIATE");
+  if (rc == 0) rc = store__sql_exec(&q->sql, version == 0 ? sq_schema_v2 : sq_migrate_v1_v2);
+  if (rc == 0) rc = store__sql_exec(&q->sql, "COMMIT");
   if (rc == 0 && version == 1) log_info("store", "events migrated to schema 2", NULL);
-  if (rc < 0) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+  if (rc < 0) sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
   return rc;
-}
-
-static int sq_prepare_all(sq_store_t *q) {
-  for (int i = 0; i < SQ__COUNT; i++) {
-    int rc = sqlite3_prepare_v3(q->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
-    if (rc != SQLITE_OK) return sq_fail(q, rc, sq_sql[i]);
-  }
-  return 0;
 }
 
 /* ---- checkpoints (see the file comment) ---- */
@@ -301,7 +217,7 @@ static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
 static void sq_ckpt_start(sq_store_t *q, const store_options_t *opts) {
   sq_ckpt_t *c = &q->ckpt;
   int rc = sqlite3_open_v2(opts->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, STORE_SQL_BUSY_TIMEOUT_MS);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(
         c->db, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
@@ -312,7 +228,7 @@ static void sq_ckpt_start(sq_store_t *q, const store_options_t *opts) {
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, sq_ckpt_main, c) == 0) {
       c->started = true;
-      sqlite3_wal_hook(q->db, sq_wal_hook, c); /* replaces the autocheckpoint */
+      sqlite3_wal_hook(q->sql.db, sq_wal_hook, c); /* replaces the autocheckpoint */
       return;
     }
     pthread_cond_destroy(&c->cv);
@@ -327,7 +243,7 @@ static void sq_ckpt_start(sq_store_t *q, const store_options_t *opts) {
 static void sq_ckpt_stop(sq_store_t *q) {
   sq_ckpt_t *c = &q->ckpt;
   if (!c->started) return;
-  sqlite3_wal_hook(q->db, NULL, NULL);
+  sqlite3_wal_hook(q->sql.db, NULL, NULL);
   pthread_mutex_lock(&c->mu);
   c->stop = true;
   pthread_cond_signal(&c->cv);
@@ -341,15 +257,10 @@ static void sq_ckpt_stop(sq_store_t *q) {
 }
 
 static int sq_configure(sq_store_t *q, const store_options_t *opts) {
-  int rc = sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS);
-  if (rc != SQLITE_OK) return sq_fail(q, rc, "busy_timeout");
-  rc = sq_wal_on(q);
-  if (rc == 0)
-    rc = sq_pragma(
-        q, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  if (rc == 0) rc = sq_pragma(q, "PRAGMA foreign_keys=OFF");
+  int rc = store__sql_open(&q->sql, opts, NULL);
+  if (rc == 0) rc = store__sql_exec(&q->sql, "PRAGMA foreign_keys=OFF");
   if (rc == 0) rc = sq_migrate(q);
-  if (rc == 0) rc = sq_prepare_all(q);
+  if (rc == 0) rc = store__sql_prepare(&q->sql, sq_sql, SQ__COUNT);
   if (rc == 0) sq_ckpt_start(q, opts);
   return rc;
 }
@@ -358,8 +269,7 @@ static void sq_close(void *be) {
   sq_store_t *q = be;
   if (!q) return;
   sq_ckpt_stop(q);
-  for (int i = 0; i < SQ__COUNT; i++) sqlite3_finalize(q->stmt[i]);
-  if (q->db) sqlite3_close(q->db);
+  store__sql_close(&q->sql);
   free(q->heads);
   free(q);
 }
@@ -368,7 +278,7 @@ static void sq_close(void *be) {
 
 static void sq_topic_from_row(sqlite3_stmt *st, int col, store_topic_t *out) {
   out->topic_id = sqlite3_column_int64(st, col);
-  const char *epoch = sq_col_text(st, col + 1);
+  const char *epoch = store__sql_col_text(st, col + 1);
   snprintf(out->epoch, sizeof out->epoch, "%s", epoch ? epoch : "");
   out->head_seq = (uint64_t)sqlite3_column_int64(st, col + 2);
   out->first_seq = (uint64_t)sqlite3_column_int64(st, col + 3);
@@ -376,37 +286,37 @@ static void sq_topic_from_row(sqlite3_stmt *st, int col, store_topic_t *out) {
 
 static int sq_topic_get(void *be, const char *topic, store_topic_t *out) {
   sq_store_t *q = be;
-  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_GET);
-  sq_bind_text(st, 1, topic);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_GET);
+  store__sql_bind_text(st, 1, topic);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) sq_topic_from_row(st, 0, out);
   sqlite3_reset(st);
   if (rc == SQLITE_ROW) return 0;
-  return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "topic get");
+  return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic get");
 }
 
 static int sq_topic_create(void *be, const char *topic, const char *epoch, store_topic_t *out) {
   sq_store_t *q = be;
-  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_INSERT);
-  sq_bind_text(st, 1, topic);
-  sq_bind_text(st, 2, epoch);
-  int rc = sq_done(q, st, "topic insert");
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_INSERT);
+  store__sql_bind_text(st, 1, topic);
+  store__sql_bind_text(st, 2, epoch);
+  int rc = store__sql_done(&q->sql, st, "topic insert");
   return rc < 0 ? rc : sq_topic_get(q, topic, out);
 }
 
 static int sq_topic_reset_rows(sq_store_t *q, int64_t topic_id, const char *epoch) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_DELETE_ALL);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_DELETE_ALL);
   sqlite3_bind_int64(st, 1, topic_id);
-  int rc = sq_done(q, st, "reset events");
+  int rc = store__sql_done(&q->sql, st, "reset events");
   if (rc < 0) return rc;
-  st = sq_stmt(q, SQ_DEDUPE_DELETE_ALL);
+  st = store__sql_stmt(&q->sql, SQ_DEDUPE_DELETE_ALL);
   sqlite3_bind_int64(st, 1, topic_id);
-  rc = sq_done(q, st, "reset dedupe");
+  rc = store__sql_done(&q->sql, st, "reset dedupe");
   if (rc < 0) return rc;
-  st = sq_stmt(q, SQ_TOPIC_RESET);
+  st = store__sql_stmt(&q->sql, SQ_TOPIC_RESET);
   sqlite3_bind_int64(st, 1, topic_id);
-  sq_bind_text(st, 2, epoch);
-  return sq_done(q, st, "reset topic");
+  store__sql_bind_text(st, 2, epoch);
+  return store__sql_done(&q->sql, st, "reset topic");
 }
 
 static int sq_topic_reset(void *be, const char *topic, const char *epoch, store_topic_t *out) {
@@ -414,15 +324,10 @@ static int sq_topic_reset(void *be, const char *topic, const char *epoch, store_
   store_topic_t t;
   int rc = sq_topic_get(q, topic, &t);
   if (rc < 0) return rc;
-  rc = sq_exec(q, SQ_BEGIN, "begin");
+  rc = store__sql_begin(&q->sql);
   if (rc < 0) return rc;
-  rc = sq_topic_reset_rows(q, t.topic_id, epoch);
-  if (rc == 0) rc = sq_exec(q, SQ_COMMIT, "commit");
-  if (rc < 0) {
-    sq_rollback_quiet(q);
-    return rc;
-  }
-  return sq_topic_get(q, topic, out);
+  rc = store__sql_end(&q->sql, sq_topic_reset_rows(q, t.topic_id, epoch));
+  return rc < 0 ? rc : sq_topic_get(q, topic, out);
 }
 
 /* The smallest string above every string that starts with prefix, in byte order; false
@@ -440,8 +345,8 @@ static bool sq_prefix_end(const char *prefix, char **out) {
 static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
   sq_store_t *q = be;
   char *end = NULL;
-  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_LIST);
-  sq_bind_text(st, 1, prefix);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_LIST);
+  store__sql_bind_text(st, 1, prefix);
   /* Without an end, a zero-length blob bounds nothing: every TEXT sorts below a BLOB. */
   if (sq_prefix_end(prefix, &end))
     sqlite3_bind_text(st, 2, end, -1, SQLITE_TRANSIENT);
@@ -453,11 +358,11 @@ static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic
   while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     store_topic_t t;
     sq_topic_from_row(st, 1, &t);
-    stop = cb(ud, sq_col_text(st, 0), &t);
+    stop = cb(ud, store__sql_col_text(st, 0), &t);
   }
   sqlite3_reset(st);
   if (stop) return stop;
-  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "topic list");
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "topic list");
 }
 
 /* ---- batches ---- */
@@ -465,13 +370,13 @@ static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
   q->nheads = 0;
-  return sq_exec(q, SQ_BEGIN, "begin");
+  return store__sql_begin(&q->sql);
 }
 
 static void sq_batch_rollback(void *be) {
   sq_store_t *q = be;
   q->nheads = 0;
-  sq_rollback_quiet(q);
+  store__sql_rollback(&q->sql);
 }
 
 /* Finds or adds the batch's head entry of topic_id; -ENOENT for an unknown topic. */
@@ -482,12 +387,13 @@ static int sq_batch_head(sq_store_t *q, int64_t topic_id, sq_head_t **out) {
       return 0;
     }
   }
-  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_HEAD);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_HEAD);
   sqlite3_bind_int64(st, 1, topic_id);
   int rc = sqlite3_step(st);
   uint64_t head = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
-  if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "topic head");
+  if (rc != SQLITE_ROW)
+    return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic head");
   if (q->nheads == q->heads_cap) {
     q->heads_cap = q->heads_cap ? 2 * q->heads_cap : 8;
     q->heads = xrealloc(q->heads, q->heads_cap * sizeof *q->heads);
@@ -498,24 +404,24 @@ static int sq_batch_head(sq_store_t *q, int64_t topic_id, sq_head_t **out) {
 }
 
 static int sq_event_insert(sq_store_t *q, const store_event_t *ev) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_INSERT);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_INSERT);
   sqlite3_bind_int64(st, 1, ev->topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)ev->seq);
   sqlite3_bind_int64(st, 3, ev->ts_ms);
-  sq_bind_text(st, 4, ev->id);
-  sq_bind_text(st, 5, ev->type);
+  store__sql_bind_text(st, 4, ev->id);
+  store__sql_bind_text(st, 5, ev->type);
   sqlite3_bind_int(st, 6, ev->lane);
   if (ev->data) sqlite3_bind_text(st, 7, ev->data, (int)ev->data_len, SQLITE_STATIC);
-  return sq_done(q, st, "event insert");
+  return store__sql_done(&q->sql, st, "event insert");
 }
 
 static int sq_dedupe_put(sq_store_t *q, const store_event_t *ev) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_PUT);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_DEDUPE_PUT);
   sqlite3_bind_int64(st, 1, ev->topic_id);
-  sq_bind_text(st, 2, ev->id);
+  store__sql_bind_text(st, 2, ev->id);
   sqlite3_bind_int64(st, 3, (int64_t)ev->seq);
   sqlite3_bind_int64(st, 4, ev->ts_ms);
-  return sq_done(q, st, "dedupe put");
+  return store__sql_done(&q->sql, st, "dedupe put");
 }
 
 static int sq_batch_append_rows(sq_store_t *q, const store_event_t *ev) {
@@ -540,13 +446,12 @@ static int sq_batch_commit(void *be) {
   sq_store_t *q = be;
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < q->nheads; i++) {
-    sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_SET_HEAD);
+    sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_SET_HEAD);
     sqlite3_bind_int64(st, 1, q->heads[i].topic_id);
     sqlite3_bind_int64(st, 2, (int64_t)q->heads[i].head);
-    rc = sq_done(q, st, "set head");
+    rc = store__sql_done(&q->sql, st, "set head");
   }
-  if (rc == 0) rc = sq_exec(q, SQ_COMMIT, "commit");
-  if (rc < 0) sq_batch_rollback(q);
+  rc = store__sql_end(&q->sql, rc);
   q->nheads = 0;
   return rc;
 }
@@ -554,12 +459,12 @@ static int sq_batch_commit(void *be) {
 /* ---- reads ---- */
 
 static int sq_topic_exists(sq_store_t *q, int64_t topic_id) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_HEAD);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_HEAD);
   sqlite3_bind_int64(st, 1, topic_id);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_ROW) return 0;
-  return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "topic head");
+  return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic head");
 }
 
 static void sq_event_from_row(sqlite3_stmt *st, int64_t topic_id, store_event_t *ev) {
@@ -567,10 +472,10 @@ static void sq_event_from_row(sqlite3_stmt *st, int64_t topic_id, store_event_t 
       .topic_id = topic_id,
       .seq = (uint64_t)sqlite3_column_int64(st, 0),
       .ts_ms = sqlite3_column_int64(st, 1),
-      .id = sq_col_text(st, 2),
-      .type = sq_col_text(st, 3),
+      .id = store__sql_col_text(st, 2),
+      .type = store__sql_col_text(st, 3),
       .lane = sqlite3_column_int(st, 4),
-      .data = sq_col_text(st, 5),
+      .data = store__sql_col_text(st, 5),
   };
   ev->data_len = ev->data ? (size_t)sqlite3_column_bytes(st, 5) : 0;
 }
@@ -580,7 +485,7 @@ static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
   sq_store_t *q = be;
   int rc = sq_topic_exists(q, topic_id);
   if (rc < 0) return rc;
-  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_READ);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_READ);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)after_seq);
   sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
@@ -592,37 +497,37 @@ static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
   }
   sqlite3_reset(st);
   if (stop) return stop;
-  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "read");
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "read");
 }
 
 static int sq_dedupe_find(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
                           uint64_t *seq_out) {
   sq_store_t *q = be;
-  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_FIND);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_DEDUPE_FIND);
   sqlite3_bind_int64(st, 1, topic_id);
-  sq_bind_text(st, 2, id);
+  store__sql_bind_text(st, 2, id);
   sqlite3_bind_int64(st, 3, min_ts_ms);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *seq_out = (uint64_t)sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   if (rc == SQLITE_ROW) return 0;
-  return rc == SQLITE_DONE ? -ENOENT : sq_fail(q, rc, "dedupe find");
+  return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "dedupe find");
 }
 
 static int sq_dedupe_list(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
                           void *ud) {
   sq_store_t *q = be;
-  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_LIST);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_DEDUPE_LIST);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, min_ts_ms);
   int rc, stop = 0;
   while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    stop = cb(ud, sq_col_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+    stop = cb(ud, store__sql_col_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
               sqlite3_column_int64(st, 2));
   }
   sqlite3_reset(st);
   if (stop) return stop;
-  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "dedupe list");
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "dedupe list");
 }
 
 /* ---- retention ---- */
@@ -634,7 +539,7 @@ typedef struct sq_topic_row {
 
 /* Loads up to cap topics with id above q->retention_cursor; *n gets their count. */
 static int sq_topic_chunk(sq_store_t *q, sq_topic_row_t *rows, size_t cap, size_t *n) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_TOPIC_CHUNK_Q);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_CHUNK_Q);
   sqlite3_bind_int64(st, 1, q->retention_cursor);
   sqlite3_bind_int64(st, 2, (int64_t)cap);
   int rc;
@@ -646,14 +551,14 @@ static int sq_topic_chunk(sq_store_t *q, sq_topic_row_t *rows, size_t cap, size_
     (*n)++;
   }
   sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, "retention topics");
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "retention topics");
 }
 
 /* Age cut: scans at most max_rows events from seq `from` and sets *keep to the first
  * seq not older than min_ts_ms (from + rows scanned when all were older). */
 static int sq_age_keep(sq_store_t *q, int64_t topic_id, uint64_t from, uint64_t max_rows,
                        int64_t min_ts_ms, uint64_t *keep) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_SCAN);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_SCAN);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)from);
   sqlite3_bind_int64(st, 3, (int64_t)max_rows);
@@ -665,19 +570,19 @@ static int sq_age_keep(sq_store_t *q, int64_t topic_id, uint64_t from, uint64_t 
     *keep = seq + 1;
   }
   sqlite3_reset(st);
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_fail(q, rc, "retention scan");
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store__sql_fail(&q->sql, rc, "retention scan");
 }
 
 static int sq_delete_below(sq_store_t *q, int64_t topic_id, uint64_t keep) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_EVENT_DELETE_BELOW);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_DELETE_BELOW);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)keep);
-  int rc = sq_done(q, st, "retention delete");
+  int rc = store__sql_done(&q->sql, st, "retention delete");
   if (rc < 0) return rc;
-  st = sq_stmt(q, SQ_TOPIC_SET_FIRST);
+  st = store__sql_stmt(&q->sql, SQ_TOPIC_SET_FIRST);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)keep);
-  return sq_done(q, st, "retention first_seq");
+  return store__sql_done(&q->sql, st, "retention first_seq");
 }
 
 /* Trims one topic by at most *budget rows; *budget is decreased by what was deleted. */
@@ -719,11 +624,11 @@ static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *b
 }
 
 static int sq_sweep_dedupe(sq_store_t *q, int64_t min_ts_ms, uint64_t budget, bool *more) {
-  sqlite3_stmt *st = sq_stmt(q, SQ_DEDUPE_SWEEP);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_DEDUPE_SWEEP);
   sqlite3_bind_int64(st, 1, min_ts_ms);
   sqlite3_bind_int64(st, 2, (int64_t)budget);
-  int rc = sq_done(q, st, "dedupe sweep");
-  if (rc == 0 && (uint64_t)sqlite3_changes(q->db) >= budget) *more = true;
+  int rc = store__sql_done(&q->sql, st, "dedupe sweep");
+  if (rc == 0 && (uint64_t)sqlite3_changes(q->sql.db) >= budget) *more = true;
   return rc;
 }
 
@@ -749,12 +654,10 @@ static int sq_retention_slice(sq_store_t *q, const store_retention_t *r, uint64_
 static int sq_retention_run(void *be, const store_retention_t *r, uint64_t *deleted, bool *more) {
   sq_store_t *q = be;
   int64_t cursor = q->retention_cursor;
-  int rc = sq_exec(q, SQ_BEGIN, "begin");
+  int rc = store__sql_begin(&q->sql);
   if (rc < 0) return rc;
-  rc = sq_retention_slice(q, r, deleted, more);
-  if (rc == 0) rc = sq_exec(q, SQ_COMMIT, "commit");
+  rc = store__sql_end(&q->sql, sq_retention_slice(q, r, deleted, more));
   if (rc < 0) {
-    sq_rollback_quiet(q);
     q->retention_cursor = cursor;
     *deleted = 0;
     *more = false;
@@ -783,15 +686,7 @@ static const store_ops_t sq_ops = {
 
 int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be) {
   sq_store_t *q = xcalloc(1, sizeof *q);
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(opts->path, &q->db, flags, NULL);
-  if (rc != SQLITE_OK) {
-    log_error("store", "cannot open database", "{s:s,s:s}", "path", opts->path, "error",
-              q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
-    rc = -EIO;
-  } else {
-    rc = sq_configure(q, opts);
-  }
+  int rc = sq_configure(q, opts);
   if (rc < 0) {
     sq_close(q);
     return -EIO; /* store.h: every open failure is -EIO */

@@ -1,0 +1,204 @@
+/* store SQLite connections: what the three SQLite backends share.
+ *
+ * Owns opening a connection with the store's settings (busy timeout, WAL, synchronous),
+ * the BEGIN IMMEDIATE / COMMIT / ROLLBACK statements and the array of a backend's
+ * statements prepared from its table of SQL texts, the mapping of SQLite's error codes to
+ * negative errno (one log line per failure), and the store_parts versioning used by the
+ * runs and groups parts. Does not own any table, statement text or schema: those stay in
+ * sqlite.c, runs_sqlite.c and groups_sqlite.c. Contracts are in internal.h. */
+#include <assert.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "internal.h"
+
+enum { SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK, SQL__TXN };
+
+static const char *const sql_txn[SQL__TXN] = {
+    [SQL_BEGIN] = "BEGIN IMMEDIATE",
+    [SQL_COMMIT] = "COMMIT",
+    [SQL_ROLLBACK] = "ROLLBACK",
+};
+
+/* A log message with the part named after it, as "sqlite failed (runs)". */
+static const char *sql_msg(const store_sql_t *c, const char *msg, char *buf, size_t cap) {
+  if (!c->part) return msg;
+  snprintf(buf, cap, "%s (%s)", msg, c->part);
+  return buf;
+}
+
+int store__sql_fail(store_sql_t *c, int rc, const char *op) {
+  char buf[96];
+  log_error("store", sql_msg(c, "sqlite failed", buf, sizeof buf), "{s:s,s:i,s:s}", "op", op,
+            "code", rc, "error", c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return -EBUSY;
+    case SQLITE_FULL:
+      return -ENOSPC;
+    case SQLITE_NOMEM:
+      return -ENOMEM;
+    default:
+      return -EIO;
+  }
+}
+
+int store__sql_exec(store_sql_t *c, const char *sql) {
+  int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : store__sql_fail(c, rc, sql);
+}
+
+sqlite3_stmt *store__sql_stmt(store_sql_t *c, size_t i) {
+  sqlite3_stmt *st = c->stmt[i];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+int store__sql_done(store_sql_t *c, sqlite3_stmt *st, const char *op) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(c, rc, op);
+}
+
+void store__sql_bind_text(sqlite3_stmt *st, int col, const char *s) {
+  if (s)
+    sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, col);
+}
+
+const char *store__sql_col_text(sqlite3_stmt *st, int col) {
+  return (const char *)sqlite3_column_text(st, col);
+}
+
+/* ---- transactions ---- */
+
+static int sql_txn_run(store_sql_t *c, int which, const char *op) {
+  sqlite3_stmt *st = c->txn[which];
+  sqlite3_reset(st);
+  return store__sql_done(c, st, op);
+}
+
+int store__sql_begin(store_sql_t *c) {
+  return sql_txn_run(c, SQL_BEGIN, "begin");
+}
+
+void store__sql_rollback(store_sql_t *c) {
+  if (!sqlite3_get_autocommit(c->db)) (void)sql_txn_run(c, SQL_ROLLBACK, "rollback");
+}
+
+int store__sql_end(store_sql_t *c, int rc) {
+  if (rc == 0) rc = sql_txn_run(c, SQL_COMMIT, "commit");
+  if (rc < 0) store__sql_rollback(c);
+  return rc;
+}
+
+/* ---- open, prepare, close ---- */
+
+static int sql_wal_on(store_sql_t *c) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+  if (rc != SQLITE_OK) return store__sql_fail(c, rc, "journal_mode");
+  rc = sqlite3_step(st);
+  bool wal = rc == SQLITE_ROW && strcmp(store__sql_col_text(st, 0), "wal") == 0;
+  sqlite3_finalize(st);
+  if (wal) return 0;
+  char buf[96];
+  log_error("store", sql_msg(c, "sqlite cannot enter WAL mode", buf, sizeof buf), "{s:s}", "error",
+            sqlite3_errmsg(c->db));
+  return -EIO;
+}
+
+int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *part) {
+  c->part = part;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(opts->path, &c->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    char buf[96];
+    log_error("store", sql_msg(c, "cannot open database", buf, sizeof buf), "{s:s,s:s}", "path",
+              opts->path, "error", c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    return -EIO;
+  }
+  rc = sqlite3_busy_timeout(c->db, STORE_SQL_BUSY_TIMEOUT_MS);
+  if (rc != SQLITE_OK) return store__sql_fail(c, rc, "busy_timeout");
+  rc = sql_wal_on(c);
+  if (rc == 0)
+    rc = store__sql_exec(
+        c, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  return rc;
+}
+
+static int sql_prepare_one(store_sql_t *c, const char *sql, sqlite3_stmt **out) {
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+  return rc == SQLITE_OK ? 0 : store__sql_fail(c, rc, sql);
+}
+
+int store__sql_prepare(store_sql_t *c, const char *const *sql, size_t n) {
+  assert(!c->stmt);
+  c->stmt = xcalloc(n ? n : 1, sizeof *c->stmt);
+  c->nstmt = n;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < SQL__TXN; i++) rc = sql_prepare_one(c, sql_txn[i], &c->txn[i]);
+  for (size_t i = 0; rc == 0 && i < n; i++) rc = sql_prepare_one(c, sql[i], &c->stmt[i]);
+  return rc;
+}
+
+void store__sql_close(store_sql_t *c) {
+  for (size_t i = 0; i < SQL__TXN; i++) sqlite3_finalize(c->txn[i]);
+  for (size_t i = 0; i < c->nstmt; i++) sqlite3_finalize(c->stmt[i]);
+  free(c->stmt);
+  if (c->db) sqlite3_close(c->db);
+  *c = (store_sql_t){0};
+}
+
+/* ---- store_parts versions ---- */
+
+static int sql_part_version(store_sql_t *c, int *out) {
+  sqlite3_stmt *st = NULL;
+  int rc =
+      sqlite3_prepare_v2(c->db, "SELECT version FROM store_parts WHERE part = ?1", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, c->part, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+  }
+  *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return 0;
+  char op[64];
+  snprintf(op, sizeof op, "%s version", c->part);
+  return store__sql_fail(c, rc, op);
+}
+
+static int sql_part_steps(store_sql_t *c, int supported, const char *const *steps) {
+  int version = 0;
+  int rc = store__sql_exec(
+      c, "CREATE TABLE IF NOT EXISTS store_parts(part TEXT PRIMARY KEY, version INTEGER NOT NULL)");
+  if (rc == 0) rc = sql_part_version(c, &version);
+  if (rc < 0) return rc;
+  if (version > supported) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s schema is newer than this build", c->part);
+    log_error("store", msg, "{s:i,s:i}", "found", version, "supported", supported);
+    return -EIO;
+  }
+  for (int v = version < 0 ? 0 : version; rc == 0 && v < supported; v++)
+    rc = store__sql_exec(c, steps[v]);
+  return rc;
+}
+
+int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *steps) {
+  assert(c->part);
+  int rc = store__sql_exec(c, "BEGIN IMMEDIATE");
+  if (rc < 0) return rc;
+  rc = sql_part_steps(c, supported, steps);
+  if (rc == 0) rc = store__sql_exec(c, "COMMIT");
+  if (rc < 0) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
