@@ -115,19 +115,21 @@ struct coord_ws_conn {
   char *rx;              /* owned reassembly buffer (NULL between messages) */
   size_t rx_len, rx_cap; /* bytes */
   coord_utf8_t utf8;     /* state of the text message being received */
-  char *close_reason;    /* owned while a close is pending (at most 123 bytes) */
   uint16_t close_code;   /* nonzero: close frame pending or sent */
-  bool rx_active;        /* inside a fragmented message */
-  bool rx_binary;
-  bool in_open;          /* during on_open: headers readable */
-  bool in_writable;      /* during on_writable: coord_ws_write allowed */
-  bool close_sent;       /* our close frame is out; waiting for the peer's close */
-  bool rx_paused;        /* reading paused until the copy queue drains (backpressure) */
-  bool session_paused;   /* the session asked to stop reading (coord_ws_pause_reading) */
-  bool rx_hot;           /* listed in coord_ws_t's read-ahead list for this loop turn */
-  bool write_failed;     /* a write outside WRITEABLE failed: the next WRITEABLE hangs up */
-  bool want_writable;    /* coord_ws_flush asked lws for WRITEABLE and it has not come yet */
-  bool closed;           /* on_close ran */
+  /* Flags as one-bit fields: with the two fields above they fill the word before
+   * close_reason, so a connection (held for every WebSocket) has no padding. */
+  bool rx_active : 1;      /* inside a fragmented message */
+  bool rx_binary : 1;
+  bool in_open : 1;        /* during on_open: headers readable */
+  bool in_writable : 1;    /* during on_writable: coord_ws_write allowed */
+  bool close_sent : 1;     /* our close frame is out; waiting for the peer's close */
+  bool rx_paused : 1;      /* reading paused until the copy queue drains (backpressure) */
+  bool session_paused : 1; /* the session asked to stop reading (coord_ws_pause_reading) */
+  bool rx_hot : 1;         /* listed in coord_ws_t's read-ahead list for this loop turn */
+  bool write_failed : 1;   /* a write outside WRITEABLE failed: the next WRITEABLE hangs up */
+  bool want_writable : 1;  /* coord_ws_flush asked lws for WRITEABLE and it has not come yet */
+  bool closed : 1;         /* on_close ran */
+  char *close_reason;    /* owned while a close is pending (at most 123 bytes) */
 };
 
 typedef struct coord_pss {

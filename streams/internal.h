@@ -320,8 +320,8 @@ struct stream_conn {
   uint32_t ctrl_cap, ctrl_head, ctrl_count;
   stream_eph_slot_t *eph; /* owned */
   uint32_t neph;
-  base_queue_t pubs; /* stream_pub_t.conn_link */
   uint32_t npubs;    /* entries of pubs: publishes whose reply is still owed */
+  base_queue_t pubs; /* stream_pub_t.conn_link */
   base_queue_t members; /* stream_member_t.conn_link: consumer group memberships */
   uint32_t nmembers;
   uint32_t group_out;   /* group deliveries queued over all memberships, not yet pulled */
