@@ -217,6 +217,20 @@ static void runs_collect(coord_metrics_t *m, void *ud) {
            COORD_METRIC_COUNTER, NULL, (double)st.token_events);
   runs_set(m, "coord_run_publish_errors_total", "Run events the hub refused for good.",
            COORD_METRIC_COUNTER, NULL, (double)st.publish_errors);
+  const struct {
+    const char *event;
+    uint64_t v;
+  } tk[] = {{"offered", st.tasks_offered},
+            {"answered", st.task_results},
+            {"rejected", st.task_rejected},
+            {"heartbeat_missed", st.task_heartbeat_misses}};
+  for (size_t i = 0; i < BASE_ARRAY_SIZE(tk); i++)
+    runs_set(m, "coord_agent_tasks_total",
+             "External agent tasks: offered on a coordination topic, answered (result or error "
+             "taken by a step), rejected (HTTP results for unknown or finished tasks), and "
+             "attempts failed for a missed heartbeat.",
+             COORD_METRIC_COUNTER, (const char *const[]){"event", tk[i].event, NULL},
+             (double)tk[i].v);
   agent_client_stats_t as;
   agent_client_stats(r->agents, &as);
   const char *help = "Model calls holding a concurrency slot (running) or waiting for one.";

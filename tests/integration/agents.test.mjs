@@ -240,6 +240,9 @@ describe('agent steps with external agents', () => {
       assert.equal(again.status, 409);
       const evs = await followRun(d, run.topic);
       assert.deepEqual(evs.at(-1).data.output, { answer: 42 });
+      assert.equal(await d.metric('coord_agent_tasks_total{event="offered"}'), 1);
+      assert.equal(await d.metric('coord_agent_tasks_total{event="answered"}'), 1);
+      assert.equal(await d.metric('coord_agent_tasks_total{event="rejected"}'), 1);
       agent.sendJson({ op: 'ack', topic: 'default/tasks/slow', group: 'slow', seq: delivery.seq });
       await agent.close();
     } finally {
