@@ -96,6 +96,20 @@ static void test_cursor_behind_the_ring_catches_up_from_the_store(void **state) 
   env_stop(&e);
 }
 
+/* Drains t and checks what a cursor behind retention gets: "subscribed", one gap from
+ * gap_from (0 = not checked) to gap_to for reason "retention", then events gap_to+1..last. */
+static void assert_retention_gap_then_events(tconn_t *t, const char *topic, uint64_t gap_from,
+                                             uint64_t gap_to, uint64_t last) {
+  json_t *m = drain_all(t);
+  json_t *g = json_array_get(m, 1);
+  assert_string_equal(msg_op(g), "gap");
+  if (gap_from) assert_int_equal(msg_u(g, "from"), gap_from);
+  assert_int_equal(msg_u(g, "to"), gap_to);
+  assert_string_equal(msg_s(g, "reason"), "retention");
+  assert_ev_seqs(m, topic, gap_to + 1, last);
+  json_decref(m);
+}
+
 static void test_cursor_behind_retention_gets_a_gap_then_continues(void **state) {
   (void)state;
   env_t e;
@@ -106,14 +120,7 @@ static void test_cursor_behind_retention_gets_a_gap_then_continues(void **state)
   tconn_t t;
   tconn_any(&e, &t);
   sub_after(&t, "a/x", NULL, 0);
-  json_t *m = drain_all(&t);
-  json_t *g = json_array_get(m, 1);
-  assert_string_equal(msg_op(g), "gap");
-  assert_int_equal(msg_u(g, "from"), 1);
-  assert_int_equal(msg_u(g, "to"), 15);
-  assert_string_equal(msg_s(g, "reason"), "retention");
-  assert_ev_seqs(m, "a/x", 16, 20);
-  json_decref(m);
+  assert_retention_gap_then_events(&t, "a/x", 1, 15, 20);
   assert_int_equal(stream_hub_stats(e.hub)->gaps_sent, 1);
   stream_conn_free(t.c);
   env_stop(&e);
@@ -132,13 +139,7 @@ static void test_store_retention_discovered_during_catch_up_yields_a_gap(void **
   tconn_t t;
   tconn_any(&e, &t);
   sub_after(&t, "a/x", NULL, 0);
-  json_t *m = drain_all(&t);
-  json_t *g = json_array_get(m, 1);
-  assert_string_equal(msg_op(g), "gap");
-  assert_int_equal(msg_u(g, "from"), 1);
-  assert_int_equal(msg_u(g, "to"), 15);
-  assert_ev_seqs(m, "a/x", 16, 20);
-  json_decref(m);
+  assert_retention_gap_then_events(&t, "a/x", 1, 15, 20);
   stream_conn_free(t.c);
   env_stop(&e);
 }
@@ -155,13 +156,7 @@ static void test_ring_entries_past_the_age_limit_are_gone(void **state) {
   tconn_t t;
   tconn_any(&e, &t);
   sub_after(&t, "a/x", NULL, 0);
-  json_t *m = drain_all(&t);
-  json_t *g = json_array_get(m, 1);
-  assert_string_equal(msg_op(g), "gap");
-  assert_int_equal(msg_u(g, "from"), 1);
-  assert_int_equal(msg_u(g, "to"), 3);
-  assert_ev_seqs(m, "a/x", 4, 5);
-  json_decref(m);
+  assert_retention_gap_then_events(&t, "a/x", 1, 3, 5);
   stream_conn_free(t.c);
   env_stop(&e);
 }
@@ -369,12 +364,7 @@ static void test_slow_connection_holds_no_memory_per_unread_event(void **state) 
   assert_int_equal(t.wakes, 1);                      /* woken once, not per event */
   assert_int_equal(stream_conn_lag(t.c), 100000);
   /* When it reads: the newest 10000 (retention) after one gap, nothing silently lost. */
-  json_t *m = drain_all(&t);
-  json_t *g = json_array_get(m, 1);
-  assert_string_equal(msg_op(g), "gap");
-  assert_int_equal(msg_u(g, "to"), 90000);
-  assert_ev_seqs(m, "a/x", 90001, 100000);
-  json_decref(m);
+  assert_retention_gap_then_events(&t, "a/x", 0, 90000, 100000);
   stream_conn_free(t.c);
   env_stop(&e);
 }
