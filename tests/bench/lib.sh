@@ -201,6 +201,10 @@ CONF
 # Stops the current target (and its redis, if any) and forgets their PIDs.
 bench_stop_target() {
   local p keep=()
+  if [ -n "${target_external:-}" ]; then # not ours: never stopped here
+    target_external=""
+    return 0
+  fi
   bench_stop_pid "$target_pid"
   [ -n "${redis_pid:-}" ] && bench_stop_pid "$redis_pid"
   for p in "${bench_pids[@]}"; do
@@ -208,6 +212,21 @@ bench_stop_target() {
   done
   bench_pids=("${keep[@]}")
   redis_pid=""
+}
+
+# Uses a server started by someone else, speaking the same protocol subset as the Node
+# peer (sub, pub/puback, ev, ping), at EXTERNAL_URL (ws://127.0.0.1:PORT/PATH, loopback
+# only). EXTERNAL_PID, when given, is only read for CPU time; the server is never started
+# or stopped here. For peers that may not be built by this repository's scripts.
+bench_use_external() {
+  case "${EXTERNAL_URL:-}" in
+    ws://127.*|ws://localhost[:/]*) ;;
+    *) bench_log "EXTERNAL_URL must be a ws:// loopback URL (got '${EXTERNAL_URL:-}')"; return 1 ;;
+  esac
+  target_flags=()
+  target_external=1
+  target_url=$EXTERNAL_URL
+  target_pid=${EXTERNAL_PID:-}
 }
 
 # Whether the target at target_url accepts a WebSocket upgrade (one connection).

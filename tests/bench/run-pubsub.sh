@@ -13,7 +13,8 @@
 # usage: tests/bench/run-pubsub.sh
 # env:   NAME (pubsub), SUBS (5000), TOPICS (1), PUBS (1), RATES (200), DURATION (20 s),
 #        WARMUP (2 s, left out of latency), PAYLOAD (200 bytes), MAX_P99_MS (50),
-#        STOP_ON_FAIL (0), TARGETS ("coordinator peer"), RATES_coordinator and RATES_peer
+#        STOP_ON_FAIL (0), TARGETS ("coordinator peer"; "external" measures a server
+#        already running at EXTERNAL_URL, CPU read from EXTERNAL_PID when set), RATES_coordinator and RATES_peer
 #        (per-target rate lists instead of RATES), WORKERS (wsload --workers,
 #        default: wsload's), PUB_WORKERS (1), plus lib.sh's BUILD, COORDINATOR_BIN,
 #        WSLOAD, BENCH_OUT.
@@ -52,6 +53,7 @@ for t in $TARGETS; do
     coordinator) bench_start_coordinator "$NAME-coordinator" || { bench_log "skip coordinator"; continue; } ;;
     peer) bench_start_peer "$NAME-peer" || { bench_log "skip peer"; bench_stop_target; continue; } ;;
     nats) bench_log "nats: wsload speaks NATS for idle runs only; skipped"; continue ;;
+    external) bench_use_external || continue ;;
     *) bench_log "unknown target $t"; continue ;;
   esac
   if ! bench_ws_works; then
