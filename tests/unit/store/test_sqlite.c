@@ -72,7 +72,7 @@ static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void *
   assert_non_null(strstr(line, "unable to open database file"));
 }
 
-static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_2(void **state) {
+static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_3(void **state) {
   (void)state;
   store_t *s = NULL;
   const store_options_t opts = {.path = test_db, .synchronous_full = true};
@@ -87,7 +87,7 @@ static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_2(v
   sqlite3_finalize(st);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 2);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
   store_close(s);
@@ -148,7 +148,7 @@ static void test_a_schema_1_file_is_migrated_with_every_event_and_key(void **sta
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 2);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
@@ -375,7 +375,7 @@ int main(void) {
       CONTRACT_TESTS,
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
-      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_2),
+      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_3),
       FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
       FILE_TEST(test_the_checkpointer_thread_lets_the_wal_start_over),
       FILE_TEST(test_open_refuses_a_database_from_a_newer_schema),
