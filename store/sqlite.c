@@ -1,9 +1,9 @@
 /* store SQLite backend: one connection in WAL mode, every statement prepared once.
  *
  * Owns the database file's schema (migrated by PRAGMA user_version) and the in-memory
- * head tracking of an open batch: each append checks its seq against the topic's head as
- * of the batch plus its earlier appends, and commit writes each touched topic's head_seq
- * once. Opening the connection, statement handling and the mapping of SQLite's errors to
+ * state of an open batch: each append checks its seq against the topic's head as of the
+ * batch plus its earlier appends and is encoded into the topic's pending chunk; commit
+ * writes each touched topic's chunk and head_seq once. Opening the connection, statement handling and the mapping of SQLite's errors to
  * negative errno are sqlite_conn.c's. Argument checks and the batch state machine are in
  * store.c; retention's slicing rules are stated in store.h.
  *
@@ -603,9 +603,10 @@ static int sq_topic_first(sq_store_t *q, int64_t topic_id, uint64_t *first) {
   return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic head");
 }
 
-static int sq_corrupt(int64_t topic_id, uint64_t first_seq) {
-  log_error("store", "corrupt event chunk", "{s:I,s:I}", "topic_id", (long long)topic_id,
-            "first_seq", (long long)first_seq);
+/* Logs a malformed chunk (seq: the row's first, or the record that failed). */
+static int sq_corrupt(int64_t topic_id, uint64_t seq) {
+  log_error("store", "corrupt event chunk", "{s:I,s:I}", "topic_id", (long long)topic_id, "seq",
+            (long long)seq);
   return -EIO;
 }
 
@@ -628,10 +629,10 @@ static int sq_chunk_open(sqlite3_stmt *st, int64_t topic_id, int body_col,
  * are malformed or do not number exactly the row's seqs. */
 static int sq_chunk_step(store_chunk_iter_t *it, int64_t topic_id, uint64_t last,
                          store_event_t *ev) {
-  uint64_t first = it->next_seq;
-  bool want = it->next_seq <= last;
+  uint64_t seq = it->next_seq;
+  bool want = seq <= last;
   int rc = store__chunk_next(it, topic_id, ev);
-  if (rc < 0 || (rc == 1) != want) return sq_corrupt(topic_id, first);
+  if (rc < 0 || (rc == 1) != want) return sq_corrupt(topic_id, seq);
   return rc;
 }
 
@@ -639,7 +640,7 @@ static int sq_chunk_step(store_chunk_iter_t *it, int64_t topic_id, uint64_t last
 static int sq_read_rows(sq_store_t *q, sqlite3_stmt *st, int64_t topic_id, uint64_t from,
                         size_t limit, store_event_cb cb, void *ud) {
   size_t sent = 0;
-  int rc;
+  int rc = SQLITE_DONE;
   while ((limit == 0 || sent < limit) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     store_chunk_iter_t it;
     uint64_t last;
