@@ -64,6 +64,50 @@ static inline uint64_t store__count_keep(uint64_t head_seq, uint64_t max_events)
   return head_seq - max_events + 1;
 }
 
+/* ---- event chunks (chunk.c) ----
+ *
+ * The events of one topic that one batch commits are stored together in one row; the
+ * blob's format is described in chunk.c. The encoder appends events (whose seqs the
+ * caller keeps dense) to a growing buffer; the decoder walks a blob read back from the
+ * file and treats it as hostile: every length is checked, and a malformed blob is -EIO. */
+#define STORE_CHUNK_FORMAT 1 /* the blob's first byte */
+
+/* Invariant: when started, buf[0..len) holds the format byte and count records, the
+ * first of seq first_seq; ts_min and ts_max bound their ts_ms (0 while count is 0). */
+typedef struct store_chunk {
+  uint8_t *buf; /* owned */
+  size_t len, cap; /* bytes */
+  uint64_t first_seq;
+  uint64_t count;
+  int64_t ts_min, ts_max; /* ms */
+  int64_t ts_last;        /* ms: the last record's, the base of the next delta */
+} store_chunk_t;
+
+/* Empties c (keeping its buffer) for a run of events starting at first_seq. */
+void store__chunk_start(store_chunk_t *c, uint64_t first_seq);
+/* Appends ev as record number c->count (its seq is assumed to be first_seq + count; ev's
+ * topic_id and seq are not stored). Strings are copied; ev->data_len bytes of data. */
+void store__chunk_add(store_chunk_t *c, const store_event_t *ev);
+/* Frees the buffer and zeroes c. */
+void store__chunk_free(store_chunk_t *c);
+
+/* A read position in a blob; borrowed pointers into it. */
+typedef struct store_chunk_iter {
+  const uint8_t *p, *end; /* borrowed: the unread bytes */
+  uint64_t next_seq;      /* seq of the next record */
+  int64_t ts;             /* ms: the previous record's ts_ms */
+} store_chunk_iter_t;
+
+/* Starts reading blob[0..len) whose first record has seq first_seq. -EIO when the blob
+ * is empty or of another format. */
+int store__chunk_iter_init(store_chunk_iter_t *it, const void *blob, size_t len,
+                           uint64_t first_seq) __attribute__((warn_unused_result));
+/* Decodes the next record into ev (strings point into the blob, NUL-terminated, valid as
+ * long as the blob is). Returns 1 for an event, 0 at the blob's end, -EIO when the record
+ * is malformed (the iterator is then unusable). */
+int store__chunk_next(store_chunk_iter_t *it, int64_t topic_id, store_event_t *ev)
+    __attribute__((warn_unused_result));
+
 /* ---- runs (runs.c, runs_sqlite.c, runs_memory.c) ----
  *
  * The runs half of a store is a second backend beside the event log's, opened and closed

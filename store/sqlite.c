@@ -1,24 +1,32 @@
 /* store SQLite backend: one connection in WAL mode, every statement prepared once.
  *
  * Owns the database file's schema (migrated by PRAGMA user_version) and the in-memory
- * head tracking of an open batch: each append checks its seq against the topic's head as
- * of the batch plus its earlier appends, and commit writes each touched topic's head_seq
- * once. Opening the connection, statement handling and the mapping of SQLite's errors to
+ * state of an open batch: each append checks its seq against the topic's head as of the
+ * batch plus its earlier appends and is encoded into the topic's pending chunk; commit
+ * writes each touched topic's chunk and head_seq once. Opening the connection, statement handling and the mapping of SQLite's errors to
  * negative errno are sqlite_conn.c's. Argument checks and the batch state machine are in
  * store.c; retention's slicing rules are stated in store.h.
  *
- * Schema (version 2):
+ * Schema (version 3):
  *   topics(topic_id INTEGER PRIMARY KEY, name TEXT UNIQUE, epoch, head_seq, first_seq)
- *   events(rid INTEGER PRIMARY KEY, topic_id, seq, ts_ms, id, type, lane, data), unique
- *     index (topic_id, seq)
+ *   chunks(rid INTEGER PRIMARY KEY, topic_id, first_seq, last_seq, ts_min, ts_max, body),
+ *     unique index (topic_id, last_seq)
  *   dedupe(topic_id, id, seq, ts_ms) keyed (topic_id, id), no rowid, indexed by ts_ms
- * Invariant: the events of a topic are exactly the seqs first_seq..head_seq.
- * Version 1 kept events in a WITHOUT ROWID table keyed (topic_id, seq): a batch over many
- * topics then rewrites one full-size leaf page per topic, while rows appended by rowid
- * fill pages at the end of the table and only the small index entries scatter. Measured
- * with 100 topics and 200-byte events (docs/benchmarks.md): 15k events/s at 100 per
- * commit for version 1, 39k for version 2; 56k and 150k at 1,000 per commit. Opening a
- * version 1 file migrates it in one transaction.
+ * A chunk holds the events first_seq..last_seq of one topic, encoded in body (chunk.c);
+ * a batch writes one chunk per topic it touched (more when a topic's events pass
+ * SQ_CHUNK_BYTES), so a commit of 1,000 events over 100 topics inserts 100 rows instead
+ * of 1,000. Invariant: the chunks of a topic cover its seqs without overlap, up to
+ * head_seq; the retained events are exactly first_seq..head_seq. Retention moves
+ * first_seq per event and deletes a chunk once all its events are below first_seq, so a
+ * chunk may hold events before first_seq, which reads skip. ts_min and ts_max bound the
+ * chunk's timestamps (clocks may step back) so the age rule decodes only the chunks that
+ * straddle its cut. Reads inside an open batch see its appends: a read of a topic with
+ * appends not yet written writes them as a chunk first, in the batch's transaction.
+ * Version 2 kept one row per event (events(rid, topic_id, seq, ts_ms, id, type, lane,
+ * data) with a unique index (topic_id, seq)): two B-tree inserts per event. Version 1
+ * kept events in a WITHOUT ROWID table keyed (topic_id, seq), which rewrote one full leaf
+ * page per topic and batch. Opening a version 1 or 2 file converts it in place in one
+ * transaction.
  *
  * Checkpoints run on a thread of their own with a second connection (PASSIVE, so writers
  * never wait): the main connection's WAL hook wakes it once the log passes
@@ -35,9 +43,11 @@
 #include "base/mem.h"
 #include "internal.h"
 
-#define SQ_SCHEMA_VERSION 2
+#define SQ_SCHEMA_VERSION 3
 #define SQ_TOPIC_CHUNK 64  /* topics fetched per query during retention */
 #define SQ_CKPT_PAGES 1000 /* WAL pages that wake the checkpointer (SQLite's default limit) */
+#define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
+#define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
 
 enum sq_stmt {
   SQ_TOPIC_GET,
@@ -48,11 +58,11 @@ enum sq_stmt {
   SQ_TOPIC_RESET,
   SQ_TOPIC_LIST,
   SQ_TOPIC_CHUNK_Q,
-  SQ_EVENT_INSERT,
-  SQ_EVENT_READ,
-  SQ_EVENT_SCAN,
-  SQ_EVENT_DELETE_BELOW,
-  SQ_EVENT_DELETE_ALL,
+  SQ_CHUNK_INSERT,
+  SQ_CHUNK_READ,
+  SQ_CHUNK_SCAN,
+  SQ_CHUNK_DELETE_BELOW,
+  SQ_CHUNK_DELETE_ALL,
   SQ_DEDUPE_PUT,
   SQ_DEDUPE_FIND,
   SQ_DEDUPE_LIST,
@@ -65,7 +75,7 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_TOPIC_GET] = "SELECT topic_id, epoch, head_seq, first_seq FROM topics WHERE name = ?1",
     [SQ_TOPIC_INSERT] =
         "INSERT INTO topics(name, epoch, head_seq, first_seq) VALUES (?1, ?2, 0, 1)",
-    [SQ_TOPIC_HEAD] = "SELECT head_seq FROM topics WHERE topic_id = ?1",
+    [SQ_TOPIC_HEAD] = "SELECT head_seq, first_seq FROM topics WHERE topic_id = ?1",
     [SQ_TOPIC_SET_HEAD] = "UPDATE topics SET head_seq = ?2 WHERE topic_id = ?1",
     [SQ_TOPIC_SET_FIRST] = "UPDATE topics SET first_seq = ?2 WHERE topic_id = ?1",
     [SQ_TOPIC_RESET] =
@@ -76,16 +86,17 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_TOPIC_CHUNK_Q] =
         "SELECT topic_id, head_seq, first_seq FROM topics WHERE topic_id > ?1"
         " ORDER BY topic_id LIMIT ?2",
-    [SQ_EVENT_INSERT] =
-        "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [SQ_EVENT_READ] =
-        "SELECT seq, ts_ms, id, type, lane, data FROM events"
-        " WHERE topic_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    [SQ_EVENT_SCAN] =
-        "SELECT seq, ts_ms FROM events WHERE topic_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
-    [SQ_EVENT_DELETE_BELOW] = "DELETE FROM events WHERE topic_id = ?1 AND seq < ?2",
-    [SQ_EVENT_DELETE_ALL] = "DELETE FROM events WHERE topic_id = ?1",
+    [SQ_CHUNK_INSERT] =
+        "INSERT INTO chunks(topic_id, first_seq, last_seq, ts_min, ts_max, body)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [SQ_CHUNK_READ] =
+        "SELECT first_seq, last_seq, body FROM chunks"
+        " WHERE topic_id = ?1 AND last_seq >= ?2 ORDER BY last_seq",
+    [SQ_CHUNK_SCAN] =
+        "SELECT first_seq, last_seq, ts_min, ts_max, body FROM chunks"
+        " WHERE topic_id = ?1 AND last_seq >= ?2 ORDER BY last_seq",
+    [SQ_CHUNK_DELETE_BELOW] = "DELETE FROM chunks WHERE topic_id = ?1 AND last_seq < ?2",
+    [SQ_CHUNK_DELETE_ALL] = "DELETE FROM chunks WHERE topic_id = ?1",
     [SQ_DEDUPE_PUT] =
         "INSERT OR REPLACE INTO dedupe(topic_id, id, seq, ts_ms) VALUES (?1, ?2, ?3, ?4)",
     [SQ_DEDUPE_FIND] = "SELECT seq FROM dedupe WHERE topic_id = ?1 AND id = ?2 AND ts_ms >= ?3",
@@ -102,26 +113,33 @@ static const char *const sq_sql[SQ__COUNT] = {
   " lane INTEGER NOT NULL, data TEXT);"                                     \
   "CREATE UNIQUE INDEX events_topic_seq ON events(topic_id, seq);"
 
-static const char sq_schema_v2[] =
+#define SQ_CHUNKS_V3                                                                       \
+  "CREATE TABLE chunks(rid INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL,"                \
+  " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, ts_min INTEGER NOT NULL,"       \
+  " ts_max INTEGER NOT NULL, body BLOB NOT NULL);"                                         \
+  "CREATE UNIQUE INDEX chunks_topic_last ON chunks(topic_id, last_seq);"
+
+static const char sq_schema_v3[] =
     "CREATE TABLE topics(topic_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-    " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);" SQ_EVENTS_V2
+    " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);" SQ_CHUNKS_V3
     "CREATE TABLE dedupe(topic_id INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,"
     " ts_ms INTEGER NOT NULL, PRIMARY KEY(topic_id, id)) WITHOUT ROWID;"
     "CREATE INDEX dedupe_ts ON dedupe(ts_ms);"
-    "PRAGMA user_version = 2;";
+    "PRAGMA user_version = 3;";
 
 /* Version 1 to 2: the same events, in an appendable table (see the file comment). */
 static const char sq_migrate_v1_v2[] =
     "ALTER TABLE events RENAME TO events_v1;" SQ_EVENTS_V2
     "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
     " SELECT topic_id, seq, ts_ms, id, type, lane, data FROM events_v1 ORDER BY ts_ms;"
-    "DROP TABLE events_v1;"
-    "PRAGMA user_version = 2;";
+    "DROP TABLE events_v1;";
 
-/* A topic touched by the open batch: head is its seq after the batch's appends so far. */
+/* A topic touched by the open batch: head is its seq after the batch's appends so far;
+ * chunk holds those appends not yet written (chunk.count of them, ending at head). */
 typedef struct sq_head {
   int64_t topic_id;
   uint64_t head;
+  store_chunk_t chunk; /* owned; its buffer is reused by later batches */
 } sq_head_t;
 
 /* The checkpointer thread. due and stop are guarded by mu; db belongs to the thread
@@ -136,11 +154,15 @@ typedef struct sq_ckpt {
   bool stop;
 } sq_ckpt_t;
 
-/* Invariant: heads is non-empty only while a batch (BEGIN IMMEDIATE) is open. */
+/* Invariant: nheads is non-zero only while a batch (BEGIN IMMEDIATE) is open; slots is
+ * an open-addressing table of nslots (0 or a power of two, > 2 * nheads) entries, each 0
+ * (free) or the index + 1 of the heads entry of a topic touched by the batch. */
 typedef struct sq_store {
   store_sql_t sql;  /* owned: the connection and its statements */
-  sq_head_t *heads; /* owned; touched topics of the open batch */
+  sq_head_t *heads; /* owned; heads[0..nheads) are the batch's topics, the rest spares */
   size_t nheads, heads_cap;
+  uint32_t *slots; /* owned */
+  size_t nslots;
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
   sq_ckpt_t ckpt;
 } sq_store_t;
@@ -156,7 +178,73 @@ static int sq_user_version(sq_store_t *q, int *out) {
   return rc == SQLITE_ROW ? 0 : store__sql_fail(&q->sql, rc, "user_version");
 }
 
-/* Brings the schema to SQ_SCHEMA_VERSION; each step runs in its own transaction. */
+/* Writes c (count > 0) as the chunk row of topic_id through the prepared statement st. */
+static int sq_chunk_insert(sq_store_t *q, sqlite3_stmt *st, int64_t topic_id,
+                           const store_chunk_t *c) {
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)c->first_seq);
+  sqlite3_bind_int64(st, 3, (int64_t)(c->first_seq + c->count - 1));
+  sqlite3_bind_int64(st, 4, c->ts_min);
+  sqlite3_bind_int64(st, 5, c->ts_max);
+  sqlite3_bind_blob64(st, 6, c->buf, c->len, SQLITE_STATIC);
+  return store__sql_done(&q->sql, st, "chunk insert");
+}
+
+/* Version 2 to 3: the rows of events, a topic's run of consecutive seqs at a time, become
+ * chunks of at most SQ_CHUNK_BYTES; then the events table goes. */
+static int sq_migrate_v2_v3_rows(sq_store_t *q, sqlite3_stmt *sel, sqlite3_stmt *ins) {
+  store_chunk_t c = {0};
+  int64_t topic_id = 0;
+  int rc;
+  while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    const char *data = store__sql_col_text(sel, 6);
+    const store_event_t ev = {
+        .topic_id = sqlite3_column_int64(sel, 0),
+        .seq = (uint64_t)sqlite3_column_int64(sel, 1),
+        .ts_ms = sqlite3_column_int64(sel, 2),
+        .id = store__sql_col_text(sel, 3),
+        .type = store__sql_col_text(sel, 4),
+        .lane = sqlite3_column_int(sel, 5),
+        .data = data,
+        .data_len = data ? (size_t)sqlite3_column_bytes(sel, 6) : 0,
+    };
+    if (c.count > 0 && (ev.topic_id != topic_id || ev.seq != c.first_seq + c.count ||
+                        c.len >= SQ_CHUNK_BYTES)) {
+      rc = sq_chunk_insert(q, ins, topic_id, &c);
+      if (rc < 0) break;
+      c.count = 0;
+    }
+    if (c.count == 0) store__chunk_start(&c, ev.seq);
+    topic_id = ev.topic_id;
+    store__chunk_add(&c, &ev);
+  }
+  if (rc == SQLITE_DONE)
+    rc = c.count > 0 ? sq_chunk_insert(q, ins, topic_id, &c) : 0;
+  else if (rc > 0)
+    rc = store__sql_fail(&q->sql, rc, "migrate events");
+  store__chunk_free(&c);
+  return rc;
+}
+
+static int sq_migrate_v2_v3(sq_store_t *q) {
+  sqlite3_stmt *sel = NULL, *ins = NULL;
+  int rc = store__sql_exec(&q->sql, SQ_CHUNKS_V3);
+  if (rc < 0) return rc;
+  rc = sqlite3_prepare_v2(q->sql.db,
+                          "SELECT topic_id, seq, ts_ms, id, type, lane, data FROM events"
+                          " ORDER BY topic_id, seq",
+                          -1, &sel, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(q->sql.db, sq_sql[SQ_CHUNK_INSERT], -1, &ins, NULL);
+  rc = rc == SQLITE_OK ? sq_migrate_v2_v3_rows(q, sel, ins)
+                       : store__sql_fail(&q->sql, rc, "migrate prepare");
+  sqlite3_finalize(sel);
+  sqlite3_finalize(ins);
+  if (rc == 0) rc = store__sql_exec(&q->sql, "DROP TABLE events");
+  return rc;
+}
+
+/* Brings the schema to SQ_SCHEMA_VERSION in one transaction. */
 static int sq_migrate(sq_store_t *q) {
   int version = 0;
   int rc = sq_user_version(q, &version);
@@ -168,9 +256,13 @@ static int sq_migrate(sq_store_t *q) {
   }
   if (version == SQ_SCHEMA_VERSION) return 0;
   rc = store__sql_exec(&q->sql, "BEGIN IMMEDIATE");
-  if (rc == 0) rc = store__sql_exec(&q->sql, version == 0 ? sq_schema_v2 : sq_migrate_v1_v2);
+  if (rc == 0 && version == 0) rc = store__sql_exec(&q->sql, sq_schema_v3);
+  if (rc == 0 && version == 1) rc = store__sql_exec(&q->sql, sq_migrate_v1_v2);
+  if (rc == 0 && version >= 1) rc = sq_migrate_v2_v3(q);
+  if (rc == 0 && version >= 1) rc = store__sql_exec(&q->sql, "PRAGMA user_version = 3");
   if (rc == 0) rc = store__sql_exec(&q->sql, "COMMIT");
-  if (rc == 0 && version == 1) log_info("store", "events migrated to schema 2", NULL);
+  if (rc == 0 && version >= 1)
+    log_info("store", "events migrated to schema 3", "{s:i}", "from", version);
   if (rc < 0) sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
   return rc;
 }
@@ -270,7 +362,9 @@ static void sq_close(void *be) {
   if (!q) return;
   sq_ckpt_stop(q);
   store__sql_close(&q->sql);
+  for (size_t i = 0; i < q->heads_cap; i++) store__chunk_free(&q->heads[i].chunk);
   free(q->heads);
+  free(q->slots);
   free(q);
 }
 
@@ -305,9 +399,9 @@ static int sq_topic_create(void *be, const char *topic, const char *epoch, store
 }
 
 static int sq_topic_reset_rows(sq_store_t *q, int64_t topic_id, const char *epoch) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_DELETE_ALL);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_DELETE_ALL);
   sqlite3_bind_int64(st, 1, topic_id);
-  int rc = store__sql_done(&q->sql, st, "reset events");
+  int rc = store__sql_done(&q->sql, st, "reset chunks");
   if (rc < 0) return rc;
   st = store__sql_stmt(&q->sql, SQ_DEDUPE_DELETE_ALL);
   sqlite3_bind_int64(st, 1, topic_id);
@@ -367,25 +461,56 @@ static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic
 
 /* ---- batches ---- */
 
+/* Ends the batch's bookkeeping: no topic touched, large pending buffers released. */
+static void sq_heads_clear(sq_store_t *q) {
+  for (size_t i = 0; i < q->nheads; i++)
+    if (q->heads[i].chunk.cap > SQ_CHUNK_KEEP) store__chunk_free(&q->heads[i].chunk);
+  q->nheads = 0;
+  if (q->nslots) memset(q->slots, 0, q->nslots * sizeof *q->slots);
+}
+
+/* The slot holding topic_id, or the free slot where it would go. */
+static size_t sq_slot_of(const sq_store_t *q, int64_t topic_id) {
+  size_t mask = q->nslots - 1;
+  size_t i = (size_t)(((uint64_t)topic_id * 0x9e3779b97f4a7c15u) >> 32) & mask;
+  while (q->slots[i] && q->heads[q->slots[i] - 1].topic_id != topic_id) i = (i + 1) & mask;
+  return i;
+}
+
+static void sq_slots_grow(sq_store_t *q) {
+  size_t n = q->nslots ? 2 * q->nslots : 64;
+  free(q->slots);
+  q->slots = xcalloc(n, sizeof *q->slots);
+  q->nslots = n;
+  for (size_t k = 0; k < q->nheads; k++)
+    q->slots[sq_slot_of(q, q->heads[k].topic_id)] = (uint32_t)(k + 1);
+}
+
+/* The batch's entry of topic_id, NULL when the batch has not touched it. */
+static sq_head_t *sq_head_find(sq_store_t *q, int64_t topic_id) {
+  if (q->nheads == 0) return NULL;
+  uint32_t k = q->slots[sq_slot_of(q, topic_id)];
+  return k ? &q->heads[k - 1] : NULL;
+}
+
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
-  q->nheads = 0;
+  sq_heads_clear(q);
   return store__sql_begin(&q->sql);
 }
 
 static void sq_batch_rollback(void *be) {
   sq_store_t *q = be;
-  q->nheads = 0;
+  sq_heads_clear(q);
   store__sql_rollback(&q->sql);
 }
 
 /* Finds or adds the batch's head entry of topic_id; -ENOENT for an unknown topic. */
 static int sq_batch_head(sq_store_t *q, int64_t topic_id, sq_head_t **out) {
-  for (size_t i = q->nheads; i-- > 0;) {
-    if (q->heads[i].topic_id == topic_id) {
-      *out = &q->heads[i];
-      return 0;
-    }
+  sq_head_t *h = sq_head_find(q, topic_id);
+  if (h) {
+    *out = h;
+    return 0;
   }
   sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_HEAD);
   sqlite3_bind_int64(st, 1, topic_id);
@@ -395,24 +520,27 @@ static int sq_batch_head(sq_store_t *q, int64_t topic_id, sq_head_t **out) {
   if (rc != SQLITE_ROW)
     return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic head");
   if (q->nheads == q->heads_cap) {
-    q->heads_cap = q->heads_cap ? 2 * q->heads_cap : 8;
-    q->heads = xrealloc(q->heads, q->heads_cap * sizeof *q->heads);
+    size_t cap = q->heads_cap ? 2 * q->heads_cap : 8;
+    q->heads = xrealloc(q->heads, cap * sizeof *q->heads);
+    memset(q->heads + q->heads_cap, 0, (cap - q->heads_cap) * sizeof *q->heads);
+    q->heads_cap = cap;
   }
-  q->heads[q->nheads] = (sq_head_t){.topic_id = topic_id, .head = head};
-  *out = &q->heads[q->nheads++];
+  if (2 * (q->nheads + 1) >= q->nslots) sq_slots_grow(q);
+  h = &q->heads[q->nheads];
+  h->topic_id = topic_id;
+  h->head = head;
+  h->chunk.count = 0;
+  q->slots[sq_slot_of(q, topic_id)] = (uint32_t)++q->nheads;
+  *out = h;
   return 0;
 }
 
-static int sq_event_insert(sq_store_t *q, const store_event_t *ev) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_INSERT);
-  sqlite3_bind_int64(st, 1, ev->topic_id);
-  sqlite3_bind_int64(st, 2, (int64_t)ev->seq);
-  sqlite3_bind_int64(st, 3, ev->ts_ms);
-  store__sql_bind_text(st, 4, ev->id);
-  store__sql_bind_text(st, 5, ev->type);
-  sqlite3_bind_int(st, 6, ev->lane);
-  if (ev->data) sqlite3_bind_text(st, 7, ev->data, (int)ev->data_len, SQLITE_STATIC);
-  return store__sql_done(&q->sql, st, "event insert");
+/* Writes the topic's pending appends as one chunk row (nothing when there are none). */
+static int sq_head_flush(sq_store_t *q, sq_head_t *h) {
+  if (h->chunk.count == 0) return 0;
+  int rc = sq_chunk_insert(q, store__sql_stmt(&q->sql, SQ_CHUNK_INSERT), h->topic_id, &h->chunk);
+  if (rc == 0) h->chunk.count = 0;
+  return rc;
 }
 
 static int sq_dedupe_put(sq_store_t *q, const store_event_t *ev) {
@@ -430,10 +558,14 @@ static int sq_batch_append_rows(sq_store_t *q, const store_event_t *ev) {
   int rc = sq_batch_head(q, ev->topic_id, &h);
   if (rc < 0) return rc;
   if (ev->seq != h->head + 1) return -EINVAL;
-  rc = sq_event_insert(q, ev);
-  if (rc == 0 && ev->id) rc = sq_dedupe_put(q, ev);
-  if (rc == 0) h->head = ev->seq;
-  return rc;
+  if (ev->id) {
+    rc = sq_dedupe_put(q, ev);
+    if (rc < 0) return rc;
+  }
+  if (h->chunk.count == 0) store__chunk_start(&h->chunk, ev->seq);
+  store__chunk_add(&h->chunk, ev);
+  h->head = ev->seq;
+  return h->chunk.len >= SQ_CHUNK_BYTES ? sq_head_flush(q, h) : 0;
 }
 
 static int sq_batch_append(void *be, const store_event_t *ev) {
@@ -446,58 +578,103 @@ static int sq_batch_commit(void *be) {
   sq_store_t *q = be;
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < q->nheads; i++) {
+    rc = sq_head_flush(q, &q->heads[i]);
+    if (rc < 0) break;
     sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_SET_HEAD);
     sqlite3_bind_int64(st, 1, q->heads[i].topic_id);
     sqlite3_bind_int64(st, 2, (int64_t)q->heads[i].head);
     rc = store__sql_done(&q->sql, st, "set head");
   }
   rc = store__sql_end(&q->sql, rc);
-  q->nheads = 0;
+  sq_heads_clear(q);
   return rc;
 }
 
 /* ---- reads ---- */
 
-static int sq_topic_exists(sq_store_t *q, int64_t topic_id) {
+/* The first retained seq of topic_id; -ENOENT when the topic is unknown. */
+static int sq_topic_first(sq_store_t *q, int64_t topic_id, uint64_t *first) {
   sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_HEAD);
   sqlite3_bind_int64(st, 1, topic_id);
   int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *first = (uint64_t)sqlite3_column_int64(st, 1);
   sqlite3_reset(st);
   if (rc == SQLITE_ROW) return 0;
   return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic head");
 }
 
-static void sq_event_from_row(sqlite3_stmt *st, int64_t topic_id, store_event_t *ev) {
-  *ev = (store_event_t){
-      .topic_id = topic_id,
-      .seq = (uint64_t)sqlite3_column_int64(st, 0),
-      .ts_ms = sqlite3_column_int64(st, 1),
-      .id = store__sql_col_text(st, 2),
-      .type = store__sql_col_text(st, 3),
-      .lane = sqlite3_column_int(st, 4),
-      .data = store__sql_col_text(st, 5),
-  };
-  ev->data_len = ev->data ? (size_t)sqlite3_column_bytes(st, 5) : 0;
+/* Logs a malformed chunk (seq: the row's first, or the record that failed). */
+static int sq_corrupt(int64_t topic_id, uint64_t seq) {
+  log_error("store", "corrupt event chunk", "{s:I,s:I}", "topic_id", (long long)topic_id, "seq",
+            (long long)seq);
+  return -EIO;
+}
+
+/* Opens the chunk row st is on (first_seq, last_seq at columns 0 and 1, body at
+ * body_col): *last gets its last seq. -EIO (logged) when the row is malformed. */
+static int sq_chunk_open(sqlite3_stmt *st, int64_t topic_id, int body_col,
+                         store_chunk_iter_t *it, uint64_t *last) {
+  int64_t first = sqlite3_column_int64(st, 0), last_seq = sqlite3_column_int64(st, 1);
+  if (first < 1 || last_seq < first || sqlite3_column_type(st, body_col) != SQLITE_BLOB)
+    return sq_corrupt(topic_id, (uint64_t)first);
+  const void *body = sqlite3_column_blob(st, body_col);
+  size_t len = (size_t)sqlite3_column_bytes(st, body_col);
+  if (store__chunk_iter_init(it, body, len, (uint64_t)first) < 0)
+    return sq_corrupt(topic_id, (uint64_t)first);
+  *last = (uint64_t)last_seq;
+  return 0;
+}
+
+/* The next event of an opened chunk: 1, 0 at its end, -EIO (logged) when the records
+ * are malformed or do not number exactly the row's seqs. */
+static int sq_chunk_step(store_chunk_iter_t *it, int64_t topic_id, uint64_t last,
+                         store_event_t *ev) {
+  uint64_t seq = it->next_seq;
+  bool want = seq <= last;
+  int rc = store__chunk_next(it, topic_id, ev);
+  if (rc < 0 || (rc == 1) != want) return sq_corrupt(topic_id, seq);
+  return rc;
+}
+
+/* Sends the events of the chunk rows of st with seq >= from, at most limit (0: no limit). */
+static int sq_read_rows(sq_store_t *q, sqlite3_stmt *st, int64_t topic_id, uint64_t from,
+                        size_t limit, store_event_cb cb, void *ud) {
+  size_t sent = 0;
+  int rc = SQLITE_DONE;
+  while ((limit == 0 || sent < limit) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    store_chunk_iter_t it;
+    uint64_t last;
+    int r = sq_chunk_open(st, topic_id, 2, &it, &last);
+    if (r < 0) return r;
+    store_event_t ev;
+    while ((limit == 0 || sent < limit) && (r = sq_chunk_step(&it, topic_id, last, &ev)) == 1) {
+      if (ev.seq < from) continue;
+      sent++;
+      int stop = cb(ud, &ev);
+      if (stop) return stop;
+    }
+    if (r < 0) return r;
+  }
+  if (limit != 0 && sent == limit) return 0;
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "read");
 }
 
 static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                    void *ud) {
   sq_store_t *q = be;
-  int rc = sq_topic_exists(q, topic_id);
+  uint64_t first = 0;
+  int rc = sq_topic_first(q, topic_id, &first);
   if (rc < 0) return rc;
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_READ);
+  sq_head_t *h = sq_head_find(q, topic_id);
+  if (h) rc = sq_head_flush(q, h); /* the batch's appends are read back from their chunk */
+  if (rc < 0) return rc;
+  uint64_t from = after_seq + 1 > first ? after_seq + 1 : first;
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_READ);
   sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int64(st, 2, (int64_t)after_seq);
-  sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
-  int stop = 0;
-  while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    store_event_t ev;
-    sq_event_from_row(st, topic_id, &ev);
-    stop = cb(ud, &ev);
-  }
+  sqlite3_bind_int64(st, 2, (int64_t)from);
+  rc = sq_read_rows(q, st, topic_id, from, limit, cb, ud);
   sqlite3_reset(st);
-  if (stop) return stop;
-  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "read");
+  return rc;
 }
 
 static int sq_dedupe_find(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
@@ -554,27 +731,58 @@ static int sq_topic_chunk(sq_store_t *q, sq_topic_row_t *rows, size_t cap, size_
   return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "retention topics");
 }
 
+/* Age cut within one chunk row that straddles min_ts_ms: advances *keep (< limit) over
+ * the events older than min_ts_ms; *stop is set at the first newer one. */
+static int sq_age_keep_chunk(sqlite3_stmt *st, int64_t topic_id, uint64_t limit,
+                             int64_t min_ts_ms, uint64_t *keep, bool *stop) {
+  store_chunk_iter_t it;
+  uint64_t last;
+  int rc = sq_chunk_open(st, topic_id, 4, &it, &last);
+  store_event_t ev;
+  while (rc == 0 && (rc = sq_chunk_step(&it, topic_id, last, &ev)) == 1) {
+    rc = 0;
+    if (ev.seq < *keep) continue;
+    if (ev.seq >= limit || ev.ts_ms >= min_ts_ms) {
+      *stop = true;
+      break;
+    }
+    *keep = ev.seq + 1;
+  }
+  return rc < 0 ? rc : 0;
+}
+
 /* Age cut: scans at most max_rows events from seq `from` and sets *keep to the first
- * seq not older than min_ts_ms (from + rows scanned when all were older). */
+ * seq not older than min_ts_ms (from + rows scanned when all were older). A chunk whose
+ * events are all older (ts_max) or all newer (ts_min) is decided without decoding it. */
 static int sq_age_keep(sq_store_t *q, int64_t topic_id, uint64_t from, uint64_t max_rows,
                        int64_t min_ts_ms, uint64_t *keep) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_SCAN);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_SCAN);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)from);
-  sqlite3_bind_int64(st, 3, (int64_t)max_rows);
-  int rc;
+  uint64_t limit = from + max_rows;
+  bool stop = false;
+  int rc = SQLITE_DONE;
   *keep = from;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-    if (sqlite3_column_int64(st, 1) >= min_ts_ms) break;
-    *keep = seq + 1;
+  while (!stop && *keep < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    uint64_t first = (uint64_t)sqlite3_column_int64(st, 0);
+    uint64_t last = (uint64_t)sqlite3_column_int64(st, 1);
+    if (first > *keep || sqlite3_column_int64(st, 2) >= min_ts_ms) break; /* a hole, or newer */
+    if (sqlite3_column_int64(st, 3) < min_ts_ms && last >= first) {
+      *keep = last + 1 < limit ? last + 1 : limit;
+      continue;
+    }
+    int r = sq_age_keep_chunk(st, topic_id, limit, min_ts_ms, keep, &stop);
+    if (r < 0) {
+      sqlite3_reset(st);
+      return r;
+    }
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store__sql_fail(&q->sql, rc, "retention scan");
 }
 
 static int sq_delete_below(sq_store_t *q, int64_t topic_id, uint64_t keep) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_EVENT_DELETE_BELOW);
+  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_DELETE_BELOW);
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int64(st, 2, (int64_t)keep);
   int rc = store__sql_done(&q->sql, st, "retention delete");

@@ -72,7 +72,7 @@ static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void *
   assert_non_null(strstr(line, "unable to open database file"));
 }
 
-static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_2(void **state) {
+static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_3(void **state) {
   (void)state;
   store_t *s = NULL;
   const store_options_t opts = {.path = test_db, .synchronous_full = true};
@@ -87,7 +87,7 @@ static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_2(v
   sqlite3_finalize(st);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 2);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
   store_close(s);
@@ -148,7 +148,7 @@ static void test_a_schema_1_file_is_migrated_with_every_event_and_key(void **sta
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 2);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
@@ -271,6 +271,238 @@ static void test_head_seq_survives_deleting_all_events_and_reopening(void **stat
   store_close(s);
 }
 
+/* ---- schema 3: chunks ---- */
+
+/* A statement's single integer result, on a connection of the test's own. */
+static int64_t sql_int(const char *sql) {
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  int64_t v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+static void sql_run(const char *sql) {
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* Schema 2 exactly as its code path created it, then filled: topic 7 lost seqs 1-2 to
+ * retention, topic 9 holds two events; two keys. */
+static void make_schema_2_file(void) {
+  sql_run(
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE topics(topic_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+      " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);"
+      "CREATE TABLE events(rid INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL,"
+      " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, id TEXT, type TEXT,"
+      " lane INTEGER NOT NULL, data TEXT);"
+      "CREATE UNIQUE INDEX events_topic_seq ON events(topic_id, seq);"
+      "CREATE TABLE dedupe(topic_id INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,"
+      " ts_ms INTEGER NOT NULL, PRIMARY KEY(topic_id, id)) WITHOUT ROWID;"
+      "CREATE INDEX dedupe_ts ON dedupe(ts_ms);"
+      "PRAGMA user_version = 2;"
+      "INSERT INTO topics VALUES(7, 'acme/old', '0123456789abcdef', 5, 3);"
+      "INSERT INTO topics VALUES(9, 'acme/two', 'fedcba9876543210', 2, 1);"
+      "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
+      " VALUES(9, 1, 900, 'j1', 'x', 0, '[1]');"
+      "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
+      " VALUES(7, 3, 1000, 'k3', 't', 1, '{\"n\":3}');"
+      "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
+      " VALUES(7, 4, 999, NULL, 't', 2, '{\"n\":4}');"
+      "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
+      " VALUES(9, 2, 901, NULL, NULL, 0, NULL);"
+      "INSERT INTO events(topic_id, seq, ts_ms, id, type, lane, data)"
+      " VALUES(7, 5, 1002, NULL, NULL, 0, NULL);"
+      "INSERT INTO dedupe VALUES(7, 'k3', 3, 1000);"
+      "INSERT INTO dedupe VALUES(9, 'j1', 1, 900);");
+}
+
+static void test_a_schema_2_file_is_converted_to_chunks_with_every_event_and_key(void **state) {
+  (void)state;
+  make_schema_2_file();
+  store_t *s = open_store();
+  store_topic_t t = get(s, "acme/old");
+  assert_int_equal(t.topic_id, 7);
+  assert_int_equal(t.head_seq, 5);
+  assert_int_equal(t.first_seq, 3);
+  assert_string_equal(t.epoch, "0123456789abcdef");
+  char got[512] = "";
+  assert_int_equal(store_read(s, 7, 0, 0, collect_event, got), 0);
+  assert_string_equal(got, "3:1000:k3:t:1:{\"n\":3};4:999:-:t:2:{\"n\":4};5:1002:-:-:0:;");
+  got[0] = '\0';
+  assert_int_equal(store_read(s, 9, 0, 0, collect_event, got), 0);
+  assert_string_equal(got, "1:900:j1:x:0:[1];2:901:-:-:0:;");
+  uint64_t seq = 0;
+  assert_int_equal(store_dedupe_find(s, 7, "k3", 0, &seq), 0);
+  assert_int_equal(seq, 3);
+  assert_int_equal(store_dedupe_find(s, 9, "j1", 0, &seq), 0);
+  assert_int_equal(seq, 1);
+  append_range(s, 7, 6, 8, 2000); /* appends continue after the converted head */
+  assert_events(s, 7, 3, 8);
+  store_close(s);
+  assert_int_equal(sql_int("PRAGMA user_version"), 3);
+  assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'events'"), 0);
+  assert_int_equal(sql_int("SELECT count(*) FROM chunks"), 3); /* one per topic, one batch */
+}
+
+static void test_a_batch_over_many_topics_writes_one_chunk_row_per_topic(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  enum { TOPICS = 100, PER_TOPIC = 10 };
+  int64_t ids[TOPICS];
+  for (int i = 0; i < TOPICS; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "acme/t%d", i);
+    ids[i] = ensure(s, name).topic_id;
+  }
+  assert_int_equal(store_batch_begin(s), 0);
+  for (uint64_t seq = 1; seq <= PER_TOPIC; seq++) {
+    for (int i = 0; i < TOPICS; i++) {
+      store_event_t ev = make_event(ids[i], seq, 1000 + (int64_t)seq, seq == 3 ? "key" : NULL);
+      assert_int_equal(store_batch_append(s, &ev), 0);
+    }
+  }
+  assert_int_equal(store_batch_commit(s), 0);
+  for (int i = 0; i < TOPICS; i++) {
+    assert_events(s, ids[i], 1, PER_TOPIC);
+    uint64_t seq = 0;
+    assert_int_equal(store_dedupe_find(s, ids[i], "key", 0, &seq), 0);
+    assert_int_equal(seq, 3);
+  }
+  store_close(s);
+  assert_int_equal(sql_int("SELECT count(*) FROM chunks"), TOPICS);
+}
+
+static void test_reads_skip_the_events_of_a_surviving_chunk_below_first_seq(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t a = ensure(s, "acme/a");
+  append_range(s, a.topic_id, 1, 10, 1000); /* one chunk, ts 1001..1010 */
+  retention_until_done(s, 0, 1004, 0, 100); /* age: 1..3 go */
+  assert_int_equal(get(s, "acme/a").first_seq, 4);
+  assert_events(s, a.topic_id, 4, 10);
+  retention_until_done(s, 4, 0, 0, 2); /* count: 4..6 go, two per slice */
+  assert_int_equal(get(s, "acme/a").first_seq, 7);
+  assert_events(s, a.topic_id, 7, 10);
+  seqs_t c = {.n = 0};
+  assert_int_equal(store_read(s, a.topic_id, 8, 0, collect_seq, &c), 0);
+  assert_int_equal(c.n, 2);
+  assert_int_equal(c.v[0], 9);
+  c = (seqs_t){.n = 0};
+  assert_int_equal(store_read(s, a.topic_id, 2, 2, collect_seq, &c), 0);
+  assert_int_equal(c.n, 2);
+  assert_int_equal(c.v[0], 7);
+  assert_int_equal(c.v[1], 8);
+  assert_int_equal(sql_int("SELECT count(*) FROM chunks"), 1);
+  retention_until_done(s, 0, 99999, 0, 100); /* every event goes, and the chunk with them */
+  assert_events(s, a.topic_id, 1, 0);
+  assert_int_equal(sql_int("SELECT count(*) FROM chunks"), 0);
+  store_close(s);
+}
+
+static void test_age_retention_inside_a_chunk_stops_at_the_first_newer_event(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t a = ensure(s, "acme/a");
+  static const int64_t ts[] = {10, 11, 50, 12, 13, 60};
+  assert_int_equal(store_batch_begin(s), 0);
+  for (uint64_t i = 0; i < 6; i++) {
+    store_event_t ev = make_event(a.topic_id, i + 1, ts[i], NULL);
+    assert_int_equal(store_batch_append(s, &ev), 0);
+  }
+  assert_int_equal(store_batch_commit(s), 0);
+  append_range(s, a.topic_id, 7, 8, 0); /* a second chunk, all older than the cut */
+  retention_until_done(s, 0, 40, 0, 100);
+  assert_events(s, a.topic_id, 3, 8); /* seq 3 (ts 50) stops the run of older events */
+  store_close(s);
+}
+
+static void test_large_events_split_a_topics_batch_into_several_chunks(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t a = ensure(s, "acme/big");
+  enum { N = 12, SIZE = 20000 };
+  char *data = malloc(SIZE);
+  assert_non_null(data);
+  assert_int_equal(store_batch_begin(s), 0);
+  for (uint64_t seq = 1; seq <= N; seq++) {
+    memset(data, 'a' + (int)seq, SIZE);
+    store_event_t ev = {.topic_id = a.topic_id, .seq = seq, .ts_ms = 5, .lane = 1,
+                        .data = data, .data_len = SIZE};
+    assert_int_equal(store_batch_append(s, &ev), 0);
+  }
+  assert_int_equal(store_batch_commit(s), 0);
+  free(data);
+  assert_events(s, a.topic_id, 1, N);
+  store_close(s);
+  assert_true(sql_int("SELECT count(*) FROM chunks") > 1);
+  assert_int_equal(sql_int("SELECT min(first_seq) FROM chunks"), 1);
+  assert_int_equal(sql_int("SELECT max(last_seq) FROM chunks"), N);
+}
+
+/* Opens the store with its log going to a temporary file; close_logged returns whether
+ * a line of the log contained want. */
+static FILE *open_logged(void) {
+  FILE *log = tmpfile();
+  assert_non_null(log);
+  log_set_stream(log);
+  return log;
+}
+
+static bool close_logged(FILE *log, const char *want) {
+  log_set_stream(NULL);
+  rewind(log);
+  char line[2048];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, log)) found = strstr(line, want) != NULL;
+  fclose(log);
+  return found;
+}
+
+static void test_a_corrupt_chunk_is_eio_with_a_log_line_never_a_crash(void **state) {
+  (void)state;
+  static const char *const damage[] = {
+      "body = x'01ffffffffffffffffffff01'",          /* overlong varint */
+      "body = x'01000009000061'",                    /* id past the end */
+      "body = x'02'",                                /* unknown format */
+      "body = 'text'",                               /* not a blob */
+      "last_seq = last_seq + 1",                     /* fewer records than seqs */
+      "last_seq = last_seq - 1",                     /* more records than seqs */
+      "first_seq = 0",                               /* not a seq */
+      "body = substr(body, 1, length(body) - 3)",    /* truncated */
+  };
+  for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+    char name[32], sql[256];
+    snprintf(name, sizeof name, "acme/c%zu", i);
+    store_t *s = open_store();
+    store_topic_t t = ensure(s, name);
+    append_range(s, t.topic_id, 1, 4, 0);
+    store_close(s);
+    snprintf(sql, sizeof sql, "UPDATE chunks SET %s WHERE topic_id = %lld", damage[i],
+             (long long)t.topic_id);
+    sql_run(sql);
+    s = open_store();
+    FILE *log = open_logged();
+    seqs_t c = {.n = 0};
+    int rc = store_read(s, t.topic_id, 0, 0, collect_seq, &c);
+    assert_true(close_logged(log, "corrupt event chunk"));
+    assert_int_equal(rc, -EIO);
+    log = open_logged();
+    bool more;
+    rc = store_retention_run(s, 0, 3, 0, 100, &more); /* the age scan decodes it too */
+    (void)close_logged(log, "");
+    assert_true(rc == 0 || rc == -EIO);
+    store_close(s);
+  }
+}
+
 /* ---- crash durability ---- */
 
 enum { CRASH_BATCH = 10, CRASH_ROUNDS = 16 };
@@ -375,13 +607,19 @@ int main(void) {
       CONTRACT_TESTS,
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
-      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_2),
+      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_3),
       FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
       FILE_TEST(test_the_checkpointer_thread_lets_the_wal_start_over),
       FILE_TEST(test_open_refuses_a_database_from_a_newer_schema),
       FILE_TEST(test_everything_committed_survives_close_and_reopen),
       FILE_TEST(test_head_seq_survives_deleting_all_events_and_reopening),
       FILE_TEST(test_events_committed_before_a_sigkill_are_all_there_after_reopen),
+      FILE_TEST(test_a_schema_2_file_is_converted_to_chunks_with_every_event_and_key),
+      FILE_TEST(test_a_batch_over_many_topics_writes_one_chunk_row_per_topic),
+      FILE_TEST(test_reads_skip_the_events_of_a_surviving_chunk_below_first_seq),
+      FILE_TEST(test_age_retention_inside_a_chunk_stops_at_the_first_newer_event),
+      FILE_TEST(test_large_events_split_a_topics_batch_into_several_chunks),
+      FILE_TEST(test_a_corrupt_chunk_is_eio_with_a_log_line_never_a_crash),
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     tests[i].setup_func = dir_setup;
