@@ -316,7 +316,7 @@ void stream__errf(stream_err_t *err, const char *fmt, ...) __attribute__((format
 /* ---- the commit thread (writer.c) ---- */
 
 /* Starts the thread (hub->writer.on) and its async handle; 0 or a negative errno. */
-int stream__writer_start(stream_hub_t *hub);
+int stream__writer_start(stream_hub_t *hub) __attribute__((warn_unused_result));
 /* Hands evs[0..nevs) to the thread (not busy, nevs > 0); sets busy. */
 void stream__writer_submit(stream_hub_t *hub);
 /* Blocks until the batch in flight has been written and applies its result (drain). */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,16 +93,16 @@ static void test_batch_write_refuses_while_a_step_by_step_batch_is_open_and_leav
 typedef struct writer_arg {
   store_t *s;
   int64_t topic_id;
-  int rc; /* first failure, 0 when none */
+  atomic_int rc; /* first failure, 0 when none (read by the main thread meanwhile) */
 } writer_arg_t;
 
 static void *writer_main(void *p) {
   writer_arg_t *w = p;
   store_event_t evs[WRITER_BATCH];
   uint64_t seq = 1;
-  for (int b = 0; b < WRITER_BATCHES && w->rc == 0; b++) {
+  for (int b = 0; b < WRITER_BATCHES && atomic_load(&w->rc) == 0; b++) {
     for (int i = 0; i < WRITER_BATCH; i++) evs[i] = ev_of(w->topic_id, seq++);
-    w->rc = store_batch_write(w->s, evs, WRITER_BATCH);
+    atomic_store(&w->rc, store_batch_write(w->s, evs, WRITER_BATCH));
   }
   return NULL;
 }
@@ -135,7 +136,7 @@ static void test_another_thread_never_lands_inside_a_batch_write(void **state) {
   /* Meanwhile: topic creations and run writes (both refused inside an open batch) and
    * reads, which must see a dense prefix of the writer's events, never a torn batch. */
   int round = 0;
-  for (uint64_t head = 0; head < (uint64_t)WRITER_BATCHES * WRITER_BATCH && w.rc == 0; round++) {
+  for (uint64_t head = 0; head < (uint64_t)WRITER_BATCHES * WRITER_BATCH && atomic_load(&w.rc) == 0; round++) {
     char name[32], run_id[32];
     snprintf(name, sizeof name, "a/t%d", round);
     store_topic_t nt;
@@ -153,7 +154,7 @@ static void test_another_thread_never_lands_inside_a_batch_write(void **state) {
     assert_int_equal((d.next - 1) % WRITER_BATCH, 0);
   }
   assert_int_equal(pthread_join(th, NULL), 0);
-  assert_int_equal(w.rc, 0);
+  assert_int_equal(atomic_load(&w.rc), 0);
   assert_true(round > 0);
   assert_int_equal(head_of(s, "a/w"), (uint64_t)WRITER_BATCHES * WRITER_BATCH);
   store_close(s);
