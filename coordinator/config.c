@@ -85,6 +85,8 @@ static const config_key_t config_keys[] = {
      "seconds an event id is remembered"},
     {"streams.overload_threshold", KEY_INT, OFF(streams.overload_threshold), 1, 100000000,
      "uncommitted events above which publishes are shed (503, /readyz overloaded)"},
+    {"streams.commit_thread", KEY_INT, OFF(streams.commit_thread), 0, 1,
+     "1 = store commits run on a writer thread, off the event loop; 0 = on the loop"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
     {"streams.groups.ack_wait_ms", KEY_INT, OFF(streams.groups.ack_wait_ms), 1, 86400000,
@@ -225,6 +227,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.retention_max_age_s = sc.retention_max_age_s;
   cfg->streams.dedupe_window_s = sc.dedupe_window_s;
   cfg->streams.overload_threshold = sc.overload_threshold;
+  cfg->streams.commit_thread = sc.commit_thread ? 1 : 0;
   cfg->streams.sse_keepalive_ms = 15000;
   cfg->streams.groups.ack_wait_ms = sc.group_ack_wait_ms;
   cfg->streams.groups.max_deliveries = sc.group_max_deliveries;

@@ -83,6 +83,7 @@ typedef struct coord_config {
     int64_t retention_max_age_s;  /* streams.retention.max_age_s */
     int64_t dedupe_window_s;
     int64_t overload_threshold; /* uncommitted events before publishes are shed (503) */
+    int64_t commit_thread;      /* 1: store commits on a writer thread; 0: on the loop */
     int64_t sse_keepalive_ms;   /* ": keepalive" comment on a quiet SSE stream this often */
     struct {                    /* consumer groups (docs/groups.md) */
       int64_t ack_wait_ms;        /* lease of a new group */

@@ -99,6 +99,7 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->topic_publish_rate = (double)cfg->limits.topic_publish_rate;
   sc->topic_publish_burst = (uint32_t)cfg->limits.topic_publish_burst;
   sc->overload_threshold = (uint32_t)cfg->streams.overload_threshold;
+  sc->commit_thread = cfg->streams.commit_thread != 0;
   sc->group_ack_wait_ms = (uint32_t)cfg->streams.groups.ack_wait_ms;
   sc->group_max_deliveries = (uint32_t)cfg->streams.groups.max_deliveries;
   sc->group_max_inflight = (uint32_t)cfg->streams.groups.max_inflight;
@@ -273,6 +274,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
                     &st->durable_to_pull_us, false);
   streams_copy_hist(m, "coord_stream_commit_batch_events",
                     "Events per store transaction (group commit).", &st->commit_batch_events, true);
+  streams_copy_hist(m, "coord_stream_commit_seconds",
+                    "Duration of each store transaction (group commit), on the writer thread "
+                    "when streams.commit_thread is 1.",
+                    &st->commit_us, false);
   store_stats_t ss;
   store_stats_get(s->store, &ss);
   streams_set(m, "coord_store_commits_total", "Store transactions committed.", COORD_METRIC_COUNTER,

@@ -32,14 +32,20 @@ int store_group_load(store_t *s, const char *topic, const char *name, store_grou
   if (!s || !ids_ok(topic, name) || !gcb) return -EINVAL;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  return ops->load(gb, topic, name, gcb, lcb, ud);
+  store__lock(s);
+  int rc = ops->load(gb, topic, name, gcb, lcb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_group_list(store_t *s, const char *topic, store_group_cb cb, void *ud) {
   if (!s || !name_ok(topic, GROUP_TOPIC_MAX) || !cb) return -EINVAL;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  return ops->list(gb, topic, cb, ud);
+  store__lock(s);
+  int rc = ops->list(gb, topic, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_group_save(store_t *s, const store_group_write_t *w, size_t n) {
@@ -47,16 +53,20 @@ int store_group_save(store_t *s, const store_group_write_t *w, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!write_ok(&w[i])) return -EINVAL;
   if (n == 0) return 0;
-  if (store__in_batch(s)) return -EBUSY;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  return ops->save(gb, w, n);
+  store__lock(s);
+  int rc = store__in_batch(s) ? -EBUSY : ops->save(gb, w, n);
+  store__unlock(s);
+  return rc;
 }
 
 int store_group_delete(store_t *s, const char *topic, const char *name) {
   if (!s || !ids_ok(topic, name)) return -EINVAL;
-  if (store__in_batch(s)) return -EBUSY;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  return ops->del(gb, topic, name);
+  store__lock(s);
+  int rc = store__in_batch(s) ? -EBUSY : ops->del(gb, topic, name);
+  store__unlock(s);
+  return rc;
 }

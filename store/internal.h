@@ -130,8 +130,14 @@ int store__runs_memory_open(const store_runs_ops_t **ops, void **rb)
     __attribute__((warn_unused_result));
 /* store.c: the runs backend of s (ops and state). */
 const store_runs_ops_t *store__runs(store_t *s, void **rb);
-/* store.c: whether an event batch is open (run writes then fail with -EBUSY). */
+/* store.c: whether an event batch is open (run writes then fail with -EBUSY). Call with
+ * the lock held. */
 bool store__in_batch(const store_t *s);
+/* store.c: the store's lock, held by every public call for its whole duration (so a call
+ * from one thread never lands inside another thread's store_batch_write). Not recursive:
+ * backend callbacks must not call back into the store. */
+void store__lock(store_t *s);
+void store__unlock(store_t *s);
 /* Whether a run status is final ("completed", "failed", "cancelled"). */
 bool store__run_status_final(const char *status);
 

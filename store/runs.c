@@ -32,11 +32,13 @@ int store_run_create(store_t *s, const store_run_t *run, char existing[STORE_RUN
       !run->workflow[0] || !run->status || !run->status[0])
     return -EINVAL;
   if (run->idem_key && !run->idem_key[0]) return -EINVAL;
-  if (store__in_batch(s)) return -EBUSY;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
   char scratch[STORE_RUN_ID_MAX + 1];
-  return ops->create(rb, run, existing ? existing : scratch);
+  store__lock(s);
+  int rc = store__in_batch(s) ? -EBUSY : ops->create(rb, run, existing ? existing : scratch);
+  store__unlock(s);
+  return rc;
 }
 
 int store_run_save(store_t *s, const store_run_t *run, const store_step_t *steps, size_t n) {
@@ -44,17 +46,22 @@ int store_run_save(store_t *s, const store_run_t *run, const store_step_t *steps
   if (run && (!run_id_ok(run->run_id) || !run->status || !run->status[0])) return -EINVAL;
   for (size_t i = 0; i < n; i++)
     if (!step_ok(&steps[i])) return -EINVAL;
-  if (store__in_batch(s)) return -EBUSY;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  return ops->save(rb, run, steps, n);
+  store__lock(s);
+  int rc = store__in_batch(s) ? -EBUSY : ops->save(rb, run, steps, n);
+  store__unlock(s);
+  return rc;
 }
 
 int store_run_get(store_t *s, const char *run_id, store_run_cb cb, void *ud) {
   if (!s || !run_id_ok(run_id) || !cb) return -EINVAL;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  return ops->get(rb, run_id, cb, ud);
+  store__lock(s);
+  int rc = ops->get(rb, run_id, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_run_list(store_t *s, const store_run_filter_t *f, store_run_cb cb, void *ud) {
@@ -62,20 +69,28 @@ int store_run_list(store_t *s, const store_run_filter_t *f, store_run_cb cb, voi
   static const store_run_filter_t all = {0};
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  return ops->list(rb, f ? f : &all, cb, ud);
+  store__lock(s);
+  int rc = ops->list(rb, f ? f : &all, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_step_list(store_t *s, const char *run_id, store_step_cb cb, void *ud) {
   if (!s || !run_id_ok(run_id) || !cb) return -EINVAL;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  return ops->steps(rb, run_id, cb, ud);
+  store__lock(s);
+  int rc = ops->steps(rb, run_id, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_run_delete(store_t *s, const char *run_id) {
   if (!s || !run_id_ok(run_id)) return -EINVAL;
-  if (store__in_batch(s)) return -EBUSY;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  return ops->del(rb, run_id);
+  store__lock(s);
+  int rc = store__in_batch(s) ? -EBUSY : ops->del(rb, run_id);
+  store__unlock(s);
+  return rc;
 }

@@ -1,11 +1,15 @@
 /* store front end: the public functions of store.h, dispatching to a backend ops table.
  *
- * Owns the store_t (ops, backend state, statistics), the batch state machine and the
- * argument checks every backend relies on (see internal.h). Owns no storage: that is
+ * Owns the store_t (ops, backend state, statistics), the batch state machine, the lock
+ * that makes every public call safe from several threads (each call holds it for its
+ * whole duration, store_batch_write across begin..append..commit, so that no other
+ * thread's call lands inside that transaction) and the argument checks every backend
+ * relies on (see internal.h). Owns no storage: that is
  * sqlite.c and memory.c (and runs_*.c for runs, whose entry points are in runs.c, and
  * groups_*.c for consumer groups, entry points in groups.c). Also
  * the epoch generator the backends share. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -15,8 +19,10 @@
 #include "internal.h"
 
 /* Invariant: in_batch is true exactly while the backend holds an open batch;
- * batch_events counts the appends of that batch. */
+ * batch_events counts the appends of that batch. Every field but the backends' tables is
+ * read and written under lock (store__lock). */
 struct store {
+  pthread_mutex_t lock;
   const store_ops_t *ops; /* borrowed: a backend's static table */
   void *be;               /* owned, freed through ops->close */
   bool in_batch;
@@ -49,6 +55,7 @@ int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) {
 static int store_wrap(const store_ops_t *ops, void *be, const store_runs_ops_t *runs_ops,
                       void *runs_be, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
+  pthread_mutex_init(&s->lock, NULL);
   s->ops = ops;
   s->be = be;
   s->runs_ops = runs_ops;
@@ -69,6 +76,14 @@ const store_runs_ops_t *store__runs(store_t *s, void **rb) {
 
 bool store__in_batch(const store_t *s) {
   return s->in_batch;
+}
+
+void store__lock(store_t *s) {
+  pthread_mutex_lock(&s->lock);
+}
+
+void store__unlock(store_t *s) {
+  pthread_mutex_unlock(&s->lock);
 }
 
 int store_open_sqlite(const store_options_t *opts, store_t **out) {
@@ -125,12 +140,19 @@ int store_open_memory(store_t **out) {
   return rc;
 }
 
+static void batch_rollback_locked(store_t *s) {
+  if (!s->in_batch) return;
+  s->ops->batch_rollback(s->be);
+  s->in_batch = false;
+}
+
 void store_close(store_t *s) {
   if (!s) return;
-  store_batch_rollback(s);
+  batch_rollback_locked(s);
   s->groups_ops->close(s->groups_be);
   s->runs_ops->close(s->runs_be);
   s->ops->close(s->be);
+  pthread_mutex_destroy(&s->lock);
   free(s);
 }
 
@@ -140,36 +162,48 @@ static bool store_name_ok(const char *topic) {
 
 int store_topic_get(store_t *s, const char *topic, store_topic_t *out) {
   if (!s || !store_name_ok(topic) || !out) return -EINVAL;
-  return s->ops->topic_get(s->be, topic, out);
+  store__lock(s);
+  int rc = s->ops->topic_get(s->be, topic, out);
+  store__unlock(s);
+  return rc;
 }
 
 int store_topic_ensure(store_t *s, const char *topic, store_topic_t *out) {
   if (!s || !store_name_ok(topic) || !out) return -EINVAL;
-  int rc = s->ops->topic_get(s->be, topic, out);
-  if (rc != -ENOENT) return rc;
-  if (s->in_batch) return -EBUSY;
   char epoch[STORE_EPOCH_LEN + 1];
+  store__lock(s);
+  int rc = s->ops->topic_get(s->be, topic, out);
+  if (rc != -ENOENT) goto out;
+  rc = -EBUSY;
+  if (s->in_batch) goto out;
   rc = store__epoch_new(epoch);
-  if (rc < 0) return rc;
-  return s->ops->topic_create(s->be, topic, epoch, out);
+  if (rc < 0) goto out;
+  rc = s->ops->topic_create(s->be, topic, epoch, out);
+out:
+  store__unlock(s);
+  return rc;
 }
 
 int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) {
   if (!s || !store_name_ok(topic) || !out) return -EINVAL;
-  if (s->in_batch) return -EBUSY;
   char epoch[STORE_EPOCH_LEN + 1];
   int rc = store__epoch_new(epoch);
   if (rc < 0) return rc;
-  return s->ops->topic_reset(s->be, topic, epoch, out);
+  store__lock(s);
+  rc = s->in_batch ? -EBUSY : s->ops->topic_reset(s->be, topic, epoch, out);
+  store__unlock(s);
+  return rc;
 }
 
 int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
   if (!s || !cb) return -EINVAL;
-  return s->ops->topic_list(s->be, prefix ? prefix : "", limit, cb, ud);
+  store__lock(s);
+  int rc = s->ops->topic_list(s->be, prefix ? prefix : "", limit, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
-int store_batch_begin(store_t *s) {
-  if (!s) return -EINVAL;
+static int batch_begin_locked(store_t *s) {
   if (s->in_batch) return -EBUSY;
   int rc = s->ops->batch_begin(s->be);
   if (rc < 0) return rc;
@@ -182,11 +216,10 @@ static bool store_event_ok(const store_event_t *ev) {
   return ev && ev->seq > 0 && ev->seq <= INT64_MAX && (ev->data || ev->data_len == 0);
 }
 
-int store_batch_append(store_t *s, const store_event_t *ev) {
-  if (!s) return -EINVAL;
+static int batch_append_locked(store_t *s, const store_event_t *ev) {
   if (!s->in_batch) return -EBUSY;
   if (!store_event_ok(ev)) {
-    store_batch_rollback(s);
+    batch_rollback_locked(s);
     return -EINVAL;
   }
   int rc = s->ops->batch_append(s->be, ev);
@@ -204,10 +237,9 @@ static uint64_t store_now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int store_batch_commit(store_t *s) {
-  if (!s) return -EINVAL;
+/* t0: when the batch began (commit_us_total counts the whole transaction). */
+static int batch_commit_locked(store_t *s, uint64_t t0) {
   if (!s->in_batch) return -EBUSY;
-  uint64_t t0 = store_now_us();
   int rc = s->ops->batch_commit(s->be);
   s->in_batch = false;
   if (rc < 0) return rc;
@@ -217,45 +249,100 @@ int store_batch_commit(store_t *s) {
   return 0;
 }
 
+int store_batch_begin(store_t *s) {
+  if (!s) return -EINVAL;
+  store__lock(s);
+  int rc = batch_begin_locked(s);
+  store__unlock(s);
+  return rc;
+}
+
+int store_batch_append(store_t *s, const store_event_t *ev) {
+  if (!s) return -EINVAL;
+  store__lock(s);
+  int rc = batch_append_locked(s, ev);
+  store__unlock(s);
+  return rc;
+}
+
+int store_batch_commit(store_t *s) {
+  if (!s) return -EINVAL;
+  store__lock(s);
+  int rc = batch_commit_locked(s, store_now_us());
+  store__unlock(s);
+  return rc;
+}
+
 void store_batch_rollback(store_t *s) {
-  if (!s || !s->in_batch) return;
-  s->ops->batch_rollback(s->be);
-  s->in_batch = false;
+  if (!s) return;
+  store__lock(s);
+  batch_rollback_locked(s);
+  store__unlock(s);
+}
+
+int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {
+  if (!s || !evs || n == 0) return -EINVAL;
+  uint64_t t0 = store_now_us();
+  store__lock(s);
+  int rc = batch_begin_locked(s);
+  if (rc == 0) {
+    for (size_t i = 0; rc == 0 && i < n; i++) rc = batch_append_locked(s, &evs[i]);
+    if (rc == 0) rc = batch_commit_locked(s, t0);
+    else batch_rollback_locked(s); /* nothing left to undo when the backend did it already */
+  }
+  store__unlock(s);
+  return rc;
 }
 
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                void *ud) {
   if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
-  return s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
+  store__lock(s);
+  int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_ts_ms,
                       uint64_t *seq_out) {
   if (!s || !id || !seq_out) return -EINVAL;
-  return s->ops->dedupe_find(s->be, topic_id, id, min_ts_ms, seq_out);
+  store__lock(s);
+  int rc = s->ops->dedupe_find(s->be, topic_id, id, min_ts_ms, seq_out);
+  store__unlock(s);
+  return rc;
 }
 
 int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
                       void *ud) {
   if (!s || !cb) return -EINVAL;
-  return s->ops->dedupe_list(s->be, topic_id, min_ts_ms, cb, ud);
+  store__lock(s);
+  int rc = s->ops->dedupe_list(s->be, topic_id, min_ts_ms, cb, ud);
+  store__unlock(s);
+  return rc;
 }
 
 int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms,
                         int64_t dedupe_min_ts_ms, size_t budget, bool *more) {
   if (!s || !more || budget == 0) return -EINVAL;
-  if (s->in_batch) return -EBUSY;
   const store_retention_t r = {.max_events = max_events,
                                .min_ts_ms = min_ts_ms,
                                .dedupe_min_ts_ms = dedupe_min_ts_ms,
                                .budget = budget};
   uint64_t deleted = 0;
   *more = false;
-  int rc = s->ops->retention_run(s->be, &r, &deleted, more);
-  s->stats.events_deleted += deleted;
+  store__lock(s);
+  int rc = -EBUSY;
+  if (!s->in_batch) {
+    rc = s->ops->retention_run(s->be, &r, &deleted, more);
+    s->stats.events_deleted += deleted;
+  }
+  store__unlock(s);
   return rc;
 }
 
 void store_stats_get(const store_t *s, store_stats_t *out) {
+  store_t *m = (store_t *)s; /* the lock is the one mutable part of a const store */
+  store__lock(m);
   *out = s->stats;
+  store__unlock(m);
 }

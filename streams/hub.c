@@ -3,7 +3,9 @@
  * Once per loop turn (a uv_check handle, right after I/O callbacks have queued publishes)
  * the hub runs, in order: the group commit (publish.c), the publishers' callbacks, the
  * router walks (router.c), consumer group dispatch and the write of group state
- * (group.c) and the wakes of connections with something to send. A uv_idle
+ * (group.c) and the wakes of connections with something to send. With the commit thread
+ * (writer.c) the group commit only hands a batch over; its result lands through an async
+ * handle in the poll phase of a later turn, right before this phase. A uv_idle
  * handle is active only while work is left (router over budget, publishes queued from a
  * callback), so the loop does not block in poll meanwhile; otherwise the hub's handles
  * are unreferenced and never keep the loop alive. Two timers run retention slices and the
@@ -38,6 +40,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->max_subs_per_conn = 64;
   c->control_queue_max = 64;
   c->commit_batch_max = 1000;
+  c->commit_thread = true;
   c->overload_threshold = 50000;
   c->idle_topic_s = 30;
   c->router_budget = 20000;
@@ -78,8 +81,12 @@ void stream__hub_kick(stream_hub_t *hub) {
 static bool hub_work_left(stream_hub_t *hub) {
   if (!base_queue_empty(&hub->done) || !base_queue_empty(&hub->wakes)) return true;
   if (stream__groups_busy(hub)) return true;
+  /* Publishes queued behind a batch in flight wait for its result (the async handle), not
+   * for the next turn: counting them would spin the loop while the writer works. */
+  bool commit_ready = !hub->writer.busy;
   for (uint32_t i = 0; i < hub->cfg.partitions; i++) {
-    if (!base_queue_empty(&hub->parts[i].pending) || !base_queue_empty(&hub->parts[i].route)) return true;
+    if ((commit_ready && !base_queue_empty(&hub->parts[i].pending)) || !base_queue_empty(&hub->parts[i].route))
+      return true;
   }
   return false;
 }
@@ -116,6 +123,7 @@ static void stats_init(stream_stats_t *s) {
   base_hist_init(&s->publish_to_durable_us, NULL, 0);
   base_hist_init(&s->durable_to_pull_us, NULL, 0);
   base_hist_init(&s->commit_batch_events, batch_bounds, BASE_ARRAY_SIZE(batch_bounds));
+  base_hist_init(&s->commit_us, NULL, 0);
 }
 
 int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
@@ -138,7 +146,16 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   base_map_init(&hub->tenants);
   base_queue_init(&hub->tenant_lru);
   base_queue_init(&hub->done);
+  base_queue_init(&hub->batch);
   base_queue_init(&hub->wakes);
+  if (cfg.commit_thread) {
+    int rc = stream__writer_start(hub);
+    if (rc < 0) {
+      log_error("streams", "cannot start the commit thread", "{s:i}", "rc", rc);
+      free(hub);
+      return rc;
+    }
+  }
   hub->parts = xcalloc(cfg.partitions, sizeof *hub->parts);
   for (uint32_t i = 0; i < cfg.partitions; i++) {
     base_queue_init(&hub->parts[i].pending);
@@ -151,7 +168,7 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   uv_timer_init(hub->loop, &hub->retention_timer);
   uv_timer_init(hub->loop, &hub->sweep_timer);
   stream__groups_init(hub); /* its timer is the fifth handle */
-  hub->open_handles = 5;
+  hub->open_handles = 5 + (hub->writer.on ? 1 : 0);
   uv_check_start(&hub->check, hub_check_cb);
   uv_unref((uv_handle_t *)&hub->check);
   uv_timer_start(&hub->retention_timer, hub_retention_cb, cfg.retention_interval_ms, 0);
@@ -166,6 +183,7 @@ static void hub_handle_closed(uv_handle_t *h) {
   stream_hub_t *hub = h->data;
   if (--hub->open_handles > 0) return;
   free(hub->parts);
+  free(hub->writer.evs);
   base_map_close(&hub->topics);
   base_map_close(&hub->tenants);
   free(hub);
@@ -174,6 +192,8 @@ static void hub_handle_closed(uv_handle_t *h) {
 void stream_hub_close(stream_hub_t *hub) {
   if (!hub || hub->closing) return;
   if (hub->nconns) log_warn("streams", "hub closed with connections", "{s:i}", "conns", (int)hub->nconns);
+  bool writer = hub->writer.on;
+  stream__writer_stop(hub); /* the batch in flight completes as it ended */
   stream__groups_close(hub);
   stream__publish_fail_all(hub, -ECANCELED);
   stream__complete_run(hub);
@@ -193,6 +213,10 @@ void stream_hub_close(stream_hub_t *hub) {
     handles[i]->data = hub;
     uv_close(handles[i], hub_handle_closed);
   }
+  if (writer) {
+    hub->writer.async.data = hub;
+    uv_close((uv_handle_t *)&hub->writer.async, hub_handle_closed);
+  }
 }
 
 const stream_stats_t *stream_hub_stats(const stream_hub_t *hub) { return &hub->stats; }
@@ -205,7 +229,7 @@ bool stream_hub_overloaded(const stream_hub_t *hub) {
 void stream_hub_drain(stream_hub_t *hub) {
   if (hub->draining) return;
   hub->draining = true;
-  stream__commit_run(hub);
+  stream__commit_flush(hub); /* waits for the commit thread's batches */
   stream__complete_run(hub);
   stream__hub_kick(hub);
 }

@@ -4,7 +4,7 @@
  * frame.c (serialized frames), ring.c (recent events of a topic), bucket.c (token
  * buckets), dedupe.c (idempotency keys), topic_name.c (names, partitions), topic.c (topic
  * table, loading, eviction), hub.c (lifecycle, loop phase), publish.c (publish and group
- * commit), router.c (fanout walks), conn.c (connections, subscriptions, control queue),
+ * commit), writer.c (the commit thread), router.c (fanout walks), conn.c (connections, subscriptions, control queue),
  * cursor.c (pull), protocol.c (client messages), read.c (HTTP reads), retention.c,
  * group.c (consumer groups: table, membership, persistence, listing) and group_lease.c
  * (group dispatch, leases, acks, redelivery, dead letters). */
@@ -201,6 +201,29 @@ typedef struct stream_tenant {
   char name[];
 } stream_tenant_t;
 
+/* The commit thread (writer.c): commits one batch at a time off the loop and posts the
+ * result back with async. The loop hands a batch over only while no batch is in flight
+ * (busy is false) and reads the result only after done; the fields marked "mu" are read
+ * and written under mu, the others only on the loop thread. While a batch is in flight
+ * the loop never touches evs[0..nevs) nor anything they point into (frames are immutable;
+ * the ids are pending dedupe entries, which live until the batch's result is applied). */
+typedef struct stream_writer {
+  bool on;                /* the thread runs (cfg.commit_thread) */
+  bool busy;              /* a batch is handed over and its result not yet applied */
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t wake;         /* the thread waits here for a job or stop */
+  uv_cond_t landed;       /* the loop waits here in drain and close */
+  uv_async_t async;       /* referenced exactly while busy, so a loop waits for the result */
+  store_event_t *evs;     /* owned array, capacity cap */
+  size_t nevs, cap;
+  bool job;               /* mu: evs[0..nevs) are to be written */
+  bool done;              /* mu: the job's result is in rc, us */
+  bool stop;              /* mu: the thread should exit once idle */
+  int rc;                 /* mu: store_batch_write's result */
+  uint64_t us;            /* mu: how long it took (real clock, microseconds) */
+} stream_writer_t;
+
 struct stream_hub {
   uv_loop_t *loop;   /* borrowed */
   store_t *store;    /* borrowed */
@@ -222,6 +245,9 @@ struct stream_hub {
   uint32_t commit_rr;
   uint32_t route_rr;
   base_queue_t done;  /* stream_pub_t awaiting their callback */
+  base_queue_t batch; /* stream_pub_t of the batch the writer holds (writer.busy) */
+  uint32_t batch_appends; /* events of that batch (the rest are duplicates) */
+  stream_writer_t writer;
   base_queue_t wakes; /* stream_conn_t.wake_link */
   uint32_t nconns;
   base_map_t groups;          /* stream_group_t, owned; key = "topic\0name" */
@@ -270,8 +296,15 @@ typedef struct stream_pubin {
 
 int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *in, stream_conn_t *conn,
                     const char *ref, stream_publish_cb cb, void *ud, stream_pub_t **handle, stream_err_t *err);
-/* Commits everything queued, in bounded store batches, then queues completions. */
+/* Commits what is queued, in bounded store batches, then queues completions. Without the
+ * commit thread it commits everything now; with it, it hands the next batch to the
+ * writer unless one is in flight (stream__commit_landed continues). */
 void stream__commit_run(stream_hub_t *hub);
+/* The writer's result for hub->batch (rc from store_batch_write, us its duration):
+ * applies it as a synchronous commit would, then hands over the next batch. */
+void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us);
+/* Commits everything queued and waits for it (drain): nothing is in flight on return. */
+void stream__commit_flush(stream_hub_t *hub);
 /* Fires due callbacks (hub->done). */
 void stream__complete_run(stream_hub_t *hub);
 /* Fails every queued publish with status (hub close). */
@@ -279,6 +312,18 @@ void stream__publish_fail_all(stream_hub_t *hub, int status);
 /* Whether the nesting of text stays within max_depth (strings are skipped). */
 bool stream__json_depth_ok(const char *text, size_t len, uint32_t max_depth);
 void stream__errf(stream_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- the commit thread (writer.c) ---- */
+
+/* Starts the thread (hub->writer.on) and its async handle; 0 or a negative errno. */
+int stream__writer_start(stream_hub_t *hub) __attribute__((warn_unused_result));
+/* Hands evs[0..nevs) to the thread (not busy, nevs > 0); sets busy. */
+void stream__writer_submit(stream_hub_t *hub);
+/* Blocks until the batch in flight has been written and applies its result (drain). */
+void stream__writer_wait(stream_hub_t *hub);
+/* Waits for the batch in flight (applying its result), then stops and joins the thread
+ * (hub close; the hub closes the async handle with its others). */
+void stream__writer_stop(stream_hub_t *hub);
 
 /* ---- router ---- */
 

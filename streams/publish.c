@@ -5,8 +5,10 @@
  * assigns the next seq, serializes the event once into its frame and queues it on its
  * partition. It never commits, fans out or calls back inline. Once per loop turn
  * stream__commit_run takes the queued events in store batches of at most commit_batch_max
- * (round-robin over partitions) and commits them; only then are the frames pushed into
- * the rings, the topics scheduled for the router and the callbacks queued (fired by
+ * (round-robin over partitions) and commits them with store_batch_write: on the loop, or,
+ * with the commit thread (writer.c), one batch at a time on that thread, the result coming
+ * back through stream__commit_landed. Only then are the frames pushed into the rings, the
+ * topics scheduled for the router and the callbacks queued (fired by
  * stream__complete_run). When a batch fails, its events and every later queued event of
  * the same topics fail with -EIO and those topics' next seq rewinds to the committed head,
  * so seq never skips. Ephemeral events bypass the store entirely. */
@@ -300,52 +302,78 @@ static void batch_committed(stream_hub_t *hub, base_queue_t *batch, uint64_t now
   }
 }
 
-void stream__commit_run(stream_hub_t *hub) {
-  uint32_t nparts = hub->cfg.partitions;
-  for (;;) {
-    base_queue_t batch;
-    base_queue_init(&batch);
-    uint32_t appends = 0, empty = 0;
-    /* Round-robin over partitions, one event at a time, so no partition waits on another. */
-    while (appends < hub->cfg.commit_batch_max && empty < nparts) {
-      stream_partition_t *part = &hub->parts[hub->commit_rr];
-      hub->commit_rr = (hub->commit_rr + 1) % nparts;
-      if (base_queue_empty(&part->pending)) {
-        empty++;
-        continue;
-      }
-      empty = 0;
-      stream_pub_t *p = base_queue_data(base_queue_head(&part->pending), stream_pub_t, link);
-      base_queue_remove(&p->link);
-      base_queue_insert_tail(&batch, &p->link);
-      if (p->frame) appends++;
-    }
-    if (base_queue_empty(&batch)) return;
-
-    int rc = appends ? store_batch_begin(hub->store) : 0;
-    base_queue_t *it;
-    if (rc == 0 && appends) {
-      base_queue_foreach(it, &batch) {
-        stream_pub_t *p = base_queue_data(it, stream_pub_t, link);
-        if (!p->frame) continue;
-        stream_frame_t *f = p->frame;
-        store_event_t ev = {.topic_id = p->topic->topic_id, .seq = p->seq, .ts_ms = f->ts_ms,
-                            .id = p->dedupe ? p->dedupe->id : NULL, .type = f->type, .lane = f->lane,
-                            .data = (const char *)f->payload + f->data_off, .data_len = f->data_len};
-        rc = store_batch_append(hub->store, &ev);
-        if (rc < 0) break;
-      }
-      if (rc == 0) rc = store_batch_commit(hub->store);
-      else store_batch_rollback(hub->store);
-    }
-    if (rc < 0) {
-      log_error("streams", "commit failed", "{s:i,s:i}", "rc", rc, "events", (int)appends);
-      batch_failed(hub, &batch);
+/* Takes the next batch off the partition queues into hub->batch: round-robin, one publish
+ * at a time, so no partition waits on another, up to commit_batch_max events; the
+ * events' store records go into hub->writer.evs. Returns the events (duplicates ride
+ * along without one). */
+static uint32_t batch_take(stream_hub_t *hub) {
+  stream_writer_t *w = &hub->writer;
+  uint32_t nparts = hub->cfg.partitions, appends = 0, empty = 0;
+  while (appends < hub->cfg.commit_batch_max && empty < nparts) {
+    stream_partition_t *part = &hub->parts[hub->commit_rr];
+    hub->commit_rr = (hub->commit_rr + 1) % nparts;
+    if (base_queue_empty(&part->pending)) {
+      empty++;
       continue;
     }
-    if (appends) base_hist_record(&hub->stats.commit_batch_events, appends);
-    batch_committed(hub, &batch, stream__mono_us(hub));
+    empty = 0;
+    stream_pub_t *p = base_queue_data(base_queue_head(&part->pending), stream_pub_t, link);
+    base_queue_remove(&p->link);
+    base_queue_insert_tail(&hub->batch, &p->link);
+    if (!p->frame) continue;
+    if (appends == w->cap) {
+      w->cap = w->cap ? 2 * w->cap : 64;
+      w->evs = xrealloc(w->evs, w->cap * sizeof *w->evs);
+    }
+    /* Everything here stays valid and unchanged until the batch's result is applied: the
+     * frame is immutable and the id is the pending dedupe entry's. */
+    stream_frame_t *f = p->frame;
+    w->evs[appends++] = (store_event_t){.topic_id = p->topic->topic_id, .seq = p->seq, .ts_ms = f->ts_ms,
+                                        .id = p->dedupe ? p->dedupe->id : NULL, .type = f->type,
+                                        .lane = f->lane, .data = (const char *)f->payload + f->data_off,
+                                        .data_len = f->data_len};
   }
+  w->nevs = appends;
+  hub->batch_appends = appends;
+  return appends;
+}
+
+void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
+  uint32_t appends = hub->batch_appends;
+  hub->batch_appends = 0;
+  hub->writer.nevs = 0;
+  if (rc < 0) {
+    log_error("streams", "commit failed", "{s:i,s:i}", "rc", rc, "events", (int)appends);
+    batch_failed(hub, &hub->batch);
+    return;
+  }
+  if (appends) {
+    base_hist_record(&hub->stats.commit_batch_events, appends);
+    base_hist_record(&hub->stats.commit_us, us);
+  }
+  batch_committed(hub, &hub->batch, stream__mono_us(hub));
+}
+
+void stream__commit_run(stream_hub_t *hub) {
+  while (!hub->writer.busy) {
+    uint32_t appends = batch_take(hub);
+    if (base_queue_empty(&hub->batch)) return;
+    if (appends && hub->writer.on) {
+      stream__writer_submit(hub);
+      return;
+    }
+    int rc = 0;
+    uint64_t t0 = uv_hrtime();
+    if (appends) rc = store_batch_write(hub->store, hub->writer.evs, appends);
+    stream__commit_landed(hub, rc, (uv_hrtime() - t0) / 1000);
+  }
+}
+
+void stream__commit_flush(stream_hub_t *hub) {
+  do {
+    stream__writer_wait(hub);
+    stream__commit_run(hub);
+  } while (hub->writer.busy);
 }
 
 void stream__complete_run(stream_hub_t *hub) {

@@ -6,6 +6,13 @@
  * subscribers or the event loop: every call is synchronous and runs on the caller's thread;
  * the caller batches appends (group commit) so that one commit covers many events.
  *
+ * Threads: every public call takes the store's lock for its whole duration, so one store
+ * may be used from several threads (streams commits from a writer thread while its loop
+ * reads, creates topics, runs retention and saves runs and groups). A call blocks while
+ * another thread's call holds the lock, e.g. for the length of a store_batch_write. The
+ * step-by-step batch calls (store_batch_begin/append/commit) do not hold the lock between
+ * them: use them from one thread only; store_batch_write is the batch for shared use.
+ *
  * Backends are ops tables: SQLite in WAL mode (store_open_sqlite) is the default, an
  * in-memory one (store_open_memory) serves tests; Redis may stand beside them later.
  *
@@ -106,6 +113,12 @@ int store_batch_begin(store_t *s) __attribute__((warn_unused_result));
 int store_batch_append(store_t *s, const store_event_t *ev) __attribute__((warn_unused_result));
 int store_batch_commit(store_t *s) __attribute__((warn_unused_result));
 void store_batch_rollback(store_t *s);
+/* The whole batch in one call, under the lock from begin to commit: begin, append each of
+ * evs[0..n) in order, commit; all or nothing, with the errors above (-EBUSY when a
+ * step-by-step batch is open; n 0 is -EINVAL). Safe from any thread; the strings of evs
+ * are only read. May block for the length of the commit: streams calls it from its
+ * writer thread (or, with the thread off, from the loop). */
+int store_batch_write(store_t *s, const store_event_t *evs, size_t n) __attribute__((warn_unused_result));
 
 /* Calls cb for the retained events of the topic with seq > after_seq, ascending, at most
  * limit (0 = no limit). Returns 0, cb's nonzero value, or an error (-ENOENT for an
@@ -146,8 +159,9 @@ void store_stats_get(const store_t *s, store_stats_t *out);
  * per step, far fewer than events. Runs are independent of the event log above (the
  * SQLite backend keeps them on a connection of their own to the same file) and are never
  * touched by retention. SQLite has one writer at a time, so run writes (create, save,
- * delete) fail with -EBUSY while an event batch of the same store is open; streams opens
- * and commits its batches within one call, so on the loop the two never overlap.
+ * delete) fail with -EBUSY while a step-by-step event batch of the same store is open;
+ * streams commits with store_batch_write, which holds the store's lock throughout, so a
+ * run write from another thread waits for that commit instead of failing.
  *
  * Strings are NUL-terminated; the JSON fields hold compact JSON text the store keeps
  * opaque. A status is any short string; the store knows only that "completed", "failed"

@@ -6,7 +6,8 @@
  * topic eviction. Knows nothing of libwebsockets or HTTP: a transport creates one
  * stream_conn_t per client, feeds it client messages and pulls ready frames when the
  * socket is writable. Everything runs on the hub's libuv loop thread; nothing here is
- * thread-safe. See docs/streams.md (internals) and docs/protocol.md (wire protocol).
+ * thread-safe. The one exception is internal: with commit_thread the hub's own writer
+ * thread runs the store commits (the store is then shared, see store.h "Threads"). See docs/streams.md (internals) and docs/protocol.md (wire protocol).
  *
  * Errors are negative errno values: -EINVAL (bad argument or message), -EMSGSIZE (too
  * large), -EAGAIN (rate limited; retry later), -EBUSY (overloaded), -ESHUTDOWN (draining),
@@ -51,6 +52,7 @@ typedef struct stream_config {
   uint32_t max_subs_per_conn;     /* 64 */
   uint32_t control_queue_max;     /* 64 control frames per connection */
   uint32_t commit_batch_max;      /* 1000 events per store transaction */
+  bool commit_thread;             /* true: commits run on a writer thread; streams.commit_thread */
   uint32_t overload_threshold;    /* 50000 uncommitted events: shed publishes with -EBUSY */
   uint32_t idle_topic_s;          /* 30: topics quiet this long with no subscriber leave memory */
   uint32_t router_budget;         /* 20000 subscriber visits per loop turn */
@@ -125,12 +127,14 @@ typedef struct stream_stats {
   base_hist_t publish_to_durable_us;
   base_hist_t durable_to_pull_us;
   base_hist_t commit_batch_events; /* bucket bounds are event counts, not us */
+  base_hist_t commit_us;           /* duration of each store batch (begin..commit), real clock */
 } stream_stats_t;
 
 int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) __attribute__((warn_unused_result));
-/* Fails pending publish callbacks with -ECANCELED, closes the hub's handles and frees it
- * once they are closed (run the loop afterwards). Free every conn and release every frame
- * first. */
+/* Fails pending publish callbacks with -ECANCELED (a batch the commit thread is writing
+ * is waited for and completes as it ended), joins that thread, closes the hub's handles
+ * and frees it once they are closed (run the loop afterwards). Free every conn and
+ * release every frame first. */
 void stream_hub_close(stream_hub_t *hub);
 const stream_stats_t *stream_hub_stats(const stream_hub_t *hub);
 const stream_config_t *stream_hub_config(const stream_hub_t *hub);
@@ -139,7 +143,8 @@ uint64_t stream_hub_now_us(const stream_hub_t *hub);
 /* True while uncommitted events exceed the overload threshold (for /readyz). */
 bool stream_hub_overloaded(const stream_hub_t *hub);
 /* SIGTERM: new publishes fail with -ESHUTDOWN; pending events are committed now and their
- * callbacks fire (pubacks land in control queues). Then call stream_conn_drain per conn. */
+ * callbacks fire (pubacks land in control queues). Then call stream_conn_drain per conn.
+ * With the commit thread this blocks until the batch in flight and the rest are written. */
 void stream_hub_drain(stream_hub_t *hub);
 /* One retention slice now (the timer calls this too); *more when work is left. */
 int stream_hub_retention_step(stream_hub_t *hub, bool *more) __attribute__((warn_unused_result));

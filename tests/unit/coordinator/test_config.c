@@ -58,6 +58,7 @@ static void test_config_streams_defaults_are_the_engines_own(void **state) {
   assert_int_equal(c.streams.retention_max_age_s, sc.retention_max_age_s);
   assert_int_equal(c.streams.dedupe_window_s, sc.dedupe_window_s);
   assert_int_equal(c.streams.overload_threshold, sc.overload_threshold);
+  assert_int_equal(c.streams.commit_thread, 1);
   coord_config_close(&c);
 }
 
