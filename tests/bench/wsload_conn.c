@@ -186,6 +186,7 @@ static void wl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   const uint8_t *data = (const uint8_t *)buf->base;
   size_t len = (size_t)nread;
+  w->rx_realtime_us = 0; /* read at the first event of this read that needs it */
   if (c->state == WL_C_HANDSHAKE) {
     if (c->hs_len + len > c->hs_cap) {
       c->hs_cap = c->hs_len + len + 1024;

@@ -11,64 +11,20 @@
 
 #include "wsload_worker.h"
 
-/* ---- messages ---- */
-
-/* Returns the start of key's value in a JSON text (key given with its quotes), or NULL. */
-static const char *wl_json_find(const char *p, size_t len, const char *key, const char **end) {
-  size_t kl = strlen(key);
-  const char *e = p + len, *s = p;
-  *end = e;
-  while (s < e && (s = memmem(s, (size_t)(e - s), key, kl)) != NULL) {
-    const char *q = s + kl;
-    while (q < e && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
-    if (q < e && *q == ':') {
-      q++;
-      while (q < e && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
-      return q < e ? q : NULL;
-    }
-    s += kl;
-  }
-  return NULL;
-}
-
-/* Reads an unsigned integer value (also inside quotes) of key; false when absent. */
-static bool wl_json_u64(const char *p, size_t len, const char *key, uint64_t *out) {
-  const char *e;
-  const char *q = wl_json_find(p, len, key, &e);
-  if (!q) return false;
-  if (*q == '"') q++;
-  if (q >= e || *q < '0' || *q > '9') return false;
-  uint64_t v = 0;
-  while (q < e && *q >= '0' && *q <= '9') v = v * 10 + (uint64_t)(*q++ - '0');
-  *out = v;
-  return true;
-}
-
-/* Compares the string value of key with want. */
-static bool wl_json_str_is(const char *p, size_t len, const char *key, const char *want) {
-  const char *e;
-  const char *q = wl_json_find(p, len, key, &e);
-  size_t wl = strlen(want);
-  return q && *q == '"' && (size_t)(e - q) > wl + 1 && memcmp(q + 1, want, wl) == 0 && q[1 + wl] == '"';
-}
-
 static void wl_on_event(wl_conn_t *c, const char *p, size_t len) {
   wl_worker_t *w = c->w;
-  uint64_t seq, t0;
+  wl_ev_scan_t ev;
   w->res.c.ev_received++;
   w->last_ev_us = uv_now(&w->loop) * 1000; /* same clock as wl_monotonic_us, cheaper */
-  if (wl_json_u64(p, len, "\"seq\"", &seq)) wl_seq_see(&c->seq, seq);
+  wl_scan_ev(p, len, &ev);
+  if (ev.has_seq) wl_seq_see(&c->seq, ev.seq);
   else w->res.c.ev_no_seq++;
-  const char *e, *q = wl_json_find(p, len, "\"t0\"", &e);
-  if (q && *q >= '0' && *q <= '9') {
-    t0 = 0;
-    while (q < e && *q >= '0' && *q <= '9') t0 = t0 * 10 + (uint64_t)(*q++ - '0');
-    /* wsload's publishers put the warm-up mark right after t0: no second scan. */
-    if ((size_t)(e - q) >= 6 && memcmp(q, ",\"w\":1", 6) == 0) return;
-    if (t0 < 100000000000000ULL) t0 *= 1000; /* milliseconds */
-    uint64_t now = wl_realtime_us();
-    wl_samples_add(&w->res.lat, now > t0 ? now - t0 : 0);
-  }
+  if (!ev.has_t0 || ev.warm) return;
+  /* Receipt time: when the read that brought the message returned (one clock read per
+   * read, not per message). */
+  if (!w->rx_realtime_us) w->rx_realtime_us = wl_realtime_us();
+  uint64_t now = w->rx_realtime_us;
+  wl_samples_add(&w->res.lat, now > ev.t0_us ? now - ev.t0_us : 0);
 }
 
 static void wl_on_puback(wl_conn_t *c, const char *p, size_t len) {
@@ -133,25 +89,33 @@ static void wl_on_error_msg(wl_conn_t *c, const char *p, size_t len) {
 
 static void wl_on_text(wl_conn_t *c, const char *p, size_t len) {
   wl_worker_t *w = c->w;
-  if (wl_json_str_is(p, len, "\"op\"", "ev")) {
+  switch (wl_scan_op(p, len)) {
+  case WL_OP_EV:
     wl_on_event(c, p, len);
-  } else if (wl_json_str_is(p, len, "\"op\"", "puback")) {
+    break;
+  case WL_OP_PUBACK:
     wl_on_puback(c, p, len);
-  } else if (wl_json_str_is(p, len, "\"op\"", "pong")) {
+    break;
+  case WL_OP_PONG:
     w->res.c.pongs++;
-  } else if (wl_json_str_is(p, len, "\"op\"", "subscribed")) {
+    break;
+  case WL_OP_SUBSCRIBED:
     if (c->state == WL_C_SUBSCRIBING) {
       w->res.c.subscribed++;
       c->sub_ok = true;
       c->state = WL_C_OPEN;
       wl_settle(c);
     }
-  } else if (wl_json_str_is(p, len, "\"op\"", "gap")) {
+    break;
+  case WL_OP_GAP:
     w->res.c.gaps++;
-  } else if (wl_json_str_is(p, len, "\"op\"", "error")) {
+    break;
+  case WL_OP_ERROR:
     wl_on_error_msg(c, p, len);
-  } else {
+    break;
+  default:
     w->res.c.other_messages++;
+    break;
   }
 }
 

@@ -66,6 +66,7 @@ typedef struct wl_worker {
   wl_phase_t phase;
   bool ctl_open;
   uint64_t t_connect_us, go_us, drain_us, last_ev_us;
+  uint64_t rx_realtime_us; /* CLOCK_REALTIME when the current read returned; 0 = not read yet */
   uint64_t pub_count, pub_rr, sweep_count;
   uint64_t rng;
   char *pad; /* owned: payload padding */
