@@ -81,6 +81,20 @@ static void test_scan_ev_finds_fields_in_any_order(void **state) {
   assert_int_equal(ev.t0_us, 1764300000123456ULL);
 }
 
+static void test_scan_ev_reads_t0_wherever_data_puts_it(void **state) {
+  (void)state;
+  /* a brace in a string before data; t0 not first in data; data not an object first */
+  wl_ev_scan_t ev = ev_of("{\"op\":\"ev\",\"seq\":1,\"type\":\"{x\",\"data\":{\"t0\":1764300000123456}}");
+  assert_int_equal(ev.t0_us, 1764300000123456ULL);
+  ev = ev_of("{\"op\":\"ev\",\"seq\":1,\"data\":{\"pad\":\"x\",\"t0\":1764300000123456,\"w\":1}}");
+  assert_int_equal(ev.t0_us, 1764300000123456ULL);
+  assert_true(ev.warm);
+  ev = ev_of("{\"op\":\"ev\",\"seq\":1,\"data\":{\"t0\"");
+  assert_false(ev.has_t0);
+  ev = ev_of("{\"op\":\"ev\",\"seq\":1,\"x\":{},\"data\":{\"t0\":5}}");
+  assert_int_equal(ev.t0_us, 5000);
+}
+
 static void test_scan_ev_ignores_look_alike_keys_inside_strings(void **state) {
   (void)state;
   /* "seq" and "t0" as values, and inside an escaped string, are no keys */
@@ -128,6 +142,7 @@ int main(void) {
       cmocka_unit_test(test_scan_ev_sees_the_warm_up_mark_after_t0),
       cmocka_unit_test(test_scan_ev_takes_a_t0_in_ms_as_ms),
       cmocka_unit_test(test_scan_ev_finds_fields_in_any_order),
+      cmocka_unit_test(test_scan_ev_reads_t0_wherever_data_puts_it),
       cmocka_unit_test(test_scan_ev_ignores_look_alike_keys_inside_strings),
       cmocka_unit_test(test_scan_ev_reports_missing_fields),
       cmocka_unit_test(test_json_helpers_read_numbers_and_strings),
