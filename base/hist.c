@@ -21,17 +21,19 @@ void base_hist_init(base_hist_t *h, const uint64_t *bounds_us, size_t nbounds) {
   h->nbounds = nbounds;
 }
 
-void base_hist_record(base_hist_t *h, uint64_t value_us) {
+void base_hist_record_n(base_hist_t *h, uint64_t value_us, uint64_t n) {
   size_t lo = 0, hi = h->nbounds; /* first bound >= value, or nbounds (+Inf) */
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     if (h->bounds_us[mid] >= value_us) hi = mid;
     else lo = mid + 1;
   }
-  h->counts[lo]++;
-  h->count++;
-  h->sum_us += value_us;
+  h->counts[lo] += n;
+  h->count += n;
+  h->sum_us += value_us * n;
 }
+
+void base_hist_record(base_hist_t *h, uint64_t value_us) { base_hist_record_n(h, value_us, 1); }
 
 uint64_t base_hist_quantile(const base_hist_t *h, double q) {
   if (h->count == 0) return 0;

@@ -59,7 +59,12 @@ int coord__streams_authenticate(coord_streams_t *s, const char *token, coord_aut
 void coord__streams_principal(const coord_auth_principal_t *p, stream_principal_t *out);
 /* A reconnect hint for drain: 250 ms plus up to 2 s of jitter. */
 uint32_t coord__streams_retry_ms(coord_streams_t *s);
-/* Counts one frame written by a transport: deliveries by lane and durable -> write. */
+/* Counts frames written together by a transport at now_us (one write): deliveries by lane
+ * and durable -> write, one counter update per lane and one histogram update per run of
+ * frames from the same commit. */
+void coord__streams_count_writes(coord_streams_t *s, int transport, stream_frame_t *const *frames,
+                                 size_t n, uint64_t now_us);
+/* Counts one frame written by a transport (coord__streams_count_writes of one). */
 void coord__streams_count_write(coord_streams_t *s, int transport, const stream_frame_t *f,
                                 uint64_t now_us);
 /* Wall clock, unix seconds (token expiry). */

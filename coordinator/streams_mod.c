@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/hist.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "streams_glue.h"
@@ -75,15 +76,35 @@ uint32_t coord__streams_retry_ms(coord_streams_t *s) {
   return 250 + (uint32_t)(x % 2000);
 }
 
+void coord__streams_count_writes(coord_streams_t *s, int transport, stream_frame_t *const *frames,
+                                 size_t n, uint64_t now_us) {
+  uint64_t lanes[STREAM_LANES] = {0};
+  base_hist_t *h = coord_metric_hist(s->m.durable_to_write[transport]);
+  uint64_t run_durable = 0, run_n = 0;
+  for (size_t i = 0; i < n; i++) {
+    const stream_frame_t *f = frames[i];
+    if (stream_frame_kind(f) != STREAM_FRAME_EVENT) continue;
+    int lane = stream_frame_lane(f);
+    if (lane < 0 || lane >= STREAM_LANES) continue;
+    lanes[lane]++;
+    uint64_t durable = stream_frame_durable_us(f);
+    if (!durable || now_us < durable) continue;
+    if (run_n && durable != run_durable) {
+      base_hist_record_n(h, now_us - run_durable, run_n);
+      run_n = 0;
+    }
+    run_durable = durable;
+    run_n++;
+  }
+  if (run_n) base_hist_record_n(h, now_us - run_durable, run_n);
+  for (int l = 0; l < STREAM_LANES; l++)
+    if (lanes[l]) coord_metric_add(s->m.delivered[transport][l], (double)lanes[l]);
+}
+
 void coord__streams_count_write(coord_streams_t *s, int transport, const stream_frame_t *f,
                                 uint64_t now_us) {
-  if (stream_frame_kind(f) != STREAM_FRAME_EVENT) return;
-  int lane = stream_frame_lane(f);
-  if (lane < 0 || lane >= STREAM_LANES) return;
-  coord_metric_add(s->m.delivered[transport][lane], 1);
-  uint64_t durable = stream_frame_durable_us(f);
-  if (durable && now_us >= durable)
-    coord_metric_observe_us(s->m.durable_to_write[transport], now_us - durable);
+  stream_frame_t *one = (stream_frame_t *)f; /* only read */
+  coord__streams_count_writes(s, transport, &one, 1, now_us);
 }
 
 /* ---- configuration ---- */

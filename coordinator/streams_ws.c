@@ -176,10 +176,8 @@ static bool sws_on_writable(coord_ws_conn_t *c, void *session, size_t budget) {
   int rc = n ? coord_ws_write_frames(c, out, (size_t)n) : 0;
   if (n) {
     uint64_t now_us = stream_hub_now_us(s->hub);
-    for (int i = 0; i < n; i++) {
-      if (rc == 0) coord__streams_count_write(s, COORD_STREAMS_WS, frames[i], now_us);
-      stream_frame_unref(&frames[i]);
-    }
+    if (rc == 0) coord__streams_count_writes(s, COORD_STREAMS_WS, frames, (size_t)n, now_us);
+    for (int i = 0; i < n; i++) stream_frame_unref(&frames[i]);
     w->last_write_ms = now_us / 1000;
     w->waiting_since_ms = 0;
   }

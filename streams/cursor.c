@@ -13,9 +13,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/hist.h"
 #include "base/log.h"
 #include "internal.h"
 
+/* One pull. Per-frame work is kept to array stores and counters: the clocks are read at
+ * most once per pull (the wall clock for the age rule, the monotonic clock for
+ * durable_to_pull), and the latency of frames that share a commit (durable_us) is recorded
+ * once for the run. */
 typedef struct pull {
   stream_conn_t *conn;
   stream_frame_t **out;
@@ -23,7 +28,11 @@ typedef struct pull {
   size_t max_bytes;
   size_t n;
   size_t bytes;
-  uint64_t now_us; /* mono clock, read once per pull (0 until needed) */
+  uint64_t now_us;          /* mono clock, read once per pull (0 until needed) */
+  int64_t expire_before_ms; /* wall clock: ring frames published before are past the age rule */
+  bool expiry_known;        /* expire_before_ms is set */
+  uint64_t run_durable_us;  /* durable_us of the run of frames not yet recorded */
+  uint32_t run_n;           /* frames in that run */
   bool full; /* the next frame did not fit */
 } pull_t;
 
@@ -35,18 +44,37 @@ static bool pull_fits(pull_t *p, const stream_frame_t *f) {
   return true;
 }
 
+/* stream__expired's rule with the wall clock read once per pull instead of per frame. */
+static bool pull_expired(pull_t *p, int64_t ts_ms) {
+  if (!p->expiry_known) {
+    const stream_hub_t *hub = p->conn->hub;
+    uint32_t age_s = hub->cfg.retention_max_age_s;
+    p->expire_before_ms = age_s ? stream__wall_ms(hub) - (int64_t)age_s * 1000 : INT64_MIN;
+    p->expiry_known = true;
+  }
+  return ts_ms < p->expire_before_ms;
+}
+
+/* Records the pending run of durable_to_pull observations. */
+static void pull_record_run(pull_t *p) {
+  if (!p->run_n) return;
+  stream_hub_t *hub = p->conn->hub;
+  if (!p->now_us) p->now_us = stream__mono_us(hub);
+  uint64_t d = p->now_us > p->run_durable_us ? p->now_us - p->run_durable_us : 0;
+  base_hist_record_n(&hub->stats.durable_to_pull_us, d, p->run_n);
+  p->run_n = 0;
+}
+
 /* Takes f's reference. */
 static void pull_emit(pull_t *p, stream_frame_t *f) {
-  stream_hub_t *hub = p->conn->hub;
   p->out[p->n++] = f;
   p->bytes += f->len;
-  if (f->kind == STREAM_FRAME_EVENT) {
-    hub->stats.deliveries++;
-    if (f->durable_us) {
-      if (!p->now_us) p->now_us = stream__mono_us(hub); /* one clock read per pull, not per frame */
-      base_hist_record(&hub->stats.durable_to_pull_us, p->now_us - f->durable_us);
-    }
-  }
+  if (f->kind != STREAM_FRAME_EVENT) return;
+  p->conn->hub->stats.deliveries++;
+  if (!f->durable_us) return;
+  if (p->run_n && f->durable_us != p->run_durable_us) pull_record_run(p);
+  p->run_durable_us = f->durable_us;
+  p->run_n++;
 }
 
 stream_frame_t *stream__frame_from_store(stream_hub_t *hub, const char *topic, const char *epoch,
@@ -134,33 +162,37 @@ static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
   return (uint32_t)(p->n - before);
 }
 
-/* Emits up to quantum frames of one subscription; returns how many. */
+/* Emits up to quantum frames of one subscription; returns how many. The head seq does not
+ * move during a pull, and the oldest deliverable seq (first) only where a gap or a store
+ * read moves it, so first is recomputed only there. */
 static uint32_t sub_emit(pull_t *p, stream_sub_t *s, uint32_t quantum, bool control_only) {
   stream_hub_t *hub = p->conn->hub;
   stream_topic_t *t = s->topic;
   uint32_t done = 0;
+  uint64_t first = stream__topic_first(hub, t);
   while (done < quantum && !p->full && s->next_seq <= t->head_seq) {
-    uint64_t first = stream__topic_first(hub, t);
     if (s->next_seq < first) {
       if (control_only || !emit_gap(p, s, s->next_seq, first - 1)) break;
       done++;
+      first = stream__topic_first(hub, t);
       continue;
     }
     stream_frame_t *f = stream__ring_get(&t->ring, s->next_seq);
     if (f) {
-      if (stream__expired(hub, f->ts_ms)) {
+      if (pull_expired(p, f->ts_ms)) {
         if (control_only) break;
         /* Aged out: everything up to the first fresh ring entry is gone. */
         uint64_t to = s->next_seq;
         while (to < t->head_seq) {
           stream_frame_t *g = stream__ring_get(&t->ring, to + 1);
-          if (!g || !stream__expired(hub, g->ts_ms)) break;
+          if (!g || !pull_expired(p, g->ts_ms)) break;
           to++;
         }
         if (t->first_seq < to + 1) t->first_seq = to + 1;
         stream__ring_drop_below(&t->ring, to + 1);
         if (!emit_gap(p, s, s->next_seq, to)) break;
         done++;
+        first = stream__topic_first(hub, t);
         continue;
       }
       if (control_only && f->lane != STREAM_LANE_CONTROL) break;
@@ -174,34 +206,32 @@ static uint32_t sub_emit(pull_t *p, stream_sub_t *s, uint32_t quantum, bool cont
     uint32_t k = sub_catchup(p, s, quantum - done);
     if (k == 0) break;
     done += k;
+    first = stream__topic_first(hub, t);
   }
   return done;
 }
 
-int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frames, size_t max_bytes) {
-  if (c->close_reason) return -ENOBUFS;
+/* Fills p in the order of the file comment; stops at the first frame that does not fit. */
+static void pull_fill(pull_t *p) {
+  stream_conn_t *c = p->conn;
   stream_hub_t *hub = c->hub;
-  c->woken = false;
-  base_queue_remove(&c->wake_link);
-  pull_t p = {.conn = c, .out = frames, .max_frames = max_frames, .max_bytes = max_bytes};
-
   while (c->ctrl_count) {
-    if (!pull_fits(&p, c->ctrl[c->ctrl_head])) return (int)p.n;
-    pull_emit(&p, c->ctrl[c->ctrl_head]);
+    if (!pull_fits(p, c->ctrl[c->ctrl_head])) return;
+    pull_emit(p, c->ctrl[c->ctrl_head]);
     c->ctrl[c->ctrl_head] = NULL;
     c->ctrl_head = (c->ctrl_head + 1) % c->ctrl_cap;
     c->ctrl_count--;
   }
-  if (c->draining) return (int)p.n;
+  if (c->draining) return;
 
   base_queue_t *it;
   base_queue_foreach(it, &c->subs) {
-    sub_emit(&p, base_queue_data(it, stream_sub_t, conn_link), UINT32_MAX, true);
-    if (p.full) return (int)p.n;
+    sub_emit(p, base_queue_data(it, stream_sub_t, conn_link), UINT32_MAX, true);
+    if (p->full) return;
   }
   while (c->neph) {
-    if (!pull_fits(&p, c->eph[0].frame)) return (int)p.n;
-    pull_emit(&p, c->eph[0].frame);
+    if (!pull_fits(p, c->eph[0].frame)) return;
+    pull_emit(p, c->eph[0].frame);
     c->eph[0] = c->eph[--c->neph];
   }
   /* Consumer group deliveries: few (bounded by each membership's max_inflight), each a
@@ -210,8 +240,8 @@ int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frame
     stream_member_t *m = base_queue_data(it, stream_member_t, conn_link);
     while (!base_queue_empty(&m->outq)) {
       stream_lease_t *l = base_queue_data(base_queue_head(&m->outq), stream_lease_t, out_link);
-      if (!pull_fits(&p, l->frame)) return (int)p.n;
-      pull_emit(&p, l->frame);
+      if (!pull_fits(p, l->frame)) return;
+      pull_emit(p, l->frame);
       l->frame = NULL;
       base_queue_remove(&l->out_link);
       c->group_out--;
@@ -220,14 +250,23 @@ int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frame
   /* Round-robin: serve the head subscription, then move it to the tail, until a whole
    * round yields nothing or the budget is spent. */
   uint32_t idle_streak = 0;
-  while (!p.full && idle_streak < c->nsubs) {
+  while (!p->full && idle_streak < c->nsubs) {
     stream_sub_t *s = base_queue_data(base_queue_head(&c->subs), stream_sub_t, conn_link);
-    uint32_t k = sub_emit(&p, s, hub->cfg.pull_quantum, false);
-    if (p.full && k == 0) break; /* it keeps its turn */
+    uint32_t k = sub_emit(p, s, hub->cfg.pull_quantum, false);
+    if (p->full && k == 0) break; /* it keeps its turn */
     base_queue_remove(&s->conn_link);
     base_queue_insert_tail(&c->subs, &s->conn_link);
     idle_streak = k ? 0 : idle_streak + 1;
   }
+}
+
+int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frames, size_t max_bytes) {
+  if (c->close_reason) return -ENOBUFS;
+  c->woken = false;
+  base_queue_remove(&c->wake_link);
+  pull_t p = {.conn = c, .out = frames, .max_frames = max_frames, .max_bytes = max_bytes};
+  pull_fill(&p);
+  pull_record_run(&p);
   return (int)p.n;
 }
 

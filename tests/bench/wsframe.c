@@ -177,22 +177,48 @@ static int wsf_reader_parse(wsf_reader_t *r, const uint8_t *p, size_t len, size_
   return rc;
 }
 
+/* Bytes the first frame held in pending needs in all: its header and payload once the
+ * header is whole, else as many as the longest header (more may belong to the payload or
+ * the next frame: wsf_reader_parse sorts that out). 0 with *rc set for a bad header. */
+static size_t wsf_pending_want(const wsf_reader_t *r, int *rc) {
+  wsf_header_t h;
+  *rc = wsf_header_parse(r->pending, r->pending_len, &h);
+  if (*rc == -EAGAIN) {
+    *rc = 0;
+    return WSF_MAX_HEADER;
+  }
+  if (*rc) return 0;
+  if (h.masked) *rc = -EPROTO; /* RFC 6455 5.1 */
+  else if (h.payload_len > r->max_message) *rc = -EMSGSIZE;
+  return *rc ? 0 : h.header_len + (size_t)h.payload_len;
+}
+
+/* A frame split across reads is completed in pending with only the bytes it lacks; the
+ * rest of the read is parsed where it lies, so a stream of small frames is not copied. */
 int wsf_reader_feed(wsf_reader_t *r, const uint8_t *data, size_t len, wsf_message_cb cb,
                     void *ud) {
-  size_t used = 0;
+  size_t off = 0, used;
   int rc;
-  if (r->pending_len == 0) {
-    rc = wsf_reader_parse(r, data, len, &used, cb, ud);
-    if (rc == 0 && used < len)
-      wsf_buf_append(&r->pending, &r->pending_len, &r->pending_cap, data + used, len - used);
-    return rc;
-  }
-  wsf_buf_append(&r->pending, &r->pending_len, &r->pending_cap, data, len);
-  rc = wsf_reader_parse(r, r->pending, r->pending_len, &used, cb, ud);
-  if (rc == 0) {
+  while (r->pending_len > 0) {
+    size_t want = wsf_pending_want(r, &rc);
+    if (rc) return rc;
+    if (want > r->pending_len) {
+      size_t take = want - r->pending_len < len - off ? want - r->pending_len : len - off;
+      wsf_buf_append(&r->pending, &r->pending_len, &r->pending_cap, data + off, take);
+      off += take;
+    }
+    used = 0;
+    rc = wsf_reader_parse(r, r->pending, r->pending_len, &used, cb, ud);
+    if (rc) return rc;
     memmove(r->pending, r->pending + used, r->pending_len - used);
     r->pending_len -= used;
+    if (off == len) return 0;
   }
+  used = 0;
+  rc = wsf_reader_parse(r, data + off, len - off, &used, cb, ud);
+  if (rc == 0 && off + used < len)
+    wsf_buf_append(&r->pending, &r->pending_len, &r->pending_cap, data + off + used,
+                   len - off - used);
   return rc;
 }
 

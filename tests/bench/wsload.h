@@ -1,9 +1,11 @@
 /* Declarations shared by the files of the wsload tool (tests/bench/wsload*.c).
  *
  * wsload.c owns the command line, the worker processes and the merged JSON summary;
- * wsload_worker.c owns one worker's libuv loop and its connections; wsload_stats.c owns
- * latency samples (exact percentiles), per-connection sequence checks and the result
- * blob a worker hands to the parent. Nothing here is a public API of the project. */
+ * wsload_worker.c, wsload_conn.c and wsload_msg.c are one worker process (its loop, its
+ * connections, the meaning of messages; wsload_worker.h); wsload_scan.c scans the hot
+ * messages; wsload_stats.c owns latency samples (exact percentiles), per-connection
+ * sequence checks and the result blob a worker hands to the parent. Nothing here is a
+ * public API of the project. */
 #ifndef BENCH_WSLOAD_H
 #define BENCH_WSLOAD_H
 
@@ -69,6 +71,34 @@ typedef struct wl_counts {
   uint64_t ack_span_us;     /* from the start of publishing to the last ack */
   /* connect_us, publish_us and ack_span_us are merged as maxima, the rest as sums. */
 } wl_counts_t;
+
+/* ---- the hand-written scan of hot messages (wsload_scan.c) ---- */
+
+/* Where key's value starts in a JSON text (key given with its quotes, first occurrence
+ * followed by a colon), or NULL; *end gets the end of the text. */
+const char *wl_json_find(const char *p, size_t len, const char *key, const char **end);
+/* The unsigned integer value of key (also inside quotes); false when absent. */
+bool wl_json_u64(const char *p, size_t len, const char *key, uint64_t *out);
+/* Whether key's value is the string want (compared as raw bytes, no unescaping). */
+bool wl_json_str_is(const char *p, size_t len, const char *key, const char *want);
+
+typedef enum {
+  WL_OP_OTHER = 0, WL_OP_EV, WL_OP_PUBACK, WL_OP_PONG, WL_OP_SUBSCRIBED, WL_OP_GAP, WL_OP_ERROR
+} wl_op_t;
+
+/* The op of a server message (WL_OP_OTHER when missing or unknown). */
+wl_op_t wl_scan_op(const char *p, size_t len);
+
+/* What wsload checks in an event. */
+typedef struct wl_ev_scan {
+  bool has_seq;
+  uint64_t seq;
+  bool has_t0;     /* data.t0, an unsigned integer */
+  uint64_t t0_us;  /* publisher's CLOCK_REALTIME; a t0 below 10^14 is taken as ms */
+  bool warm;       /* ,"w":1 right after t0: published during the warm-up */
+} wl_ev_scan_t;
+
+void wl_scan_ev(const char *p, size_t len, wl_ev_scan_t *ev);
 
 /* Latency samples in microseconds: all of them up to max, a uniform reservoir beyond. */
 typedef struct wl_samples {

@@ -27,6 +27,9 @@ extern const size_t base_hist_default_nbounds;
 /* bounds NULL means the defaults; nbounds is clamped to BASE_HIST_MAX_BUCKETS. */
 void base_hist_init(base_hist_t *h, const uint64_t *bounds_us, size_t nbounds);
 void base_hist_record(base_hist_t *h, uint64_t value_us);
+/* Records n observations of the same value at the cost of one: for hot paths where many
+ * observations share a value (frames of one commit written together). */
+void base_hist_record_n(base_hist_t *h, uint64_t value_us, uint64_t n);
 /* q in [0,1]; returns an estimate in microseconds (0 when empty). */
 uint64_t base_hist_quantile(const base_hist_t *h, double q);
 

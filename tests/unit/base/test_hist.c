@@ -25,6 +25,24 @@ static void test_hist_counts_values_into_first_bucket_not_below_them(void **stat
   assert_int_equal(h.sum_us, 2022);
 }
 
+static void test_hist_record_n_counts_like_n_single_records(void **state) {
+  (void)state;
+  static const uint64_t bounds[] = {10, 100, 1000};
+  base_hist_t a, b;
+  base_hist_init(&a, bounds, 3);
+  base_hist_init(&b, bounds, 3);
+  const uint64_t values[] = {0, 10, 11, 999, 1000, 1001, 5000};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    base_hist_record_n(&a, values[i], 3);
+    for (int k = 0; k < 3; k++) base_hist_record(&b, values[i]);
+  }
+  base_hist_record_n(&a, 50, 0); /* nothing */
+  assert_memory_equal(a.counts, b.counts, sizeof a.counts);
+  assert_int_equal(a.count, 21);
+  assert_int_equal(a.count, b.count);
+  assert_int_equal(a.sum_us, b.sum_us);
+}
+
 static void test_hist_quantile_interpolates_inside_a_bucket(void **state) {
   (void)state;
   static const uint64_t bounds[] = {100, 200};
@@ -41,6 +59,7 @@ static void test_hist_quantile_interpolates_inside_a_bucket(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hist_counts_values_into_first_bucket_not_below_them),
+      cmocka_unit_test(test_hist_record_n_counts_like_n_single_records),
       cmocka_unit_test(test_hist_quantile_interpolates_inside_a_bucket),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -161,6 +161,30 @@ static void test_ring_entries_past_the_age_limit_are_gone(void **state) {
   env_stop(&e);
 }
 
+static void test_durable_to_pull_counts_each_event_once_with_its_own_commit_latency(void **state) {
+  (void)state;
+  env_t e;
+  start(&e);
+  env_start(&e);
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_live(&t, "a/x");
+  json_decref(drain_all(&t)); /* "subscribed" */
+  publish_n(&e, "a/x", 3); /* one commit */
+  env_advance_ms(&e, 2);
+  publish_n(&e, "a/x", 2); /* a second commit, 2 ms later */
+  env_advance_ms(&e, 5);
+  const base_hist_t *h = &stream_hub_stats(e.hub)->durable_to_pull_us;
+  uint64_t count0 = h->count, sum0 = h->sum_us;
+  json_t *m = drain_all(&t);
+  assert_ev_seqs(m, "a/x", 1, 5);
+  json_decref(m);
+  assert_int_equal(h->count - count0, 5);
+  assert_int_equal(h->sum_us - sum0, 3 * 7000 + 2 * 5000);
+  stream_conn_free(t.c);
+  env_stop(&e);
+}
+
 static void test_epoch_mismatch_yields_current_epoch_and_an_epoch_gap_then_replay(void **state) {
   (void)state;
   env_t e;
@@ -457,6 +481,7 @@ int main(void) {
       cmocka_unit_test(test_cursor_behind_retention_gets_a_gap_then_continues),
       cmocka_unit_test(test_store_retention_discovered_during_catch_up_yields_a_gap),
       cmocka_unit_test(test_ring_entries_past_the_age_limit_are_gone),
+      cmocka_unit_test(test_durable_to_pull_counts_each_event_once_with_its_own_commit_latency),
       cmocka_unit_test(test_epoch_mismatch_yields_current_epoch_and_an_epoch_gap_then_replay),
       cmocka_unit_test(test_pull_sends_control_before_data),
       cmocka_unit_test(test_control_lane_event_never_overtakes_earlier_events_of_its_topic),
