@@ -69,6 +69,8 @@ static const config_key_t config_keys[] = {
      "a client with data pending that cannot be written to this long is closed; 0 = never"},
     {"limits.ws_frames_per_write", KEY_INT, OFF(limits.ws_frames_per_write), 1, 256,
      "WebSocket frames sent in one write (1 = one send per frame)"},
+    {"limits.ws_bulk_connections", KEY_INT, OFF(limits.ws_bulk_connections), 0, 1000000,
+     "WebSockets open on the coord-bulk subprotocol (16 KB receive buffer each); more get 503"},
     {"shutdown.drain_ms", KEY_INT, OFF(shutdown.drain_ms), 0, 3600000,
      "SIGTERM: /readyz 503 for this long, then close 1001"},
     {"shutdown.grace_ms", KEY_INT, OFF(shutdown.grace_ms), 0, 60000,
@@ -87,6 +89,8 @@ static const config_key_t config_keys[] = {
      "uncommitted events above which publishes are shed (503, /readyz overloaded)"},
     {"streams.commit_thread", KEY_INT, OFF(streams.commit_thread), 0, 1,
      "1 = store commits run on a writer thread, off the event loop; 0 = on the loop"},
+    {"streams.control_queue_max", KEY_INT, OFF(streams.control_queue_max), 4, 65536,
+     "replies (pubacks, errors, pongs) queued per connection; reading a client pauses at half"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
     {"streams.groups.ack_wait_ms", KEY_INT, OFF(streams.groups.ack_wait_ms), 1, 86400000,
@@ -218,6 +222,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->limits.topic_publish_burst = sc.topic_publish_burst;
   cfg->limits.slow_client_timeout_ms = 30000;
   cfg->limits.ws_frames_per_write = 64;
+  cfg->limits.ws_bulk_connections = 256;
   cfg->shutdown.drain_ms = 5000;
   cfg->shutdown.grace_ms = 1000;
   cfg->auth.mode = COORD_AUTH_NONE;
@@ -228,6 +233,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.dedupe_window_s = sc.dedupe_window_s;
   cfg->streams.overload_threshold = sc.overload_threshold;
   cfg->streams.commit_thread = sc.commit_thread ? 1 : 0;
+  cfg->streams.control_queue_max = sc.control_queue_max;
   cfg->streams.sse_keepalive_ms = 15000;
   cfg->streams.groups.ack_wait_ms = sc.group_ack_wait_ms;
   cfg->streams.groups.max_deliveries = sc.group_max_deliveries;

@@ -65,6 +65,7 @@ typedef struct coord_config {
     int64_t topic_publish_burst;  /* events */
     int64_t slow_client_timeout_ms; /* data pending but unwritable this long: close; 0 = never */
     int64_t ws_frames_per_write;  /* WebSocket frames coalesced into one send (1 = no coalescing) */
+    int64_t ws_bulk_connections;  /* open WebSockets on the coord-bulk subprotocol (16 KB reads) */
   } limits;
 
   struct {
@@ -84,6 +85,7 @@ typedef struct coord_config {
     int64_t dedupe_window_s;
     int64_t overload_threshold; /* uncommitted events before publishes are shed (503) */
     int64_t commit_thread;      /* 1: store commits on a writer thread; 0: on the loop */
+    int64_t control_queue_max;  /* control frames queued per connection; reading pauses at half */
     int64_t sse_keepalive_ms;   /* ": keepalive" comment on a quiet SSE stream this often */
     struct {                    /* consumer groups (docs/groups.md) */
       int64_t ack_wait_ms;        /* lease of a new group */

@@ -129,6 +129,7 @@ struct coord_ws_conn {
   bool write_failed : 1;   /* a write outside WRITEABLE failed: the next WRITEABLE hangs up */
   bool want_writable : 1;  /* coord_ws_flush asked lws for WRITEABLE and it has not come yet */
   bool closed : 1;         /* on_close ran */
+  bool bulk : 1;           /* on the coord-bulk subprotocol: counted in coord_ws_t.nbulk */
   char *close_reason;    /* owned while a close is pending (at most 123 bytes) */
 };
 
@@ -140,6 +141,8 @@ typedef struct coord_pss {
 
 /* transport.c: the one lws protocol (HTTP + WebSocket) and the raw 400 fallback. */
 extern const struct lws_protocols coord__protocols[];
+/* The subprotocol a publishing client asks for to be read 16 KB at a time (transport.c). */
+#define COORD_WS_BULK_PROTOCOL "coord-bulk"
 /* Copies request header name (case-insensitive) of wsi; -1 when absent. */
 int coord__hdr_copy(struct lws *wsi, const char *name, char *buf, size_t len);
 /* Copies query argument name (decoded) of wsi; -1 when absent. */

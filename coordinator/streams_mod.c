@@ -121,6 +121,7 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->topic_publish_burst = (uint32_t)cfg->limits.topic_publish_burst;
   sc->overload_threshold = (uint32_t)cfg->streams.overload_threshold;
   sc->commit_thread = cfg->streams.commit_thread != 0;
+  sc->control_queue_max = (uint32_t)cfg->streams.control_queue_max;
   sc->group_ack_wait_ms = (uint32_t)cfg->streams.groups.ack_wait_ms;
   sc->group_max_deliveries = (uint32_t)cfg->streams.groups.max_deliveries;
   sc->group_max_inflight = (uint32_t)cfg->streams.groups.max_inflight;

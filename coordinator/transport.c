@@ -13,6 +13,12 @@
  * must fit; lws hands larger frames over in pieces and ws.c reassembles them): measured
  * 2.34 KB of RSS per idle connection at 512, 2.10 KB at 256, 1.99 KB at 128. */
 #define COORD_WS_RX_BUFFER 128
+/* The receive buffer of a connection on the coord-bulk subprotocol (docs/protocol.md,
+ * "Connecting"). lws reads a WebSocket at most its buffer's size at a time
+ * (roles/ws/ops-ws.c, capped by pt_serv_buf_size, 16 KB in daemon.c), so at 128 bytes a
+ * 300-byte pub takes three reads; a publisher that asks for coord-bulk gets reads of 16 KB
+ * (about 50 such messages) and pays 16 KB of memory, bounded by limits.ws_bulk_connections. */
+#define COORD_WS_RX_BULK 16384
 /* Upper bound of one send() lws issues for a write; without it lws would cap sends at
  * the rx buffer size and buffer the rest. Matches the per-turn write budget. */
 #define COORD_TX_PACKET 65536
@@ -102,6 +108,13 @@ const struct lws_protocols coord__protocols[] = {
     {
         .name = "coord-bad-http",
         .callback = transport_bad_http_callback,
+    },
+    {
+        .name = COORD_WS_BULK_PROTOCOL,
+        .callback = transport_callback,
+        .per_session_data_size = sizeof(coord_pss_t),
+        .rx_buffer_size = COORD_WS_RX_BULK,
+        .tx_packet_size = COORD_TX_PACKET,
     },
     {.name = NULL, .callback = NULL},
 };

@@ -47,6 +47,7 @@ struct coord_ws {
   const coord_ws_session_ops_t *ops; /* borrowed */
   void *ops_ud;
   size_t max_batch;   /* frames per write, 1..WS_BATCH_MAX */
+  size_t nbulk;       /* open connections on the coord-bulk subprotocol */
   unsigned char *scratch; /* owned: LWS_PRE + coalesced frames */
   size_t scratch_cap;     /* bytes */
   uv_prepare_t rx_ahead;  /* active while rx_hot holds connections */
@@ -392,6 +393,28 @@ static int ws_refuse(struct lws *wsi, unsigned status, const char *msg, bool han
   return hang_up ? -1 : 1;
 }
 
+/* Reads the Sec-WebSocket-Protocol list of an upgrade. Only "coord" and coord-bulk may
+ * be asked for: lws would bind any other name of its protocol table (such as the internal
+ * coord-bad-http) and hang up on unknown ones without a status. Returns -1 when the list
+ * names anything else (or is too long), else 0 with *bulk set when coord-bulk is in it. */
+static int ws_subprotocols(struct lws *wsi, bool *bulk) {
+  char list[256];
+  *bulk = false;
+  int len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+  if (len <= 0) return 0;
+  if ((size_t)len >= sizeof list || lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0) return -1;
+  for (char *p = list; *p;) {
+    while (*p == ' ' || *p == ',' || *p == '\t') p++;
+    char *end = p;
+    while (*end && *end != ',' && *end != ' ' && *end != '\t') end++;
+    size_t n = (size_t)(end - p);
+    if (n == strlen(COORD_WS_BULK_PROTOCOL) && memcmp(p, COORD_WS_BULK_PROTOCOL, n) == 0) *bulk = true;
+    else if (n && !(n == 5 && memcmp(p, "coord", 5) == 0)) return -1;
+    p = end;
+  }
+  return 0;
+}
+
 static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *what) {
   char uri[64];
   if (!what || strcmp(what, "websocket") != 0) return ws_refuse(wsi, 400, "unsupported upgrade", false);
@@ -399,6 +422,11 @@ static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *wh
     return ws_refuse(wsi, 404, "no WebSocket endpoint here", false);
   if (coord__listener_over_limit(d, wsi)) return ws_refuse(wsi, 503, "too many connections", true);
   if (d->state != COORD_STATE_RUNNING) return ws_refuse(wsi, 503, "draining", true);
+  bool bulk;
+  if (ws_subprotocols(wsi, &bulk) < 0)
+    return ws_refuse(wsi, 400, "subprotocol: only coord or " COORD_WS_BULK_PROTOCOL, false);
+  if (bulk && d->ws->nbulk >= (size_t)d->cfg->limits.ws_bulk_connections)
+    return ws_refuse(wsi, 503, "too many " COORD_WS_BULK_PROTOCOL " connections", true);
   const coord_ws_session_ops_t *ops = d->ws->ops;
   if (ops->on_upgrade) {
     coord_ws_upgrade_t u = {.wsi = wsi};
@@ -419,6 +447,11 @@ static void ws_established(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss)
   base_queue_init(&c->outq);
   base_queue_insert_tail(&ws->conns, &c->link);
   ws->nconns++;
+  const struct lws_protocols *proto = lws_get_protocol(wsi);
+  if (proto && proto->name && strcmp(proto->name, COORD_WS_BULK_PROTOCOL) == 0) {
+    c->bulk = true;
+    ws->nbulk++;
+  }
   c->in_open = true;
   int rc = c->ops->on_open ? c->ops->on_open(c, ws->ops_ud, &c->session) : 0;
   c->in_open = false;
@@ -602,6 +635,7 @@ static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
   ws_rx_reset(c);
   base_queue_remove(&c->link);
   d->ws->nconns--;
+  if (c->bulk) d->ws->nbulk--;
   if (d->ws->nconns == 0) coord__daemon_conn_gone(d);
 }
 

@@ -38,7 +38,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->max_json_depth = 32;
   c->ring_size = 256;
   c->max_subs_per_conn = 64;
-  c->control_queue_max = 64;
+  c->control_queue_max = 256;
   c->commit_batch_max = 1000;
   c->commit_thread = true;
   c->overload_threshold = 50000;

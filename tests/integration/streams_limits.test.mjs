@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startDaemon, stopAll } from './lib/harness.mjs';
+import { startDaemon, stopAll, until } from './lib/harness.mjs';
 
 after(stopAll);
 
@@ -163,5 +163,67 @@ describe('overload shedding', () => {
     }
     assert.ok(all.some((m) => m.op === 'puback'));
     for (const ws of clients) await ws.close();
+  });
+});
+
+describe('coord-bulk subprotocol', () => {
+  let d;
+  before(async () => {
+    d = await startDaemon({ config: { limits: { ws_bulk_connections: 1, publish_rate: 0, topic_publish_rate: 0 } } });
+  });
+  after(() => d?.stop());
+
+  test('a bulk publisher pipelines hundreds of pubs, all acked in order and delivered, and big messages still reassemble', async () => {
+    const sub = await d.ws();
+    sub.sendJson({ op: 'sub', topic: 'acme/bulk' });
+    await sub.waitFor((m) => m.op === 'subscribed');
+    const pub = await d.ws('/v1/ws', { protocols: 'coord-bulk' });
+    assert.equal(pub.sock.protocol, 'coord-bulk');
+    const n = 600;
+    const pad = 'x'.repeat(250);
+    for (let i = 0; i < n; i++) pub.sendJson({ op: 'pub', ref: `r${i}`, topic: 'acme/bulk', data: { i, pad } });
+    const big = 'y'.repeat(60000); // several 16 KB reads, under the 64 KB event limit
+    pub.sendJson({ op: 'pub', ref: 'big', topic: 'acme/bulk', data: { big } });
+    for (let i = 0; i < n; i++) {
+      const m = await pub.waitFor((x) => x.op === 'puback' || x.op === 'error');
+      assert.equal(m.op, 'puback', JSON.stringify(m));
+      assert.equal(m.ref, `r${i}`);
+      assert.equal(m.seq, i + 1);
+    }
+    const bigAck = await pub.waitFor((x) => x.ref === 'big');
+    assert.equal(bigAck.op, 'puback', JSON.stringify(bigAck));
+    for (let i = 0; i < n; i++) {
+      const ev = await sub.waitFor((m) => m.op === 'ev');
+      assert.equal(ev.seq, i + 1);
+      assert.deepEqual(ev.data, { i, pad });
+    }
+    assert.equal((await sub.waitFor((m) => m.op === 'ev')).data.big.length, big.length);
+    await pub.close();
+    await sub.close();
+  });
+
+  // Waits for a bulk place: the previous test's connection may still be closing.
+  const bulkSoon = () =>
+    until(async () => {
+      try {
+        return await d.ws('/v1/ws', { protocols: 'coord-bulk' });
+      } catch (e) {
+        if (e.status === 503) return null;
+        throw e;
+      }
+    }, { what: 'a coord-bulk place' });
+
+  test('bulk connections are bounded (503), unknown subprotocols get 400, and a closed one frees its place', async () => {
+    const first = await bulkSoon();
+    await assert.rejects(d.ws('/v1/ws', { protocols: 'coord-bulk' }), (e) => e.status === 503);
+    for (const p of ['nope', 'coord-bad-http', ['coord', 'other']])
+      await assert.rejects(d.ws('/v1/ws', { protocols: p }), (e) => e.status === 400, JSON.stringify(p));
+    const plain = await d.ws('/v1/ws', { protocols: 'coord' });
+    assert.equal(plain.sock.protocol, 'coord');
+    await plain.close();
+    await first.close();
+    const again = await bulkSoon();
+    assert.equal(again.sock.protocol, 'coord-bulk');
+    await again.close();
   });
 });

@@ -341,9 +341,11 @@ export async function stopAll() {
 
 /** A WebSocket client with a message queue and promises for what tests wait on. */
 export class WsClient {
+  /** options.protocols: subprotocols to ask for; the rest goes to ws's options. */
   static connect(url, options = {}) {
     return new Promise((resolve, reject) => {
-      const sock = new WebSocket(url, options);
+      const { protocols, ...wsOptions } = options;
+      const sock = new WebSocket(url, protocols, wsOptions);
       const client = new WsClient(sock);
       sock.once('open', () => resolve(client));
       sock.once('unexpected-response', (req, res) => {
