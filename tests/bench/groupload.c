@@ -353,7 +353,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 16; k++) nonce[k] = (uint8_t)xorshift(&c->rng);
     wsf_key_make(nonce, c->key);
     char req[1024];
-    size_t n = wsf_request_build(req, sizeof req, g.o.host, g.o.port, "/v1/ws", c->key);
+    size_t n = wsf_request_build(req, sizeof req, g.o.host, g.o.port, "/v1/ws", c->key, NULL);
     c->out_cap = 65536;
     c->out = malloc(c->out_cap);
     if (!c->out) die("malloc");

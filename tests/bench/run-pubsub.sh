@@ -15,7 +15,8 @@
 #        WARMUP (2 s, left out of latency), PAYLOAD (200 bytes), MAX_P99_MS (50),
 #        STOP_ON_FAIL (0), TARGETS ("coordinator peer"; "external" measures a server
 #        already running at EXTERNAL_URL, CPU read from EXTERNAL_PID when set), RATES_coordinator and RATES_peer
-#        (per-target rate lists instead of RATES), WORKERS (wsload --workers,
+#        (per-target rate lists instead of RATES), PUB_SUBPROTOCOL (publishers ask for it,
+#        e.g. coord-bulk), WORKERS (wsload --workers,
 #        default: wsload's), PUB_WORKERS (1), plus lib.sh's BUILD, COORDINATOR_BIN,
 #        WSLOAD, BENCH_OUT.
 # Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json.
@@ -42,6 +43,7 @@ mode=pubsub
 [ "$SUBS" = 0 ] && mode=pub
 extra=()
 [ -n "${WORKERS:-}" ] && extra+=(--workers "$WORKERS")
+[ -n "${PUB_SUBPROTOCOL:-}" ] && extra+=(--pub-subprotocol "$PUB_SUBPROTOCOL")
 summary=$BENCH_OUT/$NAME-summary.json
 echo "[" >"$summary"
 first=1

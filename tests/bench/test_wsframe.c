@@ -262,13 +262,19 @@ static void test_key_and_accept_match_the_rfc_example(void **state) {
 static void test_request_build_writes_an_upgrade_request(void **state) {
   (void)state;
   char out[512];
-  size_t n = wsf_request_build(out, sizeof(out), "127.0.0.1", 8080, "/v1/ws", "dGhlIHNhbXBsZSBub25jZQ==");
+  size_t n = wsf_request_build(out, sizeof(out), "127.0.0.1", 8080, "/v1/ws", "dGhlIHNhbXBsZSBub25jZQ==", NULL);
   assert_int_equal(n, strlen(out));
   assert_non_null(strstr(out, "GET /v1/ws HTTP/1.1\r\n"));
   assert_non_null(strstr(out, "\r\nHost: 127.0.0.1:8080\r\n"));
   assert_non_null(strstr(out, "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
   assert_non_null(strstr(out, "\r\nSec-WebSocket-Version: 13\r\n\r\n"));
-  assert_int_equal(wsf_request_build(out, 20, "127.0.0.1", 8080, "/v1/ws", "k"), 0);
+  assert_null(strstr(out, "Sec-WebSocket-Protocol"));
+  assert_int_equal(wsf_request_build(out, 20, "127.0.0.1", 8080, "/v1/ws", "k", NULL), 0);
+  n = wsf_request_build(out, sizeof(out), "127.0.0.1", 8080, "/v1/ws", "k", "coord-bulk");
+  assert_int_equal(n, strlen(out));
+  assert_non_null(strstr(out, "\r\nSec-WebSocket-Protocol: coord-bulk\r\n"));
+  assert_non_null(strstr(out, "\r\n\r\n"));
+  assert_int_equal(out[n - 1], '\n');
 }
 
 static const char *const good_response =

@@ -238,7 +238,8 @@ void wsf_accept_for(const char *key, char out[WSF_ACCEPT_LEN + 1]) {
 }
 
 size_t wsf_request_build(char *out, size_t cap, const char *host, int port, const char *path,
-                         const char *key) {
+                         const char *key, const char *subprotocol) {
+  bool sp = subprotocol && *subprotocol;
   int n = snprintf(out, cap,
                    "GET %s HTTP/1.1\r\n"
                    "Host: %s:%d\r\n"
@@ -246,8 +247,10 @@ size_t wsf_request_build(char *out, size_t cap, const char *host, int port, cons
                    "Connection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
+                   "%s%s%s"
                    "\r\n",
-                   path, host, port, key);
+                   path, host, port, key, sp ? "Sec-WebSocket-Protocol: " : "", sp ? subprotocol : "",
+                   sp ? "\r\n" : "");
   if (n < 0 || (size_t)n >= cap) return 0;
   return (size_t)n;
 }

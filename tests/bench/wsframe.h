@@ -93,9 +93,10 @@ int wsf_reader_feed(wsf_reader_t *r, const uint8_t *data, size_t len, wsf_messag
 void wsf_key_make(const uint8_t nonce[16], char out[WSF_KEY_LEN + 1]);
 void wsf_accept_for(const char *key, char out[WSF_ACCEPT_LEN + 1]);
 
-/* Writes the upgrade request into out; returns its length, or 0 when cap is too small. */
+/* Writes the upgrade request into out, with a Sec-WebSocket-Protocol header when
+ * subprotocol is neither NULL nor ""; returns its length, or 0 when cap is too small. */
 size_t wsf_request_build(char *out, size_t cap, const char *host, int port, const char *path,
-                         const char *key);
+                         const char *key, const char *subprotocol);
 
 /* Checks a server's answer to the upgrade. buf holds what was received so far.
  * Returns the length of the answer's head (through the blank line) when it is a valid

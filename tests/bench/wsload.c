@@ -79,6 +79,8 @@ static const char wl_usage[] =
     "  --ready-file PATH      created once every connection is open (or failed)\n"
     "  --max-samples N        latency samples kept per worker (default 50000000);\n"
     "                         beyond it a uniform reservoir (summary says sampled)\n"
+    "  --pub-subprotocol NAME publishers ask for this WebSocket subprotocol (e.g. coord-bulk:\n"
+    "                         the daemon then reads them 16 KB at a time)\n"
     "  --quiet                no progress lines on stderr\n"
     "  --help\n";
 
@@ -156,7 +158,8 @@ static int wl_opts_parse(int argc, char **argv, wl_opts_t *o) {
       {"warmup", 1, 0, 'U'}, {"duration", 1, 0, 'd'}, {"grace", 1, 0, 'g'},
       {"subscribe", 0, 0, 's'}, {"ping", 0, 0, 'p'}, {"ping-interval", 1, 0, 'i'},
       {"ready-file", 1, 0, 'R'}, {"max-samples", 1, 0, 'M'}, {"quiet", 0, 0, 'q'},
-      {"protocol", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"protocol", 1, 0, 'o'}, {"pub-subprotocol", 1, 0, 'S'}, {"help", 0, 0, 'h'},
+      {0, 0, 0, 0}};
   memset(o, 0, sizeof(*o));
   o->conns = 1000;
   o->pubs = 1;
@@ -225,6 +228,15 @@ static int wl_opts_parse(int argc, char **argv, wl_opts_t *o) {
       else if (strcmp(optarg, "coordinator") != 0) {
         fprintf(stderr, "wsload: --protocol %s: expected coordinator or nats\n", optarg);
         rc = -EINVAL;
+      }
+      break;
+    case 'S':
+      if (strlen(optarg) >= sizeof(o->pub_subprotocol) || strspn(optarg, "abcdefghijklmnopqrstuvwxyz"
+                                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(optarg)) {
+        fprintf(stderr, "wsload: --pub-subprotocol: at most 31 token characters\n");
+        rc = -EINVAL;
+      } else {
+        snprintf(o->pub_subprotocol, sizeof(o->pub_subprotocol), "%s", optarg);
       }
       break;
     case 'h': fputs(wl_usage, stdout); exit(0);

@@ -44,6 +44,7 @@ typedef struct wl_opts {
   char ready_file[512]; /* created once every connection is open or failed */
   bool quiet;
   bool nats;            /* idle only: speak NATS's client protocol over the WebSocket */
+  char pub_subprotocol[32]; /* Sec-WebSocket-Protocol of publishers ("" = none) */
 } wl_opts_t;
 
 /* The error codes counted one by one; anything else counts as the last, "other". */

@@ -238,7 +238,8 @@ static void wl_on_connect(uv_connect_t *req, int status) {
   memcpy(nonce + 8, &b, 8);
   wsf_key_make(nonce, c->key);
   char req_text[1024];
-  size_t n = wsf_request_build(req_text, sizeof(req_text), w->o->host, w->o->port, w->o->path, c->key);
+  size_t n = wsf_request_build(req_text, sizeof(req_text), w->o->host, w->o->port, w->o->path, c->key,
+                               w->spec->role == WL_ROLE_PUB ? w->o->pub_subprotocol : NULL);
   c->state = WL_C_HANDSHAKE;
   if (uv_read_start((uv_stream_t *)&c->tcp, wl_alloc, wl_on_read) < 0) {
     wl_conn_fail(c, &w->res.c.fail_connect);

@@ -313,7 +313,7 @@ static int handshake(agent_t *a) {
   if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) return -1;
   wsf_key_make(nonce, key);
   snprintf(path, sizeof path, "/v1/ws%s%s", a->o.token[0] ? "?access_token=" : "", a->o.token);
-  size_t n = wsf_request_build(req, sizeof req, a->o.host, a->o.port, path, key);
+  size_t n = wsf_request_build(req, sizeof req, a->o.host, a->o.port, path, key, NULL);
   if (!n || send_all(a->fd, (const uint8_t *)req, n) < 0) return -1;
   size_t len = 0;
   for (;;) {
