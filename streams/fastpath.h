@@ -1,6 +1,7 @@
 /* Declarations of the jansson-free client message path, shared by json_text.c (the
  * canonical writer), msgscan.c (the message scanner), protocol.c (which tries it before the
- * jansson path) and frame.c (exact-size control frames). Not part of the public interface;
+ * jansson path), frame.c (exact-size control frames) and conn.c (puback and error written
+ * with them). Not part of the public interface;
  * kept apart from internal.h so that it can change without touching the shared header.
  *
  * The rule of the fast path: it either handles a message exactly as the jansson path would

@@ -355,11 +355,29 @@ static char *canon_codepoint(char *o, uint32_t cp) {
   return o;
 }
 
+/* Whether none of the 8 bytes of w needs a look: all in 0x20..0x7F, none '"' or '\\'
+ * (the bit tricks of "Bit Twiddling Hacks": a byte below n, a zero byte). */
+static bool canon_plain8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t below_space = (w - ones * 0x20) & ~w & high;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  uint64_t quote = (q - ones) & ~q & high, backslash = (b - ones) & ~b & high;
+  return ((w & high) | below_space | quote | backslash) == 0;
+}
+
 static int canon_string(jcanon_t *s) {
   const unsigned char *p = s->p + 1, *end = s->end;
   char *o0 = s->out->p + s->out->len, *o = o0;
   *o++ = '"';
   for (;;) {
+    while (end - p >= 8) { /* plain runs 8 bytes at a time: most of a typical string */
+      uint64_t w;
+      memcpy(&w, p, 8);
+      if (!canon_plain8(w)) break;
+      memcpy(o, p, 8);
+      o += 8;
+      p += 8;
+    }
     if (p >= end) return -1;
     unsigned c = *p;
     if (c == '"') break;

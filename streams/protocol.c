@@ -250,7 +250,8 @@ static int op_group(msg_t *m, group_op_t op) {
 /* {"op":"pong"} or {"op":"pong","ref":...}, as jansson would write them. */
 static int op_ping(msg_t *m) {
   stream_hub_t *hub = m->conn->hub;
-  size_t len = sizeof("{\"op\":\"pong\"}") - 1 + (m->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(m->ref) : 0);
+  size_t len =
+      sizeof("{\"op\":\"pong\"}") - 1 + (m->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(m->ref) : 0);
   stream_cw_t w;
   stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "pong", NULL, len, &w);
   STREAM_CW_LIT(&w, "{\"op\":\"pong\"");
