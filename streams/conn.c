@@ -279,7 +279,8 @@ const char *stream__error_code(int status) {
 /* The error and puback frames are frequent under load (every publish, every refusal), so
  * they are written by hand: the same bytes as jansson's compact dump of
  * {"op","ref"?,"code","message","topic"?,"retry_after_ms"?} and
- * {"op","ref"?,"topic","seq","epoch","duplicate"} (tests/unit/streams/test_frame.c). */
+ * {"op","ref"?,"topic","seq","epoch","duplicate"} (tests/unit/streams/test_protocol_fast.c).
+ * ref is valid UTF-8 (it was read from a JSON message) and topic and epoch are ASCII. */
 int stream__conn_error(stream_conn_t *c, const char *ref, int status, const char *topic, const char *message,
                        uint32_t retry_after_ms) {
   stream_hub_t *hub = c->hub;
