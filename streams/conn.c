@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "fastpath.h"
 #include "internal.h"
 
 int stream_conn_new(stream_hub_t *hub, const stream_conn_ops_t *ops, void *ud, const stream_principal_t *who,
@@ -275,18 +276,45 @@ const char *stream__error_code(int status) {
   }
 }
 
+/* The error and puback frames are frequent under load (every publish, every refusal), so
+ * they are written by hand: the same bytes as jansson's compact dump of
+ * {"op","ref"?,"code","message","topic"?,"retry_after_ms"?} and
+ * {"op","ref"?,"topic","seq","epoch","duplicate"} (tests/unit/streams/test_protocol_fast.c).
+ * ref is valid UTF-8 (it was read from a JSON message) and topic and epoch are ASCII. */
 int stream__conn_error(stream_conn_t *c, const char *ref, int status, const char *topic, const char *message,
                        uint32_t retry_after_ms) {
   stream_hub_t *hub = c->hub;
-  json_t *o = json_object();
-  json_object_set_new(o, "op", json_string("error"));
-  if (ref) json_object_set_new(o, "ref", json_string(ref));
-  json_object_set_new(o, "code", json_string(stream__error_code(status)));
-  json_object_set_new(o, "message", json_string(message && *message ? message : stream__error_code(status)));
-  if (topic) json_object_set_new(o, "topic", json_string(topic));
-  if (retry_after_ms) json_object_set_new(o, "retry_after_ms", json_integer(retry_after_ms));
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "error", topic, o);
-  json_decref(o);
+  const char *code = stream__error_code(status);
+  const char *text = message && *message ? message : code;
+  /* jansson's json_string refuses invalid UTF-8, and the member was then left out. */
+  bool has_text = stream__utf8_valid(text, strlen(text));
+  size_t len = sizeof("{\"op\":\"error\",\"code\":}") - 1 + stream__json_escape_len(code) +
+               (ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(ref) : 0) +
+               (has_text ? sizeof(",\"message\":") - 1 + stream__json_escape_len(text) : 0) +
+               (topic ? sizeof(",\"topic\":") - 1 + stream__json_escape_len(topic) : 0) +
+               (retry_after_ms ? sizeof(",\"retry_after_ms\":") - 1 + stream__cw_int_len(retry_after_ms) : 0);
+  stream_cw_t w;
+  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "error", topic, len, &w);
+  STREAM_CW_LIT(&w, "{\"op\":\"error\"");
+  if (ref) {
+    STREAM_CW_LIT(&w, ",\"ref\":");
+    stream__cw_str(&w, ref);
+  }
+  STREAM_CW_LIT(&w, ",\"code\":");
+  stream__cw_str(&w, code);
+  if (has_text) {
+    STREAM_CW_LIT(&w, ",\"message\":");
+    stream__cw_str(&w, text);
+  }
+  if (topic) {
+    STREAM_CW_LIT(&w, ",\"topic\":");
+    stream__cw_str(&w, topic);
+  }
+  if (retry_after_ms) {
+    STREAM_CW_LIT(&w, ",\"retry_after_ms\":");
+    stream__cw_int(&w, retry_after_ms);
+  }
+  STREAM_CW_LIT(&w, "}");
   return stream__conn_control(c, f, false);
 }
 
@@ -297,15 +325,27 @@ void stream__conn_pub_done(stream_conn_t *c, stream_pub_t *p, const stream_ack_t
                              p->status == -EIO ? "commit failed; nothing was published" : NULL, 0);
     return;
   }
-  json_t *o = json_object();
-  json_object_set_new(o, "op", json_string("puback"));
-  if (p->ref) json_object_set_new(o, "ref", json_string(p->ref));
-  json_object_set_new(o, "topic", json_string(ack->topic));
-  json_object_set_new(o, "seq", ack->ephemeral ? json_null() : json_integer((json_int_t)ack->seq));
-  json_object_set_new(o, "epoch", json_string(ack->epoch));
-  json_object_set_new(o, "duplicate", json_boolean(ack->duplicate));
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "puback", ack->topic, o);
-  json_decref(o);
+  size_t len = sizeof("{\"op\":\"puback\",\"topic\":,\"seq\":,\"epoch\":,\"duplicate\":}") - 1 +
+               (p->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(p->ref) : 0) +
+               stream__json_escape_len(ack->topic) +
+               (ack->ephemeral ? 4 : stream__cw_int_len((int64_t)ack->seq)) + stream__json_escape_len(ack->epoch) +
+               (ack->duplicate ? 4 : 5);
+  stream_cw_t w;
+  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "puback", ack->topic, len, &w);
+  STREAM_CW_LIT(&w, "{\"op\":\"puback\"");
+  if (p->ref) {
+    STREAM_CW_LIT(&w, ",\"ref\":");
+    stream__cw_str(&w, p->ref);
+  }
+  STREAM_CW_LIT(&w, ",\"topic\":");
+  stream__cw_str(&w, ack->topic);
+  STREAM_CW_LIT(&w, ",\"seq\":");
+  if (ack->ephemeral) STREAM_CW_LIT(&w, "null");
+  else stream__cw_int(&w, (int64_t)ack->seq);
+  STREAM_CW_LIT(&w, ",\"epoch\":");
+  stream__cw_str(&w, ack->epoch);
+  if (ack->duplicate) STREAM_CW_LIT(&w, ",\"duplicate\":true}");
+  else STREAM_CW_LIT(&w, ",\"duplicate\":false}");
   (void)stream__conn_control(c, f, false);
 }
 

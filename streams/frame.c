@@ -5,76 +5,44 @@
  * a small writer: fixed keys, integers, strings escaped by stream__json_escape (checked
  * against jansson by tests), and the data value's text, which is already validated compact
  * JSON. The data's offset is recorded so that the store takes it from the frame without a
- * second serialization. Control frames (replies, gaps, drain) are built with jansson.
- * Does not know about topics, rings or connections. */
+ * second serialization. The frequent control frames (puback, pong, acked, error) are
+ * written the same way through stream__frame_control_alloc and the stream__cw_* appenders
+ * (fastpath.h), byte for byte what jansson would write; the others are built with jansson
+ * and dumped once into one exact-size allocation too. Does not know about topics, rings
+ * or connections. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
+#include "fastpath.h"
 #include "internal.h"
 
-typedef struct frame_buf {
-  unsigned char *mem; /* owned while building */
-  size_t len;         /* bytes used */
-  size_t cap;
-} frame_buf_t;
-
-static void buf_reserve(frame_buf_t *b, size_t more) {
-  if (b->len + more <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->len + more) cap *= 2;
-  b->mem = xrealloc(b->mem, cap);
-  b->cap = cap;
-}
-
-static void buf_put(frame_buf_t *b, const void *p, size_t n) {
-  buf_reserve(b, n);
-  memcpy(b->mem + b->len, p, n);
-  b->len += n;
-}
-
-static int buf_dump_cb(const char *buffer, size_t size, void *ud) {
-  buf_put(ud, buffer, size);
-  return 0;
-}
-
-static void buf_start(frame_buf_t *b, size_t headroom, size_t guess) {
-  b->mem = NULL;
-  b->len = 0;
-  b->cap = 0;
-  buf_reserve(b, sizeof(stream_frame_t) + headroom + guess);
-  b->len = sizeof(stream_frame_t) + headroom;
-}
-
-/* Appends NUL, topic and type, shrinks the allocation and fills the struct. */
-static stream_frame_t *buf_finish(frame_buf_t *b, stream_stats_t *acct, size_t headroom, const char *topic,
-                                  const char *type) {
+/* Allocates a frame with room for a payload of len bytes (the caller writes it) and its
+ * NUL, then topic and type; fills the struct and the accounting. */
+static stream_frame_t *frame_alloc(stream_stats_t *acct, size_t headroom, size_t len, const char *topic,
+                                   const char *type) {
+  size_t topic_len = topic ? strlen(topic) + 1 : 0, type_len = type ? strlen(type) + 1 : 0;
   size_t payload_off = sizeof(stream_frame_t) + headroom;
-  size_t payload_len = b->len - payload_off;
-  buf_put(b, "", 1);
-  size_t topic_off = 0, type_off = 0;
-  if (topic) {
-    topic_off = b->len;
-    buf_put(b, topic, strlen(topic) + 1);
-  }
-  if (type) {
-    type_off = b->len;
-    buf_put(b, type, strlen(type) + 1);
-  }
-  unsigned char *mem = xrealloc(b->mem, b->len);
+  size_t size = payload_off + len + 1 + topic_len + type_len;
+  unsigned char *mem = xmalloc(size);
   stream_frame_t *f = (stream_frame_t *)(void *)mem;
   memset(f, 0, sizeof *f);
   f->refs = 1;
   f->payload = mem + payload_off;
-  f->len = payload_len;
-  f->size = b->len;
-  f->topic = topic ? (const char *)mem + topic_off : NULL;
-  f->type = type ? (const char *)mem + type_off : NULL;
+  f->payload[len] = '\0';
+  f->len = len;
+  f->size = size;
+  char *p = (char *)f->payload + len + 1;
+  if (topic) {
+    f->topic = memcpy(p, topic, topic_len);
+    p += topic_len;
+  }
+  if (type) f->type = memcpy(p, type, type_len);
   f->acct = acct;
   if (acct) {
     acct->frames++;
-    acct->frame_bytes += f->size;
+    acct->frame_bytes += size;
   }
   return f;
 }
@@ -190,15 +158,40 @@ stream_frame_t *stream__frame_event(stream_stats_t *acct, size_t headroom, const
 
 stream_frame_t *stream__frame_control(stream_stats_t *acct, size_t headroom, const char *op, const char *topic,
                                       json_t *obj) {
-  frame_buf_t b;
-  buf_start(&b, headroom, 128);
-  json_dump_callback(obj, buf_dump_cb, &b, JSON_COMPACT);
-  stream_frame_t *f = buf_finish(&b, acct, headroom, topic, NULL);
+  char small[512];
+  size_t len = json_dumpb(obj, small, sizeof small, JSON_COMPACT);
+  stream_frame_t *f = frame_alloc(acct, headroom, len, topic, NULL);
+  if (len <= sizeof small) memcpy(f->payload, small, len);
+  else json_dumpb(obj, (char *)f->payload, len, JSON_COMPACT);
   f->kind = STREAM_FRAME_CONTROL;
   f->op = op;
   f->lane = STREAM_LANE_CONTROL;
   return f;
 }
+
+stream_frame_t *stream__frame_control_alloc(stream_stats_t *acct, size_t headroom, const char *op, const char *topic,
+                                            size_t len, stream_cw_t *w) {
+  stream_frame_t *f = frame_alloc(acct, headroom, len, topic, NULL);
+  f->kind = STREAM_FRAME_CONTROL;
+  f->op = op;
+  f->lane = STREAM_LANE_CONTROL;
+  w->p = (char *)f->payload;
+  return f;
+}
+
+size_t stream__cw_int_len(int64_t v) {
+  char tmp[24];
+  return put_int(tmp, v);
+}
+
+void stream__cw_lit(stream_cw_t *w, const char *s, size_t len) {
+  memcpy(w->p, s, len);
+  w->p += len;
+}
+
+void stream__cw_str(stream_cw_t *w, const char *s) { w->p += stream__json_escape(w->p, s); }
+
+void stream__cw_int(stream_cw_t *w, int64_t v) { w->p += put_int(w->p, v); }
 
 stream_frame_t *stream_frame_ref(stream_frame_t *f) {
   f->refs++;

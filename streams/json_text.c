@@ -1,15 +1,26 @@
-/* JSON text on the publish hot path: a validating compactor and a string escaper.
+/* JSON text on the publish hot path: a validating compactor, a canonical writer and a
+ * string escaper.
  *
  * Measured (docs/streams.md): jansson spent ~9 us per event on parsing and re-dumping the
  * data and on building the frame header, capping publish near 100k events/s. Here data
  * text is validated against RFC 8259 (syntax, UTF-8, no U+0000, paired surrogates, a depth
  * limit) and copied without insignificant whitespace in one pass, so the frame is one line
  * (SSE needs that) and no tree is built; the header's strings are escaped the way
- * jansson's compact dump escapes them. Both are checked against jansson by differential
- * tests (tests/unit/streams/test_json_text.c). Owns no state. */
+ * jansson's compact dump escapes them. The canonical writer (stream__json_canon, for the
+ * WebSocket fast path, fastpath.h) goes further: it writes what jansson's load and compact
+ * dump would write (strings re-escaped, numbers re-formatted, duplicate keys refused), so
+ * that a message read without jansson publishes the same bytes as one read with it. All
+ * are checked against jansson by differential tests (tests/unit/streams/test_json_text.c,
+ * tests/fuzz/fuzz_json_compact.c). Owns no state. */
 #include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
+#include "fastpath.h"
 #include "internal.h"
 
 typedef struct jscan {
@@ -245,5 +256,395 @@ size_t stream__json_escape(char *out, const char *str) {
     }
   }
   out[n++] = '"';
+  return n;
+}
+
+/* ---- the canonical writer: jansson's load and compact dump without the tree ---- */
+
+#define CANON_KEYS 128       /* keys of the objects open at once */
+#define CANON_OBJECT_KEYS 32 /* members of one object (the duplicate check is quadratic) */
+#define CANON_NUMBER_MAX 63  /* bytes of a real's literal */
+
+typedef struct canon_key {
+  uint32_t off; /* in out, quotes included */
+  uint32_t len;
+} canon_key_t;
+
+/* Invariant between tokens: out->len + (end - p) <= out->cap. Every token but a real
+ * writes at most the bytes it reads (unescaping never lengthens a string), so only reals
+ * reserve more. */
+typedef struct jcanon {
+  const unsigned char *p;
+  const unsigned char *end;
+  stream_jout_t *out;
+  uint32_t depth;
+  uint32_t max_depth;
+  uint32_t nkeys;
+  canon_key_t keys[CANON_KEYS]; /* per open object, from its base index */
+} jcanon_t;
+
+void stream__jout_init(stream_jout_t *o, char *buf, size_t cap) {
+  o->p = buf;
+  o->len = 0;
+  o->cap = buf ? cap : 0;
+  o->heap = false;
+}
+
+void stream__jout_close(stream_jout_t *o) {
+  if (o->heap) free(o->p);
+  o->p = NULL;
+  o->len = o->cap = 0;
+  o->heap = false;
+}
+
+static void jout_reserve(stream_jout_t *o, size_t need) {
+  if (need <= o->cap) return;
+  size_t cap = o->cap * 2 > need ? o->cap * 2 : need;
+  if (o->heap) {
+    o->p = xrealloc(o->p, cap);
+  } else {
+    char *n = xmalloc(cap);
+    if (o->len) memcpy(n, o->p, o->len);
+    o->p = n;
+    o->heap = true;
+  }
+  o->cap = cap;
+}
+
+static void canon_ws(jcanon_t *s) {
+  while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) s->p++;
+}
+
+static void canon_byte(jcanon_t *s) { s->out->p[s->out->len++] = (char)*s->p++; }
+
+/* A code point from a \u escape, written as jansson's dump writes it. */
+static char *canon_codepoint(char *o, uint32_t cp) {
+  static const char hex[] = "0123456789ABCDEF";
+  if (cp < 0x20) {
+    *o++ = '\\';
+    switch (cp) {
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    default:
+      memcpy(o, "u00", 3);
+      o += 3;
+      *o++ = hex[cp >> 4];
+      *o++ = hex[cp & 15];
+    }
+  } else if (cp == '"' || cp == '\\') {
+    *o++ = '\\';
+    *o++ = (char)cp;
+  } else if (cp < 0x80) {
+    *o++ = (char)cp;
+  } else if (cp < 0x800) {
+    *o++ = (char)(0xC0 | (cp >> 6));
+    *o++ = (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    *o++ = (char)(0xE0 | (cp >> 12));
+    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *o++ = (char)(0x80 | (cp & 0x3F));
+  } else {
+    *o++ = (char)(0xF0 | (cp >> 18));
+    *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *o++ = (char)(0x80 | (cp & 0x3F));
+  }
+  return o;
+}
+
+/* Whether none of the 8 bytes of w needs a look: all in 0x20..0x7F, none '"' or '\\'
+ * (the bit tricks of "Bit Twiddling Hacks": a byte below n, a zero byte). */
+static bool canon_plain8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t below_space = (w - ones * 0x20) & ~w & high;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  uint64_t quote = (q - ones) & ~q & high, backslash = (b - ones) & ~b & high;
+  return ((w & high) | below_space | quote | backslash) == 0;
+}
+
+static int canon_string(jcanon_t *s) {
+  const unsigned char *p = s->p + 1, *end = s->end;
+  char *o0 = s->out->p + s->out->len, *o = o0;
+  *o++ = '"';
+  for (;;) {
+    while (end - p >= 8) { /* plain runs 8 bytes at a time: most of a typical string */
+      uint64_t w;
+      memcpy(&w, p, 8);
+      if (!canon_plain8(w)) break;
+      memcpy(o, p, 8);
+      o += 8;
+      p += 8;
+    }
+    if (p >= end) return -1;
+    unsigned c = *p;
+    if (c == '"') break;
+    if (c < 0x20) return -1;
+    if (c < 0x80 && c != '\\') {
+      *o++ = (char)c;
+      p++;
+      continue;
+    }
+    if (c != '\\') {
+      size_t k = utf8_seq(p, end);
+      if (k == 0) return -1;
+      memcpy(o, p, k);
+      o += k;
+      p += k;
+      continue;
+    }
+    if (end - p < 2) return -1;
+    unsigned e = p[1];
+    switch (e) {
+    case '"':
+    case '\\':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+      *o++ = '\\';
+      *o++ = (char)e;
+      p += 2;
+      break;
+    case '/':
+      *o++ = '/';
+      p += 2;
+      break;
+    case 'u': {
+      unsigned v, w;
+      if (end - p < 6 || hex4(p + 2, &v) < 0 || v == 0) return -1;
+      p += 6;
+      uint32_t cp = v;
+      if (v >= 0xDC00 && v <= 0xDFFF) return -1; /* lone low surrogate */
+      if (v >= 0xD800 && v <= 0xDBFF) {          /* needs its low half */
+        if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &w) < 0 || w < 0xDC00 || w > 0xDFFF)
+          return -1;
+        p += 6;
+        cp = 0x10000 + ((v - 0xD800) << 10) + (w - 0xDC00);
+      }
+      o = canon_codepoint(o, cp);
+      break;
+    }
+    default: return -1;
+    }
+  }
+  *o++ = '"';
+  s->p = p + 1;
+  s->out->len += (size_t)(o - o0);
+  return 0;
+}
+
+static bool digit(const unsigned char *p, const unsigned char *end) { return p < end && *p >= '0' && *p <= '9'; }
+
+/* Integers within int64 are copied (jansson keeps json_int_t; "-0" loads as 0). Reals are
+ * converted and printed as jansson does: %.17g, ".0" when it would read as an integer,
+ * no '+' and no leading zeros in the exponent. Numbers jansson refuses (integers beyond
+ * int64, reals beyond double) fail. */
+static int canon_number(jcanon_t *s) {
+  const unsigned char *start = s->p, *p = s->p, *end = s->end;
+  bool neg = false, real = false;
+  if (p < end && *p == '-') {
+    neg = true;
+    p++;
+  }
+  const unsigned char *digits = p;
+  if (p >= end) return -1;
+  if (*p == '0') p++;
+  else if (*p >= '1' && *p <= '9')
+    while (digit(p, end)) p++;
+  else return -1;
+  size_t ndig = (size_t)(p - digits);
+  if (p < end && *p == '.') {
+    real = true;
+    p++;
+    if (!digit(p, end)) return -1;
+    while (digit(p, end)) p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    real = true;
+    p++;
+    if (p < end && (*p == '+' || *p == '-')) p++;
+    if (!digit(p, end)) return -1;
+    while (digit(p, end)) p++;
+  }
+  size_t n = (size_t)(p - start);
+  stream_jout_t *o = s->out;
+  if (!real) {
+    static const char max_pos[] = "9223372036854775807", max_neg[] = "9223372036854775808";
+    if (ndig > 19 || (ndig == 19 && memcmp(digits, neg ? max_neg : max_pos, 19) > 0)) return -1;
+    if (neg && ndig == 1 && *digits == '0') { /* -0 is the integer 0 */
+      start++;
+      n--;
+    }
+    memcpy(o->p + o->len, start, n);
+    o->len += n;
+    s->p = p;
+    return 0;
+  }
+  if (n > CANON_NUMBER_MAX) return -1;
+  const char *point = localeconv()->decimal_point;
+  if (point[0] != '.' || point[1]) return -1; /* jansson would translate; not worth it */
+  char lit[CANON_NUMBER_MAX + 1], num[48];
+  memcpy(lit, start, n);
+  lit[n] = '\0';
+  char *lit_end;
+  double d = strtod(lit, &lit_end);
+  if (lit_end != lit + n || isinf(d)) return -1; /* jansson: "real number overflow" */
+  int k = snprintf(num, sizeof num, "%.17g", d);
+  if (k <= 0 || (size_t)k + 3 > sizeof num) return -1;
+  if (!strchr(num, '.') && !strchr(num, 'e')) {
+    num[k++] = '.';
+    num[k++] = '0';
+    num[k] = '\0';
+  }
+  char *x = strchr(num, 'e');
+  if (x) {
+    char *a = x + 1, *b = a + 1;
+    if (*a == '-') a++;
+    while (*b == '0') b++;
+    if (b != a) {
+      memmove(a, b, (size_t)(num + k + 1 - b));
+      k -= (int)(b - a);
+    }
+  }
+  s->p = p;
+  jout_reserve(o, o->len + (size_t)k + (size_t)(end - p));
+  memcpy(o->p + o->len, num, (size_t)k);
+  o->len += (size_t)k;
+  return 0;
+}
+
+static int canon_literal(jcanon_t *s, const char *word, size_t n) {
+  if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0) return -1;
+  memcpy(s->out->p + s->out->len, word, n);
+  s->out->len += n;
+  s->p += n;
+  return 0;
+}
+
+/* Records the key just written at off (len bytes, quotes included) among the keys of the
+ * object whose first key index is base; false when it repeats one or there is no room. */
+static bool canon_key_add(jcanon_t *s, uint32_t base, size_t off, size_t len) {
+  if (s->nkeys >= CANON_KEYS || s->nkeys - base >= CANON_OBJECT_KEYS) return false;
+  const char *k = s->out->p + off;
+  for (uint32_t i = base; i < s->nkeys; i++)
+    if (s->keys[i].len == len && memcmp(s->out->p + s->keys[i].off, k, len) == 0) return false;
+  s->keys[s->nkeys].off = (uint32_t)off;
+  s->keys[s->nkeys].len = (uint32_t)len;
+  s->nkeys++;
+  return true;
+}
+
+static int canon_value(jcanon_t *s);
+
+static int canon_container(jcanon_t *s, bool object, stream_jmember_cb member, void *ud) {
+  unsigned char close = object ? '}' : ']';
+  stream_jout_t *o = s->out;
+  if (++s->depth > s->max_depth) return -1;
+  uint32_t base = s->nkeys;
+  canon_byte(s);
+  canon_ws(s);
+  if (s->p < s->end && *s->p == close) {
+    canon_byte(s);
+    s->depth--;
+    return 0;
+  }
+  for (;;) {
+    canon_ws(s);
+    size_t key_off = 0, key_len = 0;
+    if (object) {
+      if (s->p >= s->end || *s->p != '"') return -1;
+      key_off = o->len;
+      if (canon_string(s) < 0) return -1;
+      key_len = o->len - key_off;
+      if (!canon_key_add(s, base, key_off, key_len)) return -1;
+      canon_ws(s);
+      if (s->p >= s->end || *s->p != ':') return -1;
+      canon_byte(s);
+      canon_ws(s);
+    }
+    size_t val_off = o->len;
+    if (canon_value(s) < 0) return -1;
+    if (member) member(ud, o, key_off + 1, key_len - 2, val_off, o->len - val_off);
+    canon_ws(s);
+    if (s->p >= s->end) return -1;
+    if (*s->p == ',') {
+      canon_byte(s);
+      continue;
+    }
+    if (*s->p != close) return -1;
+    canon_byte(s);
+    s->depth--;
+    s->nkeys = base;
+    return 0;
+  }
+}
+
+static int canon_value(jcanon_t *s) {
+  if (s->p >= s->end) return -1;
+  switch (*s->p) {
+  case '{': return canon_container(s, true, NULL, NULL);
+  case '[': return canon_container(s, false, NULL, NULL);
+  case '"': return canon_string(s);
+  case 't': return canon_literal(s, "true", 4);
+  case 'f': return canon_literal(s, "false", 5);
+  case 'n': return canon_literal(s, "null", 4);
+  default: return canon_number(s);
+  }
+}
+
+int stream__json_canon(const char *text, size_t len, uint32_t max_depth, stream_jout_t *out, stream_jmember_cb member,
+                       void *ud) {
+  if (len > UINT32_MAX / 2) return -EINVAL; /* key offsets are 32-bit */
+  jcanon_t s;
+  s.p = (const unsigned char *)text;
+  s.end = s.p + len;
+  s.out = out;
+  s.depth = 0;
+  s.max_depth = max_depth;
+  s.nkeys = 0;
+  out->len = 0;
+  jout_reserve(out, len + 1);
+  canon_ws(&s);
+  int rc;
+  if (member) rc = s.p < s.end && *s.p == '{' ? canon_container(&s, true, member, ud) : -1;
+  else rc = canon_value(&s);
+  if (rc == 0) {
+    canon_ws(&s);
+    if (s.p != s.end) rc = -1;
+  }
+  return rc < 0 ? -EINVAL : 0;
+}
+
+size_t stream__json_canon_unescape(char *dst, const char *s, size_t len) {
+  const char *p = s + 1, *end = s + len - 1;
+  size_t n = 0;
+  while (p < end) {
+    if (*p != '\\') {
+      dst[n++] = *p++;
+      continue;
+    }
+    char e = p[1];
+    switch (e) {
+    case 'b': dst[n++] = '\b'; break;
+    case 'f': dst[n++] = '\f'; break;
+    case 'n': dst[n++] = '\n'; break;
+    case 'r': dst[n++] = '\r'; break;
+    case 't': dst[n++] = '\t'; break;
+    case 'u': { /* canonical text escapes only U+0000..U+001F this way: \u00XX */
+      unsigned v = 0;
+      (void)hex4((const unsigned char *)p + 2, &v);
+      dst[n++] = (char)v;
+      p += 4;
+      break;
+    }
+    default: dst[n++] = e; /* '"' or '\\' */
+    }
+    p += 2;
+  }
+  dst[n] = '\0';
   return n;
 }

@@ -4,12 +4,21 @@
  * so that errors name the field, and performs sub, unsub, pub and ping on the connection,
  * and the consumer group requests (sub/unsub with "group", ack, extend, nack).
  * Every reply (subscribed, unsubscribed, pong, error; puback later, once durable) is a
- * control frame on the connection's queue. The exact shapes are in docs/protocol.md. */
+ * control frame on the connection's queue. The exact shapes are in docs/protocol.md.
+ *
+ * Two paths, one behaviour. The hot messages (pub, ping, ack, extend, nack) that are
+ * well-formed go through the fast path: msgscan.c reads them without jansson and the
+ * replies are written by hand. Anything else (other ops, any error in the message, any
+ * number or width the scanner does not take) goes to the jansson path, untouched, which
+ * stays the reference: both end in the same op functions below, and tests and a fuzz
+ * target compare the two on the same messages (tests/unit/streams/test_protocol_fast.c,
+ * tests/fuzz/fuzz_stream_fastpath.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastpath.h"
 #include "internal.h"
 
 typedef struct msg {
@@ -143,9 +152,23 @@ static int op_unsub(msg_t *m) {
   return stream__conn_control(m->conn, f, false);
 }
 
+/* What both paths do once a pub is read: the permission (false: the error is queued in
+ * *qrc), then the publish. */
+static bool pub_allowed(msg_t *m, int *qrc) {
+  size_t tenant_len = (size_t)(strchr(m->topic, '/') - m->topic);
+  if (stream__conn_may(m->conn, STREAM_ACTION_PUBLISH, m->topic, tenant_len)) return true;
+  *qrc = reply_error(m, -EACCES, "topic: not allowed to publish", 0);
+  return false;
+}
+
+static int pub_exec(msg_t *m, const stream_pubin_t *in) {
+  stream_err_t err = {0};
+  int rc = stream__publish(m->conn->hub, m->topic, in, m->conn, m->ref, NULL, NULL, NULL, &err);
+  if (rc < 0) return reply_error(m, rc, err.message, err.retry_after_ms);
+  return 0;
+}
+
 static int op_pub(msg_t *m) {
-  stream_conn_t *c = m->conn;
-  stream_hub_t *hub = c->hub;
   int qrc = 0;
   if (need_topic(m, &qrc) < 0) return qrc;
   stream_pubin_t in = {.lane = STREAM_LANE_DATA};
@@ -156,9 +179,7 @@ static int op_pub(msg_t *m) {
   if (in.id && !*in.id) return reply_error(m, -EINVAL, "id: must not be empty", 0);
   if (lane && stream__lane_parse(lane, &in.lane) < 0)
     return reply_error(m, -EINVAL, "lane: must be control, data or ephemeral", 0);
-  size_t tenant_len = (size_t)(strchr(m->topic, '/') - m->topic);
-  if (!stream__conn_may(c, STREAM_ACTION_PUBLISH, m->topic, tenant_len))
-    return reply_error(m, -EACCES, "topic: not allowed to publish", 0);
+  if (!pub_allowed(m, &qrc)) return qrc;
   json_t *data = json_object_get(m->root, "data");
   char *text = NULL;
   if (data) {
@@ -167,28 +188,16 @@ static int op_pub(msg_t *m) {
     in.data = text;
     in.data_len = strlen(text);
   }
-  stream_err_t err = {0};
-  int rc = stream__publish(hub, m->topic, &in, c, m->ref, NULL, NULL, NULL, &err);
+  int rc = pub_exec(m, &in);
   free(text);
-  if (rc < 0) return reply_error(m, rc, err.message, err.retry_after_ms);
-  return 0;
+  return rc;
 }
 
 typedef enum { GROUP_ACK, GROUP_EXTEND, GROUP_NACK } group_op_t;
 
-/* ack, extend and nack: silent on success unless the message has a ref, which gets
- * {"op":"acked"|"extended"|"nacked","ref",...}. */
-static int op_group(msg_t *m, group_op_t op) {
-  int qrc = 0;
-  if (need_topic(m, &qrc) < 0) return qrc;
-  const char *group;
-  if (opt_group(m, &group, &qrc) < 0) return qrc;
-  if (!group) return reply_error(m, -EINVAL, "group: missing", 0);
-  json_t *jseq = json_object_get(m->root, "seq");
-  if (!json_is_integer(jseq) || json_integer_value(jseq) < 1)
-    return reply_error(m, -EINVAL, jseq ? "seq: must be an integer >= 1" : "seq: missing", 0);
-  uint64_t seq = (uint64_t)json_integer_value(jseq), delay = 0;
-  if (op == GROUP_NACK && opt_uint(m, "delay_ms", 0, STREAM_GROUP_WAIT_MAX_MS, &delay, &qrc) < 0) return qrc;
+/* ack, extend and nack once read: silent on success unless the message has a ref, which
+ * gets {"op":"acked"|"extended"|"nacked","ref","topic","group","seq"}. */
+static int group_exec(msg_t *m, group_op_t op, const char *group, uint64_t seq, uint64_t delay) {
   stream_err_t err;
   int rc;
   const char *done;
@@ -205,23 +214,131 @@ static int op_group(msg_t *m, group_op_t op) {
   if (rc < 0) return reply_error(m, rc, err.message, 0);
   if (!m->ref) return 0;
   stream_hub_t *hub = m->conn->hub;
-  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I}", "op", done, "ref", m->ref, "topic", m->topic, "group", group,
-                        "seq", (json_int_t)seq);
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, done, m->topic, o);
-  json_decref(o);
+  size_t len = sizeof("{\"op\":,\"ref\":,\"topic\":,\"group\":,\"seq\":}") - 1 + strlen(done) + 2 +
+               stream__json_escape_len(m->ref) + stream__json_escape_len(m->topic) + stream__json_escape_len(group) +
+               stream__cw_int_len((int64_t)seq);
+  stream_cw_t w;
+  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, done, m->topic, len, &w);
+  STREAM_CW_LIT(&w, "{\"op\":");
+  stream__cw_str(&w, done);
+  STREAM_CW_LIT(&w, ",\"ref\":");
+  stream__cw_str(&w, m->ref);
+  STREAM_CW_LIT(&w, ",\"topic\":");
+  stream__cw_str(&w, m->topic);
+  STREAM_CW_LIT(&w, ",\"group\":");
+  stream__cw_str(&w, group);
+  STREAM_CW_LIT(&w, ",\"seq\":");
+  stream__cw_int(&w, (int64_t)seq);
+  STREAM_CW_LIT(&w, "}");
   return stream__conn_control(m->conn, f, false);
 }
 
+static int op_group(msg_t *m, group_op_t op) {
+  int qrc = 0;
+  if (need_topic(m, &qrc) < 0) return qrc;
+  const char *group;
+  if (opt_group(m, &group, &qrc) < 0) return qrc;
+  if (!group) return reply_error(m, -EINVAL, "group: missing", 0);
+  json_t *jseq = json_object_get(m->root, "seq");
+  if (!json_is_integer(jseq) || json_integer_value(jseq) < 1)
+    return reply_error(m, -EINVAL, jseq ? "seq: must be an integer >= 1" : "seq: missing", 0);
+  uint64_t seq = (uint64_t)json_integer_value(jseq), delay = 0;
+  if (op == GROUP_NACK && opt_uint(m, "delay_ms", 0, STREAM_GROUP_WAIT_MAX_MS, &delay, &qrc) < 0) return qrc;
+  return group_exec(m, op, group, seq, delay);
+}
+
+/* {"op":"pong"} or {"op":"pong","ref":...}, as jansson would write them. */
 static int op_ping(msg_t *m) {
   stream_hub_t *hub = m->conn->hub;
-  json_t *o = json_pack("{s:s}", "op", "pong");
-  if (m->ref) json_object_set_new(o, "ref", json_string(m->ref));
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "pong", NULL, o);
-  json_decref(o);
+  size_t len =
+      sizeof("{\"op\":\"pong\"}") - 1 + (m->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(m->ref) : 0);
+  stream_cw_t w;
+  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "pong", NULL, len, &w);
+  STREAM_CW_LIT(&w, "{\"op\":\"pong\"");
+  if (m->ref) {
+    STREAM_CW_LIT(&w, ",\"ref\":");
+    stream__cw_str(&w, m->ref);
+  }
+  STREAM_CW_LIT(&w, "}");
   return stream__conn_control(m->conn, f, false);
 }
 
-int stream_conn_handle_message(stream_conn_t *c, const char *json, size_t len) {
+/* ---- the fast path: a scanned message, or back to jansson ---- */
+
+#define FAST_BUF 2048 /* bytes of stack for the scan's output; larger messages use the heap */
+
+/* An optional string field as opt_string reads it; false when the jansson path must say why
+ * not. Decoded strings have no NUL (the scanner refuses an escaped NUL, as jansson does). */
+static bool fast_str(const stream_msg_field_t *f, size_t max, const char **out) {
+  *out = NULL;
+  if (f->kind == STREAM_MSG_ABSENT || f->kind == STREAM_MSG_NULL) return true;
+  if (f->kind != STREAM_MSG_STRING || f->str_len > max) return false;
+  *out = f->str;
+  return true;
+}
+
+static bool fast_topic(msg_t *m, const stream_msg_t *s) {
+  const stream_msg_field_t *f = &s->f[STREAM_MSG_TOPIC];
+  if (f->kind != STREAM_MSG_STRING || stream_topic_validate(f->str, NULL, NULL) < 0) return false;
+  m->topic = f->str;
+  return true;
+}
+
+static int fast_pub(msg_t *m, const stream_msg_t *s) {
+  stream_pubin_t in = {.lane = STREAM_LANE_DATA};
+  const char *lane;
+  if (!fast_topic(m, s) || !fast_str(&s->f[STREAM_MSG_ID], STREAM_ID_MAX, &in.id) ||
+      !fast_str(&s->f[STREAM_MSG_TYPE], STREAM_TYPE_MAX, &in.type) || !fast_str(&s->f[STREAM_MSG_LANE], 16, &lane) ||
+      (in.id && !*in.id) || (lane && stream__lane_parse(lane, &in.lane) < 0))
+    return STREAM_FAST_DEFER;
+  int qrc = 0;
+  if (!pub_allowed(m, &qrc)) return qrc;
+  const stream_msg_field_t *data = &s->f[STREAM_MSG_DATA];
+  if (data->kind != STREAM_MSG_ABSENT) {
+    in.data = s->out.p + data->off;
+    in.data_len = data->len;
+  }
+  return pub_exec(m, &in);
+}
+
+static int fast_group(msg_t *m, const stream_msg_t *s, group_op_t op) {
+  const char *group;
+  const stream_msg_field_t *seq = &s->f[STREAM_MSG_SEQ], *delay = &s->f[STREAM_MSG_DELAY_MS];
+  if (!fast_topic(m, s) || !fast_str(&s->f[STREAM_MSG_GROUP], STREAM_GROUP_NAME_MAX, &group) || !group ||
+      !stream__group_name_ok(group) || seq->kind != STREAM_MSG_INT || seq->i < 1)
+    return STREAM_FAST_DEFER;
+  uint64_t delay_ms = 0;
+  if (op == GROUP_NACK && delay->kind != STREAM_MSG_ABSENT && delay->kind != STREAM_MSG_NULL) {
+    if (delay->kind != STREAM_MSG_INT || delay->i < 0 || (uint64_t)delay->i > STREAM_GROUP_WAIT_MAX_MS)
+      return STREAM_FAST_DEFER;
+    delay_ms = (uint64_t)delay->i;
+  }
+  return group_exec(m, op, group, (uint64_t)seq->i, delay_ms);
+}
+
+int stream__conn_handle_fast(stream_conn_t *c, const char *json, size_t len) {
+  stream_hub_t *hub = c->hub;
+  if (c->close_reason) return -ENOBUFS;
+  if (len > hub->cfg.max_message_bytes) return STREAM_FAST_DEFER;
+  char buf[FAST_BUF];
+  stream_msg_t s;
+  msg_t m = {.conn = c};
+  int rc = STREAM_FAST_DEFER;
+  if (stream__msg_scan(&s, json, len, hub->cfg.max_json_depth, buf, sizeof buf) < 0) goto out;
+  const stream_msg_field_t *op = &s.f[STREAM_MSG_OP];
+  if (op->kind != STREAM_MSG_STRING || !fast_str(&s.f[STREAM_MSG_REF], STREAM_REF_MAX, &m.ref)) goto out;
+  if (strcmp(op->str, "pub") == 0) rc = fast_pub(&m, &s);
+  else if (strcmp(op->str, "ping") == 0) rc = op_ping(&m);
+  else if (strcmp(op->str, "ack") == 0) rc = fast_group(&m, &s, GROUP_ACK);
+  else if (strcmp(op->str, "extend") == 0) rc = fast_group(&m, &s, GROUP_EXTEND);
+  else if (strcmp(op->str, "nack") == 0) rc = fast_group(&m, &s, GROUP_NACK);
+out:
+  stream__msg_close(&s);
+  if (rc == STREAM_FAST_DEFER) return rc;
+  return rc == -ENOBUFS || c->close_reason ? -ENOBUFS : 0;
+}
+
+int stream__conn_handle_slow(stream_conn_t *c, const char *json, size_t len) {
   stream_hub_t *hub = c->hub;
   if (c->close_reason) return -ENOBUFS;
   msg_t m = {.conn = c};
@@ -274,4 +391,9 @@ int stream_conn_handle_message(stream_conn_t *c, const char *json, size_t len) {
 out:
   json_decref(m.root);
   return rc == -ENOBUFS || c->close_reason ? -ENOBUFS : 0;
+}
+
+int stream_conn_handle_message(stream_conn_t *c, const char *json, size_t len) {
+  int rc = stream__conn_handle_fast(c, json, len);
+  return rc == STREAM_FAST_DEFER ? stream__conn_handle_slow(c, json, len) : rc;
 }

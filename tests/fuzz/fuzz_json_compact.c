@@ -4,7 +4,9 @@
  *     no NUL) and its nesting is within the same depth limit; what it writes parses with
  *     jansson to a value equal to jansson's, has no whitespace outside strings (compacting
  *     it again changes nothing), and validate-only mode agrees with copying mode;
- *   - stream__json_escape writes exactly what jansson's compact dump writes for a string.
+ *   - stream__json_escape writes exactly what jansson's compact dump writes for a string;
+ *   - stream__json_canon, when it accepts a text, writes exactly what jansson writes after
+ *     loading it with JSON_REJECT_DUPLICATES (compact dump), and jansson accepts it.
  * Intended difference: numbers that overflow jansson's int64/double (json_error_numeric_
  * overflow, e.g. 1e400 or 2^63) are valid RFC 8259 text; the compactor passes them through
  * as written, so those inputs only check the compactor against itself. Known jansson
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <jansson.h>
 
+#include "fastpath.h"
 #include "fuzz_common.h"
 #include "internal.h"
 
@@ -119,6 +122,27 @@ static void fz_escape(const uint8_t *d, size_t n) {
   free(s);
 }
 
+/* The canonical writer: whatever it accepts, jansson loads and dumps to the same bytes. */
+static void fz_canon(const uint8_t *d, size_t n, uint32_t max_depth) {
+  char small[64];
+  stream_jout_t o;
+  stream__jout_init(&o, small, sizeof small);
+  int rc = stream__json_canon((const char *)d, n, max_depth, &o, NULL, NULL);
+  if (rc != 0 && rc != -EINVAL) fz_fail("canon returned neither 0 nor -EINVAL", d, n, NULL, 0);
+  if (rc == 0) {
+    json_error_t jerr;
+    json_t *v = json_loadb((const char *)d, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) fz_fail("canon accepts what jansson rejects", d, n, o.p, o.len);
+    if (fz_depth(v) > max_depth) fz_fail("canon accepts a text deeper than its limit", d, n, o.p, o.len);
+    char *ref = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!ref || strlen(ref) != o.len || memcmp(ref, o.p, o.len) != 0)
+      fz_fail("canon writes other bytes than jansson", d, n, o.p, o.len);
+    free(ref);
+    json_decref(v);
+  }
+  stream__jout_close(&o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   static const uint32_t big[4] = {0, 32, 64, 200};
@@ -126,5 +150,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t max_depth = (cfg >> 6) ? big[cfg >> 6] : (uint32_t)(cfg & 15);
   fz_compact(data + 1, size - 1, max_depth);
   fz_escape(data + 1, size - 1);
+  fz_canon(data + 1, size - 1, max_depth);
   return 0;
 }

@@ -1,4 +1,5 @@
 /* Tests for streams/frame.c: serialization, headroom, refcounts, accounting. */
+#include "fastpath.h"
 #include "streams/helpers.h"
 
 static void test_frame_event_serializes_every_field_once_with_data_last(void **state) {
@@ -71,12 +72,69 @@ static void test_lane_names_parse_both_ways(void **state) {
   assert_string_equal(stream__lane_name(STREAM_LANE_DATA), "data");
 }
 
+/* A control frame is one allocation of exactly its parts, small or large (over the 512
+ * bytes dumped on the stack first), with jansson's compact text. */
+static void test_control_frame_is_one_exact_allocation_with_janssons_text(void **state) {
+  (void)state;
+  stream_stats_t st = {0};
+  for (int big = 0; big < 2; big++) {
+    json_t *o = json_pack("{s:s,s:s,s:[i,s]}", "op", "gap", "topic", "acme/r", "x", 1, "\"\n\xc3\xa9");
+    if (big) {
+      char pad[2000];
+      memset(pad, 'p', sizeof pad - 1);
+      pad[sizeof pad - 1] = '\0';
+      json_object_set_new(o, "pad", json_string(pad));
+    }
+    char *want = json_dumps(o, JSON_COMPACT);
+    stream_frame_t *f = stream__frame_control(&st, 16, "gap", "acme/r", o);
+    json_decref(o);
+    size_t len;
+    const unsigned char *p = stream_frame_payload(f, &len);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(p, want, len);
+    assert_int_equal(p[len], '\0');
+    assert_int_equal(f->size, sizeof(stream_frame_t) + 16 + len + 1 + strlen("acme/r") + 1);
+    assert_int_equal(st.frame_bytes, f->size);
+    assert_string_equal(stream_frame_topic(f), "acme/r");
+    assert_int_equal(stream_frame_kind(f), STREAM_FRAME_CONTROL);
+    stream_frame_unref(&f);
+    assert_int_equal(st.frames, 0);
+    free(want);
+  }
+}
+
+/* The hand-written appenders fill exactly the size the caller computed. */
+static void test_control_frame_alloc_and_appenders_fill_the_exact_size(void **state) {
+  (void)state;
+  stream_stats_t st = {0};
+  const char *ref = "r\"\x01";
+  size_t len = sizeof("{\"op\":\"pong\",\"ref\":,\"n\":}") - 1 + stream__json_escape_len(ref) +
+               stream__cw_int_len(-9223372036854775807ll - 1);
+  stream_cw_t w;
+  stream_frame_t *f = stream__frame_control_alloc(&st, 0, "pong", NULL, len, &w);
+  STREAM_CW_LIT(&w, "{\"op\":\"pong\",\"ref\":");
+  stream__cw_str(&w, ref);
+  STREAM_CW_LIT(&w, ",\"n\":");
+  stream__cw_int(&w, -9223372036854775807ll - 1);
+  STREAM_CW_LIT(&w, "}");
+  assert_ptr_equal(w.p, (char *)f->payload + len);
+  assert_string_equal((const char *)f->payload, "{\"op\":\"pong\",\"ref\":\"r\\\"\\u0001\",\"n\":-9223372036854775808}");
+  assert_null(stream_frame_topic(f));
+  assert_string_equal(stream_frame_op(f), "pong");
+  assert_int_equal(stream_frame_lane(f), STREAM_LANE_CONTROL);
+  assert_int_equal(f->size, sizeof(stream_frame_t) + len + 1);
+  stream_frame_unref(&f);
+  assert_int_equal(st.frame_bytes, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_frame_event_serializes_every_field_once_with_data_last),
       cmocka_unit_test(test_frame_ephemeral_has_no_seq_and_null_data_when_absent),
       cmocka_unit_test(test_frame_refcount_frees_on_last_unref_and_accounts_bytes),
       cmocka_unit_test(test_lane_names_parse_both_ways),
+      cmocka_unit_test(test_control_frame_is_one_exact_allocation_with_janssons_text),
+      cmocka_unit_test(test_control_frame_alloc_and_appenders_fill_the_exact_size),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

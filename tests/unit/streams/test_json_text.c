@@ -1,5 +1,7 @@
-/* Tests for streams/json_text.c: the validating compactor and the string escaper, with a
- * data-driven table and differential runs against jansson on generated inputs. */
+/* Tests for streams/json_text.c: the validating compactor, the canonical writer and the
+ * string escaper, with data-driven tables and differential runs against jansson on
+ * generated inputs. */
+#include "fastpath.h"
 #include "streams/helpers.h"
 
 typedef struct jcase {
@@ -166,12 +168,244 @@ static void test_compact_agrees_with_jansson_on_mutated_documents(void **state) 
   assert_true(accepted > 1000 && rejected > 1000); /* both sides were exercised */
 }
 
+/* ---- the canonical writer ---- */
+
+/* What jansson writes for text (load with JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, compact
+ * dump), or NULL when it refuses; *why gets its error text. */
+static char *jansson_canon(const char *text, size_t len, const char **why) {
+  static json_error_t jerr;
+  json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  *why = jerr.text;
+  if (!v) return NULL;
+  char *out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(v);
+  return out;
+}
+
+/* Runs the canonical writer on text with a small starting buffer (so growing is tested). */
+static int canon(const char *text, size_t len, uint32_t depth, char **out, size_t *out_len) {
+  char small[16];
+  stream_jout_t o;
+  stream__jout_init(&o, small, sizeof small);
+  int rc = stream__json_canon(text, len, depth, &o, NULL, NULL);
+  *out = rc == 0 ? strndup(o.p, o.len) : NULL;
+  *out_len = rc == 0 ? o.len : 0;
+  stream__jout_close(&o);
+  return rc;
+}
+
+typedef struct ccase {
+  const char *in;
+  const char *out;  /* NULL: refused */
+  bool jansson_ok;  /* jansson accepts it (for refusals: a case the writer leaves to jansson) */
+} ccase_t;
+
+static void test_canon_writes_what_jansson_loads_and_dumps_per_the_table(void **state) {
+  (void)state;
+  const ccase_t cases[] = {
+      {" { \"b\" : 1 , \"a\" : [ 2 , { } , [ ] ] } ", "{\"b\":1,\"a\":[2,{},[]]}", true},
+      {"\"\\u00e9\\/\\u0001\\u001f\\u007f\\u2028\\ud83d\\ude00\\u0022\\u005c\\u000a\"",
+       "\"\xc3\xa9/\\u0001\\u001F\x7f\xe2\x80\xa8\xf0\x9f\x98\x80\\\"\\\\\\n\"", true},
+      {"\"\\b\\f\\n\\r\\t\\\"\\\\\"", "\"\\b\\f\\n\\r\\t\\\"\\\\\"", true},
+      {"\"\\u0008\\u000C\\u000d\\u0009\"", "\"\\b\\f\\r\\t\"", true},
+      {"-0", "0", true},
+      {"[-0.0,1e5,1E-7,0.1,1e22,1e16,100.0,2.5e-310,1e-400]",
+       "[-0.0,100000.0,9.9999999999999995e-8,0.10000000000000001,1e22,10000000000000000.0,100.0,"
+       "2.5000000000000171e-310,0.0]",
+       true},
+      {"9223372036854775807", "9223372036854775807", true},
+      {"-9223372036854775808", "-9223372036854775808", true},
+      {"9223372036854775808", NULL, false},
+      {"-9223372036854775809", NULL, false},
+      {"12345678901234567890123", NULL, false},
+      {"1e400", NULL, false},
+      {"-1e400", NULL, false},
+      {"{\"a\":1,\"a\":2}", NULL, false},
+      {"{\"a\":1,\"\\u0061\":2}", NULL, false},
+      {"[{\"x\":{\"y\":1,\"y\":1}}]", NULL, false},
+      {"[{\"a\":1},{\"a\":1}]", "[{\"a\":1},{\"a\":1}]", true}, /* same key in sibling objects */
+      {"{\"a\":{\"a\":{\"a\":1}}}", "{\"a\":{\"a\":{\"a\":1}}}", true},
+      {"\"\\u0000\"", NULL, false},
+      {"\"\\ud800\"", NULL, false},
+      {"\"\\udc00\"", NULL, false},
+      {"\"\\ud800\\u0041\"", NULL, false},
+      {"\"\xed\xa0\x80\"", NULL, false},
+      {"\"\xc0\xaf\"", NULL, false},
+      {"\"\xff\"", NULL, false},
+      {"\"a\tb\"", NULL, false},
+      {"[1,]", NULL, false},
+      {"{\"a\":1} x", NULL, false},
+      {"", NULL, false},
+      {"[[[[[[[[[1]]]]]]]]]", NULL, true}, /* depth 9 > 8 */
+      {"0.100000000000000000000000000000000000000000000000000000000000000001", NULL, true}, /* long literal */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *in = cases[i].in, *why;
+    char *mine;
+    size_t n;
+    int rc = canon(in, strlen(in), 8, &mine, &n);
+    char *theirs = jansson_canon(in, strlen(in), &why);
+    if ((theirs != NULL) != cases[i].jansson_ok) fail_msg("case %zu (%s): jansson says %s", i, in, theirs ? "ok" : why);
+    if (!cases[i].out) {
+      if (rc != -EINVAL) fail_msg("case %zu (%s): accepted as %s", i, in, mine);
+    } else {
+      if (rc != 0) fail_msg("case %zu (%s): refused", i, in);
+      if (n != strlen(cases[i].out) || memcmp(mine, cases[i].out, n) != 0)
+        fail_msg("case %zu: got %s want %s", i, mine, cases[i].out);
+      if (strcmp(theirs, mine) != 0) fail_msg("case %zu: jansson writes %s, we %s", i, theirs, mine);
+    }
+    free(mine);
+    free(theirs);
+  }
+}
+
+static void test_canon_refuses_objects_wider_than_it_checks_for_duplicates(void **state) {
+  (void)state;
+  char text[1024];
+  size_t n = 0;
+  text[n++] = '{';
+  for (int k = 0; k < 33; k++) n += (size_t)sprintf(text + n, "%s\"k%d\":%d", k ? "," : "", k, k);
+  text[n++] = '}';
+  char *out;
+  size_t out_len;
+  assert_int_equal(canon(text, n, 8, &out, &out_len), -EINVAL); /* 33 members: left to jansson */
+  /* 32 members are checked and written */
+  n = (size_t)(strstr(text, ",\"k32\"") - text);
+  text[n++] = '}';
+  assert_int_equal(canon(text, n, 8, &out, &out_len), 0);
+  const char *why;
+  char *theirs = jansson_canon(text, n, &why);
+  assert_string_equal(out, theirs);
+  free(out);
+  free(theirs);
+}
+
+static void test_canon_grows_its_output_past_the_callers_buffer_for_reals(void **state) {
+  (void)state;
+  char text[4000];
+  size_t n = 0;
+  text[n++] = '[';
+  for (int k = 0; k < 500; k++) n += (size_t)sprintf(text + n, "%s1e%d", k ? "," : "", k % 300);
+  text[n++] = ']';
+  char *out;
+  size_t out_len;
+  assert_int_equal(canon(text, n, 8, &out, &out_len), 0);
+  assert_true(out_len > n); /* reals written by jansson's rules are longer */
+  const char *why;
+  char *theirs = jansson_canon(text, n, &why);
+  assert_string_equal(out, theirs);
+  free(out);
+  free(theirs);
+}
+
+typedef struct members {
+  char seen[256];
+} members_t;
+
+static void collect_member(void *ud, const stream_jout_t *out, size_t key_off, size_t key_len, size_t val_off,
+                           size_t val_len) {
+  members_t *m = ud;
+  size_t n = strlen(m->seen);
+  snprintf(m->seen + n, sizeof m->seen - n, "%.*s=%.*s;", (int)key_len, out->p + key_off, (int)val_len,
+           out->p + val_off);
+}
+
+static void test_canon_reports_top_level_members_in_order_with_their_canonical_text(void **state) {
+  (void)state;
+  const char *text = "{ \"op\" : \"pub\", \"o\\u0070\\/\":[1, {\"a\" :2}], \"\":1.50 ,\"n\":null}";
+  members_t m = {{0}};
+  char buf[256];
+  stream_jout_t o;
+  stream__jout_init(&o, buf, sizeof buf);
+  assert_int_equal(stream__json_canon(text, strlen(text), 8, &o, collect_member, &m), 0);
+  assert_string_equal(m.seen, "op=\"pub\";op/=[1,{\"a\":2}];=1.5;n=null;");
+  assert_false(o.heap);
+  stream__jout_close(&o);
+  /* With a callback the text must be an object. */
+  stream__jout_init(&o, buf, sizeof buf);
+  assert_int_equal(stream__json_canon("[1]", 3, 8, &o, collect_member, &m), -EINVAL);
+  stream__jout_close(&o);
+}
+
+static void test_canon_unescape_inverts_jansson_escaping(void **state) {
+  (void)state;
+  unsigned seed = 11;
+  for (int i = 0; i < 5000; i++) {
+    char s[64];
+    random_utf8(&seed, s, sizeof s);
+    json_t *js = json_string(s);
+    char *text = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len = strlen(text);
+    char *dst = malloc(len);
+    size_t n = stream__json_canon_unescape(dst, text, len);
+    assert_int_equal(n, strlen(s));
+    assert_string_equal(dst, s);
+    n = stream__json_canon_unescape(text, text, len); /* in place */
+    assert_string_equal(text, s);
+    free(dst);
+    free(text);
+    json_decref(js);
+  }
+}
+
+static void test_canon_agrees_with_jansson_on_mutated_documents(void **state) {
+  (void)state;
+  static const char alphabet[] = "{}[]\",:\\ 0123456789-+.eEtrufalsn\x01\x80\xc3\xa9u/";
+  static const char *docs[] = {
+      "{\"a\":[1,2.5,-3e2,true,false,null],\"b\":{\"c\":\"d\\n\\u00e9\\/\"},\"e\":\"\xf0\x9f\x98\x80\"}",
+      "[{\"x\":\"y\",\"z\":\"y\"},[],{},\"\\ud83d\\ude00\",0,-0,1e-5,1.0E+2]",
+      "{\"op\":\"pub\",\"ref\":\"r\\u0031\",\"topic\":\"acme/r\",\"data\":{\"k\":[0.5,\"\\u0001\"],\"kk\":1}}",
+      "{\"deep\":[[[[{\"k\":[1]}]]]],\"a\":{\"a\":{}}}",
+  };
+  unsigned seed = 5;
+  int accepted = 0, rejected = 0;
+  for (int i = 0; i < 40000; i++) {
+    const char *doc = docs[i % 4];
+    char buf[256];
+    size_t len = strlen(doc);
+    memcpy(buf, doc, len);
+    int muts = (int)(rnd(&seed) % 3);
+    for (int k = 0; k < muts && len > 0; k++) {
+      size_t at = rnd(&seed) % len;
+      switch (rnd(&seed) % 3) {
+      case 0: buf[at] = alphabet[rnd(&seed) % (sizeof alphabet - 1)]; break;
+      case 1: memmove(buf + at, buf + at + 1, len - at - 1), len--; break;
+      default:
+        if (len < sizeof buf - 1) {
+          memmove(buf + at + 1, buf + at, len - at);
+          buf[at] = alphabet[rnd(&seed) % (sizeof alphabet - 1)];
+          len++;
+        }
+      }
+    }
+    const char *why;
+    char *theirs = memchr(buf, '\0', len) ? NULL : jansson_canon(buf, len, &why);
+    char *mine;
+    size_t n;
+    int rc = canon(buf, len, 64, &mine, &n);
+    if (rc == 0 && (!theirs || strlen(theirs) != n || memcmp(theirs, mine, n) != 0))
+      fail_msg("on %.*s: we write %s, jansson %s", (int)len, buf, mine, theirs ? theirs : why);
+    if (rc != 0 && theirs) fail_msg("on %.*s: we refuse what jansson writes as %s", (int)len, buf, theirs);
+    if (rc == 0) accepted++;
+    else rejected++;
+    free(mine);
+    free(theirs);
+  }
+  assert_true(accepted > 1000 && rejected > 1000); /* both sides were exercised */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_compact_accepts_valid_json_and_strips_whitespace_per_the_table),
       cmocka_unit_test(test_escape_matches_jansson_compact_dump_on_generated_strings),
       cmocka_unit_test(test_utf8_validation_rejects_bad_sequences_and_nul),
       cmocka_unit_test(test_compact_agrees_with_jansson_on_mutated_documents),
+      cmocka_unit_test(test_canon_writes_what_jansson_loads_and_dumps_per_the_table),
+      cmocka_unit_test(test_canon_refuses_objects_wider_than_it_checks_for_duplicates),
+      cmocka_unit_test(test_canon_grows_its_output_past_the_callers_buffer_for_reals),
+      cmocka_unit_test(test_canon_reports_top_level_members_in_order_with_their_canonical_text),
+      cmocka_unit_test(test_canon_unescape_inverts_jansson_escaping),
+      cmocka_unit_test(test_canon_agrees_with_jansson_on_mutated_documents),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
