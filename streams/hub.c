@@ -38,7 +38,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->max_json_depth = 32;
   c->ring_size = 256;
   c->max_subs_per_conn = 64;
-  c->control_queue_max = 256;
+  c->control_queue_max = 1024;
   c->commit_batch_max = 1000;
   c->commit_thread = true;
   c->overload_threshold = 50000;
@@ -146,6 +146,7 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   base_map_init(&hub->tenants);
   base_queue_init(&hub->tenant_lru);
   base_queue_init(&hub->done);
+  base_queue_init(&hub->pub_free);
   base_queue_init(&hub->batch);
   base_queue_init(&hub->wakes);
   if (cfg.commit_thread) {
@@ -197,7 +198,8 @@ void stream_hub_close(stream_hub_t *hub) {
   stream__groups_close(hub);
   stream__publish_fail_all(hub, -ECANCELED);
   stream__complete_run(hub);
-  hub->closing = true;
+  hub->closing = true; /* from here on finished publishes are freed, not kept */
+  stream__pub_free_all(hub);
   base_map_iter_t it;
   for (base_map_node_t *n = base_map_first(&hub->topics, &it); n; n = base_map_next(&hub->topics, &it))
     stream__topic_free(hub, container_of(n, stream_topic_t, node));

@@ -20,6 +20,7 @@
 #define STREAM_ID_MAX 200   /* bytes of an idempotency key */
 #define STREAM_TYPE_MAX 200 /* bytes of an event type */
 #define STREAM_REF_MAX 128  /* bytes of a client's ref */
+#define STREAM_PUB_FREE_MAX 4096 /* finished publishes kept for reuse: publishing allocates nothing per event for them */
 #define STREAM_RETRY_OVERLOAD_MS 250
 
 /* ---- frames ---- */
@@ -245,6 +246,8 @@ struct stream_hub {
   uint32_t commit_rr;
   uint32_t route_rr;
   base_queue_t done;  /* stream_pub_t awaiting their callback */
+  base_queue_t pub_free; /* owned stream_pub_t kept for reuse (at most STREAM_PUB_FREE_MAX) */
+  uint32_t npub_free;
   base_queue_t batch; /* stream_pub_t of the batch the writer holds (writer.busy) */
   uint32_t batch_appends; /* events of that batch (the rest are duplicates) */
   stream_writer_t writer;
@@ -275,7 +278,7 @@ struct stream_pub {
   stream_frame_t *frame;    /* owned; NULL for duplicates and ephemerals */
   stream_conn_t *conn;      /* borrowed; NULL when published through the API */
   stream_dedupe_entry_t *dedupe; /* borrowed; the event's pending idempotency key */
-  char *ref;                /* owned; the client's ref */
+  char *ref;                /* the client's ref: ref_inline when it fits, else owned */
   stream_publish_cb cb;     /* NULL when cancelled */
   void *ud;
   uint64_t seq;
@@ -284,6 +287,7 @@ struct stream_pub {
   bool duplicate;
   bool ephemeral;
   bool queued_reliable; /* counted in stats.pending */
+  char ref_inline[32];  /* short refs (most) live here: no allocation per publish */
 };
 
 typedef struct stream_pubin {
@@ -294,6 +298,8 @@ typedef struct stream_pubin {
   size_t data_len;
 } stream_pubin_t;
 
+/* Frees the publishes kept for reuse (hub close). */
+void stream__pub_free_all(stream_hub_t *hub);
 int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *in, stream_conn_t *conn,
                     const char *ref, stream_publish_cb cb, void *ud, stream_pub_t **handle, stream_err_t *err);
 /* Commits what is queued, in bounded store batches, then queues completions. Without the

@@ -14,6 +14,7 @@
  * so seq never skips. Ephemeral events bypass the store entirely. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,17 @@ static stream_tenant_t *tenant_get(stream_hub_t *hub, const char *topic, size_t 
 
 static stream_pub_t *pub_new(stream_hub_t *hub, stream_topic_t *t, stream_conn_t *conn, const char *ref,
                              stream_publish_cb cb, void *ud) {
-  stream_pub_t *p = xcalloc(1, sizeof *p);
+  stream_pub_t *p;
+  if (hub->npub_free) {
+    base_queue_t *q = base_queue_head(&hub->pub_free);
+    base_queue_remove(q);
+    hub->npub_free--;
+    p = base_queue_data(q, stream_pub_t, link);
+    memset(p, 0, offsetof(stream_pub_t, ref_inline));
+    p->ref_inline[0] = '\0';
+  } else {
+    p = xcalloc(1, sizeof *p);
+  }
   base_queue_init(&p->link);
   base_queue_init(&p->conn_link);
   p->topic = t;
@@ -81,7 +92,15 @@ static stream_pub_t *pub_new(stream_hub_t *hub, stream_topic_t *t, stream_conn_t
     base_queue_insert_tail(&conn->pubs, &p->conn_link);
     conn->npubs++;
   }
-  p->ref = ref ? xstrdup(ref) : NULL;
+  if (ref) {
+    size_t rl = strlen(ref);
+    if (rl < sizeof p->ref_inline) {
+      memcpy(p->ref_inline, ref, rl + 1);
+      p->ref = p->ref_inline;
+    } else {
+      p->ref = xstrdup(ref);
+    }
+  }
   p->cb = cb;
   p->ud = ud;
   p->start_us = stream__mono_us(hub);
@@ -401,8 +420,22 @@ void stream__complete_run(stream_hub_t *hub) {
     t->pins--;
     stream__topic_update_idle(hub, t);
     stream_frame_unref(&p->frame);
-    free(p->ref);
-    free(p);
+    if (p->ref != p->ref_inline) free(p->ref);
+    if (hub->npub_free < STREAM_PUB_FREE_MAX && !hub->closing) {
+      base_queue_insert_head(&hub->pub_free, &p->link);
+      hub->npub_free++;
+    } else {
+      free(p);
+    }
+  }
+}
+
+void stream__pub_free_all(stream_hub_t *hub) {
+  while (hub->npub_free) {
+    base_queue_t *q = base_queue_head(&hub->pub_free);
+    base_queue_remove(q);
+    hub->npub_free--;
+    free(base_queue_data(q, stream_pub_t, link));
   }
 }
 
