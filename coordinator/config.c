@@ -91,6 +91,8 @@ static const config_key_t config_keys[] = {
      "1 = store commits run on a writer thread, off the event loop; 0 = on the loop"},
     {"streams.control_queue_max", KEY_INT, OFF(streams.control_queue_max), 4, 65536,
      "replies (pubacks, errors, pongs) queued per connection; reading a client pauses at half"},
+    {"streams.commit_batch_max", KEY_INT, OFF(streams.commit_batch_max), 1, 100000,
+     "events per store transaction at most (a group commit takes what is queued, up to this)"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
     {"streams.groups.ack_wait_ms", KEY_INT, OFF(streams.groups.ack_wait_ms), 1, 86400000,
@@ -234,6 +236,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.overload_threshold = sc.overload_threshold;
   cfg->streams.commit_thread = sc.commit_thread ? 1 : 0;
   cfg->streams.control_queue_max = sc.control_queue_max;
+  cfg->streams.commit_batch_max = sc.commit_batch_max;
   cfg->streams.sse_keepalive_ms = 15000;
   cfg->streams.groups.ack_wait_ms = sc.group_ack_wait_ms;
   cfg->streams.groups.max_deliveries = sc.group_max_deliveries;

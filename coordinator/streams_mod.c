@@ -122,6 +122,7 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->overload_threshold = (uint32_t)cfg->streams.overload_threshold;
   sc->commit_thread = cfg->streams.commit_thread != 0;
   sc->control_queue_max = (uint32_t)cfg->streams.control_queue_max;
+  sc->commit_batch_max = (uint32_t)cfg->streams.commit_batch_max;
   sc->group_ack_wait_ms = (uint32_t)cfg->streams.groups.ack_wait_ms;
   sc->group_max_deliveries = (uint32_t)cfg->streams.groups.max_deliveries;
   sc->group_max_inflight = (uint32_t)cfg->streams.groups.max_inflight;

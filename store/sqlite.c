@@ -46,7 +46,6 @@
 #define SQ_SCHEMA_VERSION 3
 #define SQ_TOPIC_CHUNK 64  /* topics fetched per query during retention */
 #define SQ_CKPT_PAGES 1000 /* WAL pages that wake the checkpointer (SQLite's default limit) */
-#define SQ_CKPT_WAIT_PAGES 8000 /* WAL pages past which the writer waits for a pass (sq_maintain) */
 #define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
 #define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
 
@@ -149,14 +148,10 @@ typedef struct sq_ckpt {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  pthread_cond_t passed; /* broadcast after each checkpoint pass */
   sqlite3 *db; /* owned: its own connection */
   bool started;
-  bool due;  /* the WAL passed SQ_CKPT_PAGES since the last checkpoint began */
-  bool full; /* the WAL passed SQ_CKPT_WAIT_PAGES: the next sq_maintain waits for a pass */
+  bool due; /* the WAL passed SQ_CKPT_PAGES since the last checkpoint began */
   bool stop;
-  bool running;    /* a pass is under way */
-  uint64_t passes; /* checkpoint passes finished */
 } sq_ckpt_t;
 
 /* Invariant: nheads is non-zero only while a batch (BEGIN IMMEDIATE) is open; slots is
@@ -281,7 +276,6 @@ static void *sq_ckpt_main(void *arg) {
     while (!c->due && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
     if (c->stop) break;
     c->due = false;
-    c->running = true;
     pthread_mutex_unlock(&c->mu);
     int log_pages = 0, done_pages = 0;
     /* BUSY only means another checkpoint is running: the next wake tries again. */
@@ -291,9 +285,6 @@ static void *sq_ckpt_main(void *arg) {
       log_warn("store", "checkpoint failed", "{s:i,s:s}", "code", rc, "error",
                sqlite3_errmsg(c->db));
     pthread_mutex_lock(&c->mu);
-    c->running = false;
-    c->passes++;
-    pthread_cond_broadcast(&c->passed);
   }
   pthread_mutex_unlock(&c->mu);
   return NULL;
@@ -306,7 +297,6 @@ static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
   sq_ckpt_t *c = ud;
   if (pages < SQ_CKPT_PAGES) return SQLITE_OK;
   pthread_mutex_lock(&c->mu);
-  if (pages >= SQ_CKPT_WAIT_PAGES) c->full = true;
   if (!c->due) {
     c->due = true;
     pthread_cond_signal(&c->cv);
@@ -328,43 +318,18 @@ static void sq_ckpt_start(sq_store_t *q, const store_options_t *opts) {
   if (rc == SQLITE_OK) {
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    pthread_cond_init(&c->passed, NULL);
     if (pthread_create(&c->thread, NULL, sq_ckpt_main, c) == 0) {
       c->started = true;
       sqlite3_wal_hook(q->sql.db, sq_wal_hook, c); /* replaces the autocheckpoint */
       return;
     }
     pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->passed);
     pthread_mutex_destroy(&c->mu);
   }
   log_warn("store", "no checkpoint thread; checkpoints stay in commits", "{s:s}", "error",
            c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
   sqlite3_close(c->db);
   c->db = NULL;
-}
-
-/* The WAL only starts over from its beginning once a checkpoint has copied all of it
- * back; under a steady stream of commits a PASSIVE pass never catches up, so the file
- * grows without bound and every commit pays for fresh blocks (the kernel zeroes them).
- * Past SQ_CKPT_WAIT_PAGES the committing thread therefore waits here, between its
- * batches and without the store's lock, for one whole pass that starts after the call:
- * with no commit meanwhile it copies everything, and the next commit rewinds the WAL. */
-static int sq_maintain(void *be) {
-  sq_store_t *q = be;
-  sq_ckpt_t *c = &q->ckpt;
-  if (!c->started) return 0;
-  pthread_mutex_lock(&c->mu);
-  if (c->full) {
-    c->full = false;
-    /* A pass under way may have started before the last commit: then wait for the next. */
-    uint64_t target = c->passes + (c->running ? 2 : 1);
-    c->due = true;
-    pthread_cond_signal(&c->cv);
-    while (c->passes < target && !c->stop) pthread_cond_wait(&c->passed, &c->mu);
-  }
-  pthread_mutex_unlock(&c->mu);
-  return 0;
 }
 
 static void sq_ckpt_stop(sq_store_t *q) {
@@ -377,7 +342,6 @@ static void sq_ckpt_stop(sq_store_t *q) {
   pthread_mutex_unlock(&c->mu);
   pthread_join(c->thread, NULL);
   pthread_cond_destroy(&c->cv);
-  pthread_cond_destroy(&c->passed);
   pthread_mutex_destroy(&c->mu);
   sqlite3_close(c->db);
   c->db = NULL;
@@ -926,7 +890,6 @@ static const store_ops_t sq_ops = {
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
     .retention_run = sq_retention_run,
-    .maintain = sq_maintain,
 };
 
 int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be) {

@@ -294,11 +294,6 @@ int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {
   return rc;
 }
 
-int store_maintain(store_t *s) {
-  if (!s) return -EINVAL;
-  return s->ops->maintain ? s->ops->maintain(s->be) : 0;
-}
-
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                void *ud) {
   if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;

@@ -39,7 +39,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->ring_size = 256;
   c->max_subs_per_conn = 64;
   c->control_queue_max = 1024;
-  c->commit_batch_max = 1000;
+  c->commit_batch_max = 4000;
   c->commit_thread = true;
   c->overload_threshold = 50000;
   c->idle_topic_s = 30;

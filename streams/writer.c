@@ -35,11 +35,6 @@ static void writer_main(void *arg) {
     w->done = true;
     uv_cond_signal(&w->landed);
     uv_async_send(&w->async);
-    /* The result is out; before the next batch, let the store catch up when it must (a
-     * checkpoint pass past its WAL bound, store_maintain). Publishes queue meanwhile. */
-    uv_mutex_unlock(&w->mu);
-    (void)store_maintain(hub->store);
-    uv_mutex_lock(&w->mu);
   }
   uv_mutex_unlock(&w->mu);
 }

@@ -119,13 +119,6 @@ void store_batch_rollback(store_t *s);
  * are only read. May block for the length of the commit: streams calls it from its
  * writer thread (or, with the thread off, from the loop). */
 int store_batch_write(store_t *s, const store_event_t *evs, size_t n) __attribute__((warn_unused_result));
-/* Housekeeping that may block for a while, for the thread that commits, between its
- * batches: with SQLite, when the write-ahead log has grown past its bound (8,000 pages)
- * because checkpoints could not catch up with steady commits, it waits for one whole
- * checkpoint pass so that the log starts over instead of growing. Does not hold the
- * store's lock meanwhile (reads and other calls go on). Never call it from the event loop.
- * 0 or a negative errno. */
-int store_maintain(store_t *s);
 
 /* Calls cb for the retained events of the topic with seq > after_seq, ascending, at most
  * limit (0 = no limit). Returns 0, cb's nonzero value, or an error (-ENOENT for an

@@ -51,7 +51,7 @@ typedef struct stream_config {
   uint32_t ring_size;             /* 256 newest committed events kept in memory per topic */
   uint32_t max_subs_per_conn;     /* 64 */
   uint32_t control_queue_max;     /* 1024 control frames per connection */
-  uint32_t commit_batch_max;      /* 1000 events per store transaction */
+  uint32_t commit_batch_max;      /* 4000 events per store transaction; streams.commit_batch_max */
   bool commit_thread;             /* true: commits run on a writer thread; streams.commit_thread */
   uint32_t overload_threshold;    /* 50000 uncommitted events: shed publishes with -EBUSY */
   uint32_t idle_topic_s;          /* 30: topics quiet this long with no subscriber leave memory */
