@@ -7,7 +7,7 @@
 #   s3     19,000 idle subscribed connections: RSS bytes per connection
 #   s1     5,000 subscribers on one topic at a few publish rates: loss, delivery latency
 #   s2     15,000 subscribers over 1,500 topics, 1,500 publishes/s: delivery latency
-#   pubs   publishing alone (8 publishers, 100 topics): durable acks/s and ack latency
+#   pubs   publishing alone (8 publishers on the coord-bulk subprotocol, 100 topics): durable acks/s and ack latency
 # usage: tests/bench/run-all.sh [scenario...]     (default: all of them)
 # env:   lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT; TARGETS (default: each
 #        script's own: "coordinator peer nats" for idle/s3, "coordinator peer" otherwise).
@@ -39,7 +39,7 @@ for s in $scenarios; do
           RATES_coordinator="200 500" RATES_peer="10 200" timeout 170 "$here/run-pubsub.sh" ;;
     s2) run s2 NAME=s2 SUBS=15000 TOPICS=1500 PUBS=10 RATES=1500 DURATION=20 WARMUP=2 \
           MAX_P99_MS=50 timeout 170 "$here/run-pubsub.sh" ;;
-    pubs) run pubs NAME=pubs SUBS=0 TOPICS=100 PUBS=8 PUB_WORKERS=2 DURATION=10 WARMUP=1 \
+    pubs) run pubs NAME=pubs SUBS=0 TOPICS=100 PUBS=8 PUB_WORKERS=2 DURATION=10 WARMUP=1 PUB_SUBPROTOCOL=coord-bulk \
             RATES_coordinator=200000 RATES_peer=5000 timeout 120 "$here/run-pubsub.sh" ;;
     *) echo "run-all: unknown scenario $s (selftest idle s3 s1 s2 pubs)" >&2; status=2 ;;
   esac
