@@ -18,6 +18,7 @@
 #include "base/mem.h"
 #include "streams_glue.h"
 
+#define SWS_PLAIN_QUEUE 64 /* replies a connection not on coord-bulk may have waiting, see sws_flow */
 #define SWS_PULL_MAX 256 /* frames per pull; limits.ws_frames_per_write caps it further */
 
 /* Invariants: conn is NULL only after the module stopped (hub closed); who outlives conn
@@ -117,9 +118,15 @@ static void sws_close_for(sws_t *w, const char *reason) {
 /* Replies pile up in the engine's bounded control queue when a client sends faster than
  * it reads; stop reading it at half the queue and read again below a quarter, so it is
  * slowed down instead of closed for overflow. Publishes in flight count: their replies
- * all arrive after the commit that ends the turn. */
+ * all arrive after the commit that ends the turn. That also bounds how many publishes one
+ * connection has in flight, hence how big a burst it lands on its topics at once: a
+ * coord-bulk connection (a declared bulk publisher) gets the whole control queue, any
+ * other at most SWS_PLAIN_QUEUE, because a burst of hundreds of events on a topic with
+ * thousands of subscribers pushes them past the ring into store catch-up reads
+ * (docs/benchmarks.md, S1 at 500/s: 358/s sustained at 64, 100/s at 1,024). */
 static void sws_flow(sws_t *w) {
   uint32_t max = stream_hub_config(w->s->hub)->control_queue_max;
+  if (!coord_ws_bulk(w->c) && max > SWS_PLAIN_QUEUE) max = SWS_PLAIN_QUEUE;
   size_t held = stream_conn_backlog(w->conn);
   if (!w->paused && held >= max / 2) {
     w->paused = true;

@@ -345,6 +345,8 @@ void coord_ws_flush(coord_ws_conn_t *c) {
 
 bool coord_ws_closing(const coord_ws_conn_t *c) { return c->close_code || c->closed; }
 
+bool coord_ws_bulk(const coord_ws_conn_t *c) { return c->bulk; }
+
 void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason) {
   if (c->close_code || c->closed) return;
   c->close_code = code;

@@ -114,6 +114,8 @@ void coord_ws_flush(coord_ws_conn_t *c);
 void coord_ws_pause_reading(coord_ws_conn_t *c, bool paused);
 /* True once a close was started (by either side) or the connection is gone. */
 bool coord_ws_closing(const coord_ws_conn_t *c);
+/* Whether the client asked for the coord-bulk subprotocol (a declared bulk publisher). */
+bool coord_ws_bulk(const coord_ws_conn_t *c);
 /* Sends a close frame with code and reason (at most 123 bytes) after what is queued, then
  * hangs up. Idempotent: the first code wins. */
 void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason);
