@@ -141,7 +141,9 @@ typedef struct coord_pss {
 
 /* transport.c: the one lws protocol (HTTP + WebSocket) and the raw 400 fallback. */
 extern const struct lws_protocols coord__protocols[];
-/* The subprotocol a publishing client asks for to be read 16 KB at a time (transport.c). */
+/* The default protocol's name (a client may ask for it or for none) and the subprotocol a
+ * publishing client asks for to be read 16 KB at a time (transport.c). */
+#define COORD_WS_PROTOCOL "coord"
 #define COORD_WS_BULK_PROTOCOL "coord-bulk"
 /* Copies request header name (case-insensitive) of wsi; -1 when absent. */
 int coord__hdr_copy(struct lws *wsi, const char *name, char *buf, size_t len);

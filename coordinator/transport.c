@@ -99,7 +99,7 @@ static int transport_bad_http_callback(struct lws *wsi, enum lws_callback_reason
 
 const struct lws_protocols coord__protocols[] = {
     {
-        .name = "coord",
+        .name = COORD_WS_PROTOCOL,
         .callback = transport_callback,
         .per_session_data_size = sizeof(coord_pss_t),
         .rx_buffer_size = COORD_WS_RX_BUFFER,

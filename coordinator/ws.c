@@ -395,7 +395,7 @@ static int ws_refuse(struct lws *wsi, unsigned status, const char *msg, bool han
   return hang_up ? -1 : 1;
 }
 
-/* Reads the Sec-WebSocket-Protocol list of an upgrade. Only "coord" and coord-bulk may
+/* Reads the Sec-WebSocket-Protocol list of an upgrade. Only coord and coord-bulk may
  * be asked for: lws would bind any other name of its protocol table (such as the internal
  * coord-bad-http) and hang up on unknown ones without a status. Returns -1 when the list
  * names anything else (or is too long), else 0 with *bulk set when coord-bulk is in it. */
@@ -411,7 +411,7 @@ static int ws_subprotocols(struct lws *wsi, bool *bulk) {
     while (*end && *end != ',' && *end != ' ' && *end != '\t') end++;
     size_t n = (size_t)(end - p);
     if (n == strlen(COORD_WS_BULK_PROTOCOL) && memcmp(p, COORD_WS_BULK_PROTOCOL, n) == 0) *bulk = true;
-    else if (n && !(n == 5 && memcmp(p, "coord", 5) == 0)) return -1;
+    else if (n && !(n == strlen(COORD_WS_PROTOCOL) && memcmp(p, COORD_WS_PROTOCOL, n) == 0)) return -1;
     p = end;
   }
   return 0;
