@@ -29,18 +29,20 @@
  * transaction.
  *
  * Checkpoints run on a thread of their own with a second connection (PASSIVE, so writers
- * never wait): the main connection's WAL hook wakes it once the log passes a quarter of
- * wal_max, instead of SQLite's autocheckpoint, which would copy pages and fsync inside
- * whichever commit crossed the limit, on the event loop. Copying frames back is not
- * enough to keep the log small: SQLite starts it over from its beginning only when a
- * transaction begins while every frame is already copied back (and no other connection
- * is reading). Under sustained load the next batch begins right after each commit, while
- * the thread is still copying that commit's frames, so that moment never comes and the
- * file grows without bound. Hence the settle: once the log passes wal_max, the next
- * batch_begin first waits for the thread's pass and copies the rest itself (what was
- * committed since that pass began), on the committing thread, where nothing can commit
- * in between; the transaction it then opens starts the log over. See docs/streams.md,
- * "The WAL under sustained saturation". */
+ * never wait): the main connection's WAL hook wakes it once the log passes SQ_CKPT_FRAMES
+ * (a quarter of wal_max when that is less), instead of SQLite's autocheckpoint, which
+ * would copy pages and fsync inside whichever commit crossed the limit, on the event
+ * loop. Copying frames back is not enough to keep the log small: SQLite starts it over
+ * from its beginning only when a transaction begins while every frame is already copied
+ * back (and no other connection is reading). Under sustained load the next batch begins
+ * right after each commit, while the thread is still copying that commit's frames, so
+ * that moment comes only by chance and the file grows without bound. Hence the settle:
+ * once the log passes wal_max, the next batch_begin first waits for the thread's pass and
+ * copies the rest itself (what was committed since that pass began), on the committing
+ * thread, where nothing can commit in between; the transaction it then opens starts the
+ * log over. Each settle holds commits for about one checkpoint pass (its fsyncs), which
+ * is why wal_max is tens of MB, not a few. See docs/streams.md, "The WAL under sustained
+ * saturation". */
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -55,6 +57,7 @@
 #define SQ_SCHEMA_VERSION 3
 #define SQ_TOPIC_CHUNK 64   /* topics fetched per query during retention */
 #define SQ_WAL_FRAME_HDR 24 /* bytes before each page in the WAL file */
+#define SQ_CKPT_FRAMES 1000 /* WAL frames that wake the checkpointer (SQLite's default limit) */
 #define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
 #define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
 
@@ -180,7 +183,7 @@ typedef struct sq_store {
   /* Frames in the WAL after the last commit on this connection, as its WAL hook saw them
    * (so under the store's lock); 0 after a settle. */
   int wal_frames;
-  int ckpt_frames;    /* frames that wake the checkpointer: a quarter of wal_max */
+  int ckpt_frames;    /* frames that wake the checkpointer: SQ_CKPT_FRAMES, at most wal_max / 4 */
   int wal_max_frames; /* frames past which the next batch settles first */
 } sq_store_t;
 
@@ -364,7 +367,7 @@ static int sq_wal_limits(sq_store_t *q, const store_options_t *opts) {
   size_t frames = max / ((size_t)page + SQ_WAL_FRAME_HDR);
   if (frames > INT32_MAX) frames = INT32_MAX;
   q->wal_max_frames = frames > 4 ? (int)frames : 4;
-  q->ckpt_frames = q->wal_max_frames / 4;
+  q->ckpt_frames = q->wal_max_frames / 4 < SQ_CKPT_FRAMES ? q->wal_max_frames / 4 : SQ_CKPT_FRAMES;
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%zu", max);
   return store__sql_exec(&q->sql, sql);

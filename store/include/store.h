@@ -41,7 +41,7 @@
 
 typedef struct store store_t;
 
-#define STORE_WAL_MAX_DEFAULT (16u << 20) /* bytes */
+#define STORE_WAL_MAX_DEFAULT (64u << 20) /* bytes */
 
 typedef struct store_options {
   const char *path;      /* SQLite file; its folder must exist. Ignored by memory backend */
