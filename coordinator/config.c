@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "base/mem.h"
+#include "store.h"
 #include "streams.h"
 #include "workflows.h"
 
@@ -45,6 +46,8 @@ typedef struct config_key {
 static const config_key_t config_keys[] = {
     {"listen", KEY_LISTEN, OFF(listen), 0, 0, "HOST:PORT to serve HTTP and WebSocket on"},
     {"data_dir", KEY_NONEMPTY, OFF(data_dir), 0, 0, "directory for the SQLite files"},
+    {"store.wal_max_mb", KEY_INT, OFF(store.wal_max_mb), 1, 4096,
+     "MB; the SQLite write-ahead log starts over once it holds this (its file stays near it)"},
     {"log_level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "debug | info | warn | error | off"},
     {"web_root", KEY_STRING, OFF(web_root), 0, 0, "folder of static files; \"\" disables"},
     {"limits.max_connections", KEY_INT, OFF(limits.max_connections), 1, 1000000,
@@ -154,7 +157,7 @@ static const config_key_t config_keys[] = {
 const char *const coord_provider_names[COORD_PROVIDERS] = {"openai", "anthropic", "ollama"};
 
 /* Objects that only group keys; anything else that is an object is an error. */
-static const char *const config_groups[] = {"limits",           "shutdown",
+static const char *const config_groups[] = {"store",            "limits",           "shutdown",
                                             "auth",             "streams",
                                             "streams.retention", "streams.groups", "runs",
                                             "providers",        "providers.openai",
@@ -208,6 +211,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->listen_port = 8080;
   cfg->listen_loopback = true;
   cfg->data_dir = xstrdup("./data");
+  cfg->store.wal_max_mb = STORE_WAL_MAX_DEFAULT >> 20;
   cfg->web_root = xstrdup("examples/web");
   cfg->log_level = LOG_INFO;
   cfg->limits.max_connections = 100000;

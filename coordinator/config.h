@@ -50,6 +50,9 @@ typedef struct coord_config {
   int listen_port;      /* 0 = kernel picks a free port */
   bool listen_loopback; /* listen_host is 127.0.0.0/8 or ::1 */
   char *data_dir;       /* owned */
+  struct {
+    int64_t wal_max_mb; /* MB: the SQLite write-ahead log starts over once it holds this */
+  } store;
   char *web_root;       /* owned; "" disables static files */
   log_level_t log_level;
 

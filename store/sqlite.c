@@ -29,9 +29,20 @@
  * transaction.
  *
  * Checkpoints run on a thread of their own with a second connection (PASSIVE, so writers
- * never wait): the main connection's WAL hook wakes it once the log passes
- * SQ_CKPT_PAGES, instead of SQLite's autocheckpoint, which would copy pages and fsync
- * inside whichever commit crossed the limit, on the event loop. */
+ * never wait): the main connection's WAL hook wakes it once the log passes SQ_CKPT_FRAMES
+ * (a quarter of wal_max when that is less), instead of SQLite's autocheckpoint, which
+ * would copy pages and fsync inside whichever commit crossed the limit, on the event
+ * loop. Copying frames back is not enough to keep the log small: SQLite starts it over
+ * from its beginning only when a transaction begins while every frame is already copied
+ * back (and no other connection is reading). Under sustained load the next batch begins
+ * right after each commit, while the thread is still copying that commit's frames, so
+ * that moment comes only by chance and the file grows without bound. Hence the settle:
+ * once the log passes wal_max, the next batch_begin first waits for the thread's pass and
+ * copies the rest itself (what was committed since that pass began), on the committing
+ * thread, where nothing can commit in between; the transaction it then opens starts the
+ * log over. Each settle holds commits for about one checkpoint pass (its fsyncs), which
+ * is why wal_max is tens of MB, not a few. See docs/streams.md, "The WAL under sustained
+ * saturation". */
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -44,8 +55,9 @@
 #include "internal.h"
 
 #define SQ_SCHEMA_VERSION 3
-#define SQ_TOPIC_CHUNK 64  /* topics fetched per query during retention */
-#define SQ_CKPT_PAGES 1000 /* WAL pages that wake the checkpointer (SQLite's default limit) */
+#define SQ_TOPIC_CHUNK 64   /* topics fetched per query during retention */
+#define SQ_WAL_FRAME_HDR 24 /* bytes before each page in the WAL file */
+#define SQ_CKPT_FRAMES 1000 /* WAL frames that wake the checkpointer (SQLite's default limit) */
 #define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
 #define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
 
@@ -142,15 +154,18 @@ typedef struct sq_head {
   store_chunk_t chunk; /* owned; its buffer is reused by later batches */
 } sq_head_t;
 
-/* The checkpointer thread. due and stop are guarded by mu; db belongs to the thread
- * while it runs. */
+/* The checkpointer thread. due, running and stop are guarded by mu, and cv is broadcast
+ * whenever one of them changes; db belongs to the thread while it runs. Invariant: at
+ * most one checkpoint pass (the thread's or a settle's) runs at a time, the one that set
+ * running. */
 typedef struct sq_ckpt {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   sqlite3 *db; /* owned: its own connection */
   bool started;
-  bool due; /* the WAL passed SQ_CKPT_PAGES since the last checkpoint began */
+  bool due;     /* the WAL passed ckpt_frames since the last pass began */
+  bool running; /* a pass is under way */
   bool stop;
 } sq_ckpt_t;
 
@@ -165,6 +180,11 @@ typedef struct sq_store {
   size_t nslots;
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
   sq_ckpt_t ckpt;
+  /* Frames in the WAL after the last commit on this connection, as its WAL hook saw them
+   * (so under the store's lock); 0 after a settle. */
+  int wal_frames;
+  int ckpt_frames;    /* frames that wake the checkpointer: SQ_CKPT_FRAMES, at most wal_max / 4 */
+  int wal_max_frames; /* frames past which the next batch settles first */
 } sq_store_t;
 
 /* ---- open, schema, close ---- */
@@ -269,40 +289,88 @@ static int sq_migrate(sq_store_t *q) {
 
 /* ---- checkpoints (see the file comment) ---- */
 
+/* One PASSIVE pass on db, with running set by the caller. BUSY only means another
+ * process checkpoints: the next wake or settle tries again. */
+static void sq_ckpt_pass(sqlite3 *db) {
+  int log_frames = 0, done_frames = 0;
+  int rc =
+      sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+    log_warn("store", "checkpoint failed", "{s:i,s:s}", "code", rc, "error", sqlite3_errmsg(db));
+}
+
 static void *sq_ckpt_main(void *arg) {
   sq_ckpt_t *c = arg;
   pthread_mutex_lock(&c->mu);
   for (;;) {
-    while (!c->due && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+    while ((!c->due || c->running) && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
     if (c->stop) break;
     c->due = false;
+    c->running = true;
     pthread_mutex_unlock(&c->mu);
-    int log_pages = 0, done_pages = 0;
-    /* BUSY only means another checkpoint is running: the next wake tries again. */
-    int rc =
-        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-      log_warn("store", "checkpoint failed", "{s:i,s:s}", "code", rc, "error",
-               sqlite3_errmsg(c->db));
+    sq_ckpt_pass(c->db);
     pthread_mutex_lock(&c->mu);
+    c->running = false;
+    pthread_cond_broadcast(&c->cv);
   }
   pthread_mutex_unlock(&c->mu);
   return NULL;
 }
 
-/* Runs on the main connection's thread after each commit. */
-static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
+/* Runs on the main connection's thread after each of its commits. */
+static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
   (void)db;
   (void)name;
-  sq_ckpt_t *c = ud;
-  if (pages < SQ_CKPT_PAGES) return SQLITE_OK;
+  sq_store_t *q = ud;
+  sq_ckpt_t *c = &q->ckpt;
+  q->wal_frames = frames;
+  if (frames < q->ckpt_frames) return SQLITE_OK;
   pthread_mutex_lock(&c->mu);
   if (!c->due) {
     c->due = true;
-    pthread_cond_signal(&c->cv);
+    pthread_cond_broadcast(&c->cv);
   }
   pthread_mutex_unlock(&c->mu);
   return SQLITE_OK;
+}
+
+/* The settle (see the file comment): on the committing thread, outside a transaction,
+ * once the log passed wal_max_frames. Waits for the thread's pass, then copies back what
+ * is left; the next transaction then starts the log over, unless another connection is
+ * reading at that moment (then the next commit's count brings the settle back). Blocks
+ * for the rest of the thread's pass and the copy of the frames committed since. */
+static void sq_wal_settle(sq_store_t *q) {
+  sq_ckpt_t *c = &q->ckpt;
+  pthread_mutex_lock(&c->mu);
+  while (c->running) pthread_cond_wait(&c->cv, &c->mu);
+  c->running = true;
+  c->due = false; /* this pass covers what the thread was woken for */
+  pthread_mutex_unlock(&c->mu);
+  sq_ckpt_pass(q->sql.db);
+  pthread_mutex_lock(&c->mu);
+  c->running = false;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  q->wal_frames = 0;
+}
+
+/* Sizes the log's thresholds in frames from opts->wal_max_bytes and the page size, and
+ * has SQLite truncate a larger WAL file back to wal_max when it starts the log over. */
+static int sq_wal_limits(sq_store_t *q, const store_options_t *opts) {
+  size_t max = opts->wal_max_bytes ? opts->wal_max_bytes : STORE_WAL_MAX_DEFAULT;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(q->sql.db, "PRAGMA page_size", -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  int page = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return store__sql_fail(&q->sql, rc, "page_size");
+  size_t frames = max / ((size_t)page + SQ_WAL_FRAME_HDR);
+  if (frames > INT32_MAX) frames = INT32_MAX;
+  q->wal_max_frames = frames > 4 ? (int)frames : 4;
+  q->ckpt_frames = q->wal_max_frames / 4 < SQ_CKPT_FRAMES ? q->wal_max_frames / 4 : SQ_CKPT_FRAMES;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%zu", max);
+  return store__sql_exec(&q->sql, sql);
 }
 
 /* Starts the checkpointer; when it cannot, SQLite's autocheckpoint stays in charge. */
@@ -320,7 +388,7 @@ static void sq_ckpt_start(sq_store_t *q, const store_options_t *opts) {
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, sq_ckpt_main, c) == 0) {
       c->started = true;
-      sqlite3_wal_hook(q->sql.db, sq_wal_hook, c); /* replaces the autocheckpoint */
+      sqlite3_wal_hook(q->sql.db, sq_wal_hook, q); /* replaces the autocheckpoint */
       return;
     }
     pthread_cond_destroy(&c->cv);
@@ -338,7 +406,7 @@ static void sq_ckpt_stop(sq_store_t *q) {
   sqlite3_wal_hook(q->sql.db, NULL, NULL);
   pthread_mutex_lock(&c->mu);
   c->stop = true;
-  pthread_cond_signal(&c->cv);
+  pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
   pthread_join(c->thread, NULL);
   pthread_cond_destroy(&c->cv);
@@ -353,6 +421,7 @@ static int sq_configure(sq_store_t *q, const store_options_t *opts) {
   if (rc == 0) rc = store__sql_exec(&q->sql, "PRAGMA foreign_keys=OFF");
   if (rc == 0) rc = sq_migrate(q);
   if (rc == 0) rc = store__sql_prepare(&q->sql, sq_sql, SQ__COUNT);
+  if (rc == 0) rc = sq_wal_limits(q, opts);
   if (rc == 0) sq_ckpt_start(q, opts);
   return rc;
 }
@@ -495,6 +564,7 @@ static sq_head_t *sq_head_find(sq_store_t *q, int64_t topic_id) {
 
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
+  if (q->wal_frames >= q->wal_max_frames) sq_wal_settle(q);
   sq_heads_clear(q);
   return store__sql_begin(&q->sql);
 }

@@ -41,9 +41,15 @@
 
 typedef struct store store_t;
 
+#define STORE_WAL_MAX_DEFAULT (64u << 20) /* bytes */
+
 typedef struct store_options {
   const char *path;      /* SQLite file; its folder must exist. Ignored by memory backend */
   bool synchronous_full; /* PRAGMA synchronous=FULL instead of NORMAL (WAL) */
+  /* bytes; 0 = STORE_WAL_MAX_DEFAULT. The write-ahead log is started over from its
+   * beginning once it holds this much (the commit that crosses it may add one batch), and
+   * a file that grew past it is truncated back to it when the log starts over. */
+  size_t wal_max_bytes;
 } store_options_t;
 
 typedef struct store_topic {
