@@ -96,6 +96,10 @@ static const config_key_t config_keys[] = {
      "replies (pubacks, errors, pongs) queued per connection; reading a client pauses at half"},
     {"streams.commit_batch_max", KEY_INT, OFF(streams.commit_batch_max), 1, 100000,
      "events per store transaction at most (a group commit takes what is queued, up to this)"},
+    {"streams.commit_inline_max", KEY_INT, OFF(streams.commit_inline_max), 0, 100000,
+     "batches of at most this many events commit on the loop even with the writer thread"},
+    {"streams.router_budget", KEY_INT, OFF(streams.router_budget), 1, 10000000,
+     "subscriber visits (wakes and writes) per loop turn; the walk goes on in the next turn"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
     {"streams.groups.ack_wait_ms", KEY_INT, OFF(streams.groups.ack_wait_ms), 1, 86400000,
@@ -241,6 +245,8 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.commit_thread = sc.commit_thread ? 1 : 0;
   cfg->streams.control_queue_max = sc.control_queue_max;
   cfg->streams.commit_batch_max = sc.commit_batch_max;
+  cfg->streams.commit_inline_max = sc.commit_inline_max;
+  cfg->streams.router_budget = sc.router_budget;
   cfg->streams.sse_keepalive_ms = 15000;
   cfg->streams.groups.ack_wait_ms = sc.group_ack_wait_ms;
   cfg->streams.groups.max_deliveries = sc.group_max_deliveries;

@@ -123,6 +123,8 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->commit_thread = cfg->streams.commit_thread != 0;
   sc->control_queue_max = (uint32_t)cfg->streams.control_queue_max;
   sc->commit_batch_max = (uint32_t)cfg->streams.commit_batch_max;
+  sc->commit_inline_max = (uint32_t)cfg->streams.commit_inline_max;
+  sc->router_budget = (uint32_t)cfg->streams.router_budget;
   sc->group_ack_wait_ms = (uint32_t)cfg->streams.groups.ack_wait_ms;
   sc->group_max_deliveries = (uint32_t)cfg->streams.groups.max_deliveries;
   sc->group_max_inflight = (uint32_t)cfg->streams.groups.max_inflight;
@@ -228,6 +230,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
   streams_set(m, "coord_stream_commit_failures_total",
               "Store batches that failed (their publishes got errors).", COORD_METRIC_COUNTER,
               (double)st->commit_failures);
+  streams_set(m, "coord_stream_commits_inline_total",
+              "Small batches committed on the loop although the writer thread runs "
+              "(streams.commit_inline_max).",
+              COORD_METRIC_COUNTER, (double)st->commits_inline);
   streams_set(m, "coord_stream_topic_evictions_total", "Idle topics that left memory.",
               COORD_METRIC_COUNTER, (double)st->evictions);
   streams_set(m, "coord_stream_topic_loads_total", "Topics brought into memory.",

@@ -41,6 +41,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->control_queue_max = 1024;
   c->commit_batch_max = 4000;
   c->commit_thread = true;
+  c->commit_inline_max = 0;
   c->overload_threshold = 50000;
   c->idle_topic_s = 30;
   c->router_budget = 20000;

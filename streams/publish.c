@@ -377,12 +377,15 @@ void stream__commit_run(stream_hub_t *hub) {
   while (!hub->writer.busy) {
     uint32_t appends = batch_take(hub);
     if (base_queue_empty(&hub->batch)) return;
-    if (appends && hub->writer.on) {
+    if (appends && hub->writer.on && appends > hub->cfg.commit_inline_max) {
       stream__writer_submit(hub);
       return;
     }
+    /* Small batches are not worth the thread hop: on a busy machine the writer thread waits
+     * for a core, and that wait, not SQLite, is what such a batch's publishers would see. */
     int rc = 0;
     uint64_t t0 = uv_hrtime();
+    if (appends && hub->writer.on) hub->stats.commits_inline++;
     if (appends) rc = store_batch_write(hub->store, hub->writer.evs, appends);
     stream__commit_landed(hub, rc, (uv_hrtime() - t0) / 1000);
   }

@@ -53,9 +53,10 @@ typedef struct stream_config {
   uint32_t control_queue_max;     /* 1024 control frames per connection */
   uint32_t commit_batch_max;      /* 4000 events per store transaction; streams.commit_batch_max */
   bool commit_thread;             /* true: commits run on a writer thread; streams.commit_thread */
+  uint32_t commit_inline_max;     /* smaller batches commit on the loop all the same (0: never) */
   uint32_t overload_threshold;    /* 50000 uncommitted events: shed publishes with -EBUSY */
   uint32_t idle_topic_s;          /* 30: topics quiet this long with no subscriber leave memory */
-  uint32_t router_budget;         /* 20000 subscriber visits per loop turn */
+  uint32_t router_budget;         /* subscriber visits per loop turn; streams.router_budget */
   uint32_t catchup_batch;         /* 64 events per store read for a lagging cursor */
   uint32_t pull_quantum;          /* 16 frames per subscription per round-robin round */
   uint32_t ephemeral_lag_max;     /* 64: a subscription further behind drops ephemerals */
@@ -105,6 +106,7 @@ typedef struct stream_stats {
   uint64_t rate_limited;
   uint64_t overloaded;
   uint64_t commit_failures;        /* failed store batches */
+  uint64_t commits_inline;         /* batches committed on the loop although the thread runs */
   uint64_t evictions;              /* topics that left memory */
   uint64_t topic_loads;            /* topics brought into memory */
   uint64_t store_catchup_reads;

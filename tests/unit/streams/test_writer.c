@@ -55,6 +55,36 @@ static void test_the_thread_commits_off_the_turn_and_calls_back_once_durable(voi
   env_stop(&e);
 }
 
+static void test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_one_on_the_thread(
+    void **state) {
+  (void)state;
+  env_t e;
+  env_config(&e);
+  e.cfg.commit_inline_max = 3;
+  e.cfg.topic_publish_rate = 0;
+  env_start(&e);
+  assert_true(e.hub->writer.on);
+  ack_rec_t a = {0};
+  for (int i = 0; i < 2; i++) pub_ok(&e, "a/x", "1");
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "2", &a), 0);
+  uv_run(&e.loop, UV_RUN_NOWAIT);
+  assert_false(e.hub->writer.busy);
+  assert_int_equal(a.calls, 1); /* durable and answered within the turn */
+  assert_int_equal(a.seq, 3);
+  assert_int_equal(store_head(&e, "a/x"), 3);
+  assert_int_equal(stream_hub_stats(e.hub)->commits_inline, 1);
+  ack_rec_t b = {0};
+  for (int i = 0; i < 3; i++) pub_ok(&e, "a/x", "1");
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
+  hand_over(&e); /* four events: the thread's */
+  assert_int_equal(b.calls, 0);
+  env_run(&e);
+  assert_int_equal(b.seq, 7);
+  assert_int_equal(store_head(&e, "a/x"), 7);
+  assert_int_equal(stream_hub_stats(e.hub)->commits_inline, 1);
+  env_stop(&e);
+}
+
 static void test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_order(void **state) {
   (void)state;
   env_t e;
@@ -218,6 +248,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_without_the_thread_a_turn_commits_and_calls_back),
       cmocka_unit_test(test_the_thread_commits_off_the_turn_and_calls_back_once_durable),
+      cmocka_unit_test(
+          test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_one_on_the_thread),
       cmocka_unit_test(test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_order),
       cmocka_unit_test(test_batches_stay_within_the_cap_and_keep_seq_dense),
       cmocka_unit_test(test_a_failed_batch_in_flight_fails_what_queued_behind_it_and_rewinds_seq),
