@@ -44,7 +44,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->commit_inline_max = 0;
   c->overload_threshold = 50000;
   c->idle_topic_s = 30;
-  c->router_budget = 20000;
+  c->router_budget = 1000;
   c->catchup_batch = 64;
   c->pull_quantum = 16;
   c->ephemeral_lag_max = 64;
