@@ -187,7 +187,7 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
     } else {
       stream_evhdr_t h = {.topic = t->name, .epoch = t->epoch, .id = in->id, .type = in->type,
                           .lane = STREAM_LANE_EPHEMERAL, .ts_ms = ts};
-      stream__route_ephemeral(hub, t, stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, in->data,
+      stream__route_ephemeral(hub, t, stream__frame_event(&hub->frames, hub->cfg.frame_headroom, &h, in->data,
                                                           in->data_len));
       hub->stats.published[STREAM_LANE_EPHEMERAL]++;
     }
@@ -207,7 +207,7 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
       p->seq = t->next_seq++;
       stream_evhdr_t h = {.topic = t->name, .epoch = t->epoch, .seq = p->seq, .id = in->id, .type = in->type,
                           .lane = in->lane, .ts_ms = ts};
-      p->frame = stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, in->data, in->data_len);
+      p->frame = stream__frame_event(&hub->frames, hub->cfg.frame_headroom, &h, in->data, in->data_len);
       if (in->id) p->dedupe = stream__dedupe_add(&t->dedupe, in->id, p->seq, ts, true);
       p->queued_reliable = true;
       hub->stats.pending++;
