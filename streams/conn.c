@@ -325,25 +325,26 @@ void stream__conn_pub_done(stream_conn_t *c, stream_pub_t *p, const stream_ack_t
                              p->status == -EIO ? "commit failed; nothing was published" : NULL, 0);
     return;
   }
+  stream_jstr_t ref_j, topic_j, epoch_j;
   size_t len = sizeof("{\"op\":\"puback\",\"topic\":,\"seq\":,\"epoch\":,\"duplicate\":}") - 1 +
-               (p->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(p->ref) : 0) +
-               stream__json_escape_len(ack->topic) +
-               (ack->ephemeral ? 4 : stream__cw_int_len((int64_t)ack->seq)) + stream__json_escape_len(ack->epoch) +
-               (ack->duplicate ? 4 : 5);
+               (p->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_measure(&ref_j, p->ref) : 0) +
+               stream__json_escape_measure(&topic_j, ack->topic) +
+               (ack->ephemeral ? 4 : stream__cw_int_len((int64_t)ack->seq)) +
+               stream__json_escape_measure(&epoch_j, ack->epoch) + (ack->duplicate ? 4 : 5);
   stream_cw_t w;
   stream_frame_t *f = stream__frame_control_alloc(&hub->frames, hub->cfg.frame_headroom, "puback", ack->topic, len, &w);
   STREAM_CW_LIT(&w, "{\"op\":\"puback\"");
   if (p->ref) {
     STREAM_CW_LIT(&w, ",\"ref\":");
-    stream__cw_str(&w, p->ref);
+    stream__cw_jstr(&w, &ref_j);
   }
   STREAM_CW_LIT(&w, ",\"topic\":");
-  stream__cw_str(&w, ack->topic);
+  stream__cw_jstr(&w, &topic_j);
   STREAM_CW_LIT(&w, ",\"seq\":");
   if (ack->ephemeral) STREAM_CW_LIT(&w, "null");
   else stream__cw_int(&w, (int64_t)ack->seq);
   STREAM_CW_LIT(&w, ",\"epoch\":");
-  stream__cw_str(&w, ack->epoch);
+  stream__cw_jstr(&w, &epoch_j);
   if (ack->duplicate) STREAM_CW_LIT(&w, ",\"duplicate\":true}");
   else STREAM_CW_LIT(&w, ",\"duplicate\":false}");
   (void)stream__conn_control(c, f, false);

@@ -123,19 +123,31 @@ int stream__lane_parse(const char *name, int *lane) {
   return -EINVAL;
 }
 
-/* Decimal digits of v into out (at most 20 + sign); returns the count. */
+/* Decimal digits of v into out (at most 20 + sign); returns the count. Two digits per
+ * division: seqs and millisecond timestamps are 13 digits or so, on every frame. */
 static size_t put_int(char *out, int64_t v) {
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
   char tmp[24];
-  size_t n = 0;
+  size_t n = sizeof tmp;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
+  while (u >= 100) {
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    n -= 2;
+    memcpy(tmp + n, pairs + 2 * r, 2);
+  }
+  if (u >= 10) {
+    n -= 2;
+    memcpy(tmp + n, pairs + 2 * u, 2);
+  } else {
+    tmp[--n] = (char)('0' + u);
+  }
   size_t k = 0;
   if (v < 0) out[k++] = '-';
-  while (n) out[k++] = tmp[--n];
-  return k;
+  memcpy(out + k, tmp + n, sizeof tmp - n);
+  return k + sizeof tmp - n;
 }
 
 #define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
@@ -147,10 +159,12 @@ stream_frame_t *stream__frame_event(stream_frames_t *fr, size_t headroom, const 
     data_len = 4;
   }
   const char *lane = stream__lane_name(h->lane);
-  size_t topic_len = strlen(h->topic), type_len = h->type ? strlen(h->type) : 0;
-  size_t max_payload = 96 + 2 * 24 + stream__json_escape_len(h->topic) + stream__json_escape_len(h->epoch) +
-                       (h->id ? stream__json_escape_len(h->id) : 0) +
-                       (h->type ? stream__json_escape_len(h->type) : 0) + strlen(lane) + data_len;
+  stream_jstr_t topic_j, epoch_j, id_j, type_j;
+  size_t max_payload = 96 + 2 * 24 + stream__json_escape_measure(&topic_j, h->topic) +
+                       stream__json_escape_measure(&epoch_j, h->epoch) +
+                       (h->id ? stream__json_escape_measure(&id_j, h->id) : 0) +
+                       (h->type ? stream__json_escape_measure(&type_j, h->type) : 0) + strlen(lane) + data_len;
+  size_t topic_len = topic_j.len, type_len = h->type ? type_j.len : 0;
   size_t payload_off = sizeof(stream_frame_t) + headroom;
   size_t cap = payload_off + max_payload + 1 + topic_len + 1 + (h->type ? type_len + 1 : 0);
   size_t block;
@@ -158,20 +172,20 @@ stream_frame_t *stream__frame_event(stream_frames_t *fr, size_t headroom, const 
   unsigned char *mem = frames_get(fr, cap, &block, &pool_class);
   char *p0 = (char *)mem + payload_off, *p = p0;
   PUT_LIT(p, "{\"op\":\"ev\",\"topic\":");
-  p += stream__json_escape(p, h->topic);
+  p += stream__json_escape_jstr(p, &topic_j);
   if (h->seq) {
     PUT_LIT(p, ",\"seq\":");
     p += put_int(p, (int64_t)h->seq);
   }
   PUT_LIT(p, ",\"epoch\":");
-  p += stream__json_escape(p, h->epoch);
+  p += stream__json_escape_jstr(p, &epoch_j);
   if (h->id) {
     PUT_LIT(p, ",\"id\":");
-    p += stream__json_escape(p, h->id);
+    p += stream__json_escape_jstr(p, &id_j);
   }
   if (h->type) {
     PUT_LIT(p, ",\"type\":");
-    p += stream__json_escape(p, h->type);
+    p += stream__json_escape_jstr(p, &type_j);
   }
   PUT_LIT(p, ",\"lane\":\"");
   memcpy(p, lane, strlen(lane));
@@ -248,6 +262,8 @@ void stream__cw_lit(stream_cw_t *w, const char *s, size_t len) {
 }
 
 void stream__cw_str(stream_cw_t *w, const char *s) { w->p += stream__json_escape(w->p, s); }
+
+void stream__cw_jstr(stream_cw_t *w, const stream_jstr_t *j) { w->p += stream__json_escape_jstr(w->p, j); }
 
 void stream__cw_int(stream_cw_t *w, int64_t v) { w->p += put_int(w->p, v); }
 

@@ -102,6 +102,17 @@ int stream__json_compact(const char *text, size_t len, uint32_t max_depth, char 
  * compact dump; out needs 6 * strlen(str) + 2 bytes. Returns the bytes written. */
 size_t stream__json_escape(char *out, const char *str);
 size_t stream__json_escape_len(const char *str);
+/* A string measured once for a writer that sizes its output first, then writes. */
+typedef struct stream_jstr {
+  const char *s;  /* borrowed */
+  size_t len;     /* bytes: strlen(s) */
+  size_t esc_len; /* bytes: stream__json_escape_len(s); len + 2 when nothing is escaped */
+} stream_jstr_t;
+/* Fills j for s; returns j->esc_len. */
+size_t stream__json_escape_measure(stream_jstr_t *j, const char *s);
+/* What stream__json_escape writes for j->s (j->esc_len bytes), copied without a second
+ * look when nothing needs escaping. */
+size_t stream__json_escape_jstr(char *out, const stream_jstr_t *j);
 bool stream__utf8_valid(const char *str, size_t len);
 
 /* ---- ring: the newest committed frames of a topic, seqs [lo, lo + count) ---- */

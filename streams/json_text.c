@@ -254,17 +254,6 @@ static size_t escape_plain(const unsigned char *p, size_t len) {
   return i;
 }
 
-size_t stream__json_escape_len(const char *str) {
-  const unsigned char *p = (const unsigned char *)str;
-  size_t len = strlen(str), n = 2 + len;
-  for (size_t i = escape_plain(p, len); i < len; i += 1 + escape_plain(p + i + 1, len - i - 1)) {
-    unsigned c = p[i];
-    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') n += 1;
-    else n += 5; /* \u00XX */
-  }
-  return n;
-}
-
 size_t stream__json_escape(char *out, const char *str) {
   static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
   const unsigned char *p = (const unsigned char *)str;
@@ -295,6 +284,33 @@ size_t stream__json_escape(char *out, const char *str) {
   }
   out[n++] = '"';
   return n;
+}
+
+size_t stream__json_escape_measure(stream_jstr_t *j, const char *s) {
+  j->s = s;
+  j->len = strlen(s);
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = 2 + j->len;
+  for (size_t i = escape_plain(p, j->len); i < j->len; i += 1 + escape_plain(p + i + 1, j->len - i - 1)) {
+    unsigned c = p[i];
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') n += 1;
+    else n += 5; /* \u00XX */
+  }
+  j->esc_len = n;
+  return n;
+}
+
+size_t stream__json_escape_len(const char *str) {
+  stream_jstr_t j;
+  return stream__json_escape_measure(&j, str);
+}
+
+size_t stream__json_escape_jstr(char *out, const stream_jstr_t *j) {
+  if (j->esc_len != j->len + 2) return stream__json_escape(out, j->s);
+  out[0] = '"';
+  memcpy(out + 1, j->s, j->len);
+  out[j->len + 1] = '"';
+  return j->len + 2;
 }
 
 /* ---- the canonical writer: jansson's load and compact dump without the tree ---- */

@@ -136,6 +136,34 @@ static void test_control_frame_alloc_and_appenders_fill_the_exact_size(void **st
   assert_int_equal(st.frame_bytes, 0);
 }
 
+/* Integers are written two digits at a time: every digit count, both signs, the ends. */
+static void test_cw_int_writes_what_printf_writes_for_every_digit_count(void **state) {
+  (void)state;
+  int64_t vals[64 * 4 + 4];
+  size_t n = 0;
+  int64_t p = 1;
+  for (int d = 0; d < 19; d++) { /* 10^0 .. 10^18 */
+    vals[n++] = p;
+    vals[n++] = p - 1;
+    vals[n++] = -p;
+    vals[n++] = p + 7 * (p / 10);
+    if (d < 18) p *= 10;
+  }
+  vals[n++] = INT64_MAX;
+  vals[n++] = INT64_MIN;
+  vals[n++] = 0;
+  vals[n++] = 1764300000123;
+  for (size_t i = 0; i < n; i++) {
+    char want[32], got[32];
+    snprintf(want, sizeof want, "%lld", (long long)vals[i]);
+    stream_cw_t w = {.p = got};
+    stream__cw_int(&w, vals[i]);
+    *w.p = '\0';
+    assert_string_equal(got, want);
+    assert_int_equal(stream__cw_int_len(vals[i]), strlen(want));
+  }
+}
+
 /* An event frame of the given data size on fr. */
 static stream_frame_t *event_of(stream_frames_t *fr, uint64_t seq, size_t data_len) {
   static char data[4096];
@@ -260,6 +288,7 @@ int main(void) {
       cmocka_unit_test(test_lane_names_parse_both_ways),
       cmocka_unit_test(test_control_frame_is_one_exact_allocation_with_janssons_text),
       cmocka_unit_test(test_control_frame_alloc_and_appenders_fill_the_exact_size),
+      cmocka_unit_test(test_cw_int_writes_what_printf_writes_for_every_digit_count),
       cmocka_unit_test(test_a_released_frame_is_reused_by_the_next_frame_of_its_size_class),
       cmocka_unit_test(test_a_shared_frame_goes_to_the_lists_only_with_its_last_reference),
       cmocka_unit_test(test_the_lists_keep_at_most_max_bytes_and_frames_over_1_kib_are_freed),

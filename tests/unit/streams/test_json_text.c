@@ -97,6 +97,11 @@ static void test_escape_matches_jansson_compact_dump_on_generated_strings(void *
     assert_true(stream__utf8_valid(s, strlen(s)));
     size_t n = stream__json_escape(mine, s);
     assert_int_equal(n, stream__json_escape_len(s));
+    char measured[64 * 6 + 2];
+    stream_jstr_t j;
+    stream__json_escape_measure(&j, s);
+    assert_int_equal(stream__json_escape_jstr(measured, &j), n);
+    assert_memory_equal(measured, mine, n);
     json_t *js = json_string(s);
     assert_non_null(js);
     char *theirs = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -285,9 +290,14 @@ static void test_strings_with_one_special_byte_at_every_offset_match_jansson(voi
           for (size_t i = 0; i < after; i++) strcat(raw, "b"), strcat(quoted, "b");
           strcat(quoted, "\"");
 
-          char mine[256 * 6 + 2];
+          char mine[256 * 6 + 2], measured[256 * 6 + 2];
           size_t n = stream__json_escape(mine, raw);
           assert_int_equal(n, stream__json_escape_len(raw));
+          stream_jstr_t j;
+          assert_int_equal(stream__json_escape_measure(&j, raw), n);
+          assert_int_equal(j.len, strlen(raw));
+          assert_int_equal(stream__json_escape_jstr(measured, &j), n);
+          assert_memory_equal(measured, mine, n);
           json_t *js = json_string(raw);
           assert_non_null(js);
           char *theirs = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
