@@ -180,7 +180,7 @@ stream_sub_t *stream__conn_find_sub(const stream_conn_t *c, const char *topic) {
 static stream_frame_t *subscribed_frame(stream_hub_t *hub, const stream_topic_t *t) {
   json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "op", "subscribed", "topic", t->name, "epoch", t->epoch, "head",
                         (json_int_t)t->head_seq);
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "subscribed", t->name, o);
+  stream_frame_t *f = stream__frame_control(&hub->frames, hub->cfg.frame_headroom, "subscribed", t->name, o);
   json_decref(o);
   return f;
 }
@@ -188,7 +188,7 @@ static stream_frame_t *subscribed_frame(stream_hub_t *hub, const stream_topic_t 
 static stream_frame_t *epoch_gap_frame(stream_hub_t *hub, const stream_topic_t *t, uint64_t first) {
   json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "op", "gap", "topic", t->name, "from", (json_int_t)1, "to",
                         (json_int_t)(first - 1), "reason", "epoch", "epoch", t->epoch);
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "gap", t->name, o);
+  stream_frame_t *f = stream__frame_control(&hub->frames, hub->cfg.frame_headroom, "gap", t->name, o);
   json_decref(o);
   return f;
 }
@@ -294,7 +294,7 @@ int stream__conn_error(stream_conn_t *c, const char *ref, int status, const char
                (topic ? sizeof(",\"topic\":") - 1 + stream__json_escape_len(topic) : 0) +
                (retry_after_ms ? sizeof(",\"retry_after_ms\":") - 1 + stream__cw_int_len(retry_after_ms) : 0);
   stream_cw_t w;
-  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "error", topic, len, &w);
+  stream_frame_t *f = stream__frame_control_alloc(&hub->frames, hub->cfg.frame_headroom, "error", topic, len, &w);
   STREAM_CW_LIT(&w, "{\"op\":\"error\"");
   if (ref) {
     STREAM_CW_LIT(&w, ",\"ref\":");
@@ -325,25 +325,26 @@ void stream__conn_pub_done(stream_conn_t *c, stream_pub_t *p, const stream_ack_t
                              p->status == -EIO ? "commit failed; nothing was published" : NULL, 0);
     return;
   }
+  stream_jstr_t ref_j, topic_j, epoch_j;
   size_t len = sizeof("{\"op\":\"puback\",\"topic\":,\"seq\":,\"epoch\":,\"duplicate\":}") - 1 +
-               (p->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(p->ref) : 0) +
-               stream__json_escape_len(ack->topic) +
-               (ack->ephemeral ? 4 : stream__cw_int_len((int64_t)ack->seq)) + stream__json_escape_len(ack->epoch) +
-               (ack->duplicate ? 4 : 5);
+               (p->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_measure(&ref_j, p->ref) : 0) +
+               stream__json_escape_measure(&topic_j, ack->topic) +
+               (ack->ephemeral ? 4 : stream__cw_int_len((int64_t)ack->seq)) +
+               stream__json_escape_measure(&epoch_j, ack->epoch) + (ack->duplicate ? 4 : 5);
   stream_cw_t w;
-  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "puback", ack->topic, len, &w);
+  stream_frame_t *f = stream__frame_control_alloc(&hub->frames, hub->cfg.frame_headroom, "puback", ack->topic, len, &w);
   STREAM_CW_LIT(&w, "{\"op\":\"puback\"");
   if (p->ref) {
     STREAM_CW_LIT(&w, ",\"ref\":");
-    stream__cw_str(&w, p->ref);
+    stream__cw_jstr(&w, &ref_j);
   }
   STREAM_CW_LIT(&w, ",\"topic\":");
-  stream__cw_str(&w, ack->topic);
+  stream__cw_jstr(&w, &topic_j);
   STREAM_CW_LIT(&w, ",\"seq\":");
   if (ack->ephemeral) STREAM_CW_LIT(&w, "null");
   else stream__cw_int(&w, (int64_t)ack->seq);
   STREAM_CW_LIT(&w, ",\"epoch\":");
-  stream__cw_str(&w, ack->epoch);
+  stream__cw_jstr(&w, &epoch_j);
   if (ack->duplicate) STREAM_CW_LIT(&w, ",\"duplicate\":true}");
   else STREAM_CW_LIT(&w, ",\"duplicate\":false}");
   (void)stream__conn_control(c, f, false);
@@ -359,7 +360,7 @@ int stream_conn_drain(stream_conn_t *c, uint32_t retry_ms) {
                         json_pack("{s:s,s:I}", "epoch", s->topic->epoch, "seq", (json_int_t)(s->next_seq - 1)));
   }
   json_t *o = json_pack("{s:s,s:I,s:o}", "op", "drain", "retry_ms", (json_int_t)retry_ms, "positions", pos);
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "drain", NULL, o);
+  stream_frame_t *f = stream__frame_control(&hub->frames, hub->cfg.frame_headroom, "drain", NULL, o);
   json_decref(o);
   c->draining = true;
   while (c->neph) eph_remove_at(c, c->neph - 1);

@@ -82,13 +82,13 @@ stream_frame_t *stream__frame_from_store(stream_hub_t *hub, const char *topic, c
   stream_evhdr_t h = {.topic = topic, .epoch = epoch, .seq = ev->seq, .id = ev->id, .type = ev->type,
                       .lane = ev->lane >= 0 && ev->lane < STREAM_LANES ? ev->lane : STREAM_LANE_DATA,
                       .ts_ms = ev->ts_ms};
-  return stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, ev->data, ev->data ? ev->data_len : 0);
+  return stream__frame_event(&hub->frames, hub->cfg.frame_headroom, &h, ev->data, ev->data ? ev->data_len : 0);
 }
 
 static stream_frame_t *gap_frame(stream_hub_t *hub, const stream_topic_t *t, uint64_t from, uint64_t to) {
   json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s}", "op", "gap", "topic", t->name, "from", (json_int_t)from, "to",
                         (json_int_t)to, "reason", "retention");
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "gap", t->name, o);
+  stream_frame_t *f = stream__frame_control(&hub->frames, hub->cfg.frame_headroom, "gap", t->name, o);
   json_decref(o);
   return f;
 }

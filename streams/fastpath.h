@@ -112,12 +112,13 @@ typedef struct stream_cw {
 
 /* A control frame with a payload of exactly len bytes, for the caller to write through w
  * (w->p at the payload's first byte). topic may be NULL. */
-stream_frame_t *stream__frame_control_alloc(stream_stats_t *acct, size_t headroom, const char *op, const char *topic,
+stream_frame_t *stream__frame_control_alloc(stream_frames_t *fr, size_t headroom, const char *op, const char *topic,
                                             size_t len, stream_cw_t *w);
 /* Bytes the same appends take, to size the frame first. */
 size_t stream__cw_int_len(int64_t v);
 void stream__cw_lit(stream_cw_t *w, const char *s, size_t len);
 void stream__cw_str(stream_cw_t *w, const char *s); /* quoted and escaped */
+void stream__cw_jstr(stream_cw_t *w, const stream_jstr_t *j); /* the same, measured before */
 void stream__cw_int(stream_cw_t *w, int64_t v);
 
 #define STREAM_CW_LIT(w, lit) stream__cw_lit((w), (lit), sizeof(lit) - 1)

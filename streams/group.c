@@ -375,7 +375,7 @@ static stream_frame_t *joined_frame(stream_hub_t *hub, const stream_group_t *g, 
                         g->name, "epoch", t->epoch, "head", (json_int_t)t->head_seq, "position",
                         (json_int_t)(g->next_seq - 1), "pending", (json_int_t)g->leases.count, "ack_wait_ms",
                         (json_int_t)g->ack_wait_ms, "max_inflight", (json_int_t)m->max_inflight);
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "subscribed", t->name, o);
+  stream_frame_t *f = stream__frame_control(&hub->frames, hub->cfg.frame_headroom, "subscribed", t->name, o);
   json_decref(o);
   return f;
 }

@@ -66,7 +66,8 @@ stream_frame_t *stream__frame_group(stream_hub_t *hub, const stream_frame_t *ev,
   f->len = len;
   f->data_off = ev->data_off + (size_t)xn;
   f->size = size;
-  f->acct = &hub->stats;
+  f->frames = &hub->frames; /* accounted in hub->stats, freed on release */
+  f->pool_class = 0;
   hub->stats.frames++;
   hub->stats.frame_bytes += size;
   return f;

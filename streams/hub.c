@@ -164,6 +164,7 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
     base_queue_init(&hub->parts[i].route);
   }
   stats_init(&hub->stats);
+  stream__frames_init(&hub->frames, &hub->stats, STREAM_FRAME_POOL_BYTES);
 
   uv_check_init(hub->loop, &hub->check);
   uv_idle_init(hub->loop, &hub->idle);
@@ -186,6 +187,7 @@ static void hub_handle_closed(uv_handle_t *h) {
   if (--hub->open_handles > 0) return;
   free(hub->parts);
   free(hub->writer.evs);
+  stream__frames_close(&hub->frames);
   base_map_close(&hub->topics);
   base_map_close(&hub->tenants);
   free(hub);

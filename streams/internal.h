@@ -25,6 +25,30 @@
 
 /* ---- frames ---- */
 
+#define STREAM_FRAME_POOL_CLASS 64   /* bytes: pooled allocations are multiples of it */
+#define STREAM_FRAME_POOL_CLASSES 16 /* so frames of up to 1 KiB are pooled */
+#define STREAM_FRAME_POOL_BYTES (4u << 20) /* a hub's bound on the bytes its lists keep */
+
+/* The frames of a hub: their accounting, and the allocations of released frames kept for
+ * reuse. A commit lands thousands of events at once, each with an event frame and a
+ * puback, and the ring then releases as many older frames: in bursts that size glibc's
+ * per-thread caches are overflowed and every malloc and free goes through the arena's bins.
+ * Here a released frame of at most STREAM_FRAME_POOL_CLASSES x STREAM_FRAME_POOL_CLASS bytes
+ * goes on the list of its size class (LIFO, linked through the block's first word) while
+ * free_bytes stays within max_bytes, and the next frame of that class takes it back.
+ * Loop thread only. */
+typedef struct stream_frames {
+  stream_stats_t *acct; /* borrowed: frames and frame_bytes gauges of live frames; NULL: none */
+  void *free[STREAM_FRAME_POOL_CLASSES]; /* owned: block lists, class c holds (c+1) x CLASS bytes */
+  size_t free_bytes; /* bytes held in the lists */
+  size_t max_bytes;  /* bound on free_bytes; 0: nothing is kept and sizes stay exact */
+} stream_frames_t;
+
+/* acct may be NULL; max_bytes 0 turns the lists off. */
+void stream__frames_init(stream_frames_t *fr, stream_stats_t *acct, size_t max_bytes);
+/* Frees the lists and turns them off: frames released later are freed at once. */
+void stream__frames_close(stream_frames_t *fr);
+
 /* One serialized message. refs counts owners (ring slot, connection queue, pull output).
  * All strings point into the same allocation: [struct][headroom][payload NUL][topic NUL]
  * [type NUL]. Immutable after creation except refs and durable_us. */
@@ -32,6 +56,7 @@ struct stream_frame {
   uint32_t refs;
   uint8_t kind; /* stream_frame_kind_t */
   uint8_t lane; /* stream_lane_t; STREAM_LANE_CONTROL for control frames */
+  uint8_t pool_class; /* 1 + size class: released to frames' lists; 0: freed */
   const char *op;   /* static string */
   uint64_t seq;     /* 0 when none */
   int64_t ts_ms;    /* wall clock of the publish, ms */
@@ -42,7 +67,7 @@ struct stream_frame {
   size_t data_len;     /* bytes */
   size_t len;          /* bytes of payload */
   size_t size;         /* bytes of the whole allocation (accounting) */
-  stream_stats_t *acct; /* borrowed: the hub's stats (frames, frame_bytes gauges) */
+  stream_frames_t *frames; /* borrowed: the hub's (accounting, lists); NULL: neither */
   unsigned char *payload;
 };
 
@@ -58,10 +83,10 @@ typedef struct stream_evhdr {
 } stream_evhdr_t;
 
 /* data/data_len: compact JSON text written by jansson (NULL = null). */
-stream_frame_t *stream__frame_event(stream_stats_t *acct, size_t headroom, const stream_evhdr_t *h, const char *data,
+stream_frame_t *stream__frame_event(stream_frames_t *fr, size_t headroom, const stream_evhdr_t *h, const char *data,
                                     size_t data_len);
 /* Serializes obj (borrowed) as a control frame; topic may be NULL. */
-stream_frame_t *stream__frame_control(stream_stats_t *acct, size_t headroom, const char *op, const char *topic,
+stream_frame_t *stream__frame_control(stream_frames_t *fr, size_t headroom, const char *op, const char *topic,
                                       json_t *obj);
 const char *stream__lane_name(int lane);
 int stream__lane_parse(const char *name, int *lane);
@@ -77,6 +102,17 @@ int stream__json_compact(const char *text, size_t len, uint32_t max_depth, char 
  * compact dump; out needs 6 * strlen(str) + 2 bytes. Returns the bytes written. */
 size_t stream__json_escape(char *out, const char *str);
 size_t stream__json_escape_len(const char *str);
+/* A string measured once for a writer that sizes its output first, then writes. */
+typedef struct stream_jstr {
+  const char *s;  /* borrowed */
+  size_t len;     /* bytes: strlen(s) */
+  size_t esc_len; /* bytes: stream__json_escape_len(s); len + 2 when nothing is escaped */
+} stream_jstr_t;
+/* Fills j for s; returns j->esc_len. */
+size_t stream__json_escape_measure(stream_jstr_t *j, const char *s);
+/* What stream__json_escape writes for j->s (j->esc_len bytes), copied without a second
+ * look when nothing needs escaping. */
+size_t stream__json_escape_jstr(char *out, const stream_jstr_t *j);
 bool stream__utf8_valid(const char *str, size_t len);
 
 /* ---- ring: the newest committed frames of a topic, seqs [lo, lo + count) ---- */
@@ -260,6 +296,7 @@ struct stream_hub {
   uint64_t member_ids;        /* last member id handed out */
   bool groups_flush_failed;   /* the last flush failed: retried by the timer */
   stream_stats_t stats;
+  stream_frames_t frames; /* every frame the hub makes; accounts into stats */
 };
 
 uint64_t stream__mono_us(const stream_hub_t *hub);

@@ -217,46 +217,100 @@ int stream__json_compact(const char *text, size_t len, uint32_t max_depth, char 
   return 0;
 }
 
-size_t stream__json_escape_len(const char *str) {
-  size_t n = 2;
-  for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-    unsigned c = *p;
-    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') n += 2;
-    else if (c < 0x20) n += 6;
-    else n++;
+/* 8 bytes from p, the first in the lowest bits whatever the machine's byte order. */
+static uint64_t load8(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  w = __builtin_bswap64(w);
+#endif
+  return w;
+}
+
+/* The bytes of w (load8) that jansson's dump escapes, as their high bits: below 0x20, '"'
+ * or '\\'. As in canon_special8 below, the lowest flag is exact. */
+static uint64_t escape_special8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t below_space = (w - ones * 0x20) & ~w & high;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  return below_space | ((q - ones) & ~q & high) | ((b - ones) & ~b & high);
+}
+
+/* Which bytes jansson's dump escapes. */
+static const bool escape_byte[256] = {
+    [0x00 ... 0x1F] = true,
+    ['"'] = true,
+    ['\\'] = true,
+};
+
+/* How many of the len bytes at p go out as they are before the first one to escape. */
+static size_t escape_plain(const unsigned char *p, size_t len) {
+  size_t i = 0;
+  for (; len - i >= 8; i += 8) {
+    uint64_t special = escape_special8(load8(p + i));
+    if (special) return i + (size_t)__builtin_ctzll(special) / 8;
   }
-  return n;
+  while (i < len && !escape_byte[p[i]]) i++;
+  return i;
 }
 
 size_t stream__json_escape(char *out, const char *str) {
   static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
-  size_t n = 0;
+  const unsigned char *p = (const unsigned char *)str;
+  size_t len = strlen(str), n = 0, i = 0;
   out[n++] = '"';
-  for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-    unsigned c = *p;
-    if (c == '"' || c == '\\') {
-      out[n++] = '\\';
-      out[n++] = (char)c;
-    } else if (c < 0x20) {
-      out[n++] = '\\';
-      switch (c) {
-      case '\b': out[n++] = 'b'; break;
-      case '\f': out[n++] = 'f'; break;
-      case '\n': out[n++] = 'n'; break;
-      case '\r': out[n++] = 'r'; break;
-      case '\t': out[n++] = 't'; break;
-      default:
-        memcpy(out + n, "u00", 3);
-        n += 3;
-        out[n++] = hex[c >> 4];
-        out[n++] = hex[c & 15];
-      }
-    } else {
-      out[n++] = (char)c;
+  for (;;) {
+    size_t k = escape_plain(p + i, len - i);
+    memcpy(out + n, p + i, k);
+    n += k;
+    i += k;
+    if (i == len) break;
+    unsigned c = p[i++];
+    out[n++] = '\\';
+    switch (c) {
+    case '"':
+    case '\\': out[n++] = (char)c; break;
+    case '\b': out[n++] = 'b'; break;
+    case '\f': out[n++] = 'f'; break;
+    case '\n': out[n++] = 'n'; break;
+    case '\r': out[n++] = 'r'; break;
+    case '\t': out[n++] = 't'; break;
+    default:
+      memcpy(out + n, "u00", 3);
+      n += 3;
+      out[n++] = hex[c >> 4];
+      out[n++] = hex[c & 15];
     }
   }
   out[n++] = '"';
   return n;
+}
+
+size_t stream__json_escape_measure(stream_jstr_t *j, const char *s) {
+  j->s = s;
+  j->len = strlen(s);
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = 2 + j->len;
+  for (size_t i = escape_plain(p, j->len); i < j->len; i += 1 + escape_plain(p + i + 1, j->len - i - 1)) {
+    unsigned c = p[i];
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') n += 1;
+    else n += 5; /* \u00XX */
+  }
+  j->esc_len = n;
+  return n;
+}
+
+size_t stream__json_escape_len(const char *str) {
+  stream_jstr_t j;
+  return stream__json_escape_measure(&j, str);
+}
+
+size_t stream__json_escape_jstr(char *out, const stream_jstr_t *j) {
+  if (j->esc_len != j->len + 2) return stream__json_escape(out, j->s);
+  out[0] = '"';
+  memcpy(out + 1, j->s, j->len);
+  out[j->len + 1] = '"';
+  return j->len + 2;
 }
 
 /* ---- the canonical writer: jansson's load and compact dump without the tree ---- */
@@ -355,14 +409,16 @@ static char *canon_codepoint(char *o, uint32_t cp) {
   return o;
 }
 
-/* Whether none of the 8 bytes of w needs a look: all in 0x20..0x7F, none '"' or '\\'
- * (the bit tricks of "Bit Twiddling Hacks": a byte below n, a zero byte). */
-static bool canon_plain8(uint64_t w) {
+/* The bytes of w (load8) that need a look, as their high
+ * bits: outside 0x20..0x7F, '"' or '\\' (the bit tricks of "Bit Twiddling Hacks": a byte
+ * below n, a zero byte). A borrow may also flag bytes above a flagged one, never below it,
+ * so the lowest flag is exact: every byte before it is plain. */
+static uint64_t canon_special8(uint64_t w) {
   const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
   uint64_t below_space = (w - ones * 0x20) & ~w & high;
   uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
   uint64_t quote = (q - ones) & ~q & high, backslash = (b - ones) & ~b & high;
-  return ((w & high) | below_space | quote | backslash) == 0;
+  return (w & high) | below_space | quote | backslash;
 }
 
 static int canon_string(jcanon_t *s) {
@@ -371,10 +427,15 @@ static int canon_string(jcanon_t *s) {
   *o++ = '"';
   for (;;) {
     while (end - p >= 8) { /* plain runs 8 bytes at a time: most of a typical string */
-      uint64_t w;
-      memcpy(&w, p, 8);
-      if (!canon_plain8(w)) break;
-      memcpy(o, p, 8);
+      uint64_t w = load8(p);
+      uint64_t special = canon_special8(w);
+      memcpy(o, p, 8); /* o stays within out: see the invariant above jcanon_t */
+      if (special) { /* the plain bytes before the first special one, then that one below */
+        size_t n = (size_t)__builtin_ctzll(special) / 8;
+        o += n;
+        p += n;
+        break;
+      }
       o += 8;
       p += 8;
     }

@@ -147,7 +147,7 @@ static int op_unsub(msg_t *m) {
   json_t *o = json_pack("{s:s,s:s}", "op", "unsubscribed", "topic", m->topic);
   if (group) json_object_set_new(o, "group", json_string(group));
   if (m->ref) json_object_set_new(o, "ref", json_string(m->ref));
-  stream_frame_t *f = stream__frame_control(&hub->stats, hub->cfg.frame_headroom, "unsubscribed", m->topic, o);
+  stream_frame_t *f = stream__frame_control(&hub->frames, hub->cfg.frame_headroom, "unsubscribed", m->topic, o);
   json_decref(o);
   return stream__conn_control(m->conn, f, false);
 }
@@ -218,7 +218,7 @@ static int group_exec(msg_t *m, group_op_t op, const char *group, uint64_t seq, 
                stream__json_escape_len(m->ref) + stream__json_escape_len(m->topic) + stream__json_escape_len(group) +
                stream__cw_int_len((int64_t)seq);
   stream_cw_t w;
-  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, done, m->topic, len, &w);
+  stream_frame_t *f = stream__frame_control_alloc(&hub->frames, hub->cfg.frame_headroom, done, m->topic, len, &w);
   STREAM_CW_LIT(&w, "{\"op\":");
   stream__cw_str(&w, done);
   STREAM_CW_LIT(&w, ",\"ref\":");
@@ -253,7 +253,7 @@ static int op_ping(msg_t *m) {
   size_t len =
       sizeof("{\"op\":\"pong\"}") - 1 + (m->ref ? sizeof(",\"ref\":") - 1 + stream__json_escape_len(m->ref) : 0);
   stream_cw_t w;
-  stream_frame_t *f = stream__frame_control_alloc(&hub->stats, hub->cfg.frame_headroom, "pong", NULL, len, &w);
+  stream_frame_t *f = stream__frame_control_alloc(&hub->frames, hub->cfg.frame_headroom, "pong", NULL, len, &w);
   STREAM_CW_LIT(&w, "{\"op\":\"pong\"");
   if (m->ref) {
     STREAM_CW_LIT(&w, ",\"ref\":");

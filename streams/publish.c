@@ -187,7 +187,7 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
     } else {
       stream_evhdr_t h = {.topic = t->name, .epoch = t->epoch, .id = in->id, .type = in->type,
                           .lane = STREAM_LANE_EPHEMERAL, .ts_ms = ts};
-      stream__route_ephemeral(hub, t, stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, in->data,
+      stream__route_ephemeral(hub, t, stream__frame_event(&hub->frames, hub->cfg.frame_headroom, &h, in->data,
                                                           in->data_len));
       hub->stats.published[STREAM_LANE_EPHEMERAL]++;
     }
@@ -207,7 +207,7 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
       p->seq = t->next_seq++;
       stream_evhdr_t h = {.topic = t->name, .epoch = t->epoch, .seq = p->seq, .id = in->id, .type = in->type,
                           .lane = in->lane, .ts_ms = ts};
-      p->frame = stream__frame_event(&hub->stats, hub->cfg.frame_headroom, &h, in->data, in->data_len);
+      p->frame = stream__frame_event(&hub->frames, hub->cfg.frame_headroom, &h, in->data, in->data_len);
       if (in->id) p->dedupe = stream__dedupe_add(&t->dedupe, in->id, p->seq, ts, true);
       p->queued_reliable = true;
       hub->stats.pending++;
@@ -296,9 +296,13 @@ static void batch_failed(stream_hub_t *hub, base_queue_t *batch) {
   base_queue_foreach(it, &hub->done) base_queue_data(it, stream_pub_t, link)->topic->commit_failed = false;
 }
 
+/* A batch of thousands of publishes no longer fits in the caches when it lands, and its
+ * list is walked by pointer: loading the next publish while this one is handled keeps the
+ * walk from waiting on each. */
 static void batch_committed(stream_hub_t *hub, base_queue_t *batch, uint64_t now_us) {
   base_queue_t *it, *tmp;
   base_queue_foreach_safe(it, tmp, batch) {
+    __builtin_prefetch(tmp, 1);
     stream_pub_t *p = base_queue_data(it, stream_pub_t, link);
     stream_topic_t *t = p->topic;
     if (p->frame) {
@@ -401,14 +405,12 @@ void stream__commit_flush(stream_hub_t *hub) {
 void stream__complete_run(stream_hub_t *hub) {
   base_queue_t list;
   base_queue_init(&list);
-  /* Callbacks may publish again: those land in hub->done for the next run. */
-  while (!base_queue_empty(&hub->done)) {
-    base_queue_t *q = base_queue_head(&hub->done);
-    base_queue_remove(q);
-    base_queue_insert_tail(&list, q);
-  }
+  /* Callbacks may publish again: those land in hub->done for the next run. One splice:
+   * moving the publishes one by one walked thousands of cold nodes. */
+  base_queue_move_tail(&hub->done, &list);
   while (!base_queue_empty(&list)) {
     stream_pub_t *p = base_queue_data(base_queue_head(&list), stream_pub_t, link);
+    __builtin_prefetch(p->link.next, 1); /* the next one, as in batch_committed */
     base_queue_remove(&p->link);
     stream_topic_t *t = p->topic;
     stream_ack_t ack = {.topic = t->name, .epoch = t->epoch, .seq = p->status == 0 ? p->seq : 0,

@@ -50,6 +50,10 @@ int main(int argc, char **argv) {
   stream_config_defaults(&cfg);
   cfg.publish_rate = 0; /* unlimited: the cost of the path, not of refusals */
   cfg.topic_publish_rate = 0;
+  /* Commits on the loop: each turn lands its batch, so the pubacks keep pace with the
+   * messages (with the writer thread they pile up past the control queue) and the counts
+   * do not depend on the thread's timing. */
+  cfg.commit_thread = false;
   stream_hub_options_t o = {.loop = &loop, .store = store, .config = &cfg};
   if (stream_hub_new(&o, &hub) != 0) return 1;
   stream_principal_t who = {.tenant = NULL, .scopes = STREAM_SCOPE_PUBLISH};

@@ -36,6 +36,16 @@ static inline void base_queue_insert_head(base_queue_t *q, base_queue_t *n) {
   q->next = n;
 }
 
+/* Moves every element of from, in order, to the end of to; from is left empty. O(1). */
+static inline void base_queue_move_tail(base_queue_t *from, base_queue_t *to) {
+  if (base_queue_empty(from)) return;
+  from->next->prev = to->prev;
+  to->prev->next = from->next;
+  from->prev->next = to;
+  to->prev = from->prev;
+  base_queue_init(from);
+}
+
 /* Unlinks n and leaves it self-linked, so removing it again is harmless. */
 static inline void base_queue_remove(base_queue_t *n) {
   n->prev->next = n->next;

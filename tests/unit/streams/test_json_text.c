@@ -97,6 +97,11 @@ static void test_escape_matches_jansson_compact_dump_on_generated_strings(void *
     assert_true(stream__utf8_valid(s, strlen(s)));
     size_t n = stream__json_escape(mine, s);
     assert_int_equal(n, stream__json_escape_len(s));
+    char measured[64 * 6 + 2];
+    stream_jstr_t j;
+    stream__json_escape_measure(&j, s);
+    assert_int_equal(stream__json_escape_jstr(measured, &j), n);
+    assert_memory_equal(measured, mine, n);
     json_t *js = json_string(s);
     assert_non_null(js);
     char *theirs = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -259,6 +264,64 @@ static void test_canon_writes_what_jansson_loads_and_dumps_per_the_table(void **
   }
 }
 
+/* The escaper and the canonical writer look at strings 8 bytes at a time and copy the
+ * plain bytes before the first one that needs a look: each such byte (raw, or escaped in
+ * the input) at every offset of a run of plain ASCII and UTF-8 text, with and without input
+ * after the string, against jansson. */
+static void test_strings_with_one_special_byte_at_every_offset_match_jansson(void **state) {
+  (void)state;
+  static const struct {
+    const char *raw;     /* the character, as the string holds it */
+    const char *quoted;  /* as the input spells it inside quotes; NULL: raw is not allowed there */
+  } specials[] = {
+      {"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"},         {"\x01", "\\u0001"}, {"\x1f", NULL},
+      {"/", "\\/"},   {"\x7f", "\x7f"}, {"\xc3\xa9", "\xc3\xa9"}, {"\xe2\x80\xa8", "\\u2028"},
+      {"\xf0\x9f\x98\x80", "\\ud83d\\ude00"},                 {" ", " "},
+  };
+  static const char *fillers[] = {"a", "\xc3\xa9"};
+  for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+    for (size_t fi = 0; fi < 2; fi++) {
+      for (size_t before = 0; before < 20; before++) {
+        for (size_t after = 0; after < 12; after += 5) {
+          char raw[256] = "", quoted[256] = "\"";
+          for (size_t i = 0; i < before; i++) strcat(raw, fillers[fi]), strcat(quoted, fillers[fi]);
+          strcat(raw, specials[k].raw);
+          strcat(quoted, specials[k].quoted ? specials[k].quoted : "\\u001f");
+          for (size_t i = 0; i < after; i++) strcat(raw, "b"), strcat(quoted, "b");
+          strcat(quoted, "\"");
+
+          char mine[256 * 6 + 2], measured[256 * 6 + 2];
+          size_t n = stream__json_escape(mine, raw);
+          assert_int_equal(n, stream__json_escape_len(raw));
+          stream_jstr_t j;
+          assert_int_equal(stream__json_escape_measure(&j, raw), n);
+          assert_int_equal(j.len, strlen(raw));
+          assert_int_equal(stream__json_escape_jstr(measured, &j), n);
+          assert_memory_equal(measured, mine, n);
+          json_t *js = json_string(raw);
+          assert_non_null(js);
+          char *theirs = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
+          if (strlen(theirs) != n || memcmp(theirs, mine, n) != 0) fail_msg("escape: %s vs %.*s", theirs, (int)n, mine);
+          json_decref(js);
+
+          for (int tail = 0; tail < 2; tail++) { /* the string alone, then followed by more input */
+            char text[512];
+            snprintf(text, sizeof text, tail ? "[%s,12345678]" : "%s", quoted);
+            char *canon_out;
+            size_t cn;
+            if (canon(text, strlen(text), 8, &canon_out, &cn) != 0) fail_msg("canon refused %s", text);
+            char want[512];
+            snprintf(want, sizeof want, tail ? "[%s,12345678]" : "%s", theirs);
+            if (strcmp(canon_out, want) != 0) fail_msg("canon: %s gives %s, jansson %s", text, canon_out, want);
+            free(canon_out);
+          }
+          free(theirs);
+        }
+      }
+    }
+  }
+}
+
 static void test_canon_refuses_objects_wider_than_it_checks_for_duplicates(void **state) {
   (void)state;
   char text[1024];
@@ -401,6 +464,7 @@ int main(void) {
       cmocka_unit_test(test_utf8_validation_rejects_bad_sequences_and_nul),
       cmocka_unit_test(test_compact_agrees_with_jansson_on_mutated_documents),
       cmocka_unit_test(test_canon_writes_what_jansson_loads_and_dumps_per_the_table),
+      cmocka_unit_test(test_strings_with_one_special_byte_at_every_offset_match_jansson),
       cmocka_unit_test(test_canon_refuses_objects_wider_than_it_checks_for_duplicates),
       cmocka_unit_test(test_canon_grows_its_output_past_the_callers_buffer_for_reals),
       cmocka_unit_test(test_canon_reports_top_level_members_in_order_with_their_canonical_text),

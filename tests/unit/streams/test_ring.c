@@ -1,18 +1,20 @@
 /* Tests for streams/ring.c: push, overwrite of the oldest, lookup, drop. */
 #include "streams/helpers.h"
 
-static stream_frame_t *mk(stream_stats_t *st, uint64_t seq) {
+static stream_frame_t *mk(stream_frames_t *fr, uint64_t seq) {
   stream_evhdr_t h = {.topic = "a/b", .epoch = "e", .seq = seq, .lane = STREAM_LANE_DATA, .ts_ms = 1};
-  return stream__frame_event(st, 0, &h, "1", 1);
+  return stream__frame_event(fr, 0, &h, "1", 1);
 }
 
 static void test_ring_lookup_finds_pushed_seqs_and_nothing_else(void **state) {
   (void)state;
   stream_stats_t st = {0};
+  stream_frames_t fr;
+  stream__frames_init(&fr, &st, 0);
   stream_ring_t r;
   stream__ring_init(&r);
   assert_null(stream__ring_get(&r, 1));
-  for (uint64_t s = 5; s <= 7; s++) stream__ring_push(&r, 4, mk(&st, s));
+  for (uint64_t s = 5; s <= 7; s++) stream__ring_push(&r, 4, mk(&fr, s));
   assert_null(stream__ring_get(&r, 4));
   assert_int_equal(stream__ring_get(&r, 5)->seq, 5);
   assert_int_equal(stream__ring_get(&r, 7)->seq, 7);
@@ -24,9 +26,11 @@ static void test_ring_lookup_finds_pushed_seqs_and_nothing_else(void **state) {
 static void test_ring_push_overwrites_oldest_when_full(void **state) {
   (void)state;
   stream_stats_t st = {0};
+  stream_frames_t fr;
+  stream__frames_init(&fr, &st, 0);
   stream_ring_t r;
   stream__ring_init(&r);
-  for (uint64_t s = 1; s <= 100; s++) stream__ring_push(&r, 10, mk(&st, s));
+  for (uint64_t s = 1; s <= 100; s++) stream__ring_push(&r, 10, mk(&fr, s));
   assert_int_equal(r.count, 10);
   assert_int_equal(r.lo, 91);
   assert_int_equal(st.frames, 10); /* the overwritten ones were released */
@@ -39,11 +43,13 @@ static void test_ring_push_overwrites_oldest_when_full(void **state) {
 static void test_ring_grows_while_keeping_order_across_wraparound(void **state) {
   (void)state;
   stream_stats_t st = {0};
+  stream_frames_t fr;
+  stream__frames_init(&fr, &st, 0);
   stream_ring_t r;
   stream__ring_init(&r);
-  for (uint64_t s = 1; s <= 8; s++) stream__ring_push(&r, 64, mk(&st, s));
+  for (uint64_t s = 1; s <= 8; s++) stream__ring_push(&r, 64, mk(&fr, s));
   stream__ring_drop_below(&r, 4); /* start moves inside the array */
-  for (uint64_t s = 9; s <= 40; s++) stream__ring_push(&r, 64, mk(&st, s));
+  for (uint64_t s = 9; s <= 40; s++) stream__ring_push(&r, 64, mk(&fr, s));
   assert_int_equal(r.lo, 4);
   for (uint64_t s = 4; s <= 40; s++) assert_int_equal(stream__ring_get(&r, s)->seq, s);
   assert_true(r.cap <= 64);
@@ -53,9 +59,11 @@ static void test_ring_grows_while_keeping_order_across_wraparound(void **state) 
 static void test_ring_drop_below_releases_old_entries(void **state) {
   (void)state;
   stream_stats_t st = {0};
+  stream_frames_t fr;
+  stream__frames_init(&fr, &st, 0);
   stream_ring_t r;
   stream__ring_init(&r);
-  for (uint64_t s = 1; s <= 6; s++) stream__ring_push(&r, 8, mk(&st, s));
+  for (uint64_t s = 1; s <= 6; s++) stream__ring_push(&r, 8, mk(&fr, s));
   stream__ring_drop_below(&r, 5);
   assert_int_equal(st.frames, 2);
   assert_null(stream__ring_get(&r, 4));
@@ -68,10 +76,12 @@ static void test_ring_drop_below_releases_old_entries(void **state) {
 static void test_ring_restarts_when_a_push_is_not_contiguous(void **state) {
   (void)state;
   stream_stats_t st = {0};
+  stream_frames_t fr;
+  stream__frames_init(&fr, &st, 0);
   stream_ring_t r;
   stream__ring_init(&r);
-  for (uint64_t s = 1; s <= 3; s++) stream__ring_push(&r, 8, mk(&st, s));
-  stream__ring_push(&r, 8, mk(&st, 10));
+  for (uint64_t s = 1; s <= 3; s++) stream__ring_push(&r, 8, mk(&fr, s));
+  stream__ring_push(&r, 8, mk(&fr, 10));
   assert_null(stream__ring_get(&r, 3));
   assert_int_equal(stream__ring_get(&r, 10)->seq, 10);
   assert_int_equal(st.frames, 1);
