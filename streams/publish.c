@@ -385,8 +385,9 @@ void stream__commit_run(stream_hub_t *hub) {
       stream__writer_submit(hub);
       return;
     }
-    /* Small batches are not worth the thread hop: on a busy machine the writer thread waits
-     * for a core, and that wait, not SQLite, is what such a batch's publishers would see. */
+    /* Here without the thread, or for a batch within commit_inline_max: that one skips the
+     * hand-over and the async wake-up back (off by default: on S2 it saved CPU, 0.89x, and
+     * changed no latency; docs/benchmarks.md, afternoon series). */
     int rc = 0;
     uint64_t t0 = uv_hrtime();
     if (appends && hub->writer.on) hub->stats.commits_inline++;
