@@ -317,6 +317,12 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_COUNTER, (double)ss.events_deleted);
   streams_set(m, "coord_store_commit_seconds_total", "Time spent in store commits.",
               COORD_METRIC_COUNTER, (double)ss.commit_us_total / 1e6);
+  streams_set(m, "coord_store_wal_settles_total",
+              "Batches that first waited for the WAL to be copied back (store.wal_max_mb).",
+              COORD_METRIC_COUNTER, (double)ss.wal_settles);
+  streams_set(m, "coord_store_wal_settle_seconds_total",
+              "Time those waits held store commits.", COORD_METRIC_COUNTER,
+              (double)ss.wal_settle_us_total / 1e6);
 }
 
 /* ---- daemon hooks ---- */

@@ -45,6 +45,8 @@ typedef struct store_ops {
   int (*dedupe_list)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud);
   /* *deleted: events removed by this slice (idempotency keys not counted). */
   int (*retention_run)(void *be, const store_retention_t *r, uint64_t *deleted, bool *more);
+  /* Optional: adds the backend's own figures to *out (called under the store's lock). */
+  void (*stats)(void *be, store_stats_t *out);
 } store_ops_t;
 
 /* Backend constructors: on success *ops points at the backend's static table and *be at

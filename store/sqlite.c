@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -185,6 +186,7 @@ typedef struct sq_store {
   int wal_frames;
   int ckpt_frames;    /* frames that wake the checkpointer: SQ_CKPT_FRAMES, at most wal_max / 4 */
   int wal_max_frames; /* frames past which the next batch settles first */
+  uint64_t settles, settle_us; /* settles so far and the time they took (store_stats_t) */
 } sq_store_t;
 
 /* ---- open, schema, close ---- */
@@ -341,6 +343,8 @@ static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
  * for the rest of the thread's pass and the copy of the frames committed since. */
 static void sq_wal_settle(sq_store_t *q) {
   sq_ckpt_t *c = &q->ckpt;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   pthread_mutex_lock(&c->mu);
   while (c->running) pthread_cond_wait(&c->cv, &c->mu);
   c->running = true;
@@ -352,6 +356,15 @@ static void sq_wal_settle(sq_store_t *q) {
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
   q->wal_frames = 0;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  q->settles++;
+  q->settle_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+}
+
+static void sq_stats(void *be, store_stats_t *out) {
+  sq_store_t *q = be;
+  out->wal_settles = q->settles;
+  out->wal_settle_us_total = q->settle_us;
 }
 
 /* Sizes the log's thresholds in frames from opts->wal_max_bytes and the page size, and
@@ -960,6 +973,7 @@ static const store_ops_t sq_ops = {
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
     .retention_run = sq_retention_run,
+    .stats = sq_stats,
 };
 
 int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be) {

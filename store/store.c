@@ -344,5 +344,6 @@ void store_stats_get(const store_t *s, store_stats_t *out) {
   store_t *m = (store_t *)s; /* the lock is the one mutable part of a const store */
   store__lock(m);
   *out = s->stats;
+  if (s->ops->stats) s->ops->stats(s->be, out);
   store__unlock(m);
 }

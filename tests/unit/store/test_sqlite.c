@@ -298,6 +298,10 @@ static void test_batches_back_to_back_keep_the_wal_within_wal_max(void **state) 
   uint64_t n = 0;
   assert_int_equal(store_read(s, w.topic_id[WAL_TOPICS - 1], 0, 0, count_rows, &n), 0);
   assert_int_equal(n, WAL_BATCHES * WAL_BATCH_EVENTS / WAL_TOPICS);
+  store_stats_t st;
+  store_stats_get(s, &st);
+  assert_true(st.wal_settles > 0); /* 40 MB through a 1 MB bound */
+  assert_true(st.wal_settle_us_total > 0);
   store_close(s);
 }
 
