@@ -44,6 +44,7 @@
  * is why wal_max is tens of MB, not a few. See docs/streams.md, "The WAL under sustained
  * saturation". */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -182,10 +183,14 @@ typedef struct sq_store {
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
   sq_ckpt_t ckpt;
   /* Frames in the WAL after the last commit on this connection, as its WAL hook saw them
-   * (so under the store's lock); 0 after a settle. */
+   * (so under the store's lock); 0 after a settle that copied everything back. */
   int wal_frames;
   int ckpt_frames;    /* frames that wake the checkpointer: SQ_CKPT_FRAMES, at most wal_max / 4 */
-  int wal_max_frames; /* frames past which the next batch settles first */
+  int wal_max_frames; /* the bound: frames past which the next batch settles first */
+  /* Frames at which the next batch settles: wal_max_frames, or, after a settle that could
+   * not copy everything back (a reader of another process holds the log), twice the log's
+   * length then, so that such a reader does not make every batch pay for a pass. */
+  int settle_frames;
   uint64_t settles, settle_us; /* settles so far and the time they took (store_stats_t) */
 } sq_store_t;
 
@@ -291,14 +296,16 @@ static int sq_migrate(sq_store_t *q) {
 
 /* ---- checkpoints (see the file comment) ---- */
 
-/* One PASSIVE pass on db, with running set by the caller. BUSY only means another
- * process checkpoints: the next wake or settle tries again. */
-static void sq_ckpt_pass(sqlite3 *db) {
+/* One PASSIVE pass on db, with running set by the caller; true when every frame of the log
+ * is copied back. BUSY only means another process checkpoints: the next wake or settle
+ * tries again. */
+static bool sq_ckpt_pass(sqlite3 *db) {
   int log_frames = 0, done_frames = 0;
   int rc =
       sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY)
     log_warn("store", "checkpoint failed", "{s:i,s:s}", "code", rc, "error", sqlite3_errmsg(db));
+  return rc == SQLITE_OK && done_frames == log_frames;
 }
 
 static void *sq_ckpt_main(void *arg) {
@@ -310,7 +317,7 @@ static void *sq_ckpt_main(void *arg) {
     c->due = false;
     c->running = true;
     pthread_mutex_unlock(&c->mu);
-    sq_ckpt_pass(c->db);
+    (void)sq_ckpt_pass(c->db);
     pthread_mutex_lock(&c->mu);
     c->running = false;
     pthread_cond_broadcast(&c->cv);
@@ -326,6 +333,7 @@ static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
   sq_store_t *q = ud;
   sq_ckpt_t *c = &q->ckpt;
   q->wal_frames = frames;
+  if (frames < q->wal_max_frames) q->settle_frames = q->wal_max_frames; /* the log started over */
   if (frames < q->ckpt_frames) return SQLITE_OK;
   pthread_mutex_lock(&c->mu);
   if (!c->due) {
@@ -350,12 +358,13 @@ static void sq_wal_settle(sq_store_t *q) {
   c->running = true;
   c->due = false; /* this pass covers what the thread was woken for */
   pthread_mutex_unlock(&c->mu);
-  sq_ckpt_pass(q->sql.db);
+  bool whole = sq_ckpt_pass(q->sql.db);
   pthread_mutex_lock(&c->mu);
   c->running = false;
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
-  q->wal_frames = 0;
+  if (whole) q->wal_frames = 0;
+  else q->settle_frames = q->wal_frames < INT_MAX / 2 ? 2 * q->wal_frames : INT_MAX;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   q->settles++;
   q->settle_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -381,6 +390,7 @@ static int sq_wal_limits(sq_store_t *q, const store_options_t *opts) {
   if (frames > INT32_MAX) frames = INT32_MAX;
   q->wal_max_frames = frames > 4 ? (int)frames : 4;
   q->ckpt_frames = q->wal_max_frames / 4 < SQ_CKPT_FRAMES ? q->wal_max_frames / 4 : SQ_CKPT_FRAMES;
+  q->settle_frames = q->wal_max_frames;
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%zu", max);
   return store__sql_exec(&q->sql, sql);
@@ -577,7 +587,7 @@ static sq_head_t *sq_head_find(sq_store_t *q, int64_t topic_id) {
 
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
-  if (q->wal_frames >= q->wal_max_frames) sq_wal_settle(q);
+  if (q->ckpt.started && q->wal_frames >= q->settle_frames) sq_wal_settle(q);
   sq_heads_clear(q);
   return store__sql_begin(&q->sql);
 }

@@ -21,6 +21,13 @@
 #include "internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#define FRAME_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FRAME_ASAN 1
+#endif
+#endif
+#ifdef FRAME_ASAN
 #include <sanitizer/asan_interface.h>
 /* A block on a list is poisoned but for its link, so a frame used after its release still
  * fails under ASan as it would after free. */
