@@ -13,6 +13,7 @@
 #ifndef STORE_INTERNAL_H
 #define STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -234,5 +235,43 @@ void store__sql_rollback(store_sql_t *c);
  * Returns 0, -EIO when the file holds a newer version, or store__sql_fail's mapping. */
 int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *steps)
     __attribute__((warn_unused_result));
+
+/* ---- the event log's write-ahead log (sqlite_wal.c) ---- */
+
+/* The checkpointer thread and the settle that keeps the log within wal_max (see
+ * sqlite_wal.c). due, running and stop are guarded by mu, and cv is broadcast whenever one
+ * of them changes; db belongs to the thread while it runs. Invariant: at most one
+ * checkpoint pass (the thread's or a settle's) runs at a time, the one that set running.
+ * frames, settle_frames, settles and settle_us are touched only by the main connection's
+ * user, under the store's lock. */
+typedef struct store_wal {
+  store_sql_t *sql; /* borrowed: the main connection, whose log this keeps */
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct sqlite3 *db; /* owned: the checkpointer's own connection */
+  bool started;
+  bool due;     /* the log passed ckpt_frames since the last pass began */
+  bool running; /* a pass is under way */
+  bool stop;
+  int frames;        /* in the log after the main connection's last commit; 0 after a whole settle */
+  int ckpt_frames;   /* frames that wake the checkpointer */
+  int max_frames;    /* the bound (wal_max) in frames */
+  int settle_frames; /* frames at which the next batch settles first */
+  uint64_t settles, settle_us; /* settles so far and the time they took */
+} store_wal_t;
+
+/* Sizes the log's bounds from opts->wal_max_bytes (PRAGMA journal_size_limit too) and
+ * starts the checkpointer on sql's file; w zeroed by the caller. Without a thread (logged)
+ * SQLite's autocheckpoint stays in charge. Returns 0 or store__sql_fail's mapping. */
+int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opts)
+    __attribute__((warn_unused_result));
+/* Before a batch's transaction opens, on the committing thread under the store's lock:
+ * settles the log when it has passed its bound (blocks for about one checkpoint pass). */
+void store__wal_before_batch(store_wal_t *w);
+/* Adds the settles and their time to *out. */
+void store__wal_stats(const store_wal_t *w, store_stats_t *out);
+/* Stops the thread and closes its connection; safe on a never-started w. */
+void store__wal_close(store_wal_t *w);
 
 #endif

@@ -28,29 +28,13 @@
  * page per topic and batch. Opening a version 1 or 2 file converts it in place in one
  * transaction.
  *
- * Checkpoints run on a thread of their own with a second connection (PASSIVE, so writers
- * never wait): the main connection's WAL hook wakes it once the log passes SQ_CKPT_FRAMES
- * (a quarter of wal_max when that is less), instead of SQLite's autocheckpoint, which
- * would copy pages and fsync inside whichever commit crossed the limit, on the event
- * loop. Copying frames back is not enough to keep the log small: SQLite starts it over
- * from its beginning only when a transaction begins while every frame is already copied
- * back (and no other connection is reading). Under sustained load the next batch begins
- * right after each commit, while the thread is still copying that commit's frames, so
- * that moment comes only by chance and the file grows without bound. Hence the settle:
- * once the log passes wal_max, the next batch_begin first waits for the thread's pass and
- * copies the rest itself (what was committed since that pass began), on the committing
- * thread, where nothing can commit in between; the transaction it then opens starts the
- * log over. Each settle holds commits for about one checkpoint pass (its fsyncs), which
- * is why wal_max is tens of MB, not a few. See docs/streams.md, "The WAL under sustained
- * saturation". */
+ * The write-ahead log's upkeep (the checkpointer thread, the settle that keeps the log
+ * within wal_max) is sqlite_wal.c's. */
 #include <errno.h>
-#include <limits.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -58,8 +42,6 @@
 
 #define SQ_SCHEMA_VERSION 3
 #define SQ_TOPIC_CHUNK 64   /* topics fetched per query during retention */
-#define SQ_WAL_FRAME_HDR 24 /* bytes before each page in the WAL file */
-#define SQ_CKPT_FRAMES 1000 /* WAL frames that wake the checkpointer (SQLite's default limit) */
 #define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
 #define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
 
@@ -156,21 +138,6 @@ typedef struct sq_head {
   store_chunk_t chunk; /* owned; its buffer is reused by later batches */
 } sq_head_t;
 
-/* The checkpointer thread. due, running and stop are guarded by mu, and cv is broadcast
- * whenever one of them changes; db belongs to the thread while it runs. Invariant: at
- * most one checkpoint pass (the thread's or a settle's) runs at a time, the one that set
- * running. */
-typedef struct sq_ckpt {
-  pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  sqlite3 *db; /* owned: its own connection */
-  bool started;
-  bool due;     /* the WAL passed ckpt_frames since the last pass began */
-  bool running; /* a pass is under way */
-  bool stop;
-} sq_ckpt_t;
-
 /* Invariant: nheads is non-zero only while a batch (BEGIN IMMEDIATE) is open; slots is
  * an open-addressing table of nslots (0 or a power of two, > 2 * nheads) entries, each 0
  * (free) or the index + 1 of the heads entry of a topic touched by the batch. */
@@ -181,17 +148,7 @@ typedef struct sq_store {
   uint32_t *slots; /* owned */
   size_t nslots;
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
-  sq_ckpt_t ckpt;
-  /* Frames in the WAL after the last commit on this connection, as its WAL hook saw them
-   * (so under the store's lock); 0 after a settle that copied everything back. */
-  int wal_frames;
-  int ckpt_frames;    /* frames that wake the checkpointer: SQ_CKPT_FRAMES, at most wal_max / 4 */
-  int wal_max_frames; /* the bound: frames past which the next batch settles first */
-  /* Frames at which the next batch settles: wal_max_frames, or, after a settle that could
-   * not copy everything back (a reader of another process holds the log), twice the log's
-   * length then, so that such a reader does not make every batch pay for a pass. */
-  int settle_frames;
-  uint64_t settles, settle_us; /* settles so far and the time they took (store_stats_t) */
+  store_wal_t wal; /* the log's upkeep: checkpointer thread and settle (sqlite_wal.c) */
 } sq_store_t;
 
 /* ---- open, schema, close ---- */
@@ -294,165 +251,19 @@ static int sq_migrate(sq_store_t *q) {
   return rc;
 }
 
-/* ---- checkpoints (see the file comment) ---- */
-
-/* One PASSIVE pass on db, with running set by the caller; true when every frame of the log
- * is copied back. BUSY only means another process checkpoints: the next wake or settle
- * tries again. */
-static bool sq_ckpt_pass(sqlite3 *db) {
-  int log_frames = 0, done_frames = 0;
-  int rc =
-      sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-    log_warn("store", "checkpoint failed", "{s:i,s:s}", "code", rc, "error", sqlite3_errmsg(db));
-  return rc == SQLITE_OK && done_frames == log_frames;
-}
-
-static void *sq_ckpt_main(void *arg) {
-  sq_ckpt_t *c = arg;
-  pthread_mutex_lock(&c->mu);
-  for (;;) {
-    while ((!c->due || c->running) && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
-    if (c->stop) break;
-    c->due = false;
-    c->running = true;
-    pthread_mutex_unlock(&c->mu);
-    (void)sq_ckpt_pass(c->db);
-    pthread_mutex_lock(&c->mu);
-    c->running = false;
-    pthread_cond_broadcast(&c->cv);
-  }
-  pthread_mutex_unlock(&c->mu);
-  return NULL;
-}
-
-/* Runs on the main connection's thread after each of its commits. */
-static int sq_wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
-  (void)db;
-  (void)name;
-  sq_store_t *q = ud;
-  sq_ckpt_t *c = &q->ckpt;
-  q->wal_frames = frames;
-  if (frames < q->wal_max_frames) q->settle_frames = q->wal_max_frames; /* the log started over */
-  if (frames < q->ckpt_frames) return SQLITE_OK;
-  pthread_mutex_lock(&c->mu);
-  if (!c->due) {
-    c->due = true;
-    pthread_cond_broadcast(&c->cv);
-  }
-  pthread_mutex_unlock(&c->mu);
-  return SQLITE_OK;
-}
-
-/* The settle (see the file comment): on the committing thread, outside a transaction,
- * once the log passed wal_max_frames. Waits for the thread's pass, then copies back what
- * is left; the next transaction then starts the log over, unless another connection is
- * reading at that moment (then the next commit's count brings the settle back). Blocks
- * for the rest of the thread's pass and the copy of the frames committed since. */
-static void sq_wal_settle(sq_store_t *q) {
-  sq_ckpt_t *c = &q->ckpt;
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  pthread_mutex_lock(&c->mu);
-  while (c->running) pthread_cond_wait(&c->cv, &c->mu);
-  c->running = true;
-  c->due = false; /* this pass covers what the thread was woken for */
-  pthread_mutex_unlock(&c->mu);
-  bool whole = sq_ckpt_pass(q->sql.db);
-  pthread_mutex_lock(&c->mu);
-  c->running = false;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
-  if (whole) q->wal_frames = 0;
-  else q->settle_frames = q->wal_frames < INT_MAX / 2 ? 2 * q->wal_frames : INT_MAX;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  q->settles++;
-  q->settle_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
-}
-
-static void sq_stats(void *be, store_stats_t *out) {
-  sq_store_t *q = be;
-  out->wal_settles = q->settles;
-  out->wal_settle_us_total = q->settle_us;
-}
-
-/* Sizes the log's thresholds in frames from opts->wal_max_bytes and the page size, and
- * has SQLite truncate a larger WAL file back to wal_max when it starts the log over. */
-static int sq_wal_limits(sq_store_t *q, const store_options_t *opts) {
-  size_t max = opts->wal_max_bytes ? opts->wal_max_bytes : STORE_WAL_MAX_DEFAULT;
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(q->sql.db, "PRAGMA page_size", -1, &st, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_step(st);
-  int page = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-  sqlite3_finalize(st);
-  if (rc != SQLITE_ROW) return store__sql_fail(&q->sql, rc, "page_size");
-  size_t frames = max / ((size_t)page + SQ_WAL_FRAME_HDR);
-  if (frames > INT32_MAX) frames = INT32_MAX;
-  q->wal_max_frames = frames > 4 ? (int)frames : 4;
-  q->ckpt_frames = q->wal_max_frames / 4 < SQ_CKPT_FRAMES ? q->wal_max_frames / 4 : SQ_CKPT_FRAMES;
-  q->settle_frames = q->wal_max_frames;
-  char sql[64];
-  snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%zu", max);
-  return store__sql_exec(&q->sql, sql);
-}
-
-/* Starts the checkpointer; when it cannot, SQLite's autocheckpoint stays in charge. */
-static void sq_ckpt_start(sq_store_t *q, const store_options_t *opts) {
-  sq_ckpt_t *c = &q->ckpt;
-  int rc = sqlite3_open_v2(opts->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, STORE_SQL_BUSY_TIMEOUT_MS);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(
-        c->db, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-        NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_wal_autocheckpoint(c->db, 0);
-  if (rc == SQLITE_OK) {
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    if (pthread_create(&c->thread, NULL, sq_ckpt_main, c) == 0) {
-      c->started = true;
-      sqlite3_wal_hook(q->sql.db, sq_wal_hook, q); /* replaces the autocheckpoint */
-      return;
-    }
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-  }
-  log_warn("store", "no checkpoint thread; checkpoints stay in commits", "{s:s}", "error",
-           c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-  sqlite3_close(c->db);
-  c->db = NULL;
-}
-
-static void sq_ckpt_stop(sq_store_t *q) {
-  sq_ckpt_t *c = &q->ckpt;
-  if (!c->started) return;
-  sqlite3_wal_hook(q->sql.db, NULL, NULL);
-  pthread_mutex_lock(&c->mu);
-  c->stop = true;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
-  pthread_join(c->thread, NULL);
-  pthread_cond_destroy(&c->cv);
-  pthread_mutex_destroy(&c->mu);
-  sqlite3_close(c->db);
-  c->db = NULL;
-  c->started = false;
-}
-
 static int sq_configure(sq_store_t *q, const store_options_t *opts) {
   int rc = store__sql_open(&q->sql, opts, NULL);
   if (rc == 0) rc = store__sql_exec(&q->sql, "PRAGMA foreign_keys=OFF");
   if (rc == 0) rc = sq_migrate(q);
   if (rc == 0) rc = store__sql_prepare(&q->sql, sq_sql, SQ__COUNT);
-  if (rc == 0) rc = sq_wal_limits(q, opts);
-  if (rc == 0) sq_ckpt_start(q, opts);
+  if (rc == 0) rc = store__wal_open(&q->wal, &q->sql, opts);
   return rc;
 }
 
 static void sq_close(void *be) {
   sq_store_t *q = be;
   if (!q) return;
-  sq_ckpt_stop(q);
+  store__wal_close(&q->wal);
   store__sql_close(&q->sql);
   for (size_t i = 0; i < q->heads_cap; i++) store__chunk_free(&q->heads[i].chunk);
   free(q->heads);
@@ -587,7 +398,7 @@ static sq_head_t *sq_head_find(sq_store_t *q, int64_t topic_id) {
 
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
-  if (q->ckpt.started && q->wal_frames >= q->settle_frames) sq_wal_settle(q);
+  store__wal_before_batch(&q->wal);
   sq_heads_clear(q);
   return store__sql_begin(&q->sql);
 }
@@ -966,6 +777,11 @@ static int sq_retention_run(void *be, const store_retention_t *r, uint64_t *dele
   }
   if (!*more) q->retention_cursor = 0; /* the pass is complete; the next one starts over */
   return 0;
+}
+
+static void sq_stats(void *be, store_stats_t *out) {
+  sq_store_t *q = be;
+  store__wal_stats(&q->wal, out);
 }
 
 static const store_ops_t sq_ops = {
