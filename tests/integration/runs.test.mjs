@@ -172,6 +172,11 @@ describe('runs on the mock provider (auth none)', () => {
     assert.equal((await d.get('/v1/runs?limit=1001')).status, 400);
 
     assert.equal((await d.postJson(`/v1/runs/${g.run_id}/cancel`, {})).status, 200);
+    /* The run's row says cancelled at once; its document follows acknowledged events, so
+     * it says so once run.cancelled is durable (docs/runs.md). */
+    body = (await d.get('/v1/runs?workflow=gate&status=cancelled')).json();
+    assert.ok(body.runs.some((r) => r.run_id === g.run_id));
+    await watchRun(d, g.topic, { until: (e) => e.type === 'run.cancelled' });
     body = (await d.get(`/v1/runs/${g.run_id}`)).json();
     assert.equal(body.status, 'cancelled');
     const again = await d.postJson(`/v1/runs/${g.run_id}/cancel`, {});
