@@ -298,19 +298,50 @@ static void runs_get(coord_http_req_t *req, void *ud) {
   coord_http_respond_json_take(req, 200, doc);
 }
 
+/* A cancel answered once the run's events are durable (wf_run_cancel_wait), so that the
+ * run's document says cancelled as soon as the client has the 200. */
+typedef struct runs_cancel_wait {
+  coord_http_req_t *req;   /* borrowed until answered or aborted */
+  wf_run_waiter_t *waiter; /* the engine's, until it calls back or is dropped */
+  char id[WF_RUN_ID_MAX + 1];
+} runs_cancel_wait_t;
+
+static void runs_cancel_answer(coord_http_req_t *req, const char *id) {
+  coord_http_respond_json_take(req, 200,
+                               json_pack("{s:s,s:s}", "run_id", id, "status", "cancelled"));
+}
+
+static void runs_cancel_settled(void *ud, int status) {
+  runs_cancel_wait_t *w = ud;
+  (void)status; /* -ECANCELED: the engine stops; the run's row says cancelled all the same */
+  runs_cancel_answer(w->req, w->id);
+  free(w);
+}
+
+static void runs_cancel_abort(coord_http_req_t *req, void *ud) {
+  (void)req;
+  runs_cancel_wait_t *w = ud;
+  wf_run_waiter_drop(w->waiter);
+  free(w);
+}
+
 static void runs_cancel(coord_http_req_t *req, void *ud) {
   coord_runs_t *r = ud;
   const char *id = coord_http_req_param(req, "id");
   char tenant[COORD_AUTH_TENANT_MAX + 1], room[WF_RUN_ID_MAX + 16];
   runs_room(id, room, sizeof room);
   if (runs_open(r, req, COORD_AUTH_SCOPE_PUBLISH, room, tenant) < 0) return;
-  int rc = wf_run_cancel(r->engine, tenant, id);
-  if (rc < 0) {
-    runs_fail(req, rc, "run", NULL);
+  runs_cancel_wait_t *w = xcalloc(1, sizeof *w);
+  w->req = req;
+  snprintf(w->id, sizeof w->id, "%s", id);
+  int rc = wf_run_cancel_wait(r->engine, tenant, id, runs_cancel_settled, w, &w->waiter);
+  if (rc < 0 || !w->waiter) {
+    free(w);
+    if (rc < 0) runs_fail(req, rc, "run", NULL);
+    else runs_cancel_answer(req, id);
     return;
   }
-  coord_http_respond_json_take(req, 200,
-                               json_pack("{s:s,s:s}", "run_id", id, "status", "cancelled"));
+  coord_http_defer(req, runs_cancel_abort, w);
 }
 
 static void runs_approve(coord_http_req_t *req, void *ud) {

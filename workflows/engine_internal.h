@@ -226,6 +226,7 @@ struct wf__run {
   wf__tmr_t pub_retry;
   base_queue_t approvals; /* wf__sx_t waiting */
   base_map_t ext_tasks;   /* wf__ext_t of running agent attempts, by task id */
+  base_queue_t waiters;   /* wf_run_waiter_t: called back when the run is let go */
   bool finished;
   bool quiet; /* being torn down: publish and store nothing more */
 };
@@ -238,7 +239,15 @@ void wf__run_start(wf__run_t *r); /* posts the root's start */
 void wf__run_cancel(wf__run_t *r);
 /* Tears the run down without publishing or storing (engine free) and frees it. */
 void wf__run_abandon(wf__run_t *r);
+/* Calls back and frees every waiter (status 0 once all events are acknowledged) and
+ * frees the run. */
 void wf__run_free(wf__run_t *r);
+
+struct wf_run_waiter {
+  base_queue_t link; /* in wf__run_t.waiters */
+  wf_run_settled_fn cb;
+  void *ud;
+};
 
 wf__list_t *wf__list_new(wf__run_t *r, wf__node_t *parent, const wf__steps_t *steps,
                          json_t *ctx_take, const char *prefix);

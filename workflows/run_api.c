@@ -227,6 +227,28 @@ int wf_runs_list(wf_engine_t *e, const char *tenant, const char *workflow, const
   return 0;
 }
 
+int wf_run_cancel_wait(wf_engine_t *e, const char *tenant, const char *run_id,
+                       wf_run_settled_fn cb, void *ud, wf_run_waiter_t **waiter) {
+  *waiter = NULL;
+  wf__run_t *r = e && run_id ? wf__run_find(e, run_id) : NULL;
+  int rc = wf_run_cancel(e, tenant, run_id);
+  if (rc < 0 || !r || !cb) return rc;
+  /* r is still here: wf__run_cancel finishes it, and it is freed only on a later turn
+   * (release task), once its outbox is empty. */
+  wf_run_waiter_t *w = xcalloc(1, sizeof *w);
+  w->cb = cb;
+  w->ud = ud;
+  base_queue_insert_tail(&r->waiters, &w->link);
+  *waiter = w;
+  return 0;
+}
+
+void wf_run_waiter_drop(wf_run_waiter_t *w) {
+  if (!w) return;
+  base_queue_remove(&w->link);
+  free(w);
+}
+
 int wf_run_cancel(wf_engine_t *e, const char *tenant, const char *run_id) {
   if (!e || !run_id) return -EINVAL;
   tenant = tenant_or_default(e, tenant);

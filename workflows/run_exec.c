@@ -59,6 +59,7 @@ wf__run_t *wf__run_new(wf_engine_t *e, const char *id, const char *tenant, wf_wo
   base_queue_init(&r->inflight);
   base_map_init(&r->tbufs);
   base_queue_init(&r->approvals);
+  base_queue_init(&r->waiters);
   wf__task_init(&r->start_task, run_start_task);
   wf__task_init(&r->release_task, run_release_task);
   wf__tmr_init(&r->pub_retry, wf__outbox_retry_cb);
@@ -80,6 +81,13 @@ static void run_start_task(wf__task_t *t) {
 
 void wf__run_free(wf__run_t *r) {
   wf_engine_t *e = r->e;
+  int settled = r->finished && wf__outbox_empty(r) ? 0 : -ECANCELED;
+  while (!base_queue_empty(&r->waiters)) {
+    wf_run_waiter_t *w = base_queue_data(base_queue_head(&r->waiters), wf_run_waiter_t, link);
+    base_queue_remove(&w->link);
+    w->cb(w->ud, settled);
+    free(w);
+  }
   if (r->root) {
     wf__node_cancel(&r->root->n);
     wf__node_free(&r->root->n);

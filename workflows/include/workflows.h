@@ -221,6 +221,19 @@ int wf_runs_list(wf_engine_t *e, const char *tenant, const char *workflow, const
  * cancelled, run.cancelled is published. Returns 0, -ENOENT, -EALREADY. */
 int wf_run_cancel(wf_engine_t *e, const char *tenant, const char *run_id)
     __attribute__((warn_unused_result));
+
+/* A caller waiting for a cancelled run's events to be durable (wf_run_cancel_wait). */
+typedef struct wf_run_waiter wf_run_waiter_t;
+typedef void (*wf_run_settled_fn)(void *ud, int status);
+/* wf_run_cancel, then: when the run was running here, *waiter is set and cb(ud, 0) runs
+ * once every event of the run is acknowledged (so its document, wf_run_get, says
+ * cancelled), or cb(ud, -ECANCELED) when the engine lets the run go first (stop); never
+ * from inside this call. *waiter is NULL when there is nothing to wait for (a stored run,
+ * or an error). wf_run_waiter_drop before the callback drops it (the caller left). */
+int wf_run_cancel_wait(wf_engine_t *e, const char *tenant, const char *run_id,
+                       wf_run_settled_fn cb, void *ud, wf_run_waiter_t **waiter)
+    __attribute__((warn_unused_result));
+void wf_run_waiter_drop(wf_run_waiter_t *waiter);
 /* Decides the approval step `step` (its id, or its instance key inside a map or loop)
  * of a running run: the step completes with {"approved": approve, "comment": comment}
  * (comment may be NULL). Returns 0, -ENOENT (run), -ESRCH (no approval of that step is

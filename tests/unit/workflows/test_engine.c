@@ -345,6 +345,71 @@ static void test_cancel_aborts_the_in_flight_model_call(void **state) {
   et_close(&t);
 }
 
+typedef struct settled_rec {
+  et_t *t;
+  const char *id;
+  int calls, status;
+  char doc_status[16]; /* the document's status when the callback ran */
+} settled_rec_t;
+
+static void on_settled(void *ud, int status) {
+  settled_rec_t *s = ud;
+  s->calls++;
+  s->status = status;
+  json_t *doc = NULL;
+  if (wf_run_get(s->t->eng, NULL, s->id, &doc) == 0)
+    snprintf(s->doc_status, sizeof s->doc_status, "%s", et_status_of(doc));
+  json_decref(doc);
+}
+
+static void test_cancel_wait_calls_back_once_run_cancelled_is_acknowledged(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'slow','agents':{'w':{'provider':'mock','params':{'mock_words':200,"
+        " 'mock_chunk_chars':2,'mock_tokens_per_s':100}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}");
+  const char *id = et_start(&t, "slow", NULL);
+  et_watch(&t, id);
+  et_wait_event(&t, "token", "a", 1);
+  settled_rec_t s = {.t = &t, .id = id};
+  wf_run_waiter_t *w = NULL;
+  assert_int_equal(wf_run_cancel_wait(t.eng, NULL, id, on_settled, &s, &w), 0);
+  assert_non_null(w);
+  assert_int_equal(s.calls, 0); /* never from inside the call */
+  et_wait_event(&t, "run.cancelled", NULL, 1);
+  for (int i = 0; i < 100 && s.calls == 0; i++) uv_run(&t.loop, UV_RUN_NOWAIT);
+  assert_int_equal(s.calls, 1);
+  assert_int_equal(s.status, 0);
+  assert_string_equal(s.doc_status, "cancelled");
+  /* A finished run: nothing to wait for. */
+  assert_int_equal(wf_run_cancel_wait(t.eng, NULL, id, on_settled, &s, &w), -EALREADY);
+  assert_null(w);
+  et_close(&t);
+}
+
+static void test_a_dropped_cancel_waiter_is_never_called(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  et_wf(&t,
+        "{'name':'slow','agents':{'w':{'provider':'mock','params':{'mock_words':200,"
+        " 'mock_chunk_chars':2,'mock_tokens_per_s':100}}},"
+        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}");
+  const char *id = et_start(&t, "slow", NULL);
+  et_watch(&t, id);
+  et_wait_event(&t, "token", "a", 1);
+  settled_rec_t s = {.t = &t, .id = id};
+  wf_run_waiter_t *w = NULL;
+  assert_int_equal(wf_run_cancel_wait(t.eng, NULL, id, on_settled, &s, &w), 0);
+  wf_run_waiter_drop(w);
+  et_wait_event(&t, "run.cancelled", NULL, 1);
+  for (int i = 0; i < 20; i++) uv_run(&t.loop, UV_RUN_NOWAIT);
+  assert_int_equal(s.calls, 0);
+  et_close(&t);
+}
+
 static void test_a_watcher_leaving_does_not_cancel_the_run(void **state) {
   (void)state;
   et_t t;
@@ -632,6 +697,8 @@ int main(void) {
       cmocka_unit_test(test_a_mid_stream_failure_after_partial_output_fails_when_not_allowed),
       cmocka_unit_test(test_a_mid_stream_failure_is_retried_when_the_step_allows_it),
       cmocka_unit_test(test_cancel_aborts_the_in_flight_model_call),
+      cmocka_unit_test(test_cancel_wait_calls_back_once_run_cancelled_is_acknowledged),
+      cmocka_unit_test(test_a_dropped_cancel_waiter_is_never_called),
       cmocka_unit_test(test_a_watcher_leaving_does_not_cancel_the_run),
       cmocka_unit_test(test_an_approval_waits_for_the_decision_and_completes_with_it),
       cmocka_unit_test(test_a_rejected_approval_completes_with_approved_false),
