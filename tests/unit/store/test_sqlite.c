@@ -257,6 +257,20 @@ static void *wal_writer_main(void *arg) {
   return NULL;
 }
 
+/* Opens the test store with wal_max WAL_MAX and its WAL_TOPICS topics into *w. */
+static store_t *wal_store_open(wal_writer_t *w) {
+  store_t *s = NULL;
+  const store_options_t opts = {.path = test_db, .wal_max_bytes = WAL_MAX};
+  assert_int_equal(store_open_sqlite(&opts, &s), 0);
+  *w = (wal_writer_t){.s = s};
+  for (int k = 0; k < WAL_TOPICS; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "acme/wal-%d", k);
+    w->topic_id[k] = ensure(s, name).topic_id;
+  }
+  return s;
+}
+
 static off_t wal_size(void) {
   char wal[700];
   snprintf(wal, sizeof wal, "%s-wal", test_db);
@@ -270,15 +284,8 @@ static off_t wal_size(void) {
  * reader's statements are reset before it returns, so it never holds the log. */
 static void test_batches_back_to_back_keep_the_wal_within_wal_max(void **state) {
   (void)state;
-  store_t *s = NULL;
-  const store_options_t opts = {.path = test_db, .wal_max_bytes = WAL_MAX};
-  assert_int_equal(store_open_sqlite(&opts, &s), 0);
-  wal_writer_t w = {.s = s};
-  for (int k = 0; k < WAL_TOPICS; k++) {
-    char name[32];
-    snprintf(name, sizeof name, "acme/wal-%d", k);
-    w.topic_id[k] = ensure(s, name).topic_id;
-  }
+  wal_writer_t w;
+  store_t *s = wal_store_open(&w);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, wal_writer_main, &w), 0);
   /* A reader meanwhile (replay of the first topic), and the file's size after each read. */
@@ -311,15 +318,8 @@ static void test_batches_back_to_back_keep_the_wal_within_wal_max(void **state) 
  * every batch past the bound wait for a pass. */
 static void test_a_reader_that_holds_the_wal_makes_the_settles_back_off(void **state) {
   (void)state;
-  store_t *s = NULL;
-  const store_options_t opts = {.path = test_db, .wal_max_bytes = WAL_MAX};
-  assert_int_equal(store_open_sqlite(&opts, &s), 0);
-  wal_writer_t w = {.s = s};
-  for (int k = 0; k < WAL_TOPICS; k++) {
-    char name[32];
-    snprintf(name, sizeof name, "acme/held-%d", k);
-    w.topic_id[k] = ensure(s, name).topic_id;
-  }
+  wal_writer_t w;
+  store_t *s = wal_store_open(&w);
   sqlite3 *reader = NULL;
   assert_int_equal(sqlite3_open(test_db, &reader), SQLITE_OK);
   assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM topics;", NULL, NULL, NULL),

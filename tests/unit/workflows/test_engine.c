@@ -352,6 +352,11 @@ typedef struct settled_rec {
   char doc_status[16]; /* the document's status when the callback ran */
 } settled_rec_t;
 
+static bool settled_pred(et_t *t, const void *arg) {
+  (void)t;
+  return ((const settled_rec_t *)arg)->calls > 0;
+}
+
 static void on_settled(void *ud, int status) {
   settled_rec_t *s = ud;
   s->calls++;
@@ -362,24 +367,30 @@ static void on_settled(void *ud, int status) {
   json_decref(doc);
 }
 
-static void test_cancel_wait_calls_back_once_run_cancelled_is_acknowledged(void **state) {
-  (void)state;
-  et_t t;
-  et_open(&t, NULL, false);
-  et_wf(&t,
+/* Opens t and starts a one-step run whose model call streams slowly; returns once its
+ * first token has arrived. */
+static const char *slow_run_streaming(et_t *t) {
+  et_open(t, NULL, false);
+  et_wf(t,
         "{'name':'slow','agents':{'w':{'provider':'mock','params':{'mock_words':200,"
         " 'mock_chunk_chars':2,'mock_tokens_per_s':100}}},"
         " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}");
-  const char *id = et_start(&t, "slow", NULL);
-  et_watch(&t, id);
-  et_wait_event(&t, "token", "a", 1);
+  const char *id = et_start(t, "slow", NULL);
+  et_watch(t, id);
+  et_wait_event(t, "token", "a", 1);
+  return id;
+}
+
+static void test_cancel_wait_calls_back_once_run_cancelled_is_acknowledged(void **state) {
+  (void)state;
+  et_t t;
+  const char *id = slow_run_streaming(&t);
   settled_rec_t s = {.t = &t, .id = id};
   wf_run_waiter_t *w = NULL;
   assert_int_equal(wf_run_cancel_wait(t.eng, NULL, id, on_settled, &s, &w), 0);
   assert_non_null(w);
   assert_int_equal(s.calls, 0); /* never from inside the call */
-  et_wait_event(&t, "run.cancelled", NULL, 1);
-  for (int i = 0; i < 100 && s.calls == 0; i++) uv_run(&t.loop, UV_RUN_NOWAIT);
+  et_wait(&t, settled_pred, &s); /* the loop runs (blocking) until the callback, or fails */
   assert_int_equal(s.calls, 1);
   assert_int_equal(s.status, 0);
   assert_string_equal(s.doc_status, "cancelled");
@@ -392,20 +403,22 @@ static void test_cancel_wait_calls_back_once_run_cancelled_is_acknowledged(void 
 static void test_a_dropped_cancel_waiter_is_never_called(void **state) {
   (void)state;
   et_t t;
-  et_open(&t, NULL, false);
-  et_wf(&t,
-        "{'name':'slow','agents':{'w':{'provider':'mock','params':{'mock_words':200,"
-        " 'mock_chunk_chars':2,'mock_tokens_per_s':100}}},"
-        " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}");
-  const char *id = et_start(&t, "slow", NULL);
-  et_watch(&t, id);
-  et_wait_event(&t, "token", "a", 1);
+  const char *id = slow_run_streaming(&t);
   settled_rec_t s = {.t = &t, .id = id};
   wf_run_waiter_t *w = NULL;
   assert_int_equal(wf_run_cancel_wait(t.eng, NULL, id, on_settled, &s, &w), 0);
+  /* A second caller's waiter on the same run (added by hand: the run is finished now)
+   * tells when the run has been let go. */
+  settled_rec_t kept = {.t = &t, .id = id};
+  wf__run_t *r = wf__run_find(t.eng, id);
+  assert_non_null(r);
+  wf_run_waiter_t *k = xcalloc(1, sizeof *k);
+  k->cb = on_settled;
+  k->ud = &kept;
+  base_queue_insert_tail(&r->waiters, &k->link);
   wf_run_waiter_drop(w);
-  et_wait_event(&t, "run.cancelled", NULL, 1);
-  for (int i = 0; i < 20; i++) uv_run(&t.loop, UV_RUN_NOWAIT);
+  et_wait(&t, settled_pred, &kept);
+  assert_int_equal(kept.calls, 1);
   assert_int_equal(s.calls, 0);
   et_close(&t);
 }
