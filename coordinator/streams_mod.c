@@ -252,6 +252,9 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_GAUGE, (double)st->frames);
   streams_set(m, "coord_stream_frame_bytes", "Bytes of frames alive.", COORD_METRIC_GAUGE,
               (double)st->frame_bytes);
+  streams_set(m, "coord_stream_frame_pool_bytes",
+              "Bytes of released frame blocks kept for reuse (at most 4 MiB).", COORD_METRIC_GAUGE,
+              (double)st->frame_pool_bytes);
   streams_set(m, "coord_stream_overloaded",
               "1 while publishes are shed (and /readyz says overloaded).", COORD_METRIC_GAUGE,
               stream_hub_overloaded(s->hub) ? 1 : 0);

@@ -57,6 +57,7 @@ void stream__frames_close(stream_frames_t *fr) {
   }
   fr->free_bytes = 0;
   fr->max_bytes = 0;
+  if (fr->acct) fr->acct->frame_pool_bytes = 0;
 }
 
 /* Memory for a frame of need bytes: from its class's list, or new; sets *size to the bytes
@@ -75,6 +76,7 @@ static unsigned char *frames_get(stream_frames_t *fr, size_t need, size_t *size,
   POOL_UNPOISON(b, *size);
   memcpy(&fr->free[c], b, sizeof(void *));
   fr->free_bytes -= *size;
+  if (fr->acct) fr->acct->frame_pool_bytes = fr->free_bytes;
   /* Blocks on a list are mostly cold (the ring released them long after they were
    * written): loading the next one's link now means the next frame of this class does
    * not wait for it. */
@@ -299,6 +301,7 @@ void stream_frame_unref(stream_frame_t **fp) {
     memcpy(f, list, sizeof(void *)); /* the link, over refs and what follows */
     *list = f;
     fr->free_bytes += size;
+    if (fr->acct) fr->acct->frame_pool_bytes = fr->free_bytes;
     POOL_POISON(f, size);
     return;
   }

@@ -116,6 +116,7 @@ typedef struct stream_stats {
   uint64_t pending;                /* gauge: events accepted but not yet committed */
   uint64_t frames;                 /* gauge: frames alive */
   uint64_t frame_bytes;            /* gauge: bytes of frames alive */
+  uint64_t frame_pool_bytes;       /* gauge: bytes of released frame blocks kept for reuse */
   uint64_t group_deliveries;       /* group deliveries queued (first ones and redeliveries) */
   uint64_t group_redeliveries;
   uint64_t group_acks;

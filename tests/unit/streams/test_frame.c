@@ -188,6 +188,7 @@ static void test_a_released_frame_is_reused_by_the_next_frame_of_its_size_class(
   assert_int_equal(st.frames, 0);
   assert_int_equal(st.frame_bytes, 0);
   assert_int_equal(fr.free_bytes, block);
+  assert_int_equal(st.frame_pool_bytes, block);
   /* A control frame of the same class takes the same block, written afresh. */
   stream_cw_t w;
   size_t len = block - sizeof(stream_frame_t) - 16 - 1 - 7 - 1; /* payload, NUL, "acme/r", NUL */
@@ -195,6 +196,7 @@ static void test_a_released_frame_is_reused_by_the_next_frame_of_its_size_class(
   assert_ptr_equal(c, was);
   assert_int_equal(c->size, block);
   assert_int_equal(fr.free_bytes, 0);
+  assert_int_equal(st.frame_pool_bytes, 0);
   assert_int_equal(c->refs, 1);
   assert_int_equal(c->seq, 0);
   assert_string_equal(stream_frame_topic(c), "acme/r");
