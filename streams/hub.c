@@ -107,8 +107,23 @@ static void hub_check_cb(uv_check_t *h) {
 
 static void hub_retention_cb(uv_timer_t *h) {
   stream_hub_t *hub = container_of(h, stream_hub_t, retention_timer);
+  if (hub->writer.on) {
+    /* The thread runs it; stream__retention_landed starts the timer again. */
+    stream__retention_args(hub, &hub->writer.trim_args);
+    stream__writer_trim(hub);
+    return;
+  }
   bool more = false;
-  if (stream_hub_retention_step(hub, &more) < 0) more = false;
+  int rc = stream_hub_retention_step(hub, &more);
+  stream__retention_landed(hub, rc, more);
+}
+
+void stream__retention_landed(stream_hub_t *hub, int rc, bool more) {
+  if (rc < 0) {
+    if (hub->writer.on) log_error("streams", "retention failed", "{s:i}", "rc", rc);
+    more = false;
+  }
+  if (hub->closing) return;
   /* Work left: the next slice soon, not a full interval later. */
   uv_timer_start(&hub->retention_timer, hub_retention_cb, more ? 10 : hub->cfg.retention_interval_ms, 0);
 }

@@ -238,6 +238,14 @@ typedef struct stream_tenant {
   char name[];
 } stream_tenant_t;
 
+/* One retention slice's arguments, as store_retention_run takes them. */
+typedef struct stream_trim_args {
+  uint64_t max_events;
+  int64_t min_ts_ms;        /* 0: no age rule */
+  int64_t dedupe_min_ts_ms; /* idempotency keys older than this expire */
+  size_t budget;            /* rows at most */
+} stream_trim_args_t;
+
 /* The commit thread (writer.c): commits one batch at a time off the loop and posts the
  * result back with async. The loop hands a batch over only while no batch is in flight
  * (busy is false) and reads the result only after done; the fields marked "mu" are read
@@ -259,6 +267,14 @@ typedef struct stream_writer {
   bool stop;              /* mu: the thread should exit once idle */
   int rc;                 /* mu: store_batch_write's result */
   uint64_t us;            /* mu: how long it took (real clock, microseconds) */
+  /* Retention slices (retention.c) run here too, between batches, so the loop never waits
+   * for the store lock a commit holds nor runs SQLite's deletes itself. */
+  bool trim;              /* a slice is handed over and its result not yet applied */
+  stream_trim_args_t trim_args; /* written by the loop before trim_job, then read-only */
+  bool trim_job;          /* mu: trim_args are to be run */
+  bool trim_done;         /* mu: the slice's result is in trim_rc, trim_more */
+  int trim_rc;            /* mu: store_retention_run's result */
+  bool trim_more;         /* mu: the pass has work left */
 } stream_writer_t;
 
 struct stream_hub {
@@ -367,6 +383,17 @@ void stream__writer_wait(stream_hub_t *hub);
 /* Waits for the batch in flight (applying its result), then stops and joins the thread
  * (hub close; the hub closes the async handle with its others). */
 void stream__writer_stop(stream_hub_t *hub);
+/* Hands hub->writer.trim_args to the thread (hub->writer.trim set); the result comes back
+ * through stream__retention_landed. Only while no slice is in flight. */
+void stream__writer_trim(stream_hub_t *hub);
+
+/* ---- retention (retention.c) ---- */
+
+/* The arguments of the next slice, from the config and the hub's clock. */
+void stream__retention_args(stream_hub_t *hub, stream_trim_args_t *out);
+/* Applies a slice's result on the loop: logs a failure and schedules the next slice (soon
+ * while the pass has work left). */
+void stream__retention_landed(stream_hub_t *hub, int rc, bool more);
 
 /* ---- router ---- */
 

@@ -1,7 +1,9 @@
 /* Retention: deleting old events from the store in bounded slices.
  *
- * The hub's retention timer calls stream_hub_retention_step every retention_interval_ms
- * (sooner while a pass has work left). Each step deletes at most retention_budget rows by
+ * The hub's retention timer runs a slice every retention_interval_ms (sooner while a pass
+ * has work left): on the commit thread when there is one (writer.c, between batches, so
+ * the loop neither waits for the store lock a commit holds nor runs the deletes itself),
+ * else on the loop (stream_hub_retention_step). Each slice deletes at most retention_budget rows by
  * the count rule (retention_max_events per topic), the age rule (retention_max_age_s) and
  * expires idempotency keys beyond the dedupe window. In memory the same rules apply at
  * read time (stream__topic_first, stream__expired), so a ring entry the store no longer
@@ -9,13 +11,20 @@
 #include "base/log.h"
 #include "internal.h"
 
-int stream_hub_retention_step(stream_hub_t *hub, bool *more) {
+void stream__retention_args(stream_hub_t *hub, stream_trim_args_t *out) {
   int64_t now = stream__wall_ms(hub);
-  int64_t min_ts = hub->cfg.retention_max_age_s ? now - (int64_t)hub->cfg.retention_max_age_s * 1000 : 0;
-  int64_t dedupe_min = now - (int64_t)hub->cfg.dedupe_window_s * 1000;
+  *out = (stream_trim_args_t){
+      .max_events = hub->cfg.retention_max_events,
+      .min_ts_ms = hub->cfg.retention_max_age_s ? now - (int64_t)hub->cfg.retention_max_age_s * 1000 : 0,
+      .dedupe_min_ts_ms = now - (int64_t)hub->cfg.dedupe_window_s * 1000,
+      .budget = hub->cfg.retention_budget};
+}
+
+int stream_hub_retention_step(stream_hub_t *hub, bool *more) {
+  stream_trim_args_t a;
+  stream__retention_args(hub, &a);
   bool m = false;
-  int rc = store_retention_run(hub->store, hub->cfg.retention_max_events, min_ts, dedupe_min,
-                               hub->cfg.retention_budget, &m);
+  int rc = store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms, a.budget, &m);
   if (rc < 0) log_error("streams", "retention failed", "{s:i}", "rc", rc);
   if (more) *more = rc == 0 && m;
   return rc;

@@ -6,8 +6,11 @@
  * hands over the next batch at once, so it keeps reading, parsing and fanning out while
  * SQLite commits, and under load batches grow by themselves. The async handle is
  * referenced only while a batch is in flight: a loop then waits for the result instead
- * of spinning, and an idle hub still never keeps a loop alive. Owns the thread, the
- * hand-over state and the waits of drain and close; owns no batch logic (publish.c). */
+ * of spinning, and an idle hub still never keeps a loop alive. Between batches the thread
+ * also runs the retention timer's slices (retention.c), whose results come back through
+ * the same async handle (not referenced for them: retention keeps no loop alive). Owns the
+ * thread, the hand-over state and the waits of drain and close; owns no batch logic
+ * (publish.c). */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -20,7 +23,21 @@ static void writer_main(void *arg) {
   stream_writer_t *w = &hub->writer;
   uv_mutex_lock(&w->mu);
   for (;;) {
-    while (!w->job && !w->stop) uv_cond_wait(&w->wake, &w->mu);
+    while (!w->job && !w->trim_job && !w->stop) uv_cond_wait(&w->wake, &w->mu);
+    if (!w->job && w->trim_job && !w->stop) {
+      /* A retention slice, only while no batch waits: batches carry the latency. */
+      w->trim_job = false;
+      stream_trim_args_t a = w->trim_args;
+      uv_mutex_unlock(&w->mu);
+      bool more = false;
+      int rc = store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms, a.budget, &more);
+      uv_mutex_lock(&w->mu);
+      w->trim_rc = rc;
+      w->trim_more = rc == 0 && more;
+      w->trim_done = true;
+      uv_async_send(&w->async);
+      continue;
+    }
     if (!w->job) break; /* stop, and nothing left to write */
     w->job = false;
     const store_event_t *evs = w->evs;
@@ -59,10 +76,26 @@ static void writer_land(stream_hub_t *hub, int rc, uint64_t us) {
   stream__commit_landed(hub, rc, us);
 }
 
+/* Applies a retention slice's result when there is one. */
+static void writer_trim_take(stream_hub_t *hub) {
+  stream_writer_t *w = &hub->writer;
+  if (!w->trim) return;
+  uv_mutex_lock(&w->mu);
+  bool got = w->trim_done;
+  int rc = w->trim_rc;
+  bool more = w->trim_more;
+  w->trim_done = false;
+  uv_mutex_unlock(&w->mu);
+  if (!got) return;
+  w->trim = false;
+  stream__retention_landed(hub, rc, more);
+}
+
 static void writer_async_cb(uv_async_t *h) {
   stream_hub_t *hub = container_of(h, stream_hub_t, writer.async);
   int rc;
   uint64_t us;
+  writer_trim_take(hub);
   /* A result that drain already took leaves a spurious wake-up behind. */
   if (!hub->writer.busy || !writer_take(&hub->writer, false, &rc, &us)) return;
   writer_land(hub, rc, us);
@@ -105,6 +138,16 @@ void stream__writer_submit(stream_hub_t *hub) {
   uv_ref((uv_handle_t *)&w->async);
   uv_mutex_lock(&w->mu);
   w->job = true;
+  uv_cond_signal(&w->wake);
+  uv_mutex_unlock(&w->mu);
+}
+
+void stream__writer_trim(stream_hub_t *hub) {
+  stream_writer_t *w = &hub->writer;
+  if (w->trim) return;
+  w->trim = true;
+  uv_mutex_lock(&w->mu);
+  w->trim_job = true;
   uv_cond_signal(&w->wake);
   uv_mutex_unlock(&w->mu);
 }
