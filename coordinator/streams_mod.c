@@ -318,6 +318,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_COUNTER, (double)ss.events_appended);
   streams_set(m, "coord_store_events_deleted_total", "Events removed by retention.",
               COORD_METRIC_COUNTER, (double)ss.events_deleted);
+  streams_set(m, "coord_store_retention_slices_total", "Retention slices run (bounded deletes).",
+              COORD_METRIC_COUNTER, (double)ss.retention_slices);
+  streams_set(m, "coord_store_retention_seconds_total", "Time spent in retention slices.",
+              COORD_METRIC_COUNTER, (double)ss.retention_us_total / 1e6);
   streams_set(m, "coord_store_commit_seconds_total", "Time spent in store commits.",
               COORD_METRIC_COUNTER, (double)ss.commit_us_total / 1e6);
   streams_set(m, "coord_store_wal_settles_total",
@@ -326,6 +330,12 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
   streams_set(m, "coord_store_wal_settle_seconds_total",
               "Time those waits held store commits.", COORD_METRIC_COUNTER,
               (double)ss.wal_settle_us_total / 1e6);
+  streams_set(m, "coord_store_wal_frames_total",
+              "Pages (WAL frames) store commits appended to the write-ahead log.",
+              COORD_METRIC_COUNTER, (double)ss.wal_frames);
+  streams_set(m, "coord_store_wal_checkpoints_total",
+              "Checkpoint passes that copied the write-ahead log back into the database.",
+              COORD_METRIC_COUNTER, (double)ss.wal_checkpoints);
 }
 
 /* ---- daemon hooks ---- */

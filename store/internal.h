@@ -242,7 +242,7 @@ int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *st
  * sqlite_wal.c). due, running and stop are guarded by mu, and cv is broadcast whenever one
  * of them changes; db belongs to the thread while it runs. Invariant: at most one
  * checkpoint pass (the thread's or a settle's) runs at a time, the one that set running.
- * frames, settle_frames, settles and settle_us are touched only by the main connection's
+ * frames, woke_at, settle_frames, settles, settle_us and appended are touched only by the main connection's
  * user, under the store's lock. */
 typedef struct store_wal {
   store_sql_t *sql; /* borrowed: the main connection, whose log this keeps */
@@ -255,10 +255,13 @@ typedef struct store_wal {
   bool running; /* a pass is under way */
   bool stop;
   int frames;        /* in the log after the main connection's last commit; 0 after a whole settle */
-  int ckpt_frames;   /* frames that wake the checkpointer */
+  int woke_at;       /* frames in the log when the checkpointer was last woken */
+  int ckpt_frames;   /* frames appended since then that wake it again */
   int max_frames;    /* the bound (wal_max) in frames */
   int settle_frames; /* frames at which the next batch settles first */
   uint64_t settles, settle_us; /* settles so far and the time they took */
+  uint64_t appended;  /* frames the main connection's commits appended to the log */
+  uint64_t passes;    /* mu: checkpoint passes (the thread's and the settles') */
 } store_wal_t;
 
 /* Sizes the log's bounds from opts->wal_max_bytes (PRAGMA journal_size_limit too) and
@@ -270,7 +273,7 @@ int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opt
  * settles the log when it has passed its bound (blocks for about one checkpoint pass). */
 void store__wal_before_batch(store_wal_t *w);
 /* Adds the settles and their time to *out. */
-void store__wal_stats(const store_wal_t *w, store_stats_t *out);
+void store__wal_stats(store_wal_t *w, store_stats_t *out);
 /* Stops the thread and closes its connection; safe on a never-started w. */
 void store__wal_close(store_wal_t *w);
 

@@ -333,8 +333,11 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms,
   store__lock(s);
   int rc = -EBUSY;
   if (!s->in_batch) {
+    uint64_t t0 = store_now_us();
     rc = s->ops->retention_run(s->be, &r, &deleted, more);
     s->stats.events_deleted += deleted;
+    s->stats.retention_slices++;
+    s->stats.retention_us_total += store_now_us() - t0;
   }
   store__unlock(s);
   return rc;

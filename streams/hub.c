@@ -27,7 +27,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->retention_max_events = 10000;
   c->retention_max_age_s = 600;
   c->retention_interval_ms = 1000;
-  c->retention_budget = 2000;
+  c->retention_budget = 20000;
   c->dedupe_window_s = 300;
   c->publish_rate = 10000;
   c->publish_burst = 20000;

@@ -81,9 +81,13 @@ typedef struct store_stats {
   uint64_t commits;         /* successful store_batch_commit calls */
   uint64_t events_appended; /* events in those commits */
   uint64_t events_deleted;  /* by retention */
+  uint64_t retention_slices; /* store_retention_run calls that ran */
+  uint64_t retention_us_total; /* time they took, microseconds */
   uint64_t commit_us_total; /* time spent committing, microseconds */
   uint64_t wal_settles;     /* SQLite: batches that first waited for the WAL to be copied back */
   uint64_t wal_settle_us_total; /* SQLite: time those waits held commits, microseconds */
+  uint64_t wal_frames;      /* SQLite: pages (frames) commits appended to the WAL */
+  uint64_t wal_checkpoints; /* SQLite: checkpoint passes that copied the WAL back */
 } store_stats_t;
 
 /* Opens (creating when missing) the SQLite store at opts->path, in WAL mode, with the
