@@ -22,7 +22,10 @@
  *  - a failed flush is returned by the call that triggered it (SQLite then fails that
  *    transaction, whose frames were never committed) and the buffer is discarded.
  * Frame headers are told apart from other writes by their length and their place: 24
- * bytes at a frame boundary of the page size read from the WAL header. Every other file
+ * bytes at a frame boundary of the page size read from the WAL header. Their salts tell
+ * when another handle of the file (another connection) has started the log over, which
+ * makes what this handle wrote before irrelevant (headers that SQLite will rewrite carry
+ * zeros there, and are not compared). Every other file
  * is the real file itself, with the real methods: the shim adds nothing to it.
  *
  * Owns the registered sqlite3_vfs (the only state outside the files; its counters are
@@ -68,6 +71,7 @@ typedef struct vfs_wal {
   sqlite3_int64 written_end;          /* bytes: the end of this handle's writes since the
                                          log last started over (new frames go there) */
   uint32_t page;                      /* bytes: the page size, 0 until known */
+  uint8_t salt[8];                    /* the log's salts, as in this handle's last header */
   bool committing;                    /* a commit header was written: flush each write */
 } vfs_wal_t;
 
@@ -165,12 +169,26 @@ static int vfs_wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 of
   if (off == 0 && n >= VFS_WAL_HDR) {
     /* The log starts over: a new transaction's first write. */
     w->page = vfs_hdr_page(p);
+    memcpy(w->salt, (const uint8_t *)p + 16, sizeof w->salt);
     w->written_end = 0;
     w->committing = false;
     flush_after = false;
   }
   else if (vfs_is_frame_hdr(w, n, off)) {
-    bool commit = vfs_be32((const uint8_t *)p + 4) != 0;
+    const uint8_t *h = p;
+    static const uint8_t zero[16];
+    /* Headers SQLite will rewrite (after a frame was rewritten in place) carry zeros
+     * instead of the salts and checksums. */
+    bool salted = memcmp(h + 8, zero, sizeof zero) != 0;
+    if (salted && memcmp(w->salt, h + 8, sizeof w->salt) != 0) {
+      /* Another handle started the log over: what this one wrote before is gone, and
+       * this is a new transaction's first frame. */
+      memcpy(w->salt, h + 8, sizeof w->salt);
+      w->written_end = 0;
+      w->committing = false;
+      flush_after = false;
+    }
+    bool commit = vfs_be32(h + 4) != 0;
     bool new_frame = off >= w->written_end;
     if (new_frame && !commit) {
       w->committing = false; /* the next transaction's first frame */

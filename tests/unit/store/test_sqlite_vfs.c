@@ -380,6 +380,37 @@ static void test_frames_of_a_rolled_back_spill_never_overwrite_another_connectio
   sqlite3_close(db);
 }
 
+/* When another connection starts the log over, a handle that wrote further into the old
+ * log still gathers its next transaction's frames (it sees the new salts). */
+static void test_a_log_started_over_by_another_connection_is_still_gathered(void **state) {
+  (void)state;
+  sqlite3 *a = open_raw();
+  exec_ok(a, "PRAGMA cache_size=-8000");
+  exec_ok(a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
+  exec_ok(a,
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)"
+          " INSERT INTO t SELECT i, randomblob(3000) FROM n");
+  sqlite3 *b = open_raw();
+  exec_ok(b, "PRAGMA wal_checkpoint(TRUNCATE)");
+  exec_ok(b, "INSERT INTO t VALUES(1000, 'b')"); /* the new log's header and first frames */
+  store_vfs_counts_t c0, c1;
+  store__vfs_counts(&c0);
+  exec_ok(a,
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)"
+          " INSERT INTO t SELECT 2000 + i, randomblob(3000) FROM n");
+  store__vfs_counts(&c1);
+  /* About 55 frames, 110 writes from SQLite: two pieces of at most 124 KB, plus one. */
+  assert_true(c1.wal_writes - c0.wal_writes >= 100);
+  assert_true(c1.wal_pwrites - c0.wal_pwrites <= 4);
+  sqlite3_close(b);
+  sqlite3_close(a);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_intact(db);
+  assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 151);
+  sqlite3_close(db);
+}
+
 /* Files that are not logs are the default VFS's own: the database file answers with the
  * methods of the default VFS's files. */
 static void test_the_database_file_keeps_the_default_vfs_methods(void **state) {
@@ -415,6 +446,7 @@ int main(void) {
       FILE_TEST(test_commits_reach_the_log_in_far_fewer_writes_than_two_per_frame),
       FILE_TEST(test_frames_a_transaction_rewrites_in_place_are_committed_intact),
       FILE_TEST(test_frames_of_a_rolled_back_spill_never_overwrite_another_connections),
+      FILE_TEST(test_a_log_started_over_by_another_connection_is_still_gathered),
       FILE_TEST(test_the_database_file_keeps_the_default_vfs_methods),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
