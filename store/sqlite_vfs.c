@@ -5,8 +5,8 @@
  * a second and nearly all of the commit thread's kernel time (docs/streams.md, "The WAL
  * under sustained saturation"). This shim, registered once under STORE_VFS_NAME over the
  * default ("unix") VFS and named by the store's connections, gathers the contiguous writes
- * to a file opened with SQLITE_OPEN_WAL in a buffer and hands them to the real file in
- * few writes. Durability is unchanged: nothing SQLite has published may be missing from
+ * to a file opened with SQLITE_OPEN_WAL in a buffer of 124 KB and hands them to the real
+ * file in few writes (one per 30 frames). Durability is unchanged: nothing SQLite has published may be missing from
  * the kernel, so
  *  - a frame header whose bytes 4..7 (the database size after commit, big-endian) are
  *    nonzero opens a commit: the write that follows it (the commit frame's page) is
@@ -42,11 +42,12 @@
 #include "base/mem.h"
 #include "internal.h"
 
-#define VFS_BUF_MIN (256 * 1024)     /* bytes: the buffer's first size */
-#define VFS_BUF_MAX (4 * 1024 * 1024) /* bytes: the buffer grows to this, then flushes */
 #define VFS_WAL_HDR 32               /* bytes: the WAL file's header */
 #define VFS_FRAME_HDR 24             /* bytes: before each page */
-#define VFS_WRITE_MAX (31 * 4096)    /* bytes: the most one real write takes (under 128 KB) */
+/* bytes: the buffer, flushed when full. One write of the unix VFS takes at most 128 KB:
+ * it cuts the length to 17 bits and reports the rest as a full disk. A larger buffer
+ * would only be written in as many pieces and cost memory. */
+#define VFS_BUF_BYTES (31 * 4096)
 
 /* The registered VFS. pAppData is the default VFS (borrowed); counts are atomic because
  * every connection of the process shares them. */
@@ -65,8 +66,8 @@ typedef struct vfs_wal {
   sqlite3_file *real;                 /* borrowed: storage inside this allocation */
   const sqlite3_io_methods *methods;  /* borrowed, static: the real file's */
   vfs_state_t *vfs;                   /* borrowed */
-  uint8_t *buf;                       /* owned, NULL until the first write */
-  size_t len, cap;                    /* bytes */
+  uint8_t *buf;                       /* owned: VFS_BUF_BYTES, NULL until the first write */
+  size_t len;                         /* bytes */
   sqlite3_int64 buf_off;              /* bytes: where buf[0] goes */
   sqlite3_int64 written_end;          /* bytes: the end of this handle's writes since the
                                          log last started over (new frames go there) */
@@ -91,28 +92,14 @@ static uint32_t vfs_hdr_page(const uint8_t *hdr) {
   return p == 1 ? 65536 : p;
 }
 
-/* Writes p[0..n) at off through the real file, which loops over short writes but takes
- * at most 128 KB per call (the unix VFS cuts each write's length to 17 bits and then
- * reports the rest as a full disk), hence the pieces. */
-static int vfs_write_real(vfs_wal_t *w, const uint8_t *p, size_t n, sqlite3_int64 off) {
-  int rc = SQLITE_OK;
-  while (rc == SQLITE_OK && n > 0) {
-    size_t k = n < VFS_WRITE_MAX ? n : VFS_WRITE_MAX;
-    rc = w->methods->xWrite(w->real, p, (int)k, off);
-    atomic_fetch_add(&w->vfs->wal_pwrites, 1);
-    p += k;
-    n -= k;
-    off += (sqlite3_int64)k;
-  }
-  if (rc != SQLITE_OK) atomic_fetch_add(&w->vfs->wal_flush_errs, 1);
-  return rc;
-}
-
-/* Hands the buffer to the real file and empties it, also when that fails: those frames
- * belong to a transaction SQLite will now fail. */
+/* Hands the buffer to the real file (which loops over short writes) in one write and
+ * empties it, also when that fails: those frames belong to a transaction SQLite will now
+ * fail. */
 static int vfs_flush(vfs_wal_t *w) {
   if (w->len == 0) return SQLITE_OK;
-  int rc = vfs_write_real(w, w->buf, w->len, w->buf_off);
+  int rc = w->methods->xWrite(w->real, w->buf, (int)w->len, w->buf_off);
+  atomic_fetch_add(&w->vfs->wal_pwrites, 1);
+  if (rc != SQLITE_OK) atomic_fetch_add(&w->vfs->wal_flush_errs, 1);
   w->buf_off += (sqlite3_int64)w->len;
   w->len = 0;
   return rc;
@@ -134,24 +121,22 @@ static bool vfs_is_frame_hdr(const vfs_wal_t *w, int n, sqlite3_int64 off) {
   return (off - VFS_WAL_HDR) % ((sqlite3_int64)w->page + VFS_FRAME_HDR) == 0;
 }
 
-/* Appends n bytes to the buffer, which ends at off (or is empty), growing it up to
- * VFS_BUF_MAX; a write that does not fit then goes out on its own. */
-static int vfs_append(vfs_wal_t *w, const void *p, int n, sqlite3_int64 off) {
-  size_t need = w->len + (size_t)n;
-  if (need > w->cap && w->cap < VFS_BUF_MAX) {
-    size_t cap = w->cap ? w->cap : VFS_BUF_MIN;
-    while (cap < need && cap < VFS_BUF_MAX) cap *= 2;
-    w->buf = xrealloc(w->buf, cap);
-    w->cap = cap;
-  }
-  if (need > w->cap) {
-    int rc = vfs_flush(w);
-    if (rc != SQLITE_OK) return rc;
-    if ((size_t)n > w->cap) return vfs_write_real(w, p, (size_t)n, off);
-  }
+/* Appends p[0..n) to the buffer, which ends at off (or is empty), flushing it each time
+ * it is full. */
+static int vfs_append(vfs_wal_t *w, const uint8_t *p, size_t n, sqlite3_int64 off) {
+  if (!w->buf) w->buf = xmalloc(VFS_BUF_BYTES);
   if (w->len == 0) w->buf_off = off;
-  memcpy(w->buf + w->len, p, (size_t)n);
-  w->len += (size_t)n;
+  while (n > 0) {
+    size_t k = VFS_BUF_BYTES - w->len < n ? VFS_BUF_BYTES - w->len : n;
+    memcpy(w->buf + w->len, p, k);
+    w->len += k;
+    p += k;
+    n -= k;
+    if (w->len == VFS_BUF_BYTES) {
+      int rc = vfs_flush(w);
+      if (rc != SQLITE_OK) return rc;
+    }
+  }
   return SQLITE_OK;
 }
 
@@ -199,7 +184,7 @@ static int vfs_wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 of
       flush_after = !new_frame; /* a new commit frame's page comes next */
     }
   }
-  rc = vfs_append(w, p, n, off);
+  rc = vfs_append(w, p, (size_t)n, off);
   if (off + n > w->written_end) w->written_end = off + n;
   if (rc == SQLITE_OK && flush_after) rc = vfs_flush(w);
   return rc;
@@ -220,7 +205,6 @@ static int vfs_wal_close(sqlite3_file *f) {
   int rc2 = w->methods->xClose(w->real);
   free(w->buf);
   w->buf = NULL;
-  w->cap = 0;
   return rc != SQLITE_OK ? rc : rc2;
 }
 
