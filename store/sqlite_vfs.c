@@ -1,13 +1,13 @@
-/* store SQLite VFS shim: coalesces the writes SQLite makes to write-ahead logs.
+/* store SQLite VFS shim: gathers the writes SQLite makes to write-ahead logs.
  *
  * SQLite writes each WAL frame as two writes, the 24-byte frame header and then the page,
- * so a commit of n pages costs 2n pwrite(2) calls; at the publish ceiling that was 60,000
- * a second and nearly all of the commit thread's kernel time (docs/streams.md, "The WAL
- * under sustained saturation"). This shim, registered once under STORE_VFS_NAME over the
- * default ("unix") VFS and named by the store's connections, gathers the contiguous writes
- * to a file opened with SQLITE_OPEN_WAL in a buffer of 124 KB and hands them to the real
- * file in few writes (one per 30 frames). Durability is unchanged: nothing SQLite has published may be missing from
- * the kernel, so
+ * so a commit of n pages cost 2n pwrite(2) calls; at the publish ceiling that was 60,000
+ * a second and nearly all of the commit thread's kernel time (docs/streams.md, "The WAL's
+ * writes are gathered"). This shim, registered once under STORE_VFS_NAME over the default
+ * ("unix") VFS and named by the store's connections, gathers the contiguous writes to a
+ * file opened with SQLITE_OPEN_WAL in a 124 KB buffer of the file handle and hands them to
+ * the real file in few writes (one per 30 frames). Durability is unchanged: nothing SQLite
+ * has published may be missing from the kernel, so
  *  - a frame header whose bytes 4..7 (the database size after commit, big-endian) are
  *    nonzero opens a commit: the write that follows it (the commit frame's page) is
  *    flushed before that xWrite returns, and until the next transaction's first frame (a
@@ -18,19 +18,20 @@
  *  - a write anywhere but the buffer's end (a frame of the current transaction rewritten
  *    in place) flushes the buffer first and starts it again at that offset;
  *  - every other method of a WAL file (xRead, xSync, xTruncate, xFileSize, locks, file
- *    controls, xClose, ...) flushes first;
+ *    controls, xShm*, xFetch, xClose) flushes first, but the three that cannot report a
+ *    failure (xSectorSize, xDeviceCharacteristics, xShmBarrier);
  *  - a failed flush is returned by the call that triggered it (SQLite then fails that
- *    transaction, whose frames were never committed) and the buffer is discarded.
+ *    transaction, whose frames were never committed) and the buffer is discarded; so is
+ *    what a rolled-back transaction left in it (store__vfs_rolled_back).
  * Frame headers are told apart from other writes by their length and their place: 24
  * bytes at a frame boundary of the page size read from the WAL header. Their salts tell
  * when another handle of the file (another connection) has started the log over, which
  * makes what this handle wrote before irrelevant (headers that SQLite will rewrite carry
- * zeros there, and are not compared). Every other file
- * is the real file itself, with the real methods: the shim adds nothing to it.
+ * zeros there, and are not compared). Every other file is the real file itself, with the
+ * real methods: the shim adds nothing to it.
  *
- * Owns the registered sqlite3_vfs (the only state outside the files; its counters are
- * atomic) and, per WAL file, the buffer; borrows the default VFS. */
-#include <errno.h>
+ * Owns the registered sqlite3_vfs (the only state outside the files) and, per WAL file,
+ * the buffer; borrows the default VFS. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -50,9 +51,12 @@
 #define VFS_BUF_BYTES (31 * 4096)
 
 /* The registered VFS. pAppData is the default VFS (borrowed); counts are atomic because
- * every connection of the process shares them. */
+ * every connection of the process shares them. Invariant: registered once `once` has run
+ * and sqlite3_vfs_register accepted base. */
 typedef struct vfs_state {
   sqlite3_vfs base;
+  pthread_once_t once;
+  bool registered;
   _Atomic uint64_t wal_writes;    /* xWrite calls SQLite made to WAL files */
   _Atomic uint64_t wal_pwrites;   /* writes the shim made to the real WAL files */
   _Atomic uint64_t wal_flush_errs; /* flushes that failed */
@@ -407,9 +411,8 @@ static vfs_state_t vfs_the = {
             .xGetSystemCall = vfs_get_syscall,
             .xNextSystemCall = vfs_next_syscall,
         },
+    .once = PTHREAD_ONCE_INIT,
 };
-static pthread_once_t vfs_once = PTHREAD_ONCE_INIT;
-static bool vfs_registered;
 
 static void vfs_register(void) {
   sqlite3_vfs *real = sqlite3_vfs_find(NULL);
@@ -423,14 +426,14 @@ static void vfs_register(void) {
     rc = sqlite3_vfs_register(&vfs_the.base, 0);
   }
   if (rc == SQLITE_OK)
-    vfs_registered = true;
+    vfs_the.registered = true;
   else
     log_warn("store", "WAL write buffering unavailable", "{s:i}", "code", rc);
 }
 
 const char *store__vfs(void) {
-  pthread_once(&vfs_once, vfs_register);
-  return vfs_registered ? STORE_VFS_NAME : NULL;
+  pthread_once(&vfs_the.once, vfs_register);
+  return vfs_the.registered ? STORE_VFS_NAME : NULL;
 }
 
 void store__vfs_counts(store_vfs_counts_t *out) {
