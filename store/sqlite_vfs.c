@@ -43,8 +43,8 @@
 #include "base/mem.h"
 #include "internal.h"
 
-#define VFS_WAL_HDR 32               /* bytes: the WAL file's header */
-#define VFS_FRAME_HDR 24             /* bytes: before each page */
+#define VFS_WAL_HDR 32   /* bytes: the WAL file's header */
+#define VFS_FRAME_HDR 24 /* bytes: before each page */
 /* bytes: the buffer, flushed when full. One write of the unix VFS takes at most 128 KB:
  * it cuts the length to 17 bits and reports the rest as a full disk. A larger buffer
  * would only be written in as many pieces and cost memory. */
@@ -57,8 +57,8 @@ typedef struct vfs_state {
   sqlite3_vfs base;
   pthread_once_t once;
   bool registered;
-  _Atomic uint64_t wal_writes;    /* xWrite calls SQLite made to WAL files */
-  _Atomic uint64_t wal_pwrites;   /* writes the shim made to the real WAL files */
+  _Atomic uint64_t wal_writes;     /* xWrite calls SQLite made to WAL files */
+  _Atomic uint64_t wal_pwrites;    /* writes the shim made to the real WAL files */
   _Atomic uint64_t wal_flush_errs; /* flushes that failed */
 } vfs_state_t;
 
@@ -67,17 +67,17 @@ typedef struct vfs_state {
  * real file does not have yet; len is 0 outside a transaction's writes. */
 typedef struct vfs_wal {
   sqlite3_file base;
-  sqlite3_file *real;                 /* borrowed: storage inside this allocation */
-  const sqlite3_io_methods *methods;  /* borrowed, static: the real file's */
-  vfs_state_t *vfs;                   /* borrowed */
-  uint8_t *buf;                       /* owned: VFS_BUF_BYTES, NULL until the first write */
-  size_t len;                         /* bytes */
-  sqlite3_int64 buf_off;              /* bytes: where buf[0] goes */
-  sqlite3_int64 written_end;          /* bytes: the end of this handle's writes since the
-                                         log last started over (new frames go there) */
-  uint32_t page;                      /* bytes: the page size, 0 until known */
-  uint8_t salt[8];                    /* the log's salts, as in this handle's last header */
-  bool committing;                    /* a commit header was written: flush each write */
+  sqlite3_file *real;                /* borrowed: storage inside this allocation */
+  const sqlite3_io_methods *methods; /* borrowed, static: the real file's */
+  vfs_state_t *vfs;                  /* borrowed */
+  uint8_t *buf;                      /* owned: VFS_BUF_BYTES, NULL until the first write */
+  size_t len;                        /* bytes */
+  sqlite3_int64 buf_off;             /* bytes: where buf[0] goes */
+  sqlite3_int64 written_end;         /* bytes: the end of this handle's writes since the
+                                        log last started over (new frames go there) */
+  uint32_t page;                     /* bytes: the page size, 0 until known */
+  uint8_t salt[8];                   /* the log's salts, as in this handle's last header */
+  bool committing;                   /* a commit header was written: flush each write */
 } vfs_wal_t;
 
 /* Where the real file starts inside ours (aligned for any of its members). */
@@ -162,8 +162,7 @@ static int vfs_wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 of
     w->written_end = 0;
     w->committing = false;
     flush_after = false;
-  }
-  else if (vfs_is_frame_hdr(w, n, off)) {
+  } else if (vfs_is_frame_hdr(w, n, off)) {
     const uint8_t *h = p;
     static const uint8_t zero[16];
     /* Headers SQLite will rewrite (after a frame was rewritten in place) carry zeros
@@ -182,8 +181,7 @@ static int vfs_wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 of
     if (new_frame && !commit) {
       w->committing = false; /* the next transaction's first frame */
       flush_after = false;
-    }
-    else if (commit) {
+    } else if (commit) {
       w->committing = true;
       flush_after = !new_frame; /* a new commit frame's page comes next */
     }
@@ -195,12 +193,12 @@ static int vfs_wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 of
 }
 
 /* The methods that only flush first, then call the real one. */
-#define VFS_FLUSHED(f, call)                      \
-  do {                                            \
-    vfs_wal_t *w_ = (vfs_wal_t *)(f);             \
-    int rc_ = vfs_flush(w_);                      \
-    if (rc_ != SQLITE_OK) return rc_;             \
-    return w_->methods->call;                     \
+#define VFS_FLUSHED(f, call)          \
+  do {                                \
+    vfs_wal_t *w_ = (vfs_wal_t *)(f); \
+    int rc_ = vfs_flush(w_);          \
+    if (rc_ != SQLITE_OK) return rc_; \
+    return w_->methods->call;         \
   } while (0)
 
 static int vfs_wal_close(sqlite3_file *f) {
@@ -286,15 +284,15 @@ static int vfs_wal_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p) {
 
 /* One table per version a real file may have, so that SQLite never calls a method the
  * real file lacks. */
-#define VFS_WAL_METHODS_V1                                                                  \
-  .xClose = vfs_wal_close, .xRead = vfs_wal_read, .xWrite = vfs_wal_write,                  \
-  .xTruncate = vfs_wal_truncate, .xSync = vfs_wal_sync, .xFileSize = vfs_wal_file_size,     \
-  .xLock = vfs_wal_lock, .xUnlock = vfs_wal_unlock,                                         \
-  .xCheckReservedLock = vfs_wal_check_reserved, .xFileControl = vfs_wal_file_control,       \
-  .xSectorSize = vfs_wal_sector_size, .xDeviceCharacteristics = vfs_wal_device
-#define VFS_WAL_METHODS_V2                                                                  \
-  VFS_WAL_METHODS_V1, .xShmMap = vfs_wal_shm_map, .xShmLock = vfs_wal_shm_lock,             \
-  .xShmBarrier = vfs_wal_shm_barrier, .xShmUnmap = vfs_wal_shm_unmap
+#define VFS_WAL_METHODS_V1                                                                        \
+  .xClose = vfs_wal_close, .xRead = vfs_wal_read, .xWrite = vfs_wal_write,                        \
+  .xTruncate = vfs_wal_truncate, .xSync = vfs_wal_sync, .xFileSize = vfs_wal_file_size,           \
+  .xLock = vfs_wal_lock, .xUnlock = vfs_wal_unlock, .xCheckReservedLock = vfs_wal_check_reserved, \
+  .xFileControl = vfs_wal_file_control, .xSectorSize = vfs_wal_sector_size,                       \
+  .xDeviceCharacteristics = vfs_wal_device
+#define VFS_WAL_METHODS_V2                                                      \
+  VFS_WAL_METHODS_V1, .xShmMap = vfs_wal_shm_map, .xShmLock = vfs_wal_shm_lock, \
+                      .xShmBarrier = vfs_wal_shm_barrier, .xShmUnmap = vfs_wal_shm_unmap
 
 static const sqlite3_io_methods vfs_wal_methods[3] = {
     {.iVersion = 1, VFS_WAL_METHODS_V1},

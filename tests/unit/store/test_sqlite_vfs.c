@@ -90,8 +90,13 @@ static int write_batch(store_t *s, int64_t topic_id, uint64_t b) {
   for (uint64_t i = 0; i < EV_PER_BATCH; i++) {
     uint64_t seq = b * EV_PER_BATCH + i + 1;
     size_t n = big_data(seq, data[i]);
-    evs[i] = (store_event_t){.topic_id = topic_id, .seq = seq, .ts_ms = (int64_t)seq,
-                             .type = "msg", .lane = 1, .data = data[i], .data_len = n};
+    evs[i] = (store_event_t){.topic_id = topic_id,
+                             .seq = seq,
+                             .ts_ms = (int64_t)seq,
+                             .type = "msg",
+                             .lane = 1,
+                             .data = data[i],
+                             .data_len = n};
   }
   return store_batch_write(s, evs, EV_PER_BATCH);
 }
@@ -270,8 +275,8 @@ static sqlite3 *open_raw(void) {
   const char *vfs = store__vfs();
   assert_non_null(vfs);
   sqlite3 *db;
-  assert_int_equal(
-      sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs), SQLITE_OK);
+  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
+                   SQLITE_OK);
   assert_int_equal(sqlite3_exec(db,
                                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                 "PRAGMA cache_size=4; PRAGMA wal_autocheckpoint=0",
