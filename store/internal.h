@@ -236,6 +236,31 @@ void store__sql_rollback(store_sql_t *c);
 int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *steps)
     __attribute__((warn_unused_result));
 
+/* ---- WAL write buffering (sqlite_vfs.c) ----
+ *
+ * A VFS over the default one that gathers the writes SQLite makes to write-ahead logs and
+ * hands them to the file in few writes, each commit complete before SQLite returns from
+ * writing it (see sqlite_vfs.c); every other file is the default VFS's own. */
+#define STORE_VFS_NAME "coord-walbuf"
+
+/* Registers the VFS on first use (not as the default) and returns its name for
+ * sqlite3_open_v2, or NULL (the default VFS; logged once) when it cannot be registered.
+ * Thread-safe. */
+const char *store__vfs(void);
+/* After a transaction of db ended without committing (ROLLBACK, or a failed COMMIT that
+ * SQLite rolled back): drops the frames of it still buffered, so that they never land
+ * over frames another connection commits in their place. Does nothing while db has a
+ * transaction open or when its log is not buffered. */
+void store__vfs_rolled_back(struct sqlite3 *db);
+
+/* Process-wide counts since start, for tests and diagnosis. */
+typedef struct store_vfs_counts {
+  uint64_t wal_writes;     /* xWrite calls SQLite made to WAL files */
+  uint64_t wal_pwrites;    /* writes the shim made to the real WAL files */
+  uint64_t wal_flush_errs; /* of those, the ones that failed */
+} store_vfs_counts_t;
+void store__vfs_counts(store_vfs_counts_t *out);
+
 /* ---- the event log's write-ahead log (sqlite_wal.c) ---- */
 
 /* The checkpointer thread and the settle that keeps the log within wal_max (see

@@ -247,7 +247,10 @@ static int sq_migrate(sq_store_t *q) {
   if (rc == 0) rc = store__sql_exec(&q->sql, "COMMIT");
   if (rc == 0 && version >= 1)
     log_info("store", "events migrated to schema 3", "{s:i}", "from", version);
-  if (rc < 0) sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
+  if (rc < 0) {
+    sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
+    store__vfs_rolled_back(q->sql.db);
+  }
   return rc;
 }
 

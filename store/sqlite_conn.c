@@ -92,6 +92,7 @@ int store__sql_begin(store_sql_t *c) {
 
 void store__sql_rollback(store_sql_t *c) {
   if (!sqlite3_get_autocommit(c->db)) (void)sql_txn_run(c, SQL_ROLLBACK, "rollback");
+  store__vfs_rolled_back(c->db);
 }
 
 int store__sql_end(store_sql_t *c, int rc) {
@@ -119,7 +120,7 @@ static int sql_wal_on(store_sql_t *c) {
 int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *part) {
   c->part = part;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(opts->path, &c->db, flags, NULL);
+  int rc = sqlite3_open_v2(opts->path, &c->db, flags, store__vfs());
   if (rc != SQLITE_OK) {
     char buf[96];
     log_error("store", sql_msg(c, "cannot open database", buf, sizeof buf), "{s:s,s:s}", "path",
@@ -204,6 +205,9 @@ int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *st
   if (rc < 0) return rc;
   rc = sql_part_steps(c, supported, steps);
   if (rc == 0) rc = store__sql_exec(c, "COMMIT");
-  if (rc < 0) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  if (rc < 0) {
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    store__vfs_rolled_back(c->db);
+  }
   return rc;
 }

@@ -132,7 +132,8 @@ static int wal_limits(store_wal_t *w, const store_options_t *opts) {
 
 /* Starts the checkpointer; when it cannot, SQLite's autocheckpoint stays in charge. */
 static void wal_thread_start(store_wal_t *w, const store_options_t *opts) {
-  int rc = sqlite3_open_v2(opts->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  int rc = sqlite3_open_v2(opts->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                           store__vfs());
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(w->db, STORE_SQL_BUSY_TIMEOUT_MS);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(
