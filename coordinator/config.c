@@ -48,6 +48,8 @@ static const config_key_t config_keys[] = {
     {"data_dir", KEY_NONEMPTY, OFF(data_dir), 0, 0, "directory for the SQLite files"},
     {"store.wal_max_mb", KEY_INT, OFF(store.wal_max_mb), 1, 4096,
      "MB; the SQLite write-ahead log starts over once it holds this (its file stays near it)"},
+    {"store.cache_mb", KEY_INT, OFF(store.cache_mb), 1, 4096,
+     "MB; SQLite page cache of each store connection, taken only as pages are used"},
     {"log_level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "debug | info | warn | error | off"},
     {"web_root", KEY_STRING, OFF(web_root), 0, 0, "folder of static files; \"\" disables"},
     {"limits.max_connections", KEY_INT, OFF(limits.max_connections), 1, 1000000,
@@ -216,6 +218,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->listen_loopback = true;
   cfg->data_dir = xstrdup("./data");
   cfg->store.wal_max_mb = STORE_WAL_MAX_DEFAULT >> 20;
+  cfg->store.cache_mb = STORE_CACHE_DEFAULT >> 20;
   cfg->web_root = xstrdup("examples/web");
   cfg->log_level = LOG_INFO;
   cfg->limits.max_connections = 100000;

@@ -52,6 +52,7 @@ typedef struct coord_config {
   char *data_dir;       /* owned */
   struct {
     int64_t wal_max_mb; /* MB: the SQLite write-ahead log starts over once it holds this */
+    int64_t cache_mb;   /* MB: SQLite page cache of each store connection */
   } store;
   char *web_root;       /* owned; "" disables static files */
   log_level_t log_level;

@@ -407,7 +407,9 @@ int coord__streams_attach(coord_daemon_t *d) {
   coord_daemon_on_exit(d, streams_on_exit, s);
 
   char *path = xasprintf("%s/coordinator.db", cfg->data_dir);
-  store_options_t so = {.path = path, .wal_max_bytes = (size_t)cfg->store.wal_max_mb << 20};
+  store_options_t so = {.path = path,
+                        .wal_max_bytes = (size_t)cfg->store.wal_max_mb << 20,
+                        .cache_bytes = (size_t)cfg->store.cache_mb << 20};
   int rc = store_open_sqlite(&so, &s->store);
   if (rc < 0) {
     log_error("streams", "cannot open the store", "{s:s,s:s}", "path", path, "error",

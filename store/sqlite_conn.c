@@ -135,9 +135,14 @@ int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *par
         c, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   /* SQLite's default page cache (2 MB) kept few of the pages every batch touches (the
    * index leaves of the topics it appends to, the tree's inner pages): at the publish
-   * ceiling the commits then read about 13,000 pages a second back from the files, 4,500
-   * with 32 MB (docs/benchmarks.md). Memory is taken only as pages are used. */
-  if (rc == 0) rc = store__sql_exec(c, "PRAGMA cache_size=-32768");
+   * ceiling the commit thread then read about three times as many pages back from the
+   * files as with 32 MB (docs/streams.md). Memory is taken only as pages are used. */
+  if (rc == 0) {
+    char sql[64];
+    size_t kib = (opts->cache_bytes ? opts->cache_bytes : STORE_CACHE_DEFAULT) >> 10;
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%zu", kib ? kib : 1);
+    rc = store__sql_exec(c, sql);
+  }
   return rc;
 }
 

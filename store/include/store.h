@@ -42,6 +42,7 @@
 typedef struct store store_t;
 
 #define STORE_WAL_MAX_DEFAULT (64u << 20) /* bytes */
+#define STORE_CACHE_DEFAULT (32u << 20)   /* bytes of SQLite page cache per connection */
 
 typedef struct store_options {
   const char *path;      /* SQLite file; its folder must exist. Ignored by memory backend */
@@ -50,6 +51,9 @@ typedef struct store_options {
    * beginning once it holds this much (the commit that crosses it may add one batch), and
    * a file that grew past it is truncated back to it when the log starts over. */
   size_t wal_max_bytes;
+  /* bytes; 0 = STORE_CACHE_DEFAULT. SQLite's page cache of each of the store's
+   * connections, taken only as pages are used (PRAGMA cache_size). */
+  size_t cache_bytes;
 } store_options_t;
 
 typedef struct store_topic {
