@@ -73,6 +73,10 @@ for t in $TARGETS; do
       --topic-prefix "bench/$NAME-$rate-$RANDOM-t" "${extra[@]}" >"$out" ||
       bench_log "$t at $rate/s: wsload reported an incomplete run"
     cpu1=$(cpu_s "$target_pid")
+    # The daemon's counters after the run (store commits, retention, WAL), when it has them.
+    http=${target_url#ws://}
+    curl -sf --max-time 5 "http://${http%%/*}/metrics" >"${out%.json}.metrics.txt" 2>/dev/null ||
+      rm -f "${out%.json}.metrics.txt"
     cpu=$(awk -v a="${cpu0:-0}" -v b="${cpu1:-0}" 'BEGIN{printf "%.1f", b - a}')
     read -r acked_s received expected lost dup ord p50 p99 p999 max ackp99 held < <(node -e '
       const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
