@@ -103,8 +103,9 @@ static void wal_settle(store_wal_t *w) {
   if (whole) {
     w->frames = 0;
     w->woke_at = 0;
+  } else {
+    w->settle_frames = w->frames < INT_MAX / 2 ? 2 * w->frames : INT_MAX;
   }
-  else w->settle_frames = w->frames < INT_MAX / 2 ? 2 * w->frames : INT_MAX;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   w->settles++;
   w->settle_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);

@@ -13,18 +13,20 @@
 
 void stream__retention_args(stream_hub_t *hub, stream_trim_args_t *out) {
   int64_t now = stream__wall_ms(hub);
-  *out = (stream_trim_args_t){
-      .max_events = hub->cfg.retention_max_events,
-      .min_ts_ms = hub->cfg.retention_max_age_s ? now - (int64_t)hub->cfg.retention_max_age_s * 1000 : 0,
-      .dedupe_min_ts_ms = now - (int64_t)hub->cfg.dedupe_window_s * 1000,
-      .budget = hub->cfg.retention_budget};
+  *out = (stream_trim_args_t){.max_events = hub->cfg.retention_max_events,
+                              .min_ts_ms = hub->cfg.retention_max_age_s
+                                               ? now - (int64_t)hub->cfg.retention_max_age_s * 1000
+                                               : 0,
+                              .dedupe_min_ts_ms = now - (int64_t)hub->cfg.dedupe_window_s * 1000,
+                              .budget = hub->cfg.retention_budget};
 }
 
 int stream_hub_retention_step(stream_hub_t *hub, bool *more) {
   stream_trim_args_t a;
   stream__retention_args(hub, &a);
   bool m = false;
-  int rc = store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms, a.budget, &m);
+  int rc =
+      store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms, a.budget, &m);
   if (rc < 0) log_error("streams", "retention failed", "{s:i}", "rc", rc);
   if (more) *more = rc == 0 && m;
   return rc;

@@ -30,7 +30,8 @@ static void writer_main(void *arg) {
       stream_trim_args_t a = w->trim_args;
       uv_mutex_unlock(&w->mu);
       bool more = false;
-      int rc = store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms, a.budget, &more);
+      int rc = store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms,
+                                   a.budget, &more);
       uv_mutex_lock(&w->mu);
       w->trim_rc = rc;
       w->trim_more = rc == 0 && more;

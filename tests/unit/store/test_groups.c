@@ -2,7 +2,6 @@
  * contract of store.h as one suite run against both backends (the prestate says which),
  * then what only the SQLite file has: groups and leases survive reopening. Files live in
  * a fresh folder under $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +14,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "store/tmpdir.h"
 
 static char test_dir[512];
 static char test_db[600];
@@ -24,26 +24,14 @@ static backend_t memory_backend = BACKEND_MEMORY, sqlite_backend = BACKEND_SQLIT
 
 static int setup(void **state) {
   (void)state;
-  const char *base = getenv("COORD_TEST_TMPDIR");
-  snprintf(test_dir, sizeof test_dir, "%s/groups-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(test_dir));
+  tmpdir_make(test_dir, sizeof test_dir, "groups");
   snprintf(test_db, sizeof test_db, "%s/groups.db", test_dir);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  DIR *d = opendir(test_dir);
-  if (d) {
-    char path[1024];
-    for (struct dirent *e; (e = readdir(d));) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(test_dir);
+  tmpdir_remove(test_dir);
   return 0;
 }
 

@@ -2,7 +2,6 @@
  * as one suite run against both backends (the group state says which), then what only
  * the SQLite file has: runs survive reopening. Files live in a fresh folder under
  * $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +14,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "store/tmpdir.h"
 
 static char test_dir[512];
 static char test_db[600];
@@ -22,26 +22,12 @@ static char test_db[600];
 typedef enum { BACKEND_MEMORY, BACKEND_SQLITE } backend_t;
 
 static int dir_setup(void) {
-  const char *base = getenv("COORD_TEST_TMPDIR");
-  snprintf(test_dir, sizeof test_dir, "%s/runs-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(test_dir));
+  tmpdir_make(test_dir, sizeof test_dir, "runs");
   snprintf(test_db, sizeof test_db, "%s/runs.db", test_dir);
   return 0;
 }
 
-static void dir_remove(void) {
-  DIR *d = opendir(test_dir);
-  if (d) {
-    char path[1024];
-    for (struct dirent *e; (e = readdir(d));) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(test_dir);
-}
+static void dir_remove(void) { tmpdir_remove(test_dir); }
 
 static backend_t memory_backend = BACKEND_MEMORY, sqlite_backend = BACKEND_SQLITE;
 

@@ -1,7 +1,6 @@
 /* Tests for store/sqlite.c: the store.h contract suite against SQLite files, then what
  * only a file has: reopening, WAL mode, schema versions, crash durability. Each test's
  * files live in a fresh folder under $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -11,32 +10,21 @@
 
 #include "base/log.h"
 #include "store/contract.h"
+#include "store/tmpdir.h"
 
 static char test_dir[512];
 static char test_db[600];
 
 static int dir_setup(void **state) {
   (void)state;
-  const char *base = getenv("COORD_TEST_TMPDIR");
-  snprintf(test_dir, sizeof test_dir, "%s/store-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(test_dir));
+  tmpdir_make(test_dir, sizeof test_dir, "store");
   snprintf(test_db, sizeof test_db, "%s/events.db", test_dir);
   return 0;
 }
 
 static int dir_teardown(void **state) {
   (void)state;
-  DIR *d = opendir(test_dir);
-  if (d) {
-    char path[1024];
-    for (struct dirent *e; (e = readdir(d));) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(test_dir);
+  tmpdir_remove(test_dir);
   return 0;
 }
 

@@ -3,7 +3,6 @@
  * frames into far fewer writes than SQLite makes, and keeps the frames SQLite rewrites
  * in place and the ones it rolls back right. Files live in a fresh folder under
  * $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -23,6 +22,7 @@
 
 #include "internal.h"
 #include "store.h"
+#include "store/tmpdir.h"
 
 static char test_dir[512];
 static char test_db[600];
@@ -30,9 +30,7 @@ static bool test_sync_full;
 
 static int dir_setup(void **state) {
   (void)state;
-  const char *base = getenv("COORD_TEST_TMPDIR");
-  snprintf(test_dir, sizeof test_dir, "%s/walbuf-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(test_dir));
+  tmpdir_make(test_dir, sizeof test_dir, "walbuf");
   snprintf(test_db, sizeof test_db, "%s/events.db", test_dir);
   test_sync_full = false;
   return 0;
@@ -40,17 +38,7 @@ static int dir_setup(void **state) {
 
 static int dir_teardown(void **state) {
   (void)state;
-  DIR *d = opendir(test_dir);
-  if (d) {
-    char path[1024];
-    for (struct dirent *e; (e = readdir(d));) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(test_dir);
+  tmpdir_remove(test_dir);
   return 0;
 }
 

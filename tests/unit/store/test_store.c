@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store/tmpdir.h"
 
 static uint64_t head_of(store_t *s, const char *topic) {
   store_topic_t t;
@@ -121,10 +122,8 @@ static int dense_cb(void *ud, const store_event_t *ev) {
 
 static void test_another_thread_never_lands_inside_a_batch_write(void **state) {
   (void)state;
-  const char *base = getenv("COORD_TEST_TMPDIR");
   char dir[512], path[600];
-  snprintf(dir, sizeof dir, "%s/store-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(dir));
+  tmpdir_make(dir, sizeof dir, "store");
   snprintf(path, sizeof path, "%s/events.db", dir);
   store_t *s;
   assert_int_equal(store_open_sqlite(&(store_options_t){.path = path}, &s), 0);
@@ -158,13 +157,7 @@ static void test_another_thread_never_lands_inside_a_batch_write(void **state) {
   assert_true(round > 0);
   assert_int_equal(head_of(s, "a/w"), (uint64_t)WRITER_BATCHES * WRITER_BATCH);
   store_close(s);
-  const char *sfx[] = {"", "-wal", "-shm"};
-  for (size_t i = 0; i < 3; i++) {
-    char f[700];
-    snprintf(f, sizeof f, "%s%s", path, sfx[i]);
-    unlink(f);
-  }
-  rmdir(dir);
+  tmpdir_remove(dir);
 }
 
 int main(void) {
