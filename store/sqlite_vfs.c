@@ -97,16 +97,21 @@ static uint32_t vfs_hdr_page(const uint8_t *hdr) {
 }
 
 /* Hands the buffer to the real file (which loops over short writes) in one write and
- * empties it, also when that fails: those frames belong to a transaction SQLite will now
- * fail. */
+ * empties it, also when that fails: those frames belong to a transaction SQLite must now
+ * roll back as a whole. Any failure is reported as SQLITE_IOERR_WRITE, because SQLite
+ * answers that with a rollback of the whole transaction. A SQLITE_FULL (a full disk) from
+ * a flush that an xRead triggered would only undo the statement that read, and the
+ * transaction could then commit with frames the wal-index lists but the file never
+ * got. */
 static int vfs_flush(vfs_wal_t *w) {
   if (w->len == 0) return SQLITE_OK;
   int rc = w->methods->xWrite(w->real, w->buf, (int)w->len, w->buf_off);
   atomic_fetch_add(&w->vfs->wal_pwrites, 1);
-  if (rc != SQLITE_OK) atomic_fetch_add(&w->vfs->wal_flush_errs, 1);
   w->buf_off += (sqlite3_int64)w->len;
   w->len = 0;
-  return rc;
+  if (rc == SQLITE_OK) return SQLITE_OK;
+  atomic_fetch_add(&w->vfs->wal_flush_errs, 1);
+  return SQLITE_IOERR_WRITE;
 }
 
 /* The page size from the WAL header already in the file (the log was started by another
@@ -186,6 +191,9 @@ static int vfs_wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 of
       flush_after = !new_frame; /* a new commit frame's page comes next */
     }
   }
+  /* Until the page size is known no frame header is recognized, so no commit either:
+   * then every write goes out before it returns. */
+  if (w->page == 0) flush_after = true;
   rc = vfs_append(w, p, (size_t)n, off);
   if (off + n > w->written_end) w->written_end = off + n;
   if (rc == SQLITE_OK && flush_after) rc = vfs_flush(w);
@@ -318,13 +326,15 @@ static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, in
   w->vfs = (vfs_state_t *)vfs;
   int rc = real->xOpen(real, name, w->real, flags, out_flags);
   const sqlite3_io_methods *m = w->real->pMethods;
-  if (rc != SQLITE_OK || !m || m->iVersion < 1 || m->iVersion > 3) {
+  if (rc != SQLITE_OK || !m || m->iVersion < 1) {
     if (m) m->xClose(w->real);
     w->base.pMethods = NULL;
     return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
   }
   w->methods = m;
-  w->base.pMethods = &vfs_wal_methods[m->iVersion - 1];
+  /* A newer SQLite's files may have methods past version 3: the shim offers those three
+   * (SQLite then uses no later method of this file). */
+  w->base.pMethods = &vfs_wal_methods[(m->iVersion > 3 ? 3 : m->iVersion) - 1];
   return SQLITE_OK;
 }
 

@@ -66,7 +66,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
   (void)name;
   store_wal_t *w = ud;
   if (frames < w->frames) w->woke_at = 0; /* the log started over */
-  w->appended += (uint64_t)(frames >= w->frames ? frames - w->frames : frames);
+  w->appended += (uint64_t)(frames >= w->seen ? frames - w->seen : frames);
+  w->seen = frames;
   w->frames = frames;
   if (frames < w->max_frames) w->settle_frames = w->max_frames;
   /* Paced by what was appended since the last wake, not by the log's length: once the log

@@ -109,8 +109,10 @@ static void hub_retention_cb(uv_timer_t *h) {
   stream_hub_t *hub = container_of(h, stream_hub_t, retention_timer);
   if (hub->writer.on) {
     /* The thread runs it; stream__retention_landed starts the timer again. */
-    stream__retention_args(hub, &hub->writer.trim_args);
-    stream__writer_trim(hub);
+    if (!hub->writer.trim) {
+      stream__retention_args(hub, &hub->writer.trim_args);
+      stream__writer_trim(hub);
+    }
     return;
   }
   bool more = false;

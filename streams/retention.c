@@ -11,14 +11,20 @@
 #include "base/log.h"
 #include "internal.h"
 
+/* Events per slice at most when the loop runs the slices (no writer thread): a slice there
+ * holds the loop for its whole length, a few ms at this size. */
+#define RETENTION_LOOP_BUDGET 2000
+
 void stream__retention_args(stream_hub_t *hub, stream_trim_args_t *out) {
   int64_t now = stream__wall_ms(hub);
+  size_t budget = hub->cfg.retention_budget;
+  if (!hub->writer.on && budget > RETENTION_LOOP_BUDGET) budget = RETENTION_LOOP_BUDGET;
   *out = (stream_trim_args_t){.max_events = hub->cfg.retention_max_events,
                               .min_ts_ms = hub->cfg.retention_max_age_s
                                                ? now - (int64_t)hub->cfg.retention_max_age_s * 1000
                                                : 0,
                               .dedupe_min_ts_ms = now - (int64_t)hub->cfg.dedupe_window_s * 1000,
-                              .budget = hub->cfg.retention_budget};
+                              .budget = budget};
 }
 
 int stream_hub_retention_step(stream_hub_t *hub, bool *more) {

@@ -373,6 +373,60 @@ static void test_frames_of_a_rolled_back_spill_never_overwrite_another_connectio
   sqlite3_close(db);
 }
 
+/* The next pwrite of the unix VFS fails with a full disk (set fail_next), through its
+ * system call table. */
+static _Atomic int fail_next;
+static sqlite3_syscall_ptr real_pwrite64;
+static ssize_t failing_pwrite64(int fd, const void *buf, size_t n, off_t off) {
+  if (atomic_exchange(&fail_next, 0)) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite64)(fd, buf, n, off);
+}
+
+/* A flush that fails under a read (here the full disk hits the buffered frames of a spill
+ * when the next statement reads the log) must fail the whole transaction. Reported as the
+ * disk's SQLITE_FULL, SQLite undid only the reading statement, and the COMMIT that
+ * followed published frames the file never got: integrity_check then found the database
+ * malformed. */
+static void test_a_flush_that_fails_under_a_read_rolls_the_whole_transaction_back(void **state) {
+  (void)state;
+  sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+  assert_non_null(unix_vfs);
+  real_pwrite64 = unix_vfs->xGetSystemCall(unix_vfs, "pwrite64");
+  assert_non_null(real_pwrite64);
+  sqlite3 *db = open_raw();
+  exec_ok(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB, u UNIQUE);"
+              "CREATE TABLE n(k INTEGER PRIMARY KEY, v BLOB)");
+  exec_ok(db, "WITH RECURSIVE q(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM q WHERE i < 200)"
+              " INSERT INTO t SELECT i, zeroblob(900), i FROM q");
+  exec_ok(db, "BEGIN");
+  /* More pages than the cache holds: SQLite spills frames to the log, into the buffer. */
+  exec_ok(db, "WITH RECURSIVE q(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM q WHERE i < 60)"
+              " INSERT INTO n SELECT i, zeroblob(3000) FROM q");
+  assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "pwrite64", (sqlite3_syscall_ptr)failing_pwrite64),
+                   SQLITE_OK);
+  store_vfs_counts_t c0, c1;
+  store__vfs_counts(&c0);
+  atomic_store(&fail_next, 1);
+  int rc = sqlite3_exec(db, "INSERT INTO t SELECT k + 1000, v, k + 1000 FROM t WHERE k > 150", NULL,
+                        NULL, NULL);
+  atomic_store(&fail_next, 0);
+  assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "pwrite64", real_pwrite64), SQLITE_OK);
+  store__vfs_counts(&c1);
+  assert_int_equal(c1.wal_flush_errs, c0.wal_flush_errs + 1); /* the flush was what failed */
+  assert_int_equal(rc & 0xff, SQLITE_IOERR);
+  assert_int_equal(sqlite3_get_autocommit(db), 1); /* the transaction is gone */
+  assert_int_not_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_intact(db);
+  assert_int_equal(query_int(db, "SELECT count(*) FROM n"), 0);
+  assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 200);
+  sqlite3_close(db);
+}
+
 /* When another connection starts the log over, a handle that wrote further into the old
  * log still gathers its next transaction's frames (it sees the new salts). */
 static void test_a_log_started_over_by_another_connection_is_still_gathered(void **state) {
@@ -441,6 +495,7 @@ int main(void) {
       FILE_TEST(test_frames_of_a_rolled_back_spill_never_overwrite_another_connections),
       FILE_TEST(test_a_log_started_over_by_another_connection_is_still_gathered),
       FILE_TEST(test_the_database_file_keeps_the_default_vfs_methods),
+      FILE_TEST(test_a_flush_that_fails_under_a_read_rolls_the_whole_transaction_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
