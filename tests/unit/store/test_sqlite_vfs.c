@@ -298,6 +298,14 @@ static void assert_intact(sqlite3 *db) {
   sqlite3_finalize(st);
 }
 
+/* A fresh read-only connection of the default VFS, after integrity_check said "ok". */
+static sqlite3 *open_intact(void) {
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_intact(db);
+  return db;
+}
+
 /* Runs in a child: a transaction larger than a 4-page cache spills frames to the log and
  * then, updating the same rows again, rewrites those frames in place before it commits
  * (SQLite then rewrites the checksums from the first frame rewritten on, the commit
@@ -326,11 +334,9 @@ static void test_frames_a_transaction_rewrites_in_place_are_committed_intact(voi
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3 *db = open_intact();
   assert_int_equal(query_int(db, "SELECT count(*) FROM t WHERE length(v) = 900"), 100);
   assert_int_equal(query_int(db, "SELECT count(*) FROM t WHERE length(v) = 901"), 100);
-  assert_intact(db);
   sqlite3_close(db);
 }
 
@@ -365,9 +371,7 @@ static void test_frames_of_a_rolled_back_spill_never_overwrite_another_connectio
   }
   sqlite3_close(a);
   sqlite3_close(b);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  assert_intact(db);
+  sqlite3 *db = open_intact();
   assert_int_equal(query_int(db, "SELECT count(*) FROM t WHERE v = zeroblob(900)"), 200);
   assert_int_equal(query_int(db, "SELECT count(*) FROM t WHERE v IN ('a', 'b')"), 10);
   sqlite3_close(db);
@@ -420,8 +424,7 @@ static void test_a_flush_that_fails_under_a_read_rolls_the_whole_transaction_bac
   assert_int_equal(sqlite3_get_autocommit(db), 1); /* the transaction is gone */
   assert_int_not_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
-  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  assert_intact(db);
+  db = open_intact();
   assert_int_equal(query_int(db, "SELECT count(*) FROM n"), 0);
   assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 200);
   sqlite3_close(db);
@@ -451,9 +454,7 @@ static void test_a_log_started_over_by_another_connection_is_still_gathered(void
   assert_true(c1.wal_pwrites - c0.wal_pwrites <= 4);
   sqlite3_close(b);
   sqlite3_close(a);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  assert_intact(db);
+  sqlite3 *db = open_intact();
   assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 151);
   sqlite3_close(db);
 }
