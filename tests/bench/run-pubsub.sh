@@ -19,7 +19,13 @@
 #        e.g. coord-bulk), WORKERS (wsload --workers,
 #        default: wsload's), PUB_WORKERS (1), plus lib.sh's BUILD, COORDINATOR_BIN,
 #        WSLOAD, BENCH_OUT.
-# Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json.
+#        PERF_STAT_EVENTS (e.g. "task-clock,syscalls:sys_enter_pwrite64"): also counts these
+#        perf events per thread of the target for PERF_STAT_WINDOW seconds (5), starting
+#        PERF_STAT_DELAY seconds (5) after wsload starts (so after its connection setup and
+#        warmup when the delay covers them), into <NAME>-<target>-r<rate>.perfstat.txt.
+# Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json,
+# and <NAME>-<target>-r<rate>.metrics.txt, the target's /metrics after the run when it
+# serves them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -67,12 +73,19 @@ for t in $TARGETS; do
   for rate in ${!rates_var:-$RATES}; do
     out=$BENCH_OUT/$NAME-$t-r$rate.json
     cpu0=$(cpu_s "$target_pid")
+    stat_pid=
+    if [ -n "${PERF_STAT_EVENTS:-}" ] && [ -n "${target_pid:-}" ]; then
+      (sleep "${PERF_STAT_DELAY:-5}" && exec perf stat -e "$PERF_STAT_EVENTS" --per-thread -p "$target_pid" \
+        -o "${out%.json}.perfstat.txt" -- sleep "${PERF_STAT_WINDOW:-5}") >/dev/null 2>&1 &
+      stat_pid=$!
+    fi
     "$WSLOAD" --mode "$mode" --url "$target_url" --conns "$SUBS" --topics "$TOPICS" \
       --pubs "$PUBS" --pub-workers "${PUB_WORKERS:-1}" --rate "$rate" --duration "$DURATION" \
       --warmup "$WARMUP" --payload "$PAYLOAD" --grace 5 --quiet \
       --topic-prefix "bench/$NAME-$rate-$RANDOM-t" "${extra[@]}" >"$out" ||
       bench_log "$t at $rate/s: wsload reported an incomplete run"
     cpu1=$(cpu_s "$target_pid")
+    [ -z "$stat_pid" ] || wait "$stat_pid" || bench_log "perf stat failed (${out%.json}.perfstat.txt)"
     # The daemon's counters after the run (store commits, retention, WAL), when it has them.
     http=${target_url#ws://}
     curl -sf --max-time 5 "http://${http%%/*}/metrics" >"${out%.json}.metrics.txt" 2>/dev/null ||
