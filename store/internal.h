@@ -267,7 +267,7 @@ void store__vfs_counts(store_vfs_counts_t *out);
  * sqlite_wal.c). due, running and stop are guarded by mu, and cv is broadcast whenever one
  * of them changes; db belongs to the thread while it runs. Invariant: at most one
  * checkpoint pass (the thread's or a settle's) runs at a time, the one that set running.
- * frames, woke_at, settle_frames, settles, settle_us, appended and seen are touched only by the main connection's
+ * frames, woke_at, woke_ms, settle_frames, settles, settle_us, appended, wakes and seen are touched only by the main connection's
  * user, under the store's lock. */
 typedef struct store_wal {
   store_sql_t *sql; /* borrowed: the main connection, whose log this keeps */
@@ -281,11 +281,13 @@ typedef struct store_wal {
   bool stop;
   int frames;        /* in the log after the main connection's last commit; 0 after a whole settle */
   int woke_at;       /* frames in the log when the checkpointer was last woken */
+  int64_t woke_ms;   /* and when (CLOCK_MONOTONIC_COARSE, ms) */
   int ckpt_frames;   /* frames appended since then that wake it again */
   int max_frames;    /* the bound (wal_max) in frames */
   int settle_frames; /* frames at which the next batch settles first */
   uint64_t settles, settle_us; /* settles so far and the time they took */
   uint64_t appended;  /* frames the main connection's commits appended to the log */
+  uint64_t wakes;     /* times the hook woke the checkpointer */
   int seen;           /* the log's length at the last commit, for appended (frames is
                          zeroed by a whole settle, which may not restart the log) */
   uint64_t passes;    /* mu: checkpoint passes (the thread's and the settles') */

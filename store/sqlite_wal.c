@@ -28,6 +28,7 @@
 
 #define WAL_FRAME_HDR 24     /* bytes before each page in the WAL file */
 #define WAL_CKPT_FRAMES 1000 /* WAL frames that wake the checkpointer (SQLite's default limit) */
+#define WAL_WAKE_MS 1000     /* a long log that trickles on is woken for at least this often */
 
 /* One PASSIVE pass on db, with running set by the caller; true when every frame of the log
  * is copied back. BUSY only means another process checkpoints: the next wake or settle
@@ -72,9 +73,19 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
   if (frames < w->max_frames) w->settle_frames = w->max_frames;
   /* Paced by what was appended since the last wake, not by the log's length: once the log
    * is long, a wake per commit made a pass (and its two fsyncs) per commit, 130 a second
-   * at the publish ceiling, each copying little more than that one commit. */
-  if (frames - w->woke_at < w->ckpt_frames) return SQLITE_OK;
+   * at the publish ceiling, each copying little more than that one commit. But a long log
+   * that only trickles on is also woken for once WAL_WAKE_MS after the last wake: else the
+   * tail a burst left behind would wait for ckpt_frames more frames to be copied, and the
+   * log could not start over meanwhile. */
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  bool paced = frames - w->woke_at >= w->ckpt_frames;
+  bool trickle = frames >= w->ckpt_frames && frames != w->woke_at && now_ms - w->woke_ms >= WAL_WAKE_MS;
+  if (!paced && !trickle) return SQLITE_OK;
+  w->woke_ms = now_ms;
   w->woke_at = frames;
+  w->wakes++;
   pthread_mutex_lock(&w->mu);
   if (!w->due) {
     w->due = true;
@@ -174,6 +185,7 @@ void store__wal_stats(store_wal_t *w, store_stats_t *out) {
   out->wal_settles = w->settles;
   out->wal_settle_us_total = w->settle_us;
   out->wal_frames = w->appended;
+  out->wal_wakes = w->wakes;
   if (!w->started) return;
   pthread_mutex_lock(&w->mu);
   out->wal_checkpoints = w->passes;

@@ -92,6 +92,7 @@ typedef struct store_stats {
   uint64_t wal_settle_us_total; /* SQLite: time those waits held commits, microseconds */
   uint64_t wal_frames;      /* SQLite: pages (frames) commits appended to the WAL */
   uint64_t wal_checkpoints; /* SQLite: checkpoint passes that copied the WAL back */
+  uint64_t wal_wakes;       /* SQLite: times commits woke the checkpointer */
 } store_stats_t;
 
 /* Opens (creating when missing) the SQLite store at opts->path, in WAL mode, with the
