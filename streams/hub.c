@@ -115,16 +115,15 @@ static void hub_retention_cb(uv_timer_t *h) {
     }
     return;
   }
-  bool more = false;
-  int rc = stream_hub_retention_step(hub, &more);
+  stream_trim_args_t a;
+  stream__retention_args(hub, &a);
+  bool more;
+  int rc = stream__retention_run(hub, &a, &more);
   stream__retention_landed(hub, rc, more);
 }
 
 void stream__retention_landed(stream_hub_t *hub, int rc, bool more) {
-  if (rc < 0) {
-    if (hub->writer.on) log_error("streams", "retention failed", "{s:i}", "rc", rc);
-    more = false;
-  }
+  if (rc < 0) log_error("streams", "retention failed", "{s:i}", "rc", rc);
   if (hub->closing) return;
   /* Work left: the next slice soon, not a full interval later. */
   uv_timer_start(&hub->retention_timer, hub_retention_cb, more ? 10 : hub->cfg.retention_interval_ms, 0);

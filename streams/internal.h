@@ -243,7 +243,7 @@ typedef struct stream_trim_args {
   uint64_t max_events;
   int64_t min_ts_ms;        /* 0: no age rule */
   int64_t dedupe_min_ts_ms; /* idempotency keys older than this expire */
-  size_t budget;            /* rows at most */
+  size_t budget;            /* events at most */
 } stream_trim_args_t;
 
 /* The commit thread (writer.c): commits one batch at a time off the loop and posts the
@@ -391,6 +391,9 @@ void stream__writer_trim(stream_hub_t *hub);
 
 /* The arguments of the next slice, from the config and the hub's clock. */
 void stream__retention_args(stream_hub_t *hub, stream_trim_args_t *out);
+/* Runs one slice (any thread: the store takes its lock); *more is set when the pass has
+ * work left. 0 or the store's negative errno. */
+int stream__retention_run(stream_hub_t *hub, const stream_trim_args_t *a, bool *more);
 /* Applies a slice's result on the loop: logs a failure and schedules the next slice (soon
  * while the pass has work left). */
 void stream__retention_landed(stream_hub_t *hub, int rc, bool more);

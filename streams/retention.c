@@ -3,7 +3,7 @@
  * The hub's retention timer runs a slice every retention_interval_ms (sooner while a pass
  * has work left): on the commit thread when there is one (writer.c, between batches, so
  * the loop neither waits for the store lock a commit holds nor runs the deletes itself),
- * else on the loop (stream_hub_retention_step). Each slice deletes at most retention_budget rows by
+ * else on the loop. Each slice deletes at most retention_budget events by
  * the count rule (retention_max_events per topic), the age rule (retention_max_age_s) and
  * expires idempotency keys beyond the dedupe window. In memory the same rules apply at
  * read time (stream__topic_first, stream__expired), so a ring entry the store no longer
@@ -27,13 +27,20 @@ void stream__retention_args(stream_hub_t *hub, stream_trim_args_t *out) {
                               .budget = budget};
 }
 
+int stream__retention_run(stream_hub_t *hub, const stream_trim_args_t *a, bool *more) {
+  bool m = false;
+  int rc = store_retention_run(hub->store, a->max_events, a->min_ts_ms, a->dedupe_min_ts_ms,
+                               a->budget, &m);
+  *more = rc == 0 && m;
+  return rc;
+}
+
 int stream_hub_retention_step(stream_hub_t *hub, bool *more) {
   stream_trim_args_t a;
   stream__retention_args(hub, &a);
-  bool m = false;
-  int rc =
-      store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms, a.budget, &m);
+  bool m;
+  int rc = stream__retention_run(hub, &a, &m);
   if (rc < 0) log_error("streams", "retention failed", "{s:i}", "rc", rc);
-  if (more) *more = rc == 0 && m;
+  if (more) *more = m;
   return rc;
 }

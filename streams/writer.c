@@ -29,12 +29,11 @@ static void writer_main(void *arg) {
       w->trim_job = false;
       stream_trim_args_t a = w->trim_args;
       uv_mutex_unlock(&w->mu);
-      bool more = false;
-      int rc = store_retention_run(hub->store, a.max_events, a.min_ts_ms, a.dedupe_min_ts_ms,
-                                   a.budget, &more);
+      bool more;
+      int rc = stream__retention_run(hub, &a, &more);
       uv_mutex_lock(&w->mu);
       w->trim_rc = rc;
-      w->trim_more = rc == 0 && more;
+      w->trim_more = more;
       w->trim_done = true;
       uv_async_send(&w->async);
       continue;
