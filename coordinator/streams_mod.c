@@ -322,6 +322,9 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_COUNTER, (double)ss.retention_slices);
   streams_set(m, "coord_store_retention_seconds_total", "Time spent in retention slices.",
               COORD_METRIC_COUNTER, (double)ss.retention_us_total / 1e6);
+  streams_set(m, "coord_store_retention_topics_total",
+              "Topics retention slices examined (only those holding events).",
+              COORD_METRIC_COUNTER, (double)ss.retention_topics);
   streams_set(m, "coord_store_commit_seconds_total", "Time spent in store commits.",
               COORD_METRIC_COUNTER, (double)ss.commit_us_total / 1e6);
   streams_set(m, "coord_store_wal_settles_total",

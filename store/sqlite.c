@@ -7,8 +7,10 @@
  * negative errno are sqlite_conn.c's. Argument checks and the batch state machine are in
  * store.c; retention's slicing rules are stated in store.h.
  *
- * Schema (version 3):
- *   topics(topic_id INTEGER PRIMARY KEY, name TEXT UNIQUE, epoch, head_seq, first_seq)
+ * Schema (version 4):
+ *   topics(topic_id INTEGER PRIMARY KEY, name TEXT UNIQUE, epoch, head_seq, first_seq),
+ *     partial index topics_live (topic_id, head_seq, first_seq) of the topics holding
+ *     events (first_seq <= head_seq), which retention walks instead of every topic
  *   chunks(rid INTEGER PRIMARY KEY, topic_id, first_seq, last_seq, ts_min, ts_max, body),
  *     unique index (topic_id, last_seq)
  *   dedupe(topic_id, id, seq, ts_ms) keyed (topic_id, id), no rowid, indexed by ts_ms
@@ -25,8 +27,8 @@
  * Version 2 kept one row per event (events(rid, topic_id, seq, ts_ms, id, type, lane,
  * data) with a unique index (topic_id, seq)): two B-tree inserts per event. Version 1
  * kept events in a WITHOUT ROWID table keyed (topic_id, seq), which rewrote one full leaf
- * page per topic and batch. Opening a version 1 or 2 file converts it in place in one
- * transaction.
+ * page per topic and batch. Version 3 had no topics_live. Opening a version 1, 2 or 3
+ * file converts it in place in one transaction.
  *
  * The write-ahead log's upkeep (the checkpointer thread, the settle that keeps the log
  * within wal_max) is sqlite_wal.c's. */
@@ -40,7 +42,7 @@
 #include "base/mem.h"
 #include "internal.h"
 
-#define SQ_SCHEMA_VERSION 3
+#define SQ_SCHEMA_VERSION 4
 #define SQ_TOPIC_CHUNK 64   /* topics fetched per query during retention */
 #define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
 #define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
@@ -80,8 +82,8 @@ static const char *const sq_sql[SQ__COUNT] = {
         "SELECT name, topic_id, epoch, head_seq, first_seq FROM topics"
         " WHERE name >= ?1 AND name < ?2 ORDER BY name LIMIT ?3",
     [SQ_TOPIC_CHUNK_Q] =
-        "SELECT topic_id, head_seq, first_seq FROM topics WHERE topic_id > ?1"
-        " ORDER BY topic_id LIMIT ?2",
+        "SELECT topic_id, head_seq, first_seq FROM topics INDEXED BY topics_live"
+        " WHERE topic_id > ?1 AND first_seq <= head_seq ORDER BY topic_id LIMIT ?2",
     [SQ_CHUNK_INSERT] =
         "INSERT INTO chunks(topic_id, first_seq, last_seq, ts_min, ts_max, body)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -115,13 +117,22 @@ static const char *const sq_sql[SQ__COUNT] = {
   " ts_max INTEGER NOT NULL, body BLOB NOT NULL);"                                         \
   "CREATE UNIQUE INDEX chunks_topic_last ON chunks(topic_id, last_seq);"
 
-static const char sq_schema_v3[] =
+/* Version 4: the topics that hold events, for retention. Topic rows stay forever (a topic
+ * keeps its epoch and seq), so a store that saw a million run topics has a million rows,
+ * nearly all empty once retention took their events; a pass over every row cost the
+ * commit thread about 5 ms per 20,000 topics, every second, on an idle daemon
+ * (docs/streams.md, "Retention"). Covering, so a pass reads the index alone. */
+#define SQ_TOPICS_LIVE_V4                                                               \
+  "CREATE INDEX topics_live ON topics(topic_id, head_seq, first_seq)"                 \
+  " WHERE first_seq <= head_seq;"
+
+static const char sq_schema_v4[] =
     "CREATE TABLE topics(topic_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
     " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);" SQ_CHUNKS_V3
     "CREATE TABLE dedupe(topic_id INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,"
     " ts_ms INTEGER NOT NULL, PRIMARY KEY(topic_id, id)) WITHOUT ROWID;"
-    "CREATE INDEX dedupe_ts ON dedupe(ts_ms);"
-    "PRAGMA user_version = 3;";
+    "CREATE INDEX dedupe_ts ON dedupe(ts_ms);" SQ_TOPICS_LIVE_V4
+    "PRAGMA user_version = 4;";
 
 /* Version 1 to 2: the same events, in an appendable table (see the file comment). */
 static const char sq_migrate_v1_v2[] =
@@ -148,6 +159,7 @@ typedef struct sq_store {
   uint32_t *slots; /* owned */
   size_t nslots;
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
+  uint64_t retention_topics; /* topics the slices examined (store_stats_t) */
   store_wal_t wal; /* the log's upkeep: checkpointer thread and settle (sqlite_wal.c) */
 } sq_store_t;
 
@@ -240,13 +252,14 @@ static int sq_migrate(sq_store_t *q) {
   }
   if (version == SQ_SCHEMA_VERSION) return 0;
   rc = store__sql_exec(&q->sql, "BEGIN IMMEDIATE");
-  if (rc == 0 && version == 0) rc = store__sql_exec(&q->sql, sq_schema_v3);
+  if (rc == 0 && version == 0) rc = store__sql_exec(&q->sql, sq_schema_v4);
   if (rc == 0 && version == 1) rc = store__sql_exec(&q->sql, sq_migrate_v1_v2);
-  if (rc == 0 && version >= 1) rc = sq_migrate_v2_v3(q);
-  if (rc == 0 && version >= 1) rc = store__sql_exec(&q->sql, "PRAGMA user_version = 3");
+  if (rc == 0 && version >= 1 && version <= 2) rc = sq_migrate_v2_v3(q);
+  if (rc == 0 && version >= 1) rc = store__sql_exec(&q->sql, SQ_TOPICS_LIVE_V4);
+  if (rc == 0 && version >= 1) rc = store__sql_exec(&q->sql, "PRAGMA user_version = 4");
   if (rc == 0) rc = store__sql_exec(&q->sql, "COMMIT");
   if (rc == 0 && version >= 1)
-    log_info("store", "events migrated to schema 3", "{s:i}", "from", version);
+    log_info("store", "events migrated to schema 4", "{s:i}", "from", version);
   if (rc < 0) {
     sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
     store__vfs_rolled_back(q->sql.db);
@@ -729,6 +742,7 @@ static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *b
       return 0;
     }
     for (size_t i = 0; i<n && * budget> 0 && examined < r->budget; i++, examined++) {
+      q->retention_topics++;
       rc = sq_trim_topic(q, r, &rows[i], budget);
       if (rc < 0) return rc;
       /* A topic that used the budget up may have more to delete: revisit it next slice. */
@@ -784,6 +798,7 @@ static int sq_retention_run(void *be, const store_retention_t *r, uint64_t *dele
 
 static void sq_stats(void *be, store_stats_t *out) {
   sq_store_t *q = be;
+  out->retention_topics = q->retention_topics;
   store__wal_stats(&q->wal, out);
 }
 

@@ -87,6 +87,7 @@ typedef struct store_stats {
   uint64_t events_deleted;  /* by retention */
   uint64_t retention_slices; /* store_retention_run calls that ran */
   uint64_t retention_us_total; /* time they took, microseconds */
+  uint64_t retention_topics;   /* SQLite: topics they examined (only those holding events) */
   uint64_t commit_us_total; /* time spent committing, microseconds */
   uint64_t wal_settles;     /* SQLite: batches that first waited for the WAL to be copied back */
   uint64_t wal_settle_us_total; /* SQLite: time those waits held commits, microseconds */

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "store/contract.h"
 #include "store/tmpdir.h"
+#include "internal.h" /* store__chunk_*: a schema 3 file written by hand */
 
 static char test_dir[512];
 static char test_db[600];
@@ -62,7 +63,7 @@ static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void *
   assert_non_null(strstr(line, "unable to open database file"));
 }
 
-static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_3(void **state) {
+static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_4(void **state) {
   (void)state;
   store_t *s = NULL;
   const store_options_t opts = {.path = test_db, .synchronous_full = true};
@@ -77,7 +78,7 @@ static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_3(v
   sqlite3_finalize(st);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 3);
+  assert_int_equal(sqlite3_column_int(st, 0), 4);
   sqlite3_finalize(st);
   sqlite3_close(db);
   store_close(s);
@@ -138,7 +139,7 @@ static void test_a_schema_1_file_is_migrated_with_every_event_and_key(void **sta
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 3);
+  assert_int_equal(sqlite3_column_int(st, 0), 4);
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
@@ -497,7 +498,7 @@ static void test_a_schema_2_file_is_converted_to_chunks_with_every_event_and_key
   append_range(s, 7, 6, 8, 2000); /* appends continue after the converted head */
   assert_events(s, 7, 3, 8);
   store_close(s);
-  assert_int_equal(sql_int("PRAGMA user_version"), 3);
+  assert_int_equal(sql_int("PRAGMA user_version"), 4);
   assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'events'"), 0);
   assert_int_equal(sql_int("SELECT count(*) FROM chunks"), 3); /* one per topic, one batch */
 }
@@ -749,6 +750,110 @@ static void test_events_committed_before_a_sigkill_are_all_there_after_reopen(vo
   }
 }
 
+/* ---- schema 4: the topics that hold events ---- */
+
+/* Schema 3 as its code path created it: topic 7 holds seqs 4-5 in one chunk (1-3 went to
+ * retention), topic 9 none (every event deleted), topic 11 was never written. */
+static void make_schema_3_file(void) {
+  store_chunk_t c = {0};
+  store__chunk_start(&c, 4);
+  for (uint64_t seq = 4; seq <= 5; seq++) {
+    store_event_t ev = make_event(7, seq, 1000 + (int64_t)seq, NULL);
+    store__chunk_add(&c, &ev);
+  }
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "PRAGMA journal_mode=WAL;"
+                   "CREATE TABLE topics(topic_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+                   " epoch TEXT NOT NULL, head_seq INTEGER NOT NULL, first_seq INTEGER NOT NULL);"
+                   "CREATE TABLE chunks(rid INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL,"
+                   " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, ts_min INTEGER NOT NULL,"
+                   " ts_max INTEGER NOT NULL, body BLOB NOT NULL);"
+                   "CREATE UNIQUE INDEX chunks_topic_last ON chunks(topic_id, last_seq);"
+                   "CREATE TABLE dedupe(topic_id INTEGER NOT NULL, id TEXT NOT NULL,"
+                   " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(topic_id, id))"
+                   " WITHOUT ROWID;"
+                   "CREATE INDEX dedupe_ts ON dedupe(ts_ms);"
+                   "PRAGMA user_version = 3;"
+                   "INSERT INTO topics VALUES(7, 'acme/live', '0123456789abcdef', 5, 4);"
+                   "INSERT INTO topics VALUES(9, 'acme/emptied', 'fedcba9876543210', 3, 4);"
+                   "INSERT INTO topics VALUES(11, 'acme/new', '00112233445566ff', 0, 1);",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "INSERT INTO chunks(topic_id, first_seq, last_seq, ts_min,"
+                                      " ts_max, body) VALUES(7, 4, 5, 1004, 1005, ?1)",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  sqlite3_bind_blob(st, 1, c.buf, (int)c.len, SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  store__chunk_free(&c);
+}
+
+static void test_a_schema_3_file_gets_the_index_of_live_topics(void **state) {
+  (void)state;
+  make_schema_3_file();
+  store_t *s = open_store();
+  assert_events(s, 7, 4, 5);
+  assert_int_equal(get(s, "acme/emptied").head_seq, 3);
+  append_range(s, 11, 1, 2, 2000); /* the never-written topic gets events */
+  store_close(s);
+  assert_int_equal(sql_int("PRAGMA user_version"), 4);
+  /* The index holds exactly the topics with events, and follows later writes. */
+  assert_int_equal(sql_int("SELECT count(*) FROM topics INDEXED BY topics_live"
+                           " WHERE first_seq <= head_seq"),
+                   2);
+  assert_int_equal(sql_int("SELECT sum(topic_id) FROM topics INDEXED BY topics_live"
+                           " WHERE first_seq <= head_seq"),
+                   7 + 11);
+}
+
+/* Topic rows stay forever (epoch and seq continue), so most rows of a long-lived store
+ * are topics whose events retention already took. A pass examines only the topics that
+ * hold events: here 3 of 2,003, in one slice, where it used to read every row. */
+static void test_retention_examines_only_the_topics_that_hold_events(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  enum { EMPTY = 2000 };
+  for (int i = 0; i < EMPTY; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "acme/idle-%d", i);
+    ensure(s, name);
+  }
+  int64_t live[3];
+  for (int i = 0; i < 3; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "acme/live-%d", i);
+    live[i] = ensure(s, name).topic_id;
+    append_range(s, live[i], 1, 10, 1000);
+  }
+  store_stats_t before, after;
+  store_stats_get(s, &before);
+  assert_int_equal(retention_until_done(s, 4, 0, 0, 100), 1);
+  store_stats_get(s, &after);
+  assert_int_equal(after.retention_topics - before.retention_topics, 3);
+  for (int i = 0; i < 3; i++) assert_events(s, live[i], 7, 10);
+  /* A topic whose every event goes leaves the index; one that gets events joins it. */
+  assert_int_equal(retention_until_done(s, 0, 2000, 0, 100), 1); /* age: everything */
+  for (int i = 0; i < 3; i++) assert_events(s, live[i], 1, 0);
+  store_stats_get(s, &before);
+  assert_int_equal(retention_until_done(s, 4, 0, 0, 100), 1);
+  store_stats_get(s, &after);
+  assert_int_equal(after.retention_topics - before.retention_topics, 0);
+  append_range(s, live[1], 11, 20, 3000);
+  store_stats_get(s, &before);
+  assert_int_equal(retention_until_done(s, 4, 0, 0, 100), 1);
+  store_stats_get(s, &after);
+  assert_int_equal(after.retention_topics - before.retention_topics, 1);
+  assert_events(s, live[1], 17, 20);
+  store_close(s);
+}
+
 #define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
 
 int main(void) {
@@ -757,7 +862,7 @@ int main(void) {
       CONTRACT_TESTS,
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
-      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_3),
+      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_4),
       FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
       FILE_TEST(test_the_checkpointer_thread_lets_the_wal_start_over),
       FILE_TEST(test_batches_back_to_back_keep_the_wal_within_wal_max),
@@ -773,6 +878,8 @@ int main(void) {
       FILE_TEST(test_age_retention_inside_a_chunk_stops_at_the_first_newer_event),
       FILE_TEST(test_large_events_split_a_topics_batch_into_several_chunks),
       FILE_TEST(test_a_corrupt_chunk_is_eio_with_a_log_line_never_a_crash),
+      FILE_TEST(test_a_schema_3_file_gets_the_index_of_live_topics),
+      FILE_TEST(test_retention_examines_only_the_topics_that_hold_events),
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     tests[i].setup_func = dir_setup;
