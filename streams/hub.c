@@ -20,6 +20,7 @@
 #include "internal.h"
 
 #define SWEEP_INTERVAL_MS 1000
+#define SWEEP_SOON_MS 10 /* after a sweep turn that left due topics for later */
 
 void stream_config_defaults(stream_config_t *c) {
   memset(c, 0, sizeof *c);
@@ -131,7 +132,10 @@ void stream__retention_landed(stream_hub_t *hub, int rc, bool more) {
 
 static void hub_sweep_cb(uv_timer_t *h) {
   stream_hub_t *hub = container_of(h, stream_hub_t, sweep_timer);
-  stream_hub_sweep(hub);
+  bool more;
+  stream__hub_sweep_some(hub, STREAM_SWEEP_BUDGET, &more);
+  /* Due topics left over: the next turn soon, then the usual interval again. */
+  if (more) uv_timer_start(&hub->sweep_timer, hub_sweep_cb, SWEEP_SOON_MS, SWEEP_INTERVAL_MS);
 }
 
 static void stats_init(stream_stats_t *s) {

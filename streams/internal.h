@@ -222,6 +222,15 @@ uint64_t stream__retained_first(const stream_hub_t *hub, uint64_t first_seq, uin
 /* Whether a committed event with ts_ms is beyond the age rule now. */
 bool stream__expired(const stream_hub_t *hub, int64_t ts_ms);
 void stream__topic_free(stream_hub_t *hub, stream_topic_t *t);
+/* Items (ring frames, idempotency keys, and one per topic) a sweep turn frees at most:
+ * about 1 ms of cold frees (measured: 16,384 took 3.9-4.6 ms), where 20,000 topics going
+ * idle together held the loop for 100-250 ms in one sweep. */
+#define STREAM_SWEEP_BUDGET 4096
+/* Evicts the idle topics that are due, oldest first, until their items reach budget
+ * (always at least one topic), then forgets idle tenants' buckets (one item each) within
+ * what is left of it; *more is set when something due is left for the next turn.
+ * Returns the topics evicted. */
+size_t stream__hub_sweep_some(stream_hub_t *hub, size_t budget, bool *more);
 
 /* ---- hub ---- */
 

@@ -151,15 +151,22 @@ static uint64_t refill_ms(double rate, uint32_t burst) {
   return (uint64_t)((double)burst * 1000.0 / rate) + 1;
 }
 
-size_t stream_hub_sweep(stream_hub_t *hub) {
+size_t stream__hub_sweep_some(stream_hub_t *hub, size_t budget, bool *more) {
   uint64_t now = stream__mono_us(hub);
   uint64_t idle_us = (uint64_t)hub->cfg.idle_topic_s * 1000000;
   uint64_t topic_refill_us = refill_ms(hub->cfg.topic_publish_rate, hub->cfg.topic_publish_burst) * 1000;
   if (topic_refill_us > idle_us) idle_us = topic_refill_us;
-  size_t evicted = 0;
+  size_t evicted = 0, items = 0;
+  *more = false;
   while (!base_queue_empty(&hub->idle_topics)) {
     stream_topic_t *t = base_queue_data(base_queue_head(&hub->idle_topics), stream_topic_t, idle_link);
     if (now - t->idle_since_us < idle_us) break;
+    if (evicted && items >= budget) {
+      *more = true;
+      break;
+    }
+    /* what freeing it touches: its ring's frames and idempotency keys, mostly cold */
+    items += 1 + t->ring.count + t->dedupe.map.count;
     stream__topic_free(hub, t);
     hub->stats.evictions++;
     evicted++;
@@ -172,6 +179,11 @@ size_t stream_hub_sweep(stream_hub_t *hub) {
   while (!base_queue_empty(&hub->tenant_lru)) {
     stream_tenant_t *tn = base_queue_data(base_queue_head(&hub->tenant_lru), stream_tenant_t, lru);
     if (now_ms - tn->last_ms < tenant_idle_ms) break;
+    if (items >= budget) {
+      *more = true;
+      break;
+    }
+    items++;
     base_queue_remove(&tn->lru);
     base_map_remove(&hub->tenants, &tn->node);
     free(tn);
@@ -179,4 +191,9 @@ size_t stream_hub_sweep(stream_hub_t *hub) {
   }
   if (tenants) base_map_shrink(&hub->tenants);
   return evicted;
+}
+
+size_t stream_hub_sweep(stream_hub_t *hub) {
+  bool more;
+  return stream__hub_sweep_some(hub, SIZE_MAX, &more);
 }
