@@ -19,10 +19,15 @@
 #include "internal.h"
 
 /* Invariant: in_batch is true exactly while the backend holds an open batch;
- * batch_events counts the appends of that batch. Every field but the backends' tables is
- * read and written under lock (store__lock). */
+ * batch_events counts the appends of that batch. Every field but the backends' tables,
+ * stats_mu and snap is read and written under lock (store__lock). snap is read and
+ * written under stats_mu: the figures of store_stats_get as of the last time they were
+ * taken under lock (the end of each commit and retention slice, and each get that found
+ * the lock free). */
 struct store {
   pthread_mutex_t lock;
+  pthread_mutex_t stats_mu;
+  store_stats_t snap;
   const store_ops_t *ops; /* borrowed: a backend's static table */
   void *be;               /* owned, freed through ops->close */
   bool in_batch;
@@ -56,6 +61,7 @@ static int store_wrap(const store_ops_t *ops, void *be, const store_runs_ops_t *
                       void *runs_be, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
   pthread_mutex_init(&s->lock, NULL);
+  pthread_mutex_init(&s->stats_mu, NULL);
   s->ops = ops;
   s->be = be;
   s->runs_ops = runs_ops;
@@ -152,6 +158,7 @@ void store_close(store_t *s) {
   s->groups_ops->close(s->groups_be);
   s->runs_ops->close(s->runs_be);
   s->ops->close(s->be);
+  pthread_mutex_destroy(&s->stats_mu);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }
@@ -237,6 +244,15 @@ static uint64_t store_now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Takes the figures (the store's and the backend's) into snap; call under lock. */
+static void stats_take_locked(store_t *s, store_stats_t *out) {
+  *out = s->stats;
+  if (s->ops->stats) s->ops->stats(s->be, out);
+  pthread_mutex_lock(&s->stats_mu);
+  s->snap = *out;
+  pthread_mutex_unlock(&s->stats_mu);
+}
+
 /* t0: when the batch began (commit_us_total counts the whole transaction). */
 static int batch_commit_locked(store_t *s, uint64_t t0) {
   if (!s->in_batch) return -EBUSY;
@@ -246,6 +262,8 @@ static int batch_commit_locked(store_t *s, uint64_t t0) {
   s->stats.commits++;
   s->stats.events_appended += s->batch_events;
   s->stats.commit_us_total += store_now_us() - t0;
+  store_stats_t unused;
+  stats_take_locked(s, &unused);
   return 0;
 }
 
@@ -338,15 +356,23 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms,
     s->stats.events_deleted += deleted;
     s->stats.retention_slices++;
     s->stats.retention_us_total += store_now_us() - t0;
+    store_stats_t unused;
+    stats_take_locked(s, &unused);
   }
   store__unlock(s);
   return rc;
 }
 
 void store_stats_get(const store_t *s, store_stats_t *out) {
-  store_t *m = (store_t *)s; /* the lock is the one mutable part of a const store */
-  store__lock(m);
-  *out = s->stats;
-  if (s->ops->stats) s->ops->stats(s->be, out);
-  store__unlock(m);
+  store_t *m = (store_t *)s; /* the locks and snap are the mutable part of a const store */
+  /* Never waits for the lock: a commit, retention slice or WAL settle of another thread
+   * may hold it for tens of ms, and a metrics scrape on the event loop would wait as long. */
+  if (pthread_mutex_trylock(&m->lock) == 0) {
+    stats_take_locked(m, out);
+    store__unlock(m);
+    return;
+  }
+  pthread_mutex_lock(&m->stats_mu);
+  *out = m->snap;
+  pthread_mutex_unlock(&m->stats_mu);
 }

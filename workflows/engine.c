@@ -101,6 +101,10 @@ void wf__tmr_start(wf_engine_t *e, wf__tmr_t *t, int64_t delay_ms) {
   /* Started from a timer callback, a zero delay would fire in the same pass again and
    * again; it waits for the next loop turn instead. */
   if (e->in_timer_cb && delay_ms == 0) delay_ms = 1;
+  /* From the clock now, not the loop's time cached at the start of this turn: that lags
+   * by the turn's work so far, and a Retry-After of 300 ms fired 2 ms early (before the
+   * server's wish) under load. */
+  uv_update_time(e->loop);
   t->due = uv_now(e->loop) + (uint64_t)delay_ms;
   if (e->nheap == e->heap_cap) {
     e->heap_cap = e->heap_cap ? e->heap_cap * 2 : 64;

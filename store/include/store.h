@@ -168,6 +168,9 @@ int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_ded
 int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int64_t dedupe_min_ts_ms,
                         size_t budget, bool *more) __attribute__((warn_unused_result));
 
+/* The store's figures. Never waits for another thread's call: while one holds the store
+ * (a commit, a retention slice), the figures are those of the last commit or slice (or
+ * the last get) that ended; from the calling thread's own calls they are always current. */
 void store_stats_get(const store_t *s, store_stats_t *out);
 
 /* ---- workflow runs and their steps (issue 4) ----

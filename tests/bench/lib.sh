@@ -21,6 +21,14 @@ target_flags=() # extra wsload flags the current target needs
 
 bench_log() { echo "bench: $*" >&2; }
 
+# Exits unless each named variable holds a whole number: bench_need_whole TOPICS HOLD.
+bench_need_whole() {
+  local v
+  for v in "$@"; do
+    case "${!v}" in '' | *[!0-9]*) bench_log "$v must be a whole number (got '${!v}')"; exit 1 ;; esac
+  done
+}
+
 # Stops one PID we started: SIGTERM, up to 10 s for it to exit, then SIGKILL.
 bench_stop_pid() {
   local pid=$1 i

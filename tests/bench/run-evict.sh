@@ -19,7 +19,7 @@ TOPICS=${TOPICS:-20000}
 RATE=${RATE:-100000}
 DURATION=${DURATION:-10}
 IDLE=${IDLE:-45}
-case "$TOPICS$RATE$DURATION$IDLE" in *[!0-9]*) bench_log "TOPICS, RATE, DURATION and IDLE must be whole numbers"; exit 1 ;; esac
+bench_need_whole TOPICS RATE DURATION IDLE
 [ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
 
 bench_start_coordinator evict || exit 1

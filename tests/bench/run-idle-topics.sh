@@ -23,7 +23,7 @@ source "$(dirname "$0")/lib.sh"
 TOPICS=${TOPICS:-1000000}
 HOLD=${HOLD:-20}
 RATE=${RATE:-0}
-case "$TOPICS$HOLD$RATE" in *[!0-9]*) bench_log "TOPICS, HOLD and RATE must be whole numbers"; exit 1 ;; esac
+bench_need_whole TOPICS HOLD RATE
 [ "$RATE" = 0 ] || [ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
 command -v sqlite3 >/dev/null || { bench_log "needs the sqlite3 shell (scripts/deps.sh installs it)"; exit 1; }
 
