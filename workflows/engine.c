@@ -103,9 +103,12 @@ void wf__tmr_start(wf_engine_t *e, wf__tmr_t *t, int64_t delay_ms) {
   if (e->in_timer_cb && delay_ms == 0) delay_ms = 1;
   /* From the clock now, not the loop's time cached at the start of this turn: that lags
    * by the turn's work so far, and a Retry-After of 300 ms fired 2 ms early (before the
-   * server's wish) under load. */
-  uv_update_time(e->loop);
-  t->due = uv_now(e->loop) + (uint64_t)delay_ms;
+   * server's wish) under load. The loop's time itself is left alone (no uv_update_time):
+   * moved forward in the middle of libuv's timer pass, it let timers started there fire
+   * again in the same pass, with no I/O in between. uv_now counts in the same clock as
+   * uv_hrtime unless the coarse clock ticks every ms (then it lags it by less than 1 ms). */
+  uint64_t now = uv_now(e->loop), clock_ms = uv_hrtime() / 1000000u;
+  t->due = (clock_ms > now ? clock_ms : now) + (uint64_t)delay_ms;
   if (e->nheap == e->heap_cap) {
     e->heap_cap = e->heap_cap ? e->heap_cap * 2 : 64;
     e->heap = xrealloc(e->heap, e->heap_cap * sizeof *e->heap);

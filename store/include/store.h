@@ -169,8 +169,10 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int6
                         size_t budget, bool *more) __attribute__((warn_unused_result));
 
 /* The store's figures. Never waits for another thread's call: while one holds the store
- * (a commit, a retention slice), the figures are those of the last commit or slice (or
- * the last get) that ended; from the calling thread's own calls they are always current. */
+ * (a commit, a retention slice), the figures are those taken at the end of the last
+ * commit or slice (or by the last get that found the store free). Counters never go
+ * back; what changed since (a checkpoint pass of the checkpointer thread, the WAL frames
+ * of a topic's creation) shows at the next commit, slice or free get. */
 void store_stats_get(const store_t *s, store_stats_t *out);
 
 /* ---- workflow runs and their steps (issue 4) ----

@@ -63,7 +63,7 @@ static void test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message(void *
   assert_non_null(strstr(line, "unable to open database file"));
 }
 
-static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_4(void **state) {
+static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_3(void **state) {
   (void)state;
   store_t *s = NULL;
   const store_options_t opts = {.path = test_db, .synchronous_full = true};
@@ -78,7 +78,7 @@ static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_4(v
   sqlite3_finalize(st);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 4);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
   store_close(s);
@@ -139,7 +139,7 @@ static void test_a_schema_1_file_is_migrated_with_every_event_and_key(void **sta
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 4);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
@@ -498,7 +498,7 @@ static void test_a_schema_2_file_is_converted_to_chunks_with_every_event_and_key
   append_range(s, 7, 6, 8, 2000); /* appends continue after the converted head */
   assert_events(s, 7, 3, 8);
   store_close(s);
-  assert_int_equal(sql_int("PRAGMA user_version"), 4);
+  assert_int_equal(sql_int("PRAGMA user_version"), 3);
   assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'events'"), 0);
   assert_int_equal(sql_int("SELECT count(*) FROM chunks"), 3); /* one per topic, one batch */
 }
@@ -750,10 +750,11 @@ static void test_events_committed_before_a_sigkill_are_all_there_after_reopen(vo
   }
 }
 
-/* ---- schema 4: the topics that hold events ---- */
+/* ---- topics_live: the topics that hold events ---- */
 
-/* Schema 3 as its code path created it: topic 7 holds seqs 4-5 in one chunk (1-3 went to
- * retention), topic 9 none (every event deleted), topic 11 was never written. */
+/* Schema 3 as the builds before topics_live created it: topic 7 holds seqs 4-5 in one
+ * chunk (1-3 went to retention), topic 9 none (every event deleted), topic 11 was never
+ * written. */
 static void make_schema_3_file(void) {
   store_chunk_t c = {0};
   store__chunk_start(&c, 4);
@@ -795,7 +796,10 @@ static void make_schema_3_file(void) {
   store__chunk_free(&c);
 }
 
-static void test_a_schema_3_file_gets_the_index_of_live_topics(void **state) {
+/* The index is built at open, and the file keeps its version, so the builds before it
+ * still open the file (a deploy can be rolled back; they keep the index up to date). */
+static void test_a_file_without_the_index_of_live_topics_gets_it_and_keeps_its_version(
+    void **state) {
   (void)state;
   make_schema_3_file();
   store_t *s = open_store();
@@ -803,7 +807,8 @@ static void test_a_schema_3_file_gets_the_index_of_live_topics(void **state) {
   assert_int_equal(get(s, "acme/emptied").head_seq, 3);
   append_range(s, 11, 1, 2, 2000); /* the never-written topic gets events */
   store_close(s);
-  assert_int_equal(sql_int("PRAGMA user_version"), 4);
+  assert_int_equal(sql_int("PRAGMA user_version"), 3);
+  assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'topics_live'"), 1);
   /* The index holds exactly the topics with events, and follows later writes. */
   assert_int_equal(sql_int("SELECT count(*) FROM topics INDEXED BY topics_live"
                            " WHERE first_seq <= head_seq"),
@@ -862,7 +867,7 @@ int main(void) {
       CONTRACT_TESTS,
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
-      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_4),
+      FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_3),
       FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
       FILE_TEST(test_the_checkpointer_thread_lets_the_wal_start_over),
       FILE_TEST(test_batches_back_to_back_keep_the_wal_within_wal_max),
@@ -878,7 +883,7 @@ int main(void) {
       FILE_TEST(test_age_retention_inside_a_chunk_stops_at_the_first_newer_event),
       FILE_TEST(test_large_events_split_a_topics_batch_into_several_chunks),
       FILE_TEST(test_a_corrupt_chunk_is_eio_with_a_log_line_never_a_crash),
-      FILE_TEST(test_a_schema_3_file_gets_the_index_of_live_topics),
+      FILE_TEST(test_a_file_without_the_index_of_live_topics_gets_it_and_keeps_its_version),
       FILE_TEST(test_retention_examines_only_the_topics_that_hold_events),
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
