@@ -41,6 +41,11 @@ typedef struct store_ops {
   void (*batch_rollback)(void *be);
   int (*read)(void *be, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
               void *ud);
+  /* Optional: the same read of committed events only, safe to run while another thread
+   * is inside a call (a commit) under the store's lock, without that lock; the backend
+   * serializes these calls itself. */
+  int (*read_committed)(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
+                        store_event_cb cb, void *ud);
   int (*dedupe_find)(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
                      uint64_t *seq_out);
   int (*dedupe_list)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud);
@@ -301,6 +306,8 @@ int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opt
 /* Before a batch's transaction opens, on the committing thread under the store's lock:
  * settles the log when it has passed its bound (blocks for about one checkpoint pass). */
 void store__wal_before_batch(store_wal_t *w);
+/* Whether the next store__wal_before_batch settles (same thread and lock). */
+bool store__wal_settle_due(const store_wal_t *w);
 /* Adds the settles and their time to *out. */
 void store__wal_stats(store_wal_t *w, store_stats_t *out);
 /* Stops the thread and closes its connection; safe on a never-started w. */

@@ -34,6 +34,7 @@
  * The write-ahead log's upkeep (the checkpointer thread, the settle that keeps the log
  * within wal_max) is sqlite_wal.c's. */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,13 @@ typedef struct sq_head {
  * (free) or the index + 1 of the heads entry of a topic touched by the batch. */
 typedef struct sq_store {
   store_sql_t sql;  /* owned: the connection and its statements */
+  store_sql_t rsql; /* owned: the reader connection (sq_read_committed), same statements */
+  /* Held by each sq_read_committed, and by the committing thread from a WAL settle to the
+   * end of the batch after it: SQLite starts the log over only if no other connection
+   * reads when that batch writes, and a settle's pass copies back only what every
+   * reader's snapshot allows. */
+  pthread_mutex_t rlock;
+  bool rlock_held; /* by the committing thread (under the store's lock) */
   sq_head_t *heads; /* owned; heads[0..nheads) are the batch's topics, the rest spares */
   size_t nheads, heads_cap;
   uint32_t *slots; /* owned */
@@ -299,6 +307,9 @@ static int sq_configure(sq_store_t *q, const store_options_t *opts) {
   if (rc == 0) rc = sq_topics_live(q);
   if (rc == 0) rc = store__sql_prepare(&q->sql, sq_sql, SQ__COUNT);
   if (rc == 0) rc = store__wal_open(&q->wal, &q->sql, opts);
+  /* The reader: a second connection, so that reads need not wait for a commit. */
+  if (rc == 0) rc = store__sql_open(&q->rsql, opts, "reader");
+  if (rc == 0) rc = store__sql_prepare(&q->rsql, sq_sql, SQ__COUNT);
   return rc;
 }
 
@@ -306,7 +317,9 @@ static void sq_close(void *be) {
   sq_store_t *q = be;
   if (!q) return;
   store__wal_close(&q->wal);
+  store__sql_close(&q->rsql);
   store__sql_close(&q->sql);
+  pthread_mutex_destroy(&q->rlock);
   for (size_t i = 0; i < q->heads_cap; i++) store__chunk_free(&q->heads[i].chunk);
   free(q->heads);
   free(q->slots);
@@ -438,17 +451,30 @@ static sq_head_t *sq_head_find(sq_store_t *q, int64_t topic_id) {
   return k ? &q->heads[k - 1] : NULL;
 }
 
+static void sq_reader_release(sq_store_t *q) {
+  if (!q->rlock_held) return;
+  q->rlock_held = false;
+  pthread_mutex_unlock(&q->rlock);
+}
+
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
+  if (store__wal_settle_due(&q->wal)) {
+    pthread_mutex_lock(&q->rlock); /* until this batch ends: see rlock */
+    q->rlock_held = true;
+  }
   store__wal_before_batch(&q->wal);
   sq_heads_clear(q);
-  return store__sql_begin(&q->sql);
+  int rc = store__sql_begin(&q->sql);
+  if (rc < 0) sq_reader_release(q);
+  return rc;
 }
 
 static void sq_batch_rollback(void *be) {
   sq_store_t *q = be;
   sq_heads_clear(q);
   store__sql_rollback(&q->sql);
+  sq_reader_release(q);
 }
 
 /* Finds or adds the batch's head entry of topic_id; -ENOENT for an unknown topic. */
@@ -533,20 +559,22 @@ static int sq_batch_commit(void *be) {
   }
   rc = store__sql_end(&q->sql, rc);
   sq_heads_clear(q);
+  sq_reader_release(q);
   return rc;
 }
 
 /* ---- reads ---- */
 
-/* The first retained seq of topic_id; -ENOENT when the topic is unknown. */
-static int sq_topic_first(sq_store_t *q, int64_t topic_id, uint64_t *first) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_HEAD);
+/* The first retained seq of topic_id, read on connection c; -ENOENT when the topic is
+ * unknown. */
+static int sq_topic_first(store_sql_t *c, int64_t topic_id, uint64_t *first) {
+  sqlite3_stmt *st = store__sql_stmt(c, SQ_TOPIC_HEAD);
   sqlite3_bind_int64(st, 1, topic_id);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *first = (uint64_t)sqlite3_column_int64(st, 1);
   sqlite3_reset(st);
   if (rc == SQLITE_ROW) return 0;
-  return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(&q->sql, rc, "topic head");
+  return rc == SQLITE_DONE ? -ENOENT : store__sql_fail(c, rc, "topic head");
 }
 
 /* Logs a malformed chunk (seq: the row's first, or the record that failed). */
@@ -583,7 +611,7 @@ static int sq_chunk_step(store_chunk_iter_t *it, int64_t topic_id, uint64_t last
 }
 
 /* Sends the events of the chunk rows of st with seq >= from, at most limit (0: no limit). */
-static int sq_read_rows(sq_store_t *q, sqlite3_stmt *st, int64_t topic_id, uint64_t from,
+static int sq_read_rows(store_sql_t *c, sqlite3_stmt *st, int64_t topic_id, uint64_t from,
                         size_t limit, store_event_cb cb, void *ud) {
   size_t sent = 0;
   int rc = SQLITE_DONE;
@@ -602,24 +630,55 @@ static int sq_read_rows(sq_store_t *q, sqlite3_stmt *st, int64_t topic_id, uint6
     if (r < 0) return r;
   }
   if (limit != 0 && sent == limit) return 0;
-  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "read");
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(c, rc, "read");
+}
+
+/* The events of topic_id after after_seq on connection c (at most limit, 0: all). */
+static int sq_read_on(store_sql_t *c, int64_t topic_id, uint64_t first, uint64_t after_seq,
+                      size_t limit, store_event_cb cb, void *ud) {
+  uint64_t from = after_seq + 1 > first ? after_seq + 1 : first;
+  sqlite3_stmt *st = store__sql_stmt(c, SQ_CHUNK_READ);
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int64(st, 2, (int64_t)from);
+  int rc = sq_read_rows(c, st, topic_id, from, limit, cb, ud);
+  sqlite3_reset(st);
+  return rc;
 }
 
 static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                    void *ud) {
   sq_store_t *q = be;
   uint64_t first = 0;
-  int rc = sq_topic_first(q, topic_id, &first);
+  int rc = sq_topic_first(&q->sql, topic_id, &first);
   if (rc < 0) return rc;
   sq_head_t *h = sq_head_find(q, topic_id);
   if (h) rc = sq_head_flush(q, h); /* the batch's appends are read back from their chunk */
   if (rc < 0) return rc;
-  uint64_t from = after_seq + 1 > first ? after_seq + 1 : first;
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_READ);
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int64(st, 2, (int64_t)from);
-  rc = sq_read_rows(q, st, topic_id, from, limit, cb, ud);
-  sqlite3_reset(st);
+  return sq_read_on(&q->sql, topic_id, first, after_seq, limit, cb, ud);
+}
+
+/* The same read on the reader connection, in one read transaction (one snapshot for the
+ * topic's first seq and its chunks): what was committed when it began, never an open
+ * batch's appends. Runs beside the main connection's commits, under the store's reader
+ * lock only (store.c). */
+static int sq_read_committed(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
+                             store_event_cb cb, void *ud) {
+  sq_store_t *q = be;
+  pthread_mutex_lock(&q->rlock);
+  int rc = store__sql_exec(&q->rsql, "BEGIN");
+  if (rc < 0) {
+    pthread_mutex_unlock(&q->rlock);
+    return rc;
+  }
+  uint64_t first = 0;
+  rc = sq_topic_first(&q->rsql, topic_id, &first);
+  if (rc == 0) rc = sq_read_on(&q->rsql, topic_id, first, after_seq, limit, cb, ud);
+  if (sqlite3_exec(q->rsql.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    int end = store__sql_fail(&q->rsql, sqlite3_errcode(q->rsql.db), "read commit");
+    sqlite3_exec(q->rsql.db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == 0) rc = end;
+  }
+  pthread_mutex_unlock(&q->rlock);
   return rc;
 }
 
@@ -840,6 +899,7 @@ static const store_ops_t sq_ops = {
     .batch_commit = sq_batch_commit,
     .batch_rollback = sq_batch_rollback,
     .read = sq_read,
+    .read_committed = sq_read_committed,
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
     .retention_run = sq_retention_run,
@@ -848,6 +908,7 @@ static const store_ops_t sq_ops = {
 
 int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be) {
   sq_store_t *q = xcalloc(1, sizeof *q);
+  pthread_mutex_init(&q->rlock, NULL);
   int rc = sq_configure(q, opts);
   if (rc < 0) {
     sq_close(q);

@@ -177,8 +177,12 @@ int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opt
   return rc;
 }
 
+bool store__wal_settle_due(const store_wal_t *w) {
+  return w->started && w->frames >= w->settle_frames;
+}
+
 void store__wal_before_batch(store_wal_t *w) {
-  if (w->started && w->frames >= w->settle_frames) wal_settle(w);
+  if (store__wal_settle_due(w)) wal_settle(w);
 }
 
 void store__wal_stats(store_wal_t *w, store_stats_t *out) {

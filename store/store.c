@@ -315,8 +315,14 @@ int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                void *ud) {
   if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
-  store__lock(s);
-  int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
+  /* While another thread holds the store (the commit thread: a commit, a retention slice,
+   * a WAL settle, tens of ms at the publish ceiling), a backend with a reader serves the
+   * read from what is committed instead of making the caller (the event loop) wait. */
+  int rc;
+  if (s->ops->read_committed && pthread_mutex_trylock(&s->lock) != 0)
+    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
+  if (!s->ops->read_committed) store__lock(s);
+  rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
   store__unlock(s);
   return rc;
 }

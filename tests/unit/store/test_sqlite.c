@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "store/contract.h"
+#include "store/hold.h"
 #include "store/tmpdir.h"
 #include "internal.h" /* store__chunk_*: a schema 3 file written by hand */
 
@@ -859,6 +860,39 @@ static void test_retention_examines_only_the_topics_that_hold_events(void **stat
   store_close(s);
 }
 
+/* ---- reads beside a commit ---- */
+
+typedef struct read_call {
+  store_t *s;
+  int64_t topic_id;
+  int rc;
+  uint64_t n;
+} read_call_t;
+
+static void *read_main(void *arg) {
+  read_call_t *c = arg;
+  c->rc = store_read(c->s, c->topic_id, 2, 0, count_rows, &c->n);
+  return NULL;
+}
+
+/* While another thread holds the store (the commit thread: a commit, a retention slice or
+ * a WAL settle, tens of ms at the publish ceiling), a read is served by the reader
+ * connection from what is committed, instead of making the event loop wait. */
+static void test_a_read_does_not_wait_for_another_threads_call(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  int64_t id = ensure(s, "acme/replay").topic_id;
+  append_range(s, id, 1, 10, 1000);
+  store_hold_t h;
+  hold_start(&h, s, id);
+  read_call_t c = {.s = s, .topic_id = id};
+  if (!hold_run(&h, read_main, &c)) fail_msg("the read waited for the other thread's call to end");
+  assert_int_equal(h.hold_rc, 0);
+  assert_int_equal(c.rc, 0);
+  assert_int_equal(c.n, 8); /* seqs 3..10 */
+  store_close(s);
+}
+
 #define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
 
 int main(void) {
@@ -885,6 +919,7 @@ int main(void) {
       FILE_TEST(test_a_corrupt_chunk_is_eio_with_a_log_line_never_a_crash),
       FILE_TEST(test_a_file_without_the_index_of_live_topics_gets_it_and_keeps_its_version),
       FILE_TEST(test_retention_examines_only_the_topics_that_hold_events),
+      FILE_TEST(test_a_read_does_not_wait_for_another_threads_call),
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     tests[i].setup_func = dir_setup;

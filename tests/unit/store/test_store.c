@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store/hold.h"
 #include "store/tmpdir.h"
 
 static uint64_t head_of(store_t *s, const char *topic) {
@@ -163,45 +164,14 @@ static void test_another_thread_never_lands_inside_a_batch_write(void **state) {
 
 /* ---- store_stats_get never waits for another thread's call ---- */
 
-typedef struct held {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool in_read, release, got;
-  int read_rc;
-  store_stats_t stats;
+typedef struct stats_call {
   store_t *s;
-} held_t;
-
-/* A read callback that keeps the store (its lock) until told to let go. */
-static int hold_cb(void *ud, const store_event_t *ev) {
-  (void)ev;
-  held_t *h = ud;
-  pthread_mutex_lock(&h->mu);
-  h->in_read = true;
-  pthread_cond_broadcast(&h->cv);
-  while (!h->release) pthread_cond_wait(&h->cv, &h->mu);
-  pthread_mutex_unlock(&h->mu);
-  return 0;
-}
-
-static void *reader_main(void *arg) {
-  held_t *h = arg;
-  int64_t id = 0;
-  store_topic_t t;
-  if (store_topic_get(h->s, "a/x", &t) == 0) id = t.topic_id;
-  h->read_rc = store_read(h->s, id, 0, 1, hold_cb, h);
-  return NULL;
-}
+  store_stats_t stats;
+} stats_call_t;
 
 static void *stats_main(void *arg) {
-  held_t *h = arg;
-  store_stats_t st;
-  store_stats_get(h->s, &st);
-  pthread_mutex_lock(&h->mu);
-  h->stats = st;
-  h->got = true;
-  pthread_cond_broadcast(&h->cv);
-  pthread_mutex_unlock(&h->mu);
+  stats_call_t *c = arg;
+  store_stats_get(c->s, &c->stats);
   return NULL;
 }
 
@@ -216,41 +186,19 @@ static void test_stats_never_wait_for_a_call_in_progress(void **state) {
   assert_int_equal(store_topic_ensure(s, "a/x", &t), 0);
   store_event_t evs[2] = {ev_of(t.topic_id, 1), ev_of(t.topic_id, 2)};
   assert_int_equal(store_batch_write(s, evs, 2), 0);
-  held_t h = {.s = s};
-  pthread_mutex_init(&h.mu, NULL);
-  pthread_cond_init(&h.cv, NULL);
-  pthread_t reader, stats;
-  assert_int_equal(pthread_create(&reader, NULL, reader_main, &h), 0);
-  pthread_mutex_lock(&h.mu);
-  while (!h.in_read) pthread_cond_wait(&h.cv, &h.mu);
-  pthread_mutex_unlock(&h.mu);
-  /* The reader holds the store now. */
-  assert_int_equal(pthread_create(&stats, NULL, stats_main, &h), 0);
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&h.mu);
-  int rc = 0;
-  while (!h.got && rc == 0) rc = pthread_cond_timedwait(&h.cv, &h.mu, &until);
-  bool got = h.got;
-  h.release = true; /* in every case, so that both threads end */
-  pthread_cond_broadcast(&h.cv);
-  pthread_mutex_unlock(&h.mu);
-  pthread_join(reader, NULL);
-  pthread_join(stats, NULL);
-  if (!got) fail_msg("store_stats_get waited for the reader's call to end");
-  assert_int_equal(h.read_rc, 0);
-  assert_true(h.in_read);
-  assert_int_equal(h.stats.commits, 1);
-  assert_int_equal(h.stats.events_appended, 2);
+  store_hold_t h;
+  hold_start(&h, s, t.topic_id);
+  stats_call_t c = {.s = s};
+  if (!hold_run(&h, stats_main, &c)) fail_msg("store_stats_get waited for the reader's call to end");
+  assert_int_equal(h.hold_rc, 0);
+  assert_int_equal(c.stats.commits, 1);
+  assert_int_equal(c.stats.events_appended, 2);
   /* With the store free again, the figures are taken fresh. */
   assert_int_equal(store_batch_write(s, (store_event_t[]){ev_of(t.topic_id, 3)}, 1), 0);
   store_stats_t st;
   store_stats_get(s, &st);
   assert_int_equal(st.commits, 2);
   assert_int_equal(st.events_appended, 3);
-  pthread_cond_destroy(&h.cv);
-  pthread_mutex_destroy(&h.mu);
   store_close(s);
 }
 

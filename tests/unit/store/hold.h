@@ -1,0 +1,89 @@
+/* Test helper of the store's tests: another thread inside a store call, for the calls
+ * that must not wait for it (store_stats_get, store_read).
+ *
+ * hold_start starts a thread whose store_read of topic_id blocks in its callback, holding
+ * the store's lock, and returns once it does. hold_run then runs fn(arg) on a third
+ * thread and waits up to 5 s for it to return; in every case it then lets the holder go
+ * and joins both threads. It returns whether fn returned in time; h->hold_rc is the
+ * holder's store_read result. The topic needs at least one event. */
+#ifndef TESTS_UNIT_STORE_HOLD_H
+#define TESTS_UNIT_STORE_HOLD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "store.h"
+
+typedef struct store_hold {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool holding, release, done;
+  int hold_rc;
+  store_t *s;
+  int64_t topic_id;
+  pthread_t holder;
+  void *(*fn)(void *);
+  void *arg;
+} store_hold_t;
+
+static int hold_cb(void *ud, const store_event_t *ev) {
+  (void)ev;
+  store_hold_t *h = ud;
+  pthread_mutex_lock(&h->mu);
+  h->holding = true;
+  pthread_cond_broadcast(&h->cv);
+  while (!h->release) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+  return 0;
+}
+
+static void *hold_main(void *arg) {
+  store_hold_t *h = arg;
+  h->hold_rc = store_read(h->s, h->topic_id, 0, 1, hold_cb, h);
+  return NULL;
+}
+
+static void *hold_run_main(void *arg) {
+  store_hold_t *h = arg;
+  h->fn(h->arg);
+  pthread_mutex_lock(&h->mu);
+  h->done = true;
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  return NULL;
+}
+
+static void hold_start(store_hold_t *h, store_t *s, int64_t topic_id) {
+  *h = (store_hold_t){.s = s, .topic_id = topic_id};
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->cv, NULL);
+  assert_int_equal(pthread_create(&h->holder, NULL, hold_main, h), 0);
+  pthread_mutex_lock(&h->mu);
+  while (!h->holding) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+}
+
+static bool hold_run(store_hold_t *h, void *(*fn)(void *), void *arg) {
+  h->fn = fn;
+  h->arg = arg;
+  pthread_t runner;
+  assert_int_equal(pthread_create(&runner, NULL, hold_run_main, h), 0);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&h->mu);
+  int rc = 0;
+  while (!h->done && rc == 0) rc = pthread_cond_timedwait(&h->cv, &h->mu, &until);
+  bool done = h->done;
+  h->release = true; /* in every case, so that both threads end */
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  pthread_join(h->holder, NULL);
+  pthread_join(runner, NULL);
+  pthread_cond_destroy(&h->cv);
+  pthread_mutex_destroy(&h->mu);
+  return done;
+}
+
+#endif
