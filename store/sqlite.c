@@ -664,7 +664,9 @@ static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
 static int sq_read_committed(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
                              store_event_cb cb, void *ud) {
   sq_store_t *q = be;
-  pthread_mutex_lock(&q->rlock);
+  /* Taken by the committing thread through a settle and the batch after it: the caller
+   * then waits for the store's lock instead (store.c), as long, and never on this. */
+  if (pthread_mutex_trylock(&q->rlock) != 0) return -EAGAIN;
   int rc = store__sql_exec(&q->rsql, "BEGIN");
   if (rc < 0) {
     pthread_mutex_unlock(&q->rlock);

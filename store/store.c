@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -26,6 +27,10 @@
  * the lock free). */
 struct store {
   pthread_mutex_t lock;
+  /* A step-by-step batch (store_batch_begin) is open: set and cleared under lock, read
+   * without it by store_read, which then always takes the lock, so that the batch's
+   * appends are seen and a reader of the backend is never left waiting on that batch. */
+  _Atomic bool stepwise;
   pthread_mutex_t stats_mu;
   store_stats_t snap;
   const store_ops_t *ops; /* borrowed: a backend's static table */
@@ -146,10 +151,16 @@ int store_open_memory(store_t **out) {
   return rc;
 }
 
+/* The batch is over (committed, rolled back, or failed): call under lock. */
+static void batch_ended_locked(store_t *s) {
+  s->in_batch = false;
+  atomic_store(&s->stepwise, false);
+}
+
 static void batch_rollback_locked(store_t *s) {
   if (!s->in_batch) return;
   s->ops->batch_rollback(s->be);
-  s->in_batch = false;
+  batch_ended_locked(s);
 }
 
 void store_close(store_t *s) {
@@ -231,7 +242,7 @@ static int batch_append_locked(store_t *s, const store_event_t *ev) {
   }
   int rc = s->ops->batch_append(s->be, ev);
   if (rc < 0) {
-    s->in_batch = false; /* the backend rolled back already */
+    batch_ended_locked(s); /* the backend rolled back already */
     return rc;
   }
   s->batch_events++;
@@ -257,7 +268,7 @@ static void stats_take_locked(store_t *s, store_stats_t *out) {
 static int batch_commit_locked(store_t *s, uint64_t t0) {
   if (!s->in_batch) return -EBUSY;
   int rc = s->ops->batch_commit(s->be);
-  s->in_batch = false;
+  batch_ended_locked(s);
   if (rc < 0) return rc;
   s->stats.commits++;
   s->stats.events_appended += s->batch_events;
@@ -271,6 +282,7 @@ int store_batch_begin(store_t *s) {
   if (!s) return -EINVAL;
   store__lock(s);
   int rc = batch_begin_locked(s);
+  if (rc == 0) atomic_store(&s->stepwise, true);
   store__unlock(s);
   return rc;
 }
@@ -317,11 +329,20 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
   if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
   /* While another thread holds the store (the commit thread: a commit, a retention slice,
    * a WAL settle, tens of ms at the publish ceiling), a backend with a reader serves the
-   * read from what is committed instead of making the caller (the event loop) wait. */
+   * read from what is committed instead of making the caller (the event loop) wait. Not
+   * while a step-by-step batch is open (its appends must be seen), and not when the
+   * reader is taken (-EAGAIN: the committing thread keeps it through a WAL settle): then
+   * the read waits for the lock as every other call does. */
   int rc;
-  if (s->ops->read_committed && pthread_mutex_trylock(&s->lock) != 0)
-    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
-  if (!s->ops->read_committed) store__lock(s);
+  if (s->ops->read_committed && !atomic_load(&s->stepwise)) {
+    if (pthread_mutex_trylock(&s->lock) != 0) {
+      rc = s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
+      if (rc != -EAGAIN) return rc;
+      store__lock(s);
+    }
+  } else {
+    store__lock(s);
+  }
   rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
   store__unlock(s);
   return rc;

@@ -9,7 +9,10 @@
  * Threads: every public call takes the store's lock for its whole duration, so one store
  * may be used from several threads (streams commits from a writer thread while its loop
  * reads, creates topics, runs retention and saves runs and groups). A call blocks while
- * another thread's call holds the lock, e.g. for the length of a store_batch_write. The
+ * another thread's call holds the lock, e.g. for the length of a store_batch_write, except
+ * two: store_stats_get (see there), and store_read on SQLite, which then reads on a
+ * second connection what was committed when it began (never another thread's batch in
+ * progress), unless a WAL settle is under way or a step-by-step batch is open. The
  * step-by-step batch calls (store_batch_begin/append/commit) do not hold the lock between
  * them: use them from one thread only; store_batch_write is the batch for shared use.
  *
@@ -140,7 +143,9 @@ int store_batch_write(store_t *s, const store_event_t *evs, size_t n) __attribut
 
 /* Calls cb for the retained events of the topic with seq > after_seq, ascending, at most
  * limit (0 = no limit). Returns 0, cb's nonzero value, or an error (-ENOENT for an
- * unknown topic_id). */
+ * unknown topic_id). While another thread's call holds the store, a SQLite store reads
+ * the committed events without waiting for it (see "Threads"); cb then runs under the
+ * reader's own lock, which a commit may wait for around a WAL settle: keep cb short. */
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                void *ud) __attribute__((warn_unused_result));
 

@@ -3,8 +3,8 @@
  *
  * hold_start starts a thread whose store_read of topic_id blocks in its callback, holding
  * the store's lock, and returns once it does. hold_run then runs fn(arg) on a third
- * thread and waits up to 5 s for it to return; in every case it then lets the holder go
- * and joins both threads. It returns whether fn returned in time; h->hold_rc is the
+ * thread and waits up to wait_ms for it to return; in every case it then lets the holder
+ * go and joins both threads. It returns whether fn returned in time; h->hold_rc is the
  * holder's store_read result. The topic needs at least one event. */
 #ifndef TESTS_UNIT_STORE_HOLD_H
 #define TESTS_UNIT_STORE_HOLD_H
@@ -64,14 +64,19 @@ static void hold_start(store_hold_t *h, store_t *s, int64_t topic_id) {
   pthread_mutex_unlock(&h->mu);
 }
 
-static bool hold_run(store_hold_t *h, void *(*fn)(void *), void *arg) {
+static bool hold_run(store_hold_t *h, void *(*fn)(void *), void *arg, long wait_ms) {
   h->fn = fn;
   h->arg = arg;
   pthread_t runner;
   assert_int_equal(pthread_create(&runner, NULL, hold_run_main, h), 0);
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
+  until.tv_sec += wait_ms / 1000;
+  until.tv_nsec += (wait_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
   pthread_mutex_lock(&h->mu);
   int rc = 0;
   while (!h->done && rc == 0) rc = pthread_cond_timedwait(&h->cv, &h->mu, &until);

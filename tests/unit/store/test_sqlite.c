@@ -886,10 +886,32 @@ static void test_a_read_does_not_wait_for_another_threads_call(void **state) {
   store_hold_t h;
   hold_start(&h, s, id);
   read_call_t c = {.s = s, .topic_id = id};
-  if (!hold_run(&h, read_main, &c)) fail_msg("the read waited for the other thread's call to end");
+  if (!hold_run(&h, read_main, &c, 5000)) fail_msg("the read waited for the other thread's call to end");
   assert_int_equal(h.hold_rc, 0);
   assert_int_equal(c.rc, 0);
   assert_int_equal(c.n, 8); /* seqs 3..10 */
+  store_close(s);
+}
+
+/* With a step-by-step batch open, a read waits for the store's lock as before, so it sees
+ * the batch's appends (the contract) and never goes to the reader, which a WAL settle of
+ * that batch may hold for as long as the batch stays open. */
+static void test_with_a_step_by_step_batch_open_a_read_waits_and_sees_its_appends(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  int64_t id = ensure(s, "acme/stepwise").topic_id;
+  append_range(s, id, 1, 10, 1000);
+  assert_int_equal(store_batch_begin(s), 0);
+  store_event_t ev = make_event(id, 11, 2000, NULL);
+  assert_int_equal(store_batch_append(s, &ev), 0);
+  store_hold_t h;
+  hold_start(&h, s, id);
+  read_call_t c = {.s = s, .topic_id = id};
+  assert_false(hold_run(&h, read_main, &c, 300)); /* it waited for the holder */
+  assert_int_equal(h.hold_rc, 0);
+  assert_int_equal(c.rc, 0);
+  assert_int_equal(c.n, 9); /* seqs 3..11: the open batch's append too */
+  assert_int_equal(store_batch_commit(s), 0);
   store_close(s);
 }
 
@@ -920,6 +942,7 @@ int main(void) {
       FILE_TEST(test_a_file_without_the_index_of_live_topics_gets_it_and_keeps_its_version),
       FILE_TEST(test_retention_examines_only_the_topics_that_hold_events),
       FILE_TEST(test_a_read_does_not_wait_for_another_threads_call),
+      FILE_TEST(test_with_a_step_by_step_batch_open_a_read_waits_and_sees_its_appends),
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     tests[i].setup_func = dir_setup;

@@ -189,7 +189,7 @@ static void test_stats_never_wait_for_a_call_in_progress(void **state) {
   store_hold_t h;
   hold_start(&h, s, t.topic_id);
   stats_call_t c = {.s = s};
-  if (!hold_run(&h, stats_main, &c)) fail_msg("store_stats_get waited for the reader's call to end");
+  if (!hold_run(&h, stats_main, &c, 5000)) fail_msg("store_stats_get waited for the reader's call to end");
   assert_int_equal(h.hold_rc, 0);
   assert_int_equal(c.stats.commits, 1);
   assert_int_equal(c.stats.events_appended, 2);
