@@ -43,8 +43,8 @@ typedef struct store_ops {
               void *ud);
   /* Optional: the same read of committed events only, safe to run while another thread
    * is inside a call (a commit) under the store's lock, without that lock; the backend
-   * serializes these calls itself. -EAGAIN (nothing read, no callback made): the reader
-   * is not available now; read under the lock instead. */
+   * serializes these calls itself (and may make them wait through a WAL settle and the
+   * batch after it). Never called while a step-by-step batch is open. */
   int (*read_committed)(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
                         store_event_cb cb, void *ud);
   int (*dedupe_find)(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,

@@ -330,20 +330,16 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
   /* While another thread holds the store (the commit thread: a commit, a retention slice,
    * a WAL settle, tens of ms at the publish ceiling), a backend with a reader serves the
    * read from what is committed instead of making the caller (the event loop) wait. Not
-   * while a step-by-step batch is open (its appends must be seen), and not when the
-   * reader is taken (-EAGAIN: the committing thread keeps it through a WAL settle): then
-   * the read waits for the lock as every other call does. */
-  int rc;
+   * while a step-by-step batch is open (its appends must be seen, and a settle at its
+   * begin holds the backend's reader until its commit): then the read waits for the
+   * lock as every other call does. */
   if (s->ops->read_committed && !atomic_load(&s->stepwise)) {
-    if (pthread_mutex_trylock(&s->lock) != 0) {
-      rc = s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
-      if (rc != -EAGAIN) return rc;
-      store__lock(s);
-    }
+    if (pthread_mutex_trylock(&s->lock) != 0)
+      return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
   } else {
     store__lock(s);
   }
-  rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
+  int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
   store__unlock(s);
   return rc;
 }
