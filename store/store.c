@@ -256,11 +256,11 @@ static uint64_t store_now_us(void) {
 }
 
 /* Takes the figures (the store's and the backend's) into snap; call under lock. */
-static void stats_take_locked(store_t *s, store_stats_t *out) {
-  *out = s->stats;
-  if (s->ops->stats) s->ops->stats(s->be, out);
+static void stats_take_locked(store_t *s) {
+  store_stats_t now = s->stats;
+  if (s->ops->stats) s->ops->stats(s->be, &now);
   pthread_mutex_lock(&s->stats_mu);
-  s->snap = *out;
+  s->snap = now;
   pthread_mutex_unlock(&s->stats_mu);
 }
 
@@ -273,8 +273,7 @@ static int batch_commit_locked(store_t *s, uint64_t t0) {
   s->stats.commits++;
   s->stats.events_appended += s->batch_events;
   s->stats.commit_us_total += store_now_us() - t0;
-  store_stats_t unused;
-  stats_take_locked(s, &unused);
+  stats_take_locked(s);
   return 0;
 }
 
@@ -379,8 +378,7 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms,
     s->stats.events_deleted += deleted;
     s->stats.retention_slices++;
     s->stats.retention_us_total += store_now_us() - t0;
-    store_stats_t unused;
-    stats_take_locked(s, &unused);
+    stats_take_locked(s);
   }
   store__unlock(s);
   return rc;
@@ -391,9 +389,8 @@ void store_stats_get(const store_t *s, store_stats_t *out) {
   /* Never waits for the lock: a commit, retention slice or WAL settle of another thread
    * may hold it for tens of ms, and a metrics scrape on the event loop would wait as long. */
   if (pthread_mutex_trylock(&m->lock) == 0) {
-    stats_take_locked(m, out);
+    stats_take_locked(m);
     store__unlock(m);
-    return;
   }
   pthread_mutex_lock(&m->stats_mu);
   *out = m->snap;
