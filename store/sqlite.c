@@ -5,7 +5,8 @@
  * batch plus its earlier appends and is encoded into the topic's pending chunk; commit
  * writes each touched topic's chunk and head_seq once. Opening the connection, statement handling and the mapping of SQLite's errors to
  * negative errno are sqlite_conn.c's. Argument checks and the batch state machine are in
- * store.c; retention's slicing rules are stated in store.h.
+ * store.c; retention's slicing rules are stated in store.h and run in sqlite_retention.c
+ * (the state and statements both files use are in sqlite_events.h).
  *
  * Schema (version 3):
  *   topics(topic_id INTEGER PRIMARY KEY, name TEXT UNIQUE, epoch, head_seq, first_seq),
@@ -44,33 +45,12 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "internal.h"
+#include "sqlite_events.h"
 
 #define SQ_SCHEMA_VERSION 3
-#define SQ_TOPIC_CHUNK 64   /* topics fetched per query during retention */
 #define SQ_CHUNK_BYTES (64 * 1024) /* a topic's pending chunk is written once it reaches this */
 #define SQ_CHUNK_KEEP (16 * 1024)  /* pending buffers larger than this are freed after a batch */
 
-enum sq_stmt {
-  SQ_TOPIC_GET,
-  SQ_TOPIC_INSERT,
-  SQ_TOPIC_HEAD,
-  SQ_TOPIC_SET_HEAD,
-  SQ_TOPIC_SET_FIRST,
-  SQ_TOPIC_RESET,
-  SQ_TOPIC_LIST,
-  SQ_TOPIC_CHUNK_Q,
-  SQ_CHUNK_INSERT,
-  SQ_CHUNK_READ,
-  SQ_CHUNK_SCAN,
-  SQ_CHUNK_DELETE_BELOW,
-  SQ_CHUNK_DELETE_ALL,
-  SQ_DEDUPE_PUT,
-  SQ_DEDUPE_FIND,
-  SQ_DEDUPE_LIST,
-  SQ_DEDUPE_DELETE_ALL,
-  SQ_DEDUPE_SWEEP,
-  SQ__COUNT
-};
 
 static const char *const sq_sql[SQ__COUNT] = {
     [SQ_TOPIC_GET] = "SELECT topic_id, epoch, head_seq, first_seq FROM topics WHERE name = ?1",
@@ -146,34 +126,6 @@ static const char sq_migrate_v1_v2[] =
     " SELECT topic_id, seq, ts_ms, id, type, lane, data FROM events_v1 ORDER BY ts_ms;"
     "DROP TABLE events_v1;";
 
-/* A topic touched by the open batch: head is its seq after the batch's appends so far;
- * chunk holds those appends not yet written (chunk.count of them, ending at head). */
-typedef struct sq_head {
-  int64_t topic_id;
-  uint64_t head;
-  store_chunk_t chunk; /* owned; its buffer is reused by later batches */
-} sq_head_t;
-
-/* Invariant: nheads is non-zero only while a batch (BEGIN IMMEDIATE) is open; slots is
- * an open-addressing table of nslots (0 or a power of two, > 2 * nheads) entries, each 0
- * (free) or the index + 1 of the heads entry of a topic touched by the batch. */
-typedef struct sq_store {
-  store_sql_t sql;  /* owned: the connection and its statements */
-  store_sql_t rsql; /* owned: the reader connection (sq_read_committed), same statements */
-  /* Held by each sq_read_committed, and by the committing thread from a WAL settle to the
-   * end of the batch after it: SQLite starts the log over only if no other connection
-   * reads when that batch writes, and a settle's pass copies back only what every
-   * reader's snapshot allows. */
-  pthread_mutex_t rlock;
-  bool rlock_held; /* by the committing thread (under the store's lock) */
-  sq_head_t *heads; /* owned; heads[0..nheads) are the batch's topics, the rest spares */
-  size_t nheads, heads_cap;
-  uint32_t *slots; /* owned */
-  size_t nslots;
-  int64_t retention_cursor; /* topics with id <= this are done in the current pass */
-  uint64_t retention_topics; /* topics the slices examined (store_stats_t) */
-  store_wal_t wal; /* the log's upkeep: checkpointer thread and settle (sqlite_wal.c) */
-} sq_store_t;
 
 /* ---- open, schema, close ---- */
 
@@ -584,9 +536,8 @@ static int sq_corrupt(int64_t topic_id, uint64_t seq) {
   return -EIO;
 }
 
-/* Opens the chunk row st is on (first_seq, last_seq at columns 0 and 1, body at
- * body_col): *last gets its last seq. -EIO (logged) when the row is malformed. */
-static int sq_chunk_open(sqlite3_stmt *st, int64_t topic_id, int body_col,
+/* sqlite_events.h */
+int store__sq_chunk_open(sqlite3_stmt *st, int64_t topic_id, int body_col,
                          store_chunk_iter_t *it, uint64_t *last) {
   int64_t first = sqlite3_column_int64(st, 0), last_seq = sqlite3_column_int64(st, 1);
   if (first < 1 || last_seq < first || sqlite3_column_type(st, body_col) != SQLITE_BLOB)
@@ -599,9 +550,8 @@ static int sq_chunk_open(sqlite3_stmt *st, int64_t topic_id, int body_col,
   return 0;
 }
 
-/* The next event of an opened chunk: 1, 0 at its end, -EIO (logged) when the records
- * are malformed or do not number exactly the row's seqs. */
-static int sq_chunk_step(store_chunk_iter_t *it, int64_t topic_id, uint64_t last,
+/* sqlite_events.h */
+int store__sq_chunk_step(store_chunk_iter_t *it, int64_t topic_id, uint64_t last,
                          store_event_t *ev) {
   uint64_t seq = it->next_seq;
   bool want = seq <= last;
@@ -618,10 +568,10 @@ static int sq_read_rows(store_sql_t *c, sqlite3_stmt *st, int64_t topic_id, uint
   while ((limit == 0 || sent < limit) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     store_chunk_iter_t it;
     uint64_t last;
-    int r = sq_chunk_open(st, topic_id, 2, &it, &last);
+    int r = store__sq_chunk_open(st, topic_id, 2, &it, &last);
     if (r < 0) return r;
     store_event_t ev;
-    while ((limit == 0 || sent < limit) && (r = sq_chunk_step(&it, topic_id, last, &ev)) == 1) {
+    while ((limit == 0 || sent < limit) && (r = store__sq_chunk_step(&it, topic_id, last, &ev)) == 1) {
       if (ev.seq < from) continue;
       sent++;
       int stop = cb(ud, &ev);
@@ -718,175 +668,6 @@ static int sq_dedupe_list(void *be, int64_t topic_id, int64_t min_ts_ms, store_d
   return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "dedupe list");
 }
 
-/* ---- retention ---- */
-
-typedef struct sq_topic_row {
-  int64_t topic_id;
-  uint64_t head_seq, first_seq;
-} sq_topic_row_t;
-
-/* Loads up to cap topics with id above q->retention_cursor; *n gets their count. */
-static int sq_topic_chunk(sq_store_t *q, sq_topic_row_t *rows, size_t cap, size_t *n) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_CHUNK_Q);
-  sqlite3_bind_int64(st, 1, q->retention_cursor);
-  sqlite3_bind_int64(st, 2, (int64_t)cap);
-  int rc;
-  *n = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    rows[*n] = (sq_topic_row_t){.topic_id = sqlite3_column_int64(st, 0),
-                                .head_seq = (uint64_t)sqlite3_column_int64(st, 1),
-                                .first_seq = (uint64_t)sqlite3_column_int64(st, 2)};
-    (*n)++;
-  }
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "retention topics");
-}
-
-/* Age cut within one chunk row that straddles min_ts_ms: advances *keep (< limit) over
- * the events older than min_ts_ms; *stop is set at the first newer one. */
-static int sq_age_keep_chunk(sqlite3_stmt *st, int64_t topic_id, uint64_t limit,
-                             int64_t min_ts_ms, uint64_t *keep, bool *stop) {
-  store_chunk_iter_t it;
-  uint64_t last;
-  int rc = sq_chunk_open(st, topic_id, 4, &it, &last);
-  store_event_t ev;
-  while (rc == 0 && (rc = sq_chunk_step(&it, topic_id, last, &ev)) == 1) {
-    rc = 0;
-    if (ev.seq < *keep) continue;
-    if (ev.seq >= limit || ev.ts_ms >= min_ts_ms) {
-      *stop = true;
-      break;
-    }
-    *keep = ev.seq + 1;
-  }
-  return rc < 0 ? rc : 0;
-}
-
-/* Age cut: scans at most max_rows events from seq `from` and sets *keep to the first
- * seq not older than min_ts_ms (from + rows scanned when all were older). A chunk whose
- * events are all older (ts_max) or all newer (ts_min) is decided without decoding it. */
-static int sq_age_keep(sq_store_t *q, int64_t topic_id, uint64_t from, uint64_t max_rows,
-                       int64_t min_ts_ms, uint64_t *keep) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_SCAN);
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int64(st, 2, (int64_t)from);
-  uint64_t limit = from + max_rows;
-  bool stop = false;
-  int rc = SQLITE_DONE;
-  *keep = from;
-  while (!stop && *keep < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    uint64_t first = (uint64_t)sqlite3_column_int64(st, 0);
-    uint64_t last = (uint64_t)sqlite3_column_int64(st, 1);
-    if (first > *keep || sqlite3_column_int64(st, 2) >= min_ts_ms) break; /* a hole, or newer */
-    if (sqlite3_column_int64(st, 3) < min_ts_ms && last >= first) {
-      *keep = last + 1 < limit ? last + 1 : limit;
-      continue;
-    }
-    int r = sq_age_keep_chunk(st, topic_id, limit, min_ts_ms, keep, &stop);
-    if (r < 0) {
-      sqlite3_reset(st);
-      return r;
-    }
-  }
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store__sql_fail(&q->sql, rc, "retention scan");
-}
-
-static int sq_delete_below(sq_store_t *q, int64_t topic_id, uint64_t keep) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_CHUNK_DELETE_BELOW);
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int64(st, 2, (int64_t)keep);
-  int rc = store__sql_done(&q->sql, st, "retention delete");
-  if (rc < 0) return rc;
-  st = store__sql_stmt(&q->sql, SQ_TOPIC_SET_FIRST);
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int64(st, 2, (int64_t)keep);
-  return store__sql_done(&q->sql, st, "retention first_seq");
-}
-
-/* Trims one topic by at most *budget rows; *budget is decreased by what was deleted. */
-static int sq_trim_topic(sq_store_t *q, const store_retention_t *r, const sq_topic_row_t *t,
-                         uint64_t *budget) {
-  uint64_t first = t->first_seq, limit = first + *budget;
-  uint64_t keep = store__count_keep(t->head_seq, r->max_events);
-  if (keep < first) keep = first;
-  if (keep > limit) keep = limit;
-  if (r->min_ts_ms != 0 && keep < limit && keep <= t->head_seq) {
-    int rc = sq_age_keep(q, t->topic_id, keep, limit - keep, r->min_ts_ms, &keep);
-    if (rc < 0) return rc;
-  }
-  if (keep == first) return 0;
-  *budget -= keep - first;
-  return sq_delete_below(q, t->topic_id, keep);
-}
-
-/* Trims topics after the cursor; *done is set when the pass reached the last topic. */
-static int sq_trim_topics(sq_store_t *q, const store_retention_t *r, uint64_t *budget, bool *done) {
-  sq_topic_row_t rows[SQ_TOPIC_CHUNK];
-  size_t examined = 0, n = 0;
-  *done = false;
-  while (*budget > 0 && examined < r->budget) {
-    int rc = sq_topic_chunk(q, rows, SQ_TOPIC_CHUNK, &n);
-    if (rc < 0) return rc;
-    if (n == 0) {
-      *done = true;
-      return 0;
-    }
-    for (size_t i = 0; i<n && * budget> 0 && examined < r->budget; i++, examined++) {
-      q->retention_topics++;
-      rc = sq_trim_topic(q, r, &rows[i], budget);
-      if (rc < 0) return rc;
-      /* A topic that used the budget up may have more to delete: revisit it next slice. */
-      q->retention_cursor = *budget > 0 ? rows[i].topic_id : rows[i].topic_id - 1;
-    }
-  }
-  return 0;
-}
-
-static int sq_sweep_dedupe(sq_store_t *q, int64_t min_ts_ms, uint64_t budget, bool *more) {
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_DEDUPE_SWEEP);
-  sqlite3_bind_int64(st, 1, min_ts_ms);
-  sqlite3_bind_int64(st, 2, (int64_t)budget);
-  int rc = store__sql_done(&q->sql, st, "dedupe sweep");
-  if (rc == 0 && (uint64_t)sqlite3_changes(q->sql.db) >= budget) *more = true;
-  return rc;
-}
-
-static int sq_retention_slice(sq_store_t *q, const store_retention_t *r, uint64_t *deleted,
-                              bool *more) {
-  uint64_t budget = r->budget;
-  bool done;
-  int rc = sq_trim_topics(q, r, &budget, &done);
-  *deleted = r->budget - budget;
-  if (rc < 0 || !done) {
-    *more = rc == 0;
-    return rc;
-  }
-  if (r->dedupe_min_ts_ms != 0) {
-    if (budget == 0)
-      *more = true;
-    else
-      rc = sq_sweep_dedupe(q, r->dedupe_min_ts_ms, budget, more);
-  }
-  return rc;
-}
-
-static int sq_retention_run(void *be, const store_retention_t *r, uint64_t *deleted, bool *more) {
-  sq_store_t *q = be;
-  int64_t cursor = q->retention_cursor;
-  int rc = store__sql_begin(&q->sql);
-  if (rc < 0) return rc;
-  rc = store__sql_end(&q->sql, sq_retention_slice(q, r, deleted, more));
-  if (rc < 0) {
-    q->retention_cursor = cursor;
-    *deleted = 0;
-    *more = false;
-    return rc;
-  }
-  if (!*more) q->retention_cursor = 0; /* the pass is complete; the next one starts over */
-  return 0;
-}
-
 static void sq_stats(void *be, store_stats_t *out) {
   sq_store_t *q = be;
   out->retention_topics = q->retention_topics;
@@ -908,7 +689,7 @@ static const store_ops_t sq_ops = {
     .read_committed = sq_read_committed,
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
-    .retention_run = sq_retention_run,
+    .retention_run = store__sq_retention_run,
     .stats = sq_stats,
 };
 
