@@ -305,10 +305,10 @@ typedef struct store_wal {
 int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opts)
     __attribute__((warn_unused_result));
 /* Before a batch's transaction opens, on the committing thread under the store's lock:
- * settles the log when it has passed its bound (blocks for about one checkpoint pass). */
-void store__wal_before_batch(store_wal_t *w);
-/* Whether the next store__wal_before_batch settles (same thread and lock). */
+ * whether the log has passed its bound, and settling it then (blocks for about one
+ * checkpoint pass). */
 bool store__wal_settle_due(const store_wal_t *w);
+void store__wal_settle(store_wal_t *w);
 /* Adds the settles and their time to *out. */
 void store__wal_stats(store_wal_t *w, store_stats_t *out);
 /* Stops the thread and closes its connection; safe on a never-started w. */

@@ -414,8 +414,8 @@ static int sq_batch_begin(void *be) {
   if (store__wal_settle_due(&q->wal)) {
     pthread_mutex_lock(&q->rlock); /* until this batch ends: see rlock */
     q->rlock_held = true;
+    store__wal_settle(&q->wal);
   }
-  store__wal_before_batch(&q->wal);
   sq_heads_clear(q);
   int rc = store__sql_begin(&q->sql);
   if (rc < 0) sq_reader_release(q);

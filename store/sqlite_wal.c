@@ -98,7 +98,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
 /* The settle (see the file comment): waits for the thread's pass, then copies back what
  * is left; the next transaction then starts the log over, unless another connection is
  * reading at that moment (then the next commit's count brings the settle back). */
-static void wal_settle(store_wal_t *w) {
+void store__wal_settle(store_wal_t *w) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   pthread_mutex_lock(&w->mu);
@@ -179,10 +179,6 @@ int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opt
 
 bool store__wal_settle_due(const store_wal_t *w) {
   return w->started && w->frames >= w->settle_frames;
-}
-
-void store__wal_before_batch(store_wal_t *w) {
-  if (store__wal_settle_due(w)) wal_settle(w);
 }
 
 void store__wal_stats(store_wal_t *w, store_stats_t *out) {
