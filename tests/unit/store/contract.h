@@ -3,7 +3,8 @@
  * The including file defines `static int contract_open(store_t **out)` for its backend
  * and then lists CONTRACT_TESTS in its cmocka group; every test here runs unchanged
  * against each backend. Tests of what only a backend has (files, reopening, crashes) live
- * in that backend's test file. */
+ * in that backend's test file. A file that defines CONTRACT_HELPERS_ONLY before including it
+ * gets the helpers alone (it still defines contract_open, which open_store calls). */
 #ifndef TESTS_UNIT_STORE_CONTRACT_H
 #define TESTS_UNIT_STORE_CONTRACT_H
 
@@ -21,29 +22,32 @@
 
 static int contract_open(store_t **out);
 
+#define CONTRACT_HELPER static __attribute__((unused))
+
 /* ---- helpers ---- */
 
-static store_t *open_store(void) {
+CONTRACT_HELPER store_t *open_store(void) {
   store_t *s = NULL;
   assert_int_equal(contract_open(&s), 0);
   assert_non_null(s);
   return s;
 }
 
-static store_topic_t ensure(store_t *s, const char *name) {
+CONTRACT_HELPER store_topic_t ensure(store_t *s, const char *name) {
   store_topic_t t;
   assert_int_equal(store_topic_ensure(s, name, &t), 0);
   return t;
 }
 
-static store_topic_t get(store_t *s, const char *name) {
+CONTRACT_HELPER store_topic_t get(store_t *s, const char *name) {
   store_topic_t t;
   assert_int_equal(store_topic_get(s, name, &t), 0);
   return t;
 }
 
 /* An event whose data is {"n":seq}; text lives in a rotating static buffer. */
-static store_event_t make_event(int64_t topic_id, uint64_t seq, int64_t ts_ms, const char *id) {
+CONTRACT_HELPER store_event_t make_event(int64_t topic_id, uint64_t seq, int64_t ts_ms,
+                                         const char *id) {
   static char bufs[8][32];
   static unsigned next;
   char *buf = bufs[next++ % 8];
@@ -59,8 +63,8 @@ static store_event_t make_event(int64_t topic_id, uint64_t seq, int64_t ts_ms, c
 }
 
 /* Commits seqs from..to of the topic as one batch, event ts = ts_base + seq. */
-static void append_range(store_t *s, int64_t topic_id, uint64_t from, uint64_t to,
-                         int64_t ts_base) {
+CONTRACT_HELPER void append_range(store_t *s, int64_t topic_id, uint64_t from, uint64_t to,
+                                  int64_t ts_base) {
   assert_int_equal(store_batch_begin(s), 0);
   for (uint64_t seq = from; seq <= to; seq++) {
     store_event_t ev = make_event(topic_id, seq, ts_base + (int64_t)seq, NULL);
@@ -75,29 +79,29 @@ typedef struct seqs {
   size_t stop_after; /* 0 = never stop */
 } seqs_t;
 
-static int collect_seq(void *ud, const store_event_t *ev) {
+CONTRACT_HELPER int collect_seq(void *ud, const store_event_t *ev) {
   seqs_t *c = ud;
   assert_true(c->n < sizeof c->v / sizeof c->v[0]);
   c->v[c->n++] = ev->seq;
   return c->stop_after && c->n == c->stop_after ? 42 : 0;
 }
 
-static seqs_t read_all(store_t *s, int64_t topic_id) {
+CONTRACT_HELPER seqs_t read_all(store_t *s, int64_t topic_id) {
   seqs_t c = {.n = 0};
   assert_int_equal(store_read(s, topic_id, 0, 0, collect_seq, &c), 0);
   return c;
 }
 
 /* Asserts the retained events are exactly from..to, ascending. */
-static void assert_events(store_t *s, int64_t topic_id, uint64_t from, uint64_t to) {
+CONTRACT_HELPER void assert_events(store_t *s, int64_t topic_id, uint64_t from, uint64_t to) {
   seqs_t c = read_all(s, topic_id);
   assert_int_equal(c.n, to >= from ? to - from + 1 : 0);
   for (size_t i = 0; i < c.n; i++) assert_int_equal(c.v[i], from + i);
 }
 
 /* Runs retention slices until done; returns how many slices it took. */
-static int retention_until_done(store_t *s, uint64_t max_events, int64_t min_ts,
-                                int64_t dedupe_min_ts, size_t budget) {
+CONTRACT_HELPER int retention_until_done(store_t *s, uint64_t max_events, int64_t min_ts,
+                                         int64_t dedupe_min_ts, size_t budget) {
   bool more = true;
   int slices = 0;
   while (more) {
@@ -110,6 +114,15 @@ static int retention_until_done(store_t *s, uint64_t max_events, int64_t min_ts,
   }
   return slices;
 }
+
+/* A read callback that counts the events into *(uint64_t *)ud. */
+CONTRACT_HELPER int count_rows(void *ud, const store_event_t *ev) {
+  (void)ev;
+  (*(uint64_t *)ud)++;
+  return 0;
+}
+
+#ifndef CONTRACT_HELPERS_ONLY
 
 /* ---- topics ---- */
 
@@ -682,4 +695,5 @@ static void test_retention_rejects_a_zero_budget(void **state) {
       cmocka_unit_test(test_retention_forgets_old_idempotency_keys_in_slices),                  \
       cmocka_unit_test(test_retention_rejects_a_zero_budget)
 
+#endif /* CONTRACT_HELPERS_ONLY */
 #endif

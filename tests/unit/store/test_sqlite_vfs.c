@@ -22,24 +22,14 @@
 
 #include "internal.h"
 #include "store.h"
-#include "store/tmpdir.h"
+#define DBDIR_PREFIX "walbuf"
+#include "store/dbdir.h"
 
-static char test_dir[512];
-static char test_db[600];
 static bool test_sync_full;
 
 static int dir_setup(void **state) {
-  (void)state;
-  tmpdir_make(test_dir, sizeof test_dir, "walbuf");
-  snprintf(test_db, sizeof test_db, "%s/events.db", test_dir);
   test_sync_full = false;
-  return 0;
-}
-
-static int dir_teardown(void **state) {
-  (void)state;
-  tmpdir_remove(test_dir);
-  return 0;
+  return dbdir_setup(state);
 }
 
 static int store_open_test(store_t **out) {
@@ -483,7 +473,7 @@ static void test_the_database_file_keeps_the_default_vfs_methods(void **state) {
   sqlite3_close(a);
 }
 
-#define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dir_setup, dbdir_teardown)
 
 int main(void) {
   struct CMUnitTest tests[] = {
