@@ -50,6 +50,8 @@ static const config_key_t config_keys[] = {
      "MB; the SQLite write-ahead log starts over once it holds this (its file stays near it)"},
     {"store.cache_mb", KEY_INT, OFF(store.cache_mb), 1, 4096,
      "MB; SQLite page cache of each store connection, taken only as pages are used"},
+    {"store.secure_delete", KEY_INT, OFF(store.secure_delete), 0, 1,
+     "1: deleted events are overwritten with zeros in the files at once (more writes)"},
     {"log_level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "debug | info | warn | error | off"},
     {"web_root", KEY_STRING, OFF(web_root), 0, 0, "folder of static files; \"\" disables"},
     {"limits.max_connections", KEY_INT, OFF(limits.max_connections), 1, 1000000,

@@ -53,6 +53,7 @@ typedef struct coord_config {
   struct {
     int64_t wal_max_mb; /* MB: the SQLite write-ahead log starts over once it holds this */
     int64_t cache_mb;   /* MB: SQLite page cache of each store connection */
+    int64_t secure_delete; /* 1: PRAGMA secure_delete=ON; 0: FAST */
   } store;
   char *web_root;       /* owned; "" disables static files */
   log_level_t log_level;

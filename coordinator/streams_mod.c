@@ -412,7 +412,8 @@ int coord__streams_attach(coord_daemon_t *d) {
   char *path = xasprintf("%s/coordinator.db", cfg->data_dir);
   store_options_t so = {.path = path,
                         .wal_max_bytes = (size_t)cfg->store.wal_max_mb << 20,
-                        .cache_bytes = (size_t)cfg->store.cache_mb << 20};
+                        .cache_bytes = (size_t)cfg->store.cache_mb << 20,
+                        .secure_delete = cfg->store.secure_delete != 0};
   int rc = store_open_sqlite(&so, &s->store);
   if (rc < 0) {
     log_error("streams", "cannot open the store", "{s:s,s:s}", "path", path, "error",

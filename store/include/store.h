@@ -57,6 +57,11 @@ typedef struct store_options {
   /* bytes; 0 = STORE_CACHE_DEFAULT. SQLite's page cache of each of the store's
    * connections, taken only as pages are used (PRAGMA cache_size). */
   size_t cache_bytes;
+  /* PRAGMA secure_delete=ON: every deleted byte is overwritten with zeros, freed pages
+   * too, which writes each page retention frees once more. Off (the default), it is FAST:
+   * deleted bytes are zeroed inside the pages a delete writes anyway, and freed pages keep
+   * their old bytes until they are reused. */
+  bool secure_delete;
 } store_options_t;
 
 typedef struct store_topic {

@@ -626,6 +626,68 @@ static void test_retention_examines_only_the_topics_that_hold_events(void **stat
   store_close(s);
 }
 
+/* ---- deleted pages (secure_delete) ---- */
+
+#define MARKER "deleted-marker-0123456789"
+
+/* Writes 8 events of 6,000 bytes (a chunk with overflow pages) carrying MARKER, then one
+ * more, and lets retention delete the first 8. Returns the WAL frames that deletion wrote;
+ * the store is closed. */
+static uint64_t delete_marked_events(bool secure) {
+  const store_options_t opts = {.path = test_db, .secure_delete = secure};
+  store_t *s = NULL;
+  assert_int_equal(store_open_sqlite(&opts, &s), 0);
+  store_topic_t t = ensure(s, "acme/secret");
+  enum { N = 8, SIZE = 6000 };
+  char *data = malloc(SIZE);
+  assert_non_null(data);
+  for (size_t i = 0; i + sizeof MARKER <= SIZE; i += sizeof MARKER) memcpy(data + i, MARKER "-", sizeof MARKER);
+  assert_int_equal(store_batch_begin(s), 0);
+  for (uint64_t seq = 1; seq <= N; seq++) {
+    store_event_t ev = {.topic_id = t.topic_id, .seq = seq, .ts_ms = 5, .lane = 1, .data = data,
+                        .data_len = SIZE};
+    assert_int_equal(store_batch_append(s, &ev), 0);
+  }
+  assert_int_equal(store_batch_commit(s), 0);
+  free(data);
+  append_range(s, t.topic_id, N + 1, N + 1, 10);
+  store_stats_t before, after;
+  store_stats_get(s, &before);
+  assert_int_equal(retention_until_done(s, 1, 0, 0, 100), 1);
+  store_stats_get(s, &after);
+  assert_events(s, t.topic_id, N + 1, N + 1);
+  store_close(s);
+  return after.wal_frames - before.wal_frames;
+}
+
+/* Whether the file at path holds MARKER anywhere. */
+static bool file_holds_marker(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  static char buf[1 << 20];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  assert_true(feof(f)); /* a test database is small */
+  fclose(f);
+  return memmem(buf, n, MARKER, sizeof MARKER - 1) != NULL;
+}
+
+/* Debian's SQLite zeroes every freed page by default, which wrote each page retention
+ * freed once more; the store asks for FAST unless store.secure_delete is set, and then
+ * nothing deleted is left in the database file. */
+static void test_deleted_events_leave_no_bytes_behind_only_with_secure_delete(void **state) {
+  (void)state;
+  uint64_t secure_frames = delete_marked_events(true);
+  assert_false(file_holds_marker(test_db));
+  char wal[sizeof test_db + 8];
+  snprintf(wal, sizeof wal, "%s-wal", test_db);
+  assert_false(file_holds_marker(wal));
+  assert_int_equal(unlink(test_db), 0);
+  unlink(wal);
+  uint64_t fast_frames = delete_marked_events(false);
+  assert_true(fast_frames > 0);
+  assert_true(fast_frames < secure_frames);
+}
+
 /* ---- reads beside a commit ---- */
 
 typedef struct read_call {
@@ -690,6 +752,7 @@ int main(void) {
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
       FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_3),
+      FILE_TEST(test_deleted_events_leave_no_bytes_behind_only_with_secure_delete),
       FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
       FILE_TEST(test_open_refuses_a_database_from_a_newer_schema),
       FILE_TEST(test_everything_committed_survives_close_and_reopen),
