@@ -44,7 +44,7 @@
 
 typedef struct store store_t;
 
-#define STORE_WAL_MAX_DEFAULT (64u << 20) /* bytes */
+#define STORE_WAL_MAX_DEFAULT (256u << 20) /* bytes */
 #define STORE_CACHE_DEFAULT (32u << 20)   /* bytes of SQLite page cache per connection */
 
 typedef struct store_options {
