@@ -314,9 +314,26 @@ static void test_response_check_rejects_wrong_answers(void **state) {
   assert_int_equal(wsf_response_check(huge, sizeof(huge), key, NULL), -EMSGSIZE);
 }
 
+/* The eight-bytes-at-a-time mask gives what the RFC's byte rule gives, at every length
+ * and starting offset, including the tails. */
+static void test_mask_apply_matches_the_byte_rule_at_every_length_and_offset(void **state) {
+  (void)state;
+  static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  for (size_t off = 0; off < 4; off++) {
+    for (size_t n = 0; n <= 70; n++) {
+      uint8_t got[80], want[80];
+      for (size_t i = 0; i < sizeof got; i++) got[i] = want[i] = (uint8_t)(i * 7 + 3);
+      wsf_mask_apply(got, n, mask, off);
+      for (size_t i = 0; i < n; i++) want[i] ^= mask[(off + i) & 3];
+      assert_memory_equal(got, want, sizeof got); /* nothing past n changed either */
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_header_parse_reads_the_rfc_examples),
+      cmocka_unit_test(test_mask_apply_matches_the_byte_rule_at_every_length_and_offset),
       cmocka_unit_test(test_header_parse_asks_for_more_on_every_short_prefix),
       cmocka_unit_test(test_header_parse_rejects_malformed_headers),
       cmocka_unit_test(test_frame_encode_round_trips_every_length_form),

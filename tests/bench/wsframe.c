@@ -77,7 +77,22 @@ size_t wsf_header_encode(uint8_t *out, uint8_t opcode, bool fin, uint64_t payloa
 }
 
 void wsf_mask_apply(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset) {
-  for (size_t i = 0; i < n; i++) p[i] ^= mask[(offset + i) & 3];
+  size_t i = 0;
+  /* Eight bytes at a time with the key rotated to this offset: a byte loop was the
+   * publisher's largest cost at 200,000 messages per second. */
+  if (n >= 16) {
+    uint8_t k[8];
+    for (int j = 0; j < 8; j++) k[j] = mask[(offset + (size_t)j) & 3];
+    uint64_t key;
+    memcpy(&key, k, 8);
+    for (; i + 8 <= n; i += 8) {
+      uint64_t v;
+      memcpy(&v, p + i, 8);
+      v ^= key;
+      memcpy(p + i, &v, 8);
+    }
+  }
+  for (; i < n; i++) p[i] ^= mask[(offset + i) & 3];
 }
 
 size_t wsf_frame_encode(uint8_t *out, size_t cap, uint8_t opcode, bool fin,

@@ -70,6 +70,8 @@ typedef struct wl_worker {
   uint64_t pub_count, pub_rr, sweep_count;
   uint64_t rng;
   char *pad; /* owned: payload padding */
+  size_t pad_len, prefix_len; /* strlen of pad and of the options' topic_prefix */
+  uint64_t realtime_offset_us; /* CLOCK_REALTIME minus CLOCK_MONOTONIC at this tick */
   wl_result_t res;
   char rbuf[65536]; /* every connection's reads land here, one at a time */
   char ctlbuf[64];
