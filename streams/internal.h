@@ -117,6 +117,11 @@ bool stream__utf8_valid(const char *str, size_t len);
 
 /* ---- ring: the newest committed frames of a topic, seqs [lo, lo + count) ---- */
 
+/* Frames kept by the ring of a topic with no subscriber and no group (ring_size when it
+ * has one): its newest events stay in memory for a reader that comes back, without the
+ * churn of a full ring of cold frames (docs/streams.md, "The ring"). */
+#define STREAM_RING_QUIET 16
+
 typedef struct stream_ring {
   stream_frame_t **slots; /* owned array of refs; capacity cap, grows to the ring size */
   uint32_t cap;
@@ -127,7 +132,8 @@ typedef struct stream_ring {
 
 void stream__ring_init(stream_ring_t *r);
 void stream__ring_close(stream_ring_t *r);
-/* Takes f's reference. f->seq should be lo + count; otherwise the ring restarts at f (a
+/* Takes f's reference and keeps at most max frames, dropping the oldest (max may be less
+ * than on earlier pushes). f->seq should be lo + count; otherwise the ring restarts at f (a
  * hole is never kept inside it). At max entries the oldest is released. */
 void stream__ring_push(stream_ring_t *r, uint32_t max, stream_frame_t *f);
 /* Borrowed frame of seq, or NULL when not in the ring. */

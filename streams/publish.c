@@ -308,7 +308,13 @@ static void batch_committed(stream_hub_t *hub, base_queue_t *batch, uint64_t now
     if (p->frame) {
       t->head_seq = p->seq;
       p->frame->durable_us = now_us;
-      stream__ring_push(&t->ring, hub->cfg.ring_size, stream_frame_ref(p->frame));
+      /* A topic that nobody reads keeps only its newest few: the rings' churn of cold frames
+       * (each evicted 256 pushes after it came) was a tenth of the loop's time at the
+       * publish ceiling. One that gets a subscriber grows back to ring_size. */
+      uint32_t keep = t->nsubs || t->ngroups || hub->cfg.ring_size < STREAM_RING_QUIET
+                          ? hub->cfg.ring_size
+                          : STREAM_RING_QUIET;
+      stream__ring_push(&t->ring, keep, stream_frame_ref(p->frame));
       stream__route_schedule(hub, t);
       hub->stats.published[p->frame->lane]++;
       base_hist_record(&hub->stats.publish_to_durable_us, now_us - p->start_us);

@@ -57,16 +57,16 @@ void stream__ring_push(stream_ring_t *r, uint32_t max, stream_frame_t *f) {
     r->start = 0;
   }
   if (r->count == 0) r->lo = f->seq;
-  if (r->count == r->cap && r->cap < max) {
-    uint32_t cap = r->cap ? r->cap * 2 : RING_MIN;
-    if (cap > max) cap = max;
-    ring_grow(r, cap);
-  }
-  if (r->count == r->cap) { /* full at max: drop the oldest */
+  while (r->count >= max) { /* full at max (or max shrank): drop the oldest */
     stream_frame_unref(&r->slots[r->start]);
     r->start = ring_next(r, r->start);
     r->count--;
     r->lo++;
+  }
+  if (r->count == r->cap) {
+    uint32_t cap = r->cap ? r->cap * 2 : RING_MIN;
+    if (cap > max) cap = max;
+    ring_grow(r, cap);
   }
   r->slots[ring_slot(r, r->count)] = f;
   r->count++;

@@ -110,6 +110,39 @@ static void assert_retention_gap_then_events(tconn_t *t, const char *topic, uint
   json_decref(m);
 }
 
+/* A topic nobody reads keeps only its newest STREAM_RING_QUIET frames in memory; with a
+ * subscriber its ring grows to ring_size, and back to the few once the last one leaves.
+ * A reader that comes later still gets every event, the older ones from the store. */
+static void test_a_topic_without_subscribers_keeps_only_its_newest_frames(void **state) {
+  (void)state;
+  env_t e;
+  start(&e);
+  e.cfg.ring_size = 128;
+  env_start(&e);
+  publish_n(&e, "a/x", 50);
+  stream_topic_t *tp = stream__topic_find(e.hub, "a/x");
+  assert_int_equal(tp->ring.count, STREAM_RING_QUIET);
+  assert_int_equal(tp->ring.lo, 50 - STREAM_RING_QUIET + 1);
+  assert_int_equal(stream_hub_stats(e.hub)->frames, STREAM_RING_QUIET);
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_after(&t, "a/x", NULL, 0);
+  uint64_t reads = stream_hub_stats(e.hub)->store_catchup_reads;
+  publish_n(&e, "a/x", 50);
+  assert_int_equal(tp->ring.count, 50 + STREAM_RING_QUIET);
+  json_t *m = drain_all(&t);
+  assert_ev_seqs(m, "a/x", 1, 100);
+  assert_int_equal(count_op(m, "gap"), 0);
+  json_decref(m);
+  assert_true(stream_hub_stats(e.hub)->store_catchup_reads > reads); /* seqs 1..34 */
+  assert_int_equal(stream_conn_unsubscribe(t.c, "a/x"), 0);
+  publish_n(&e, "a/x", 1);
+  assert_int_equal(tp->ring.count, STREAM_RING_QUIET);
+  assert_int_equal(tp->ring.lo, 101 - STREAM_RING_QUIET + 1);
+  stream_conn_free(t.c);
+  env_stop(&e);
+}
+
 static void test_cursor_behind_retention_gets_a_gap_then_continues(void **state) {
   (void)state;
   env_t e;
@@ -487,6 +520,7 @@ int main(void) {
       cmocka_unit_test(test_control_lane_event_never_overtakes_earlier_events_of_its_topic),
       cmocka_unit_test(test_pull_is_round_robin_across_subscriptions),
       cmocka_unit_test(test_pull_respects_the_byte_budget_but_always_makes_progress),
+      cmocka_unit_test(test_a_topic_without_subscribers_keeps_only_its_newest_frames),
       cmocka_unit_test(test_ephemerals_coalesce_latest_wins_per_type),
       cmocka_unit_test(test_ephemerals_are_dropped_for_a_client_that_is_behind),
       cmocka_unit_test(test_slow_connection_holds_no_memory_per_unread_event),

@@ -88,10 +88,34 @@ static void test_ring_restarts_when_a_push_is_not_contiguous(void **state) {
   stream__ring_close(&r);
 }
 
+/* A push with a smaller max than before keeps only the newest max (a topic whose last
+ * subscriber left), across a wrapped array; a larger max lets it grow again. */
+static void test_ring_push_with_a_smaller_max_keeps_the_newest(void **state) {
+  (void)state;
+  stream_stats_t st = {0};
+  stream_frames_t fr;
+  stream__frames_init(&fr, &st, 0);
+  stream_ring_t r;
+  stream__ring_init(&r);
+  for (uint64_t s = 1; s <= 70; s++) stream__ring_push(&r, 64, mk(&fr, s)); /* wrapped */
+  stream__ring_push(&r, 4, mk(&fr, 71));
+  assert_int_equal(r.count, 4);
+  assert_int_equal(r.lo, 68);
+  assert_int_equal(st.frames, 4);
+  for (uint64_t s = 68; s <= 71; s++) assert_int_equal(stream__ring_get(&r, s)->seq, s);
+  assert_null(stream__ring_get(&r, 67));
+  for (uint64_t s = 72; s <= 100; s++) stream__ring_push(&r, 64, mk(&fr, s));
+  assert_int_equal(r.count, 33);
+  for (uint64_t s = 68; s <= 100; s++) assert_int_equal(stream__ring_get(&r, s)->seq, s);
+  stream__ring_close(&r);
+  assert_int_equal(st.frames, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ring_lookup_finds_pushed_seqs_and_nothing_else),
       cmocka_unit_test(test_ring_push_overwrites_oldest_when_full),
+      cmocka_unit_test(test_ring_push_with_a_smaller_max_keeps_the_newest),
       cmocka_unit_test(test_ring_grows_while_keeping_order_across_wraparound),
       cmocka_unit_test(test_ring_drop_below_releases_old_entries),
       cmocka_unit_test(test_ring_restarts_when_a_push_is_not_contiguous),
