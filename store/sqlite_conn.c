@@ -133,16 +133,17 @@ int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *par
   if (rc == 0)
     rc = store__sql_exec(
         c, opts->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  /* SQLite's default page cache (2 MB) kept few of the pages every batch touches (the
-   * index leaves of the topics it appends to, the tree's inner pages): at the publish
-   * ceiling the commit thread then read about three times as many pages back from the
-   * files as with 32 MB (docs/streams.md). Memory is taken only as pages are used. */
   /* Debian's SQLite is built with secure_delete on: every page retention frees was zeroed
    * and written once more, through the WAL and the checkpoint. FAST leaves freed pages as
    * they are (store.h): at the publish ceiling, 0.77x the WAL frames per event and 0.71x
    * the retention time per deleted event (docs/streams.md, "Deleted pages"). */
   if (rc == 0)
-    rc = store__sql_exec(c, opts->secure_delete ? "PRAGMA secure_delete=ON" : "PRAGMA secure_delete=FAST");
+    rc = store__sql_exec(c, opts->secure_delete ? "PRAGMA secure_delete=ON"
+                                                : "PRAGMA secure_delete=FAST");
+  /* SQLite's default page cache (2 MB) kept few of the pages every batch touches (the
+   * index leaves of the topics it appends to, the tree's inner pages): at the publish
+   * ceiling the commit thread then read about three times as many pages back from the
+   * files as with 32 MB (docs/streams.md). Memory is taken only as pages are used. */
   if (rc == 0) {
     char sql[64];
     size_t kib = (opts->cache_bytes ? opts->cache_bytes : STORE_CACHE_DEFAULT) >> 10;

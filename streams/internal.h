@@ -119,7 +119,8 @@ bool stream__utf8_valid(const char *str, size_t len);
 
 /* Frames kept by the ring of a topic with no subscriber and no group (ring_size when it
  * has one): its newest events stay in memory for a reader that comes back, without the
- * churn of a full ring of cold frames (docs/streams.md, "The ring"). */
+ * churn of a full ring of cold frames (docs/streams.md, "A topic nobody reads keeps 16
+ * frames"). */
 #define STREAM_RING_QUIET 16
 
 typedef struct stream_ring {

@@ -210,7 +210,7 @@ static int wl_opts_parse(int argc, char **argv, wl_opts_t *o) {
       }
       break;
     case 'r': rc = wl_num("rate", optarg, 0.001, 1e7, &o->rate); break;
-    case 'b': rc = wl_num("payload", optarg, 0, 65000, &d); o->payload = (uint32_t)d; break;
+    case 'b': rc = wl_num("payload", optarg, 0, WL_PAYLOAD_MAX, &d); o->payload = (uint32_t)d; break;
     case 'U': rc = wl_num("warmup", optarg, 0, 3600, &o->warmup); break;
     case 'd': rc = wl_num("duration", optarg, 0.1, 3600, &o->duration); break;
     case 'g': rc = wl_num("grace", optarg, 0, 600, &o->grace); break;

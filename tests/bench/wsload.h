@@ -48,6 +48,7 @@ typedef struct wl_opts {
 } wl_opts_t;
 
 /* The error codes counted one by one; anything else counts as the last, "other". */
+#define WL_PAYLOAD_MAX 65000 /* --payload bytes at most (wsload_worker.c sizes its buffer by it) */
 #define WL_NCODES 8
 extern const char *const wl_error_codes[WL_NCODES];
 

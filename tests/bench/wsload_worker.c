@@ -57,7 +57,8 @@ static void wl_publish_one(wl_worker_t *w, wl_conn_t *c, bool warm) {
    * byte at a time): the publisher stays cheap at hundreds of thousands of messages per
    * second, and leaves the shared cores to the server. One clock read: t0 is the
    * realtime clock at sent_us, through the offset the tick measured. */
-  char text[512 + 65536]; /* the fixed parts, a 127-byte prefix, numbers, the padding */
+  char text[512 + WL_PAYLOAD_MAX]; /* the fixed parts, a 127-byte prefix, numbers, the padding */
+  _Static_assert(sizeof(((wl_opts_t *)0)->topic_prefix) <= 128, "text[] leaves 512 bytes for the rest");
   char *p = text;
   p = wl_put_lit(p, "{\"op\":\"pub\",\"ref\":\"");
   p = wl_put_u64(p, ref);

@@ -63,6 +63,7 @@ static void test_config_streams_defaults_are_the_engines_own(void **state) {
   assert_int_equal(c.streams.router_budget, sc.router_budget);
   assert_int_equal(c.store.wal_max_mb, STORE_WAL_MAX_DEFAULT >> 20);
   assert_int_equal(c.store.cache_mb, STORE_CACHE_DEFAULT >> 20);
+  assert_int_equal(c.store.secure_delete, 0);
   coord_config_close(&c);
 }
 
@@ -76,7 +77,7 @@ static void test_config_json_sets_every_kind_of_key(void **state) {
       "\"topic_publish_burst\":10},\"shutdown\":{\"drain_ms\":0,\"grace_ms\":50},"
       "\"auth\":{\"mode\":\"jwt\",\"jwt_secret\":\"0123456789abcdef0123456789abcdef\"},"
       "\"streams\":{\"partitions\":4,\"retention\":{\"max_events\":11,\"max_age_s\":12},"
-      "\"dedupe_window_s\":13,\"commit_inline_max\":14,\"router_budget\":15},\"store\":{\"wal_max_mb\":64,\"cache_mb\":3}}";
+      "\"dedupe_window_s\":13,\"commit_inline_max\":14,\"router_budget\":15},\"store\":{\"wal_max_mb\":64,\"cache_mb\":3,\"secure_delete\":1}}";
   coord_config_t c;
   coord_config_error_t err;
   coord_config_defaults(&c);
@@ -105,6 +106,7 @@ static void test_config_json_sets_every_kind_of_key(void **state) {
   assert_int_equal(c.streams.retention_max_age_s, 12);
   assert_int_equal(c.streams.dedupe_window_s, 13);
   assert_int_equal(c.store.wal_max_mb, 64);
+  assert_int_equal(c.store.secure_delete, 1);
   assert_int_equal(c.store.cache_mb, 3);
   assert_int_equal(c.streams.commit_inline_max, 14);
   assert_int_equal(c.streams.router_budget, 15);

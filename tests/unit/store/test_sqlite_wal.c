@@ -31,7 +31,7 @@ static uint32_t wal_checkpoint_seq(void) {
   return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
 }
 
-/* The main connection checkpoints only once the log passes wal_max (64 MB by default,
+/* The main connection checkpoints only once the log passes wal_max (256 MB by default,
  * not reached here; its WAL hook replaces the autocheckpoint), so the log starts over
  * only if the checkpointer thread did its work. */
 static void test_the_checkpointer_thread_lets_the_wal_start_over(void **state) {
