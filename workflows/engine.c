@@ -133,12 +133,12 @@ void wf__task_init(wf__task_t *t, void (*fn)(wf__task_t *t)) {
   t->fn = fn;
 }
 
-static void kick_cb(uv_timer_t *h);
+static void kick_cb(uv_idle_t *h);
 
 void wf__task_post(wf_engine_t *e, wf__task_t *t) {
   if (base_queue_linked(&t->link) || e->freeing) return;
   base_queue_insert_tail(&e->tasks, &t->link);
-  if (!uv_is_active((uv_handle_t *)&e->kick)) uv_timer_start(&e->kick, kick_cb, 0, 0);
+  if (!uv_is_active((uv_handle_t *)&e->kick)) uv_idle_start(&e->kick, kick_cb);
 }
 
 void wf__task_cancel(wf__task_t *t) {
@@ -146,8 +146,11 @@ void wf__task_cancel(wf__task_t *t) {
 }
 
 /* Runs the tasks queued before this turn; tasks they post wait for the next turn, so a
- * long chain of instant steps cannot hold the loop. */
-static void kick_cb(uv_timer_t *h) {
+ * long chain of instant steps cannot hold the loop. An idle handle, not a 0 ms timer:
+ * libuv 1.44 runs a timer started from its own callback again in the same timer pass,
+ * so a chain ran to its end before the loop polled again
+ * (test_a_chain_of_tasks_runs_one_link_per_loop_turn). */
+static void kick_cb(uv_idle_t *h) {
   wf_engine_t *e = h->data;
   base_queue_t batch;
   base_queue_init(&batch);
@@ -167,7 +170,7 @@ static void kick_cb(uv_timer_t *h) {
   }
   /* Left over only when freeing: unlink so nothing points at the stack. */
   while (!base_queue_empty(&batch)) base_queue_remove(base_queue_head(&batch));
-  if (!base_queue_empty(&e->tasks) && !e->freeing) uv_timer_start(&e->kick, kick_cb, 0, 0);
+  if (base_queue_empty(&e->tasks) || e->freeing) uv_idle_stop(&e->kick);
 }
 
 /* ---- engine ---- */
@@ -218,7 +221,7 @@ int wf_engine_new(const wf_engine_options_t *opts, wf_engine_t **out) {
   base_map_init(&e->runs);
   base_queue_init(&e->run_list);
   uv_timer_init(e->loop, &e->timer);
-  uv_timer_init(e->loop, &e->kick);
+  uv_idle_init(e->loop, &e->kick);
   e->timer.data = e;
   e->kick.data = e;
   e->handles_open = 2;

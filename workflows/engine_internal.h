@@ -69,7 +69,7 @@ struct wf_engine {
   char *default_tenant;          /* owned */
   wf_clock_t clock;
   uv_timer_t timer; /* the timer heap's */
-  uv_timer_t kick;  /* runs the task queue */
+  uv_idle_t kick;   /* runs the task queue, one batch per loop turn */
   wf__tmr_t **heap; /* owned array of borrowed timers */
   size_t nheap, heap_cap;
   base_queue_t tasks;

@@ -98,6 +98,41 @@ static const char *const chunky =
     "'mock_chunk_chars':3,'mock_tokens_per_s':2000}}},"
     " 'steps':[{'id':'a','type':'llm','agent':'w','prompt':'go'}]}";
 
+/* Tasks posted by tasks run in the next loop turn, so a long chain of instant steps
+ * cannot hold the loop. The queue used to run on a 0 ms timer, which libuv 1.44 runs
+ * again in the same timer pass when it is started from its own callback: one turn ran
+ * the whole chain. */
+typedef struct chain {
+  wf__task_t task; /* first: the task is the chain */
+  wf_engine_t *e;
+  int left, ran;
+} chain_t;
+
+static void chain_step(wf__task_t *task) {
+  chain_t *c = (chain_t *)task;
+  c->ran++;
+  if (--c->left > 0) wf__task_post(c->e, &c->task);
+}
+
+static void test_a_chain_of_tasks_runs_one_link_per_loop_turn(void **state) {
+  (void)state;
+  et_t t;
+  et_open(&t, NULL, false);
+  enum { LINKS = 1000 };
+  chain_t c = {.e = t.eng, .left = LINKS};
+  wf__task_init(&c.task, chain_step);
+  wf__task_post(t.eng, &c.task);
+  uv_run(&t.loop, UV_RUN_NOWAIT);
+  assert_int_equal(c.ran, 1);
+  for (int turn = 1; c.left > 0; turn++) {
+    assert_true(turn < 2 * LINKS);
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    assert_true(c.ran <= turn + 1);
+  }
+  assert_int_equal(c.ran, LINKS);
+  et_close(&t);
+}
+
 static void test_token_deltas_are_coalesced_into_fewer_events_with_the_same_text(void **state) {
   (void)state;
   et_t t;
@@ -702,6 +737,7 @@ static void test_large_outputs_are_split_into_token_events_and_omitted_from_even
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_run_of_llm_then_transform_publishes_the_exact_event_sequence),
+      cmocka_unit_test(test_a_chain_of_tasks_runs_one_link_per_loop_turn),
       cmocka_unit_test(test_token_deltas_are_coalesced_into_fewer_events_with_the_same_text),
       cmocka_unit_test(test_without_a_window_every_delta_is_one_token_event),
       cmocka_unit_test(test_a_429_with_retry_after_is_retried_after_that_delay),
