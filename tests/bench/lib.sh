@@ -29,6 +29,11 @@ bench_need_whole() {
   done
 }
 
+# Exits with a hint when the load client is not built.
+bench_need_wsload() {
+  [ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD (cmake --build $BUILD --target wsload)"; exit 1; }
+}
+
 # Stops one PID we started: SIGTERM, up to 10 s for it to exit, then SIGKILL.
 bench_stop_pid() {
   local pid=$1 i

@@ -20,7 +20,7 @@ RATE=${RATE:-100000}
 DURATION=${DURATION:-10}
 IDLE=${IDLE:-45}
 bench_need_whole TOPICS RATE DURATION IDLE
-[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+bench_need_wsload
 
 bench_start_coordinator evict || exit 1
 "$WSLOAD" --mode pub --url "$target_url" --conns 0 --topics "$TOPICS" --pubs 8 --pub-workers 2 \

@@ -27,7 +27,7 @@ TOPICS=${TOPICS:-1000000}
 HOLD=${HOLD:-20}
 RATE=${RATE:-0}
 bench_need_whole TOPICS HOLD RATE
-[ "$RATE" = 0 ] || [ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+[ "$RATE" = 0 ] || bench_need_wsload
 command -v sqlite3 >/dev/null || { bench_log "needs the sqlite3 shell (scripts/deps.sh installs it)"; exit 1; }
 
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }

@@ -24,7 +24,7 @@ HOLD=${HOLD:-15}
 SUBSCRIBE=${SUBSCRIBE:-0}
 TOPICS=${TOPICS:-1000}
 TARGETS=${TARGETS:-coordinator peer nats}
-[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD (cmake --build $BUILD --target wsload)"; exit 1; }
+bench_need_wsload
 
 sub_flags=()
 kind=idle

@@ -18,7 +18,7 @@ N=${N:-2000}
 SUBSCRIBE=${SUBSCRIBE:-1}
 TOPICS=${TOPICS:-100}
 command -v valgrind >/dev/null || { bench_log "valgrind is not installed (apt-get install valgrind)"; exit 1; }
-[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+bench_need_wsload
 
 real_bin=$COORDINATOR_BIN
 wrapper=$bench_tmp/coordinator-massif

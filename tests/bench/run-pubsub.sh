@@ -40,7 +40,7 @@ PAYLOAD=${PAYLOAD:-200}
 MAX_P99_MS=${MAX_P99_MS:-50}
 STOP_ON_FAIL=${STOP_ON_FAIL:-0}
 TARGETS=${TARGETS:-coordinator peer}
-[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+bench_need_wsload
 
 # CPU seconds (user + system) a PID has used so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null; }

@@ -23,7 +23,7 @@ SCRAPES=${SCRAPES:-20}
 READ=${READ:-0}
 bench_need_whole RATE DURATION SCRAPES READ
 [ $((SCRAPES / 2 + 3)) -lt "$DURATION" ] || { bench_log "SCRAPES / 2 + 3 must stay below DURATION"; exit 1; }
-[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+bench_need_wsload
 
 bench_start_coordinator scrape || exit 1
 room=scrape-$RANDOM-t

@@ -6,7 +6,7 @@
 # usage: tests/bench/selftest.sh   (env: lib.sh's BUILD, WSLOAD)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-[ -x "$WSLOAD" ] || { bench_log "no wsload at $WSLOAD"; exit 1; }
+bench_need_wsload
 fail=0
 
 check() { # name, peer flags, node expression over d that must be true
