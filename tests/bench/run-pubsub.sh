@@ -23,6 +23,8 @@
 #        perf events per thread of the target for PERF_STAT_WINDOW seconds (5), starting
 #        PERF_STAT_DELAY seconds (5) after wsload starts (so after its connection setup and
 #        warmup when the delay covers them), into <NAME>-<target>-r<rate>.perfstat.txt.
+#        SNAPSHOT_AT (seconds after wsload starts): the target's VmRSS and /metrics at that
+#        moment, into <NAME>-<target>-r<rate>.snapshot.txt.
 # Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json,
 # and <NAME>-<target>-r<rate>.metrics.txt, the target's /metrics after the run when it
 # serves them.
@@ -79,6 +81,13 @@ for t in $TARGETS; do
         -o "${out%.json}.perfstat.txt" -- sleep "${PERF_STAT_WINDOW:-5}") >/dev/null 2>&1 &
       stat_pid=$!
     fi
+    snap_pid=
+    if [ -n "${SNAPSHOT_AT:-}" ] && [ -n "${target_pid:-}" ]; then
+      http=${target_url#ws://}
+      (sleep "$SNAPSHOT_AT" && grep VmRSS "/proc/$target_pid/status" &&
+        curl -sf --max-time 5 "http://${http%%/*}/metrics") >"${out%.json}.snapshot.txt" 2>/dev/null &
+      snap_pid=$!
+    fi
     "$WSLOAD" --mode "$mode" --url "$target_url" --conns "$SUBS" --topics "$TOPICS" \
       --pubs "$PUBS" --pub-workers "${PUB_WORKERS:-1}" --rate "$rate" --duration "$DURATION" \
       --warmup "$WARMUP" --payload "$PAYLOAD" --grace 5 --quiet \
@@ -86,6 +95,7 @@ for t in $TARGETS; do
       bench_log "$t at $rate/s: wsload reported an incomplete run"
     cpu1=$(cpu_s "$target_pid")
     [ -z "$stat_pid" ] || wait "$stat_pid" || bench_log "perf stat failed (${out%.json}.perfstat.txt)"
+    [ -z "$snap_pid" ] || wait "$snap_pid" || bench_log "no snapshot at ${SNAPSHOT_AT}s (the run ended first?)"
     # The daemon's counters after the run (store commits, retention, WAL), when it has them.
     http=${target_url#ws://}
     curl -sf --max-time 5 "http://${http%%/*}/metrics" >"${out%.json}.metrics.txt" 2>/dev/null ||
