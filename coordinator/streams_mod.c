@@ -238,6 +238,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_COUNTER, (double)st->evictions);
   streams_set(m, "coord_stream_topic_loads_total", "Topics brought into memory.",
               COORD_METRIC_COUNTER, (double)st->topic_loads);
+  streams_set(m, "coord_stream_topics_unsaved",
+              "Topics created in memory whose row the next store batch writes "
+              "(stays above 0 only while commits fail).",
+              COORD_METRIC_GAUGE, (double)st->topics_unsaved);
   streams_set(m, "coord_stream_store_catchup_reads_total",
               "Store reads for subscribers behind the ring.", COORD_METRIC_COUNTER,
               (double)st->store_catchup_reads);

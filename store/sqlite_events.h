@@ -4,6 +4,7 @@
 #define STORE_SQLITE_EVENTS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,10 +55,18 @@ typedef struct sq_store {
    * reader's snapshot allows. */
   pthread_mutex_t rlock;
   bool rlock_held; /* by the committing thread (under the store's lock) */
+  /* Held by every use of rsql (taken after rlock when both are): the short lookups
+   * (sq_short_read_begin) may run without rlock, so rlock alone no longer keeps two
+   * threads off the connection. */
+  pthread_mutex_t rsql_mu;
   sq_head_t *heads; /* owned; heads[0..nheads) are the batch's topics, the rest spares */
   size_t nheads, heads_cap;
   uint32_t *slots; /* owned */
   size_t nslots;
+  /* The next topic id to hand out (sq_topic_reserve, from any thread): ids are never
+   * taken from SQLite's rowid choice, so that a reserved id whose row is not written yet
+   * cannot be given to another topic. */
+  _Atomic int64_t next_topic_id;
   int64_t retention_cursor; /* topics with id <= this are done in the current pass */
   uint64_t retention_topics; /* topics the slices examined (store_stats_t) */
   store_wal_t wal; /* the log's upkeep: checkpointer thread and settle (sqlite_wal.c) */

@@ -186,6 +186,36 @@ int store_topic_get(store_t *s, const char *topic, store_topic_t *out) {
   return rc;
 }
 
+/* Whether a read may go to the backend's reader connection: it has one, no step-by-step
+ * batch is open, and another thread holds the lock. Returns false with the lock taken
+ * otherwise (the caller reads on the main connection, then unlocks). */
+static bool store_reader_instead(store_t *s, bool has_reader) {
+  if (!has_reader || atomic_load(&s->stepwise)) {
+    store__lock(s);
+    return false;
+  }
+  return pthread_mutex_trylock(&s->lock) != 0;
+}
+
+int store_topic_lookup(store_t *s, const char *topic, store_topic_t *out) {
+  if (!s || !store_name_ok(topic) || !out) return -EINVAL;
+  if (store_reader_instead(s, s->ops->topic_get_committed != NULL))
+    return s->ops->topic_get_committed(s->be, topic, out);
+  int rc = s->ops->topic_get(s->be, topic, out);
+  store__unlock(s);
+  return rc;
+}
+
+int store_topic_reserve(store_t *s, store_topic_t *out) {
+  if (!s || !out) return -EINVAL;
+  if (!s->ops->topic_reserve) return -ENOTSUP;
+  memset(out, 0, sizeof *out);
+  int rc = store__epoch_new(out->epoch);
+  if (rc == 0) rc = s->ops->topic_reserve(s->be, &out->topic_id);
+  out->first_seq = 1;
+  return rc;
+}
+
 int store_topic_ensure(store_t *s, const char *topic, store_topic_t *out) {
   if (!s || !store_name_ok(topic) || !out) return -EINVAL;
   char epoch[STORE_EPOCH_LEN + 1];
@@ -309,18 +339,35 @@ void store_batch_rollback(store_t *s) {
   store__unlock(s);
 }
 
-int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {
-  if (!s || !evs || n == 0) return -EINVAL;
+static bool store_new_topic_ok(const store_new_topic_t *t) {
+  return store_name_ok(t->name) && t->topic_id > 0 && t->epoch && strlen(t->epoch) == STORE_EPOCH_LEN;
+}
+
+int store_batch_write_topics(store_t *s, const store_new_topic_t *tops, size_t nt, const store_event_t *evs,
+                             size_t n) {
+  if (!s || (nt && !tops) || (n && !evs) || nt + n == 0) return -EINVAL;
+  if (nt && !s->ops->batch_topic) return -ENOTSUP;
+  for (size_t i = 0; i < nt; i++)
+    if (!store_new_topic_ok(&tops[i])) return -EINVAL;
   uint64_t t0 = store_now_us();
   store__lock(s);
   int rc = batch_begin_locked(s);
   if (rc == 0) {
+    for (size_t i = 0; rc == 0 && i < nt; i++) {
+      rc = s->ops->batch_topic(s->be, &tops[i]);
+      if (rc < 0) batch_ended_locked(s); /* the backend rolled back */
+    }
     for (size_t i = 0; rc == 0 && i < n; i++) rc = batch_append_locked(s, &evs[i]);
     if (rc == 0) rc = batch_commit_locked(s, t0);
     else batch_rollback_locked(s); /* nothing left to undo when the backend did it already */
   }
   store__unlock(s);
   return rc;
+}
+
+int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {
+  if (!s || !evs || n == 0) return -EINVAL;
+  return store_batch_write_topics(s, NULL, 0, evs, n);
 }
 
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
@@ -332,12 +379,8 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
    * while a step-by-step batch is open (its appends must be seen, and a settle at its
    * begin holds the backend's reader until its commit): then the read waits for the
    * lock as every other call does. */
-  if (s->ops->read_committed && !atomic_load(&s->stepwise)) {
-    if (pthread_mutex_trylock(&s->lock) != 0)
-      return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
-  } else {
-    store__lock(s);
-  }
+  if (store_reader_instead(s, s->ops->read_committed != NULL))
+    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
   int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
   store__unlock(s);
   return rc;
@@ -355,7 +398,8 @@ int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_
 int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
                       void *ud) {
   if (!s || !cb) return -EINVAL;
-  store__lock(s);
+  if (store_reader_instead(s, s->ops->dedupe_list_committed != NULL))
+    return s->ops->dedupe_list_committed(s->be, topic_id, min_ts_ms, cb, ud);
   int rc = s->ops->dedupe_list(s->be, topic_id, min_ts_ms, cb, ud);
   store__unlock(s);
   return rc;

@@ -607,7 +607,7 @@ int stream_list_groups(stream_hub_t *hub, const char *topic, stream_group_cb cb,
     head = t->head_seq;
   } else {
     store_topic_t st;
-    if (lc.n && store_topic_get(hub->store, topic, &st) == 0) head = st.head_seq;
+    if (lc.n && store_topic_lookup(hub->store, topic, &st) == 0) head = st.head_seq;
   }
   for (size_t i = 0; i < lc.n && rc == 0; i++) {
     list_entry_t *e = &lc.rows[i];

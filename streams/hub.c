@@ -86,6 +86,7 @@ static bool hub_work_left(stream_hub_t *hub) {
   /* Publishes queued behind a batch in flight wait for its result (the async handle), not
    * for the next turn: counting them would spin the loop while the writer works. */
   bool commit_ready = !hub->writer.busy;
+  if (commit_ready && !base_queue_empty(&hub->creates)) return true;
   for (uint32_t i = 0; i < hub->cfg.partitions; i++) {
     if ((commit_ready && !base_queue_empty(&hub->parts[i].pending)) || !base_queue_empty(&hub->parts[i].route))
       return true;
@@ -164,6 +165,7 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   if (opts->clock) hub->clock = *opts->clock;
   base_map_init(&hub->topics);
   base_queue_init(&hub->idle_topics);
+  base_queue_init(&hub->creates);
   base_map_init(&hub->tenants);
   base_queue_init(&hub->tenant_lru);
   base_queue_init(&hub->done);
@@ -207,6 +209,8 @@ static void hub_handle_closed(uv_handle_t *h) {
   if (--hub->open_handles > 0) return;
   free(hub->parts);
   free(hub->writer.evs);
+  free(hub->writer.tops);
+  free(hub->writer.top_of);
   stream__frames_close(&hub->frames);
   base_map_close(&hub->topics);
   base_map_close(&hub->tenants);

@@ -186,6 +186,19 @@ size_t stream__dedupe_count(const stream_dedupe_t *d);
 /* A topic in memory. Invariants: head_seq < next_seq; next_seq - head_seq - 1 events are
  * pending commit; ring holds committed frames only; the topic is in hub->idle_topics
  * exactly when it is evictable (no subscriber, nothing pending, no route walk queued). */
+/* A topic created in memory with a reserved id (store_topic_reserve) has no row in the
+ * store until a batch writes it, before any of its events: QUEUED in hub->creates until
+ * batch_take takes it into the next batch, IN_BATCH until that batch lands, then SAVED;
+ * FAILED when that batch failed, queued again by the next stream__topic_get (a publish or
+ * a subscribe: never in a loop of failing batches). Topics loaded from the store are
+ * SAVED. QUEUED and IN_BATCH topics are never evicted, so a name is created only once. */
+typedef enum stream_row {
+  STREAM_ROW_SAVED = 0,
+  STREAM_ROW_QUEUED,
+  STREAM_ROW_IN_BATCH,
+  STREAM_ROW_FAILED,
+} stream_row_t;
+
 typedef struct stream_topic {
   base_map_node_t node;      /* in hub->topics; key = name */
   base_queue_t idle_link;    /* in hub->idle_topics */
@@ -206,6 +219,8 @@ typedef struct stream_topic {
   uint64_t idle_since_us;
   bool route_dirty;   /* committed events after the current walk started */
   bool commit_failed; /* transient inside a commit run */
+  stream_row_t row;         /* whether the store has its row yet (stream_row_t) */
+  base_queue_t create_link; /* in hub->creates while row is STREAM_ROW_QUEUED */
   stream_frame_t *eph_pending[STREAM_EPH_TOPIC_MAX]; /* owned; latest per type */
   uint32_t n_eph_pending;
   stream_frame_t *eph_walk[STREAM_EPH_TOPIC_MAX]; /* owned; being routed */
@@ -217,8 +232,10 @@ typedef struct stream_topic {
   char name[];
 } stream_topic_t;
 
-/* Looks up the topic in memory, loading it from the store (created when missing) on
- * demand. -EIO on store failure. */
+/* Looks up the topic in memory, loading it from the store on demand; a topic the store
+ * does not have is created in memory at once and its row written by the next batch (see
+ * stream_row_t), so the loop never waits for the commit thread here. -EIO on store
+ * failure. */
 int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, stream_topic_t **out);
 stream_topic_t *stream__topic_find(stream_hub_t *hub, const char *name);
 /* Recomputes whether the topic is evictable and moves it in or out of the idle list. */
@@ -278,6 +295,11 @@ typedef struct stream_writer {
   uv_async_t async;       /* referenced exactly while busy, so a loop waits for the result */
   store_event_t *evs;     /* owned array, capacity cap */
   size_t nevs, cap;
+  /* The batch's new topics, written before evs: tops[i] is the row of top_of[i] (whose
+   * name and epoch it points into), owned arrays of capacity tops_cap. */
+  store_new_topic_t *tops;
+  stream_topic_t **top_of;
+  size_t ntops, tops_cap;
   bool job;               /* mu: evs[0..nevs) are to be written */
   bool done;              /* mu: the job's result is in rc, us */
   bool stop;              /* mu: the thread should exit once idle */
@@ -308,6 +330,7 @@ struct stream_hub {
   bool in_check;
   base_map_t topics;       /* stream_topic_t */
   base_queue_t idle_topics; /* evictable topics, oldest idle first */
+  base_queue_t creates;     /* topics whose row no batch has taken yet (create_link) */
   base_map_t tenants;      /* stream_tenant_t */
   base_queue_t tenant_lru;
   stream_partition_t *parts; /* owned, cfg.partitions */

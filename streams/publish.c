@@ -338,6 +338,20 @@ static void batch_committed(stream_hub_t *hub, base_queue_t *batch, uint64_t now
 static uint32_t batch_take(stream_hub_t *hub) {
   stream_writer_t *w = &hub->writer;
   uint32_t nparts = hub->cfg.partitions, appends = 0, empty = 0;
+  /* Every queued topic row first: an event taken below may be its topic's first. */
+  w->ntops = 0;
+  while (!base_queue_empty(&hub->creates)) {
+    stream_topic_t *t = base_queue_data(base_queue_head(&hub->creates), stream_topic_t, create_link);
+    base_queue_remove(&t->create_link);
+    if (w->ntops == w->tops_cap) {
+      w->tops_cap = w->tops_cap ? 2 * w->tops_cap : 16;
+      w->tops = xrealloc(w->tops, w->tops_cap * sizeof *w->tops);
+      w->top_of = xrealloc(w->top_of, w->tops_cap * sizeof *w->top_of);
+    }
+    t->row = STREAM_ROW_IN_BATCH;
+    w->tops[w->ntops] = (store_new_topic_t){.name = t->name, .topic_id = t->topic_id, .epoch = t->epoch};
+    w->top_of[w->ntops++] = t;
+  }
   while (appends < hub->cfg.commit_batch_max && empty < nparts) {
     stream_partition_t *part = &hub->parts[hub->commit_rr];
     hub->commit_rr = (hub->commit_rr + 1) % nparts;
@@ -367,15 +381,39 @@ static uint32_t batch_take(stream_hub_t *hub) {
   return appends;
 }
 
+/* The batch's topic rows: saved, or FAILED (their queued events fail with the batch's,
+ * and the row is queued again when the topic is next used: stream__topic_get). */
+static void batch_rows_landed(stream_hub_t *hub, bool ok) {
+  stream_writer_t *w = &hub->writer;
+  for (size_t i = 0; i < w->ntops; i++) {
+    stream_topic_t *t = w->top_of[i];
+    if (ok) {
+      t->row = STREAM_ROW_SAVED;
+      hub->stats.topics_unsaved--;
+    } else {
+      t->row = STREAM_ROW_FAILED;
+      t->commit_failed = true; /* batch_failed fails its queued events too */
+      t->next_seq = t->head_seq + 1;
+    }
+    stream__topic_update_idle(hub, t);
+  }
+}
+
 void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
   uint32_t appends = hub->batch_appends;
   hub->batch_appends = 0;
   hub->writer.nevs = 0;
   if (rc < 0) {
-    log_error("streams", "commit failed", "{s:i,s:i}", "rc", rc, "events", (int)appends);
+    log_error("streams", "commit failed", "{s:i,s:i,s:i}", "rc", rc, "events", (int)appends, "topics",
+              (int)hub->writer.ntops);
+    batch_rows_landed(hub, false);
     batch_failed(hub, &hub->batch);
+    for (size_t i = 0; i < hub->writer.ntops; i++) hub->writer.top_of[i]->commit_failed = false;
+    hub->writer.ntops = 0;
     return;
   }
+  batch_rows_landed(hub, true);
+  hub->writer.ntops = 0;
   if (appends) {
     base_hist_record(&hub->stats.commit_batch_events, appends);
     base_hist_record(&hub->stats.commit_us, us);
@@ -386,8 +424,11 @@ void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
 void stream__commit_run(stream_hub_t *hub) {
   while (!hub->writer.busy) {
     uint32_t appends = batch_take(hub);
-    if (base_queue_empty(&hub->batch)) return;
-    if (appends && hub->writer.on && appends > hub->cfg.commit_inline_max) {
+    size_t tops = hub->writer.ntops;
+    if (base_queue_empty(&hub->batch) && tops == 0) return;
+    /* New topic rows always go to the thread: writing them on the loop would wait for
+     * SQLite's write lock, which is what deferring them avoids. */
+    if ((appends || tops) && hub->writer.on && (appends > hub->cfg.commit_inline_max || tops)) {
       stream__writer_submit(hub);
       return;
     }
@@ -397,7 +438,7 @@ void stream__commit_run(stream_hub_t *hub) {
     int rc = 0;
     uint64_t t0 = uv_hrtime();
     if (appends && hub->writer.on) hub->stats.commits_inline++;
-    if (appends) rc = store_batch_write(hub->store, hub->writer.evs, appends);
+    if (appends || tops) rc = store_batch_write_topics(hub->store, hub->writer.tops, tops, hub->writer.evs, appends);
     stream__commit_landed(hub, rc, (uv_hrtime() - t0) / 1000);
   }
 }

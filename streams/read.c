@@ -77,7 +77,7 @@ int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t lim
     r.ring = &t->ring;
   } else {
     store_topic_t st;
-    int rc = store_topic_get(hub->store, topic, &st);
+    int rc = store_topic_lookup(hub->store, topic, &st);
     if (rc == -ENOENT) return -ENOENT;
     if (rc < 0) return -EIO;
     topic_id = st.topic_id;

@@ -1,8 +1,10 @@
 /* The topic table: topics in memory, loading from the store, idle eviction.
  *
  * A topic enters memory on first use (publish, subscribe) with its epoch, head and first
- * seq from the store (created there when missing) and its dedupe table warmed from the
- * store's recent idempotency keys. It leaves memory when it is evictable (no subscriber,
+ * seq from the store and its dedupe table warmed from the store's recent idempotency keys;
+ * one the store does not have gets a reserved id and a new epoch at once, and its row
+ * goes to the store with the next batch (stream_row_t), so that creating topics never
+ * makes the loop wait for a commit. It leaves memory when it is evictable (no subscriber,
  * no publish in flight, no router walk queued) and has been so for idle_topic_s: the idle
  * list is ordered by the time a topic became evictable, so a sweep only looks at topics it
  * evicts. Tenants' rate-limit buckets are swept the same way. Also owns the retention
@@ -60,14 +62,36 @@ static int topic_warm(stream_hub_t *hub, stream_topic_t *t) {
   return rc;
 }
 
+/* Queues the topic's row for the next batch (stream_row_t). */
+static void topic_row_queue(stream_hub_t *hub, stream_topic_t *t) {
+  t->row = STREAM_ROW_QUEUED;
+  base_queue_insert_tail(&hub->creates, &t->create_link);
+  stream__topic_update_idle(hub, t);
+  stream__hub_kick(hub);
+}
+
+/* The topic's row as the store has it, or a new one reserved (*created set) when it has
+ * none. A lookup never waits for a commit in progress (store_topic_lookup). */
+static int topic_row(stream_hub_t *hub, const char *name, store_topic_t *st, bool *created) {
+  *created = false;
+  int rc = store_topic_lookup(hub->store, name, st);
+  if (rc != -ENOENT) return rc;
+  rc = store_topic_reserve(hub->store, st);
+  if (rc == -ENOTSUP) return store_topic_ensure(hub->store, name, st); /* the memory backend */
+  if (rc == 0) *created = true;
+  return rc;
+}
+
 int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, stream_topic_t **out) {
   stream_topic_t *t = stream__topic_find(hub, name);
   if (t) {
+    if (t->row == STREAM_ROW_FAILED) topic_row_queue(hub, t);
     *out = t;
     return 0;
   }
   store_topic_t st;
-  int rc = store_topic_ensure(hub->store, name, &st);
+  bool created;
+  int rc = topic_row(hub, name, &st, &created);
   if (rc < 0) {
     log_error("streams", "topic load failed", "{s:s,s:i}", "topic", name, "rc", rc);
     return -EIO;
@@ -80,6 +104,7 @@ int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, st
   base_queue_init(&t->idle_link);
   base_queue_init(&t->route_link);
   base_queue_init(&t->route_marker);
+  base_queue_init(&t->create_link);
   base_queue_init(&t->subs);
   t->partition = stream_topic_partition(name, hub->cfg.partitions);
   t->topic_id = st.topic_id;
@@ -91,7 +116,7 @@ int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, st
   stream__ring_init(&t->ring);
   stream__dedupe_init(&t->dedupe);
   stream__bucket_init(&t->bucket, hub->cfg.topic_publish_burst, stream__mono_us(hub) / 1000);
-  rc = topic_warm(hub, t);
+  rc = created ? 0 : topic_warm(hub, t); /* a new topic has no keys to warm */
   if (rc < 0) {
     log_error("streams", "dedupe warm failed", "{s:s,s:i}", "topic", name, "rc", rc);
     stream__dedupe_close(&t->dedupe);
@@ -101,8 +126,24 @@ int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, st
   base_map_insert(&hub->topics, &t->node, t->name, len);
   hub->stats.topics++;
   hub->stats.topic_loads++;
-  stream__topic_update_idle(hub, t);
+  if (created) {
+    hub->stats.topics_unsaved++;
+    topic_row_queue(hub, t);
+  } else {
+    stream__topic_update_idle(hub, t);
+  }
   *out = t;
+  return 0;
+}
+
+int stream_topic_state(stream_hub_t *hub, const char *topic, store_topic_t *out) {
+  if (!hub || !topic || !out) return -EINVAL;
+  stream_topic_t *t = stream__topic_find(hub, topic);
+  if (!t) return store_topic_lookup(hub->store, topic, out);
+  out->topic_id = t->topic_id;
+  memcpy(out->epoch, t->epoch, sizeof out->epoch);
+  out->head_seq = t->head_seq;
+  out->first_seq = t->first_seq;
   return 0;
 }
 
@@ -111,6 +152,8 @@ void stream__topic_free(stream_hub_t *hub, stream_topic_t *t) {
   base_queue_remove(&t->idle_link);
   base_queue_remove(&t->route_link);
   base_queue_remove(&t->route_marker);
+  base_queue_remove(&t->create_link);
+  if (t->row != STREAM_ROW_SAVED) hub->stats.topics_unsaved--;
   stream__ring_close(&t->ring);
   stream__dedupe_close(&t->dedupe);
   for (uint32_t i = 0; i < t->n_eph_pending; i++) stream_frame_unref(&t->eph_pending[i]);
@@ -121,7 +164,8 @@ void stream__topic_free(stream_hub_t *hub, stream_topic_t *t) {
 
 void stream__topic_update_idle(stream_hub_t *hub, stream_topic_t *t) {
   bool evictable = t->nsubs == 0 && t->pins == 0 && !base_queue_linked(&t->route_link) &&
-                   t->next_seq == t->head_seq + 1;
+                   t->next_seq == t->head_seq + 1 && t->row != STREAM_ROW_QUEUED &&
+                   t->row != STREAM_ROW_IN_BATCH;
   if (evictable && !base_queue_linked(&t->idle_link)) {
     t->idle_since_us = stream__mono_us(hub);
     base_queue_insert_tail(&hub->idle_topics, &t->idle_link);

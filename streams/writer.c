@@ -41,10 +41,10 @@ static void writer_main(void *arg) {
     if (!w->job) break; /* stop, and nothing left to write */
     w->job = false;
     const store_event_t *evs = w->evs;
-    size_t n = w->nevs;
+    size_t n = w->nevs, nt = w->ntops;
     uv_mutex_unlock(&w->mu);
     uint64_t t0 = uv_hrtime();
-    int rc = store_batch_write(hub->store, evs, n);
+    int rc = store_batch_write_topics(hub->store, w->tops, nt, evs, n);
     uint64_t us = (uv_hrtime() - t0) / 1000;
     uv_mutex_lock(&w->mu);
     w->rc = rc;

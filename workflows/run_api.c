@@ -189,7 +189,7 @@ int wf_run_get(wf_engine_t *e, const char *tenant, const char *run_id, json_t **
   json_t *v = wf__view_export(view);
   json_decref(view);
   store_topic_t t;
-  bool known = store_topic_get(e->store, json_string_value(json_object_get(v, "topic")), &t) == 0;
+  bool known = stream_topic_state(e->hub, json_string_value(json_object_get(v, "topic")), &t) == 0;
   json_object_set_new(v, "seq", json_integer(known ? (json_int_t)t.head_seq : 0));
   json_object_set_new(v, "epoch", json_string(known ? t.epoch : ""));
   *out = v;
@@ -402,7 +402,7 @@ static void resume_one(wf_engine_t *e, const char *run_id) {
   r->stored = steps;
   r->resumes = (int)json_integer_value(json_object_get(row, "resumes")) + 1;
   store_topic_t t;
-  if (store_topic_get(e->store, r->topic, &t) == 0) {
+  if (stream_topic_state(e->hub, r->topic, &t) == 0) {
     r->seq = t.head_seq;
     snprintf(r->epoch, sizeof r->epoch, "%s", t.epoch);
   }

@@ -10,9 +10,10 @@
  * may be used from several threads (streams commits from a writer thread while its loop
  * reads, creates topics, runs retention and saves runs and groups). A call blocks while
  * another thread's call holds the lock, e.g. for the length of a store_batch_write, except
- * two: store_stats_get (see there), and store_read on SQLite, which then reads on a
- * second connection what was committed when it began (never another thread's batch in
- * progress), unless a WAL settle is under way or a step-by-step batch is open. The
+ * store_stats_get (see there), store_topic_reserve, and on SQLite store_read,
+ * store_topic_lookup and store_dedupe_list, which then read on a second connection what
+ * was committed when they began (never another thread's batch in progress), unless a WAL
+ * settle is under way or a step-by-step batch is open. The
  * step-by-step batch calls (store_batch_begin/append/commit) do not hold the lock between
  * them: use them from one thread only; store_batch_write is the batch for shared use.
  *
@@ -114,9 +115,26 @@ void store_close(store_t *s);
 
 /* Looks a topic up by name ("tenant/room"). -ENOENT when it was never created. */
 int store_topic_get(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
+/* Looks a topic up like store_topic_get, but never waits for another thread's call: while
+ * one holds the store, a SQLite store looks on its reader connection (what was committed;
+ * see "Threads"), the others wait. For the event loop, while a commit thread writes. */
+int store_topic_lookup(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
 /* Creates the topic with a fresh random epoch, or returns the existing one. Creating a
  * topic while a batch is open is -EBUSY (looking up an existing one is fine). */
 int store_topic_ensure(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
+/* A topic that store_batch_write_topics creates: its id and epoch from store_topic_reserve. */
+typedef struct store_new_topic {
+  const char *name;  /* "tenant/room", not yet in the store */
+  int64_t topic_id;  /* reserved */
+  const char *epoch; /* STORE_EPOCH_LEN hex characters */
+} store_new_topic_t;
+/* Reserves a new topic's id and draws a fresh epoch without writing or waiting for the
+ * lock: out gets them, head_seq 0 and first_seq 1. The topic exists once a
+ * store_batch_write_topics that names it commits; until then the caller must make sure
+ * that no other creation of the same name happens (streams keeps such a topic in memory).
+ * An id reserved and never written is never handed out again. -ENOTSUP on a backend
+ * that creates topics only through store_topic_ensure (memory). */
+int store_topic_reserve(store_t *s, store_topic_t *out) __attribute__((warn_unused_result));
 /* Drops every event and idempotency key of the topic and gives it a new epoch; head_seq
  * and first_seq restart (0 and 1). For operators' resets and corrupted histories.
  * -EBUSY while a batch is open. */
@@ -145,6 +163,12 @@ void store_batch_rollback(store_t *s);
  * are only read. May block for the length of the commit: streams calls it from its
  * writer thread (or, with the thread off, from the loop). */
 int store_batch_write(store_t *s, const store_event_t *evs, size_t n) __attribute__((warn_unused_result));
+/* store_batch_write that first creates the topics tops[0..nt) (reserved), in the same
+ * transaction, so evs may hold their first events; nt + n > 0. A name or id that exists
+ * already fails the whole batch with -EEXIST. -ENOTSUP for nt > 0 on a backend without
+ * store_topic_reserve. */
+int store_batch_write_topics(store_t *s, const store_new_topic_t *tops, size_t nt, const store_event_t *evs,
+                             size_t n) __attribute__((warn_unused_result));
 
 /* Calls cb for the retained events of the topic with seq > after_seq, ascending, at most
  * limit (0 = no limit). Returns 0, cb's nonzero value, or an error (-ENOENT for an
@@ -159,7 +183,9 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
 int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_ts_ms,
                       uint64_t *seq_out) __attribute__((warn_unused_result));
 /* Calls cb for each idempotency key of the topic recorded at or after min_ts_ms (used to
- * warm a topic's in-memory dedupe table when it is loaded), in no particular order. */
+ * warm a topic's in-memory dedupe table when it is loaded), in no particular order. Like
+ * store_read, a SQLite store lists the committed keys instead of waiting while another
+ * thread's call holds the store (cb then runs under the reader's lock: keep it short). */
 int store_dedupe_list(store_t *s, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud)
     __attribute__((warn_unused_result));
 

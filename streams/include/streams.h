@@ -109,6 +109,7 @@ typedef struct stream_stats {
   uint64_t commits_inline;         /* batches committed on the loop although the thread runs */
   uint64_t evictions;              /* topics that left memory */
   uint64_t topic_loads;            /* topics brought into memory */
+  uint64_t topics_unsaved;         /* gauge: topics created in memory whose row is not committed */
   uint64_t store_catchup_reads;
   uint64_t conns_closed_overflow;  /* control queue overflows */
   uint64_t subscriptions;          /* gauge: active subscriptions */
@@ -159,6 +160,11 @@ size_t stream_hub_sweep(stream_hub_t *hub);
 /* Checks "tenant/room". Returns 0 or -EINVAL with err naming the part and the reason;
  * *tenant_len gets the tenant's length. err and tenant_len may be NULL. */
 int stream_topic_validate(const char *topic, size_t *tenant_len, stream_err_t *err);
+/* The topic's id, epoch, head and first seq as the hub knows them: from memory when it is
+ * loaded (a topic created moments ago may have no row in the store yet), else from the
+ * store without waiting for its commit thread (store_topic_lookup). -ENOENT when neither
+ * has it. Does not load the topic. */
+int stream_topic_state(stream_hub_t *hub, const char *topic, store_topic_t *out);
 /* Stable partition of a topic: 32-bit FNV-1a of its bytes modulo partitions. */
 uint32_t stream_topic_partition(const char *topic, uint32_t partitions);
 

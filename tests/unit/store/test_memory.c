@@ -5,6 +5,21 @@ static int contract_open(store_t **out) {
   return store_open_memory(out);
 }
 
+/* Topics are created only by store_topic_ensure here: the reserving half is SQLite's. */
+static void test_memory_store_does_not_reserve_topics(void **state) {
+  (void)state;
+  store_t *s = open_store();
+  store_topic_t r;
+  assert_int_equal(store_topic_reserve(s, &r), -ENOTSUP);
+  const store_new_topic_t top = {.name = "acme/new", .topic_id = 1, .epoch = "0000000000000000"};
+  assert_int_equal(store_batch_write_topics(s, &top, 1, NULL, 0), -ENOTSUP);
+  store_topic_t a = ensure(s, "acme/a");
+  assert_int_equal(store_topic_lookup(s, "acme/a", &r), 0);
+  assert_int_equal(r.topic_id, a.topic_id);
+  assert_int_equal(store_topic_lookup(s, "acme/new", &r), -ENOENT);
+  store_close(s);
+}
+
 static void test_memory_store_keeps_many_keys_and_events_through_growth(void **state) {
   (void)state;
   store_t *s = open_store();
@@ -32,6 +47,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       CONTRACT_TESTS,
       cmocka_unit_test(test_memory_store_keeps_many_keys_and_events_through_growth),
+      cmocka_unit_test(test_memory_store_does_not_reserve_topics),
   };
   return cmocka_run_group_tests_name("store memory", tests, NULL, NULL);
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Topic churn beside bulk publishing: does creating topics hold up the daemon's loop?
+# Starts the daemon, has PUBS coord-bulk publishers send RATE events/s over TOPICS topics
+# for DURATION seconds (run-pubsub.sh against it as an external target) and, from 4 s in,
+# runs topic-churn.mjs for DURATION - 6 seconds: a ping every 5 ms on one connection and
+# CREATES subscriptions per second to new topics on another. Each value of CREATES (a
+# list) is a fresh daemon; 0 is the baseline (pings alone).
+#
+# usage: tests/bench/run-topic-churn.sh
+# env:   CREATES ("0 100"), RATE (120000), TOPICS (100), PUBS (8), DURATION (20), plus
+#        lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT.
+# Output: one line per run on stdout (acknowledged events/s, then the prober's JSON);
+# the publishers' table and files in BENCH_OUT.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+CREATES=${CREATES:-0 100}
+RATE=${RATE:-120000}
+TOPICS=${TOPICS:-100}
+PUBS=${PUBS:-8}
+DURATION=${DURATION:-20}
+bench_need_wsload
+export BENCH_OUT
+if [ "$DURATION" -lt 8 ]; then
+  bench_log "DURATION must be at least 8 s"
+  exit 2
+fi
+
+for creates in $CREATES; do
+  bench_start_coordinator "churn-$creates"
+  EXTERNAL_URL=$target_url EXTERNAL_PID=$target_pid TARGETS=external NAME=churn-$creates-pubs \
+    SUBS=0 TOPICS=$TOPICS PUBS=$PUBS PUB_WORKERS=2 RATES=$RATE DURATION=$DURATION WARMUP=1 \
+    PUB_SUBPROTOCOL=coord-bulk "$bench_root/tests/bench/run-pubsub.sh" >"$BENCH_OUT/churn-$creates-pubs.txt" 2>&1 &
+  pubs=$!
+  sleep 4
+  probe=$(node "$bench_root/tests/bench/topic-churn.mjs" "$target_url" $((DURATION - 6)) "$creates")
+  wait "$pubs" || bench_log "the publishers' run failed (see $BENCH_OUT/churn-$creates-pubs.txt)"
+  acked=$(awk '$1 == "external" {print $3}' "$BENCH_OUT/churn-$creates-pubs.txt")
+  echo "creates/s=$creates acked/s=${acked:-?} $probe"
+  bench_stop_target
+done
+bench_log "results in $BENCH_OUT"
