@@ -67,6 +67,9 @@ typedef struct store_ops {
   void (*stats)(void *be, store_stats_t *out);
 } store_ops_t;
 
+/* The backend state of s (tests reach into the SQLite backend's locks with it). */
+void *store__backend(store_t *s);
+
 /* Backend constructors: on success *ops points at the backend's static table and *be at
  * its state, owned by the store_t that store.c builds around them. */
 int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be)

@@ -355,7 +355,11 @@ static int sq_topic_insert(sq_store_t *q, const char *name, int64_t topic_id, co
   store__sql_bind_text(st, 1, name);
   store__sql_bind_text(st, 2, epoch);
   sqlite3_bind_int64(st, 3, topic_id);
-  return store__sql_done(&q->sql, st, "topic insert");
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) return 0;
+  int fail = store__sql_fail(&q->sql, rc, "topic insert");
+  return (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : fail; /* the name or the id is taken */
 }
 
 static int sq_topic_create(void *be, const char *topic, const char *epoch, store_topic_t *out) {

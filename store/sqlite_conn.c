@@ -44,8 +44,6 @@ int store__sql_fail(store_sql_t *c, int rc, const char *op) {
       return -ENOSPC;
     case SQLITE_NOMEM:
       return -ENOMEM;
-    case SQLITE_CONSTRAINT:
-      return -EEXIST;
     default:
       return -EIO;
   }

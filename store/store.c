@@ -85,6 +85,10 @@ const store_runs_ops_t *store__runs(store_t *s, void **rb) {
   return s->runs_ops;
 }
 
+void *store__backend(store_t *s) {
+  return s->be;
+}
+
 bool store__in_batch(const store_t *s) {
   return s->in_batch;
 }

@@ -238,6 +238,10 @@ typedef struct stream_topic {
  * failure. */
 int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, stream_topic_t **out);
 stream_topic_t *stream__topic_find(stream_hub_t *hub, const char *name);
+/* For a topic whose row a batch failed to write with -EEXIST (another writer created the
+ * name): takes the store's row (id, epoch, head, first, keys), moves its subscribers'
+ * cursors to the head and marks it SAVED. False when the store has no such row. */
+bool stream__topic_adopt(stream_hub_t *hub, stream_topic_t *t);
 /* Recomputes whether the topic is evictable and moves it in or out of the idle list. */
 void stream__topic_update_idle(stream_hub_t *hub, stream_topic_t *t);
 /* Oldest seq still deliverable now (store first_seq, count rule); see docs/streams.md. */

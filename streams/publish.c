@@ -381,21 +381,24 @@ static uint32_t batch_take(stream_hub_t *hub) {
   return appends;
 }
 
-/* The batch's topic rows: saved, or FAILED (their queued events fail with the batch's,
- * and the row is queued again when the topic is next used: stream__topic_get). */
-static void batch_rows_landed(stream_hub_t *hub, bool ok) {
+/* The batch's topic rows (rc: the batch's result): saved, or FAILED (their queued events
+ * fail with the batch's, and the row is queued again when the topic is next used:
+ * stream__topic_get). With -EEXIST a name may have got a row from another writer: such a
+ * topic takes that row instead, so that it does not fail every batch it is queued in. */
+static void batch_rows_landed(stream_hub_t *hub, int rc) {
   stream_writer_t *w = &hub->writer;
   for (size_t i = 0; i < w->ntops; i++) {
     stream_topic_t *t = w->top_of[i];
-    if (ok) {
+    if (rc == 0) {
       t->row = STREAM_ROW_SAVED;
       hub->stats.topics_unsaved--;
-    } else {
-      t->row = STREAM_ROW_FAILED;
-      t->commit_failed = true; /* batch_failed fails its queued events too */
-      t->next_seq = t->head_seq + 1;
+      stream__topic_update_idle(hub, t);
+      continue;
     }
-    stream__topic_update_idle(hub, t);
+    t->commit_failed = true; /* batch_failed fails its queued events too */
+    t->next_seq = t->head_seq + 1;
+    t->row = STREAM_ROW_FAILED;
+    if (rc != -EEXIST || !stream__topic_adopt(hub, t)) stream__topic_update_idle(hub, t);
   }
 }
 
@@ -406,13 +409,13 @@ void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
   if (rc < 0) {
     log_error("streams", "commit failed", "{s:i,s:i,s:i}", "rc", rc, "events", (int)appends, "topics",
               (int)hub->writer.ntops);
-    batch_rows_landed(hub, false);
+    batch_rows_landed(hub, rc);
     batch_failed(hub, &hub->batch);
     for (size_t i = 0; i < hub->writer.ntops; i++) hub->writer.top_of[i]->commit_failed = false;
     hub->writer.ntops = 0;
     return;
   }
-  batch_rows_landed(hub, true);
+  batch_rows_landed(hub, 0);
   hub->writer.ntops = 0;
   if (appends) {
     base_hist_record(&hub->stats.commit_batch_events, appends);

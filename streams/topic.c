@@ -136,6 +136,31 @@ int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, st
   return 0;
 }
 
+bool stream__topic_adopt(stream_hub_t *hub, stream_topic_t *t) {
+  store_topic_t st;
+  if (store_topic_lookup(hub->store, t->name, &st) < 0) return false;
+  log_warn("streams", "topic row written by another writer: adopted", "{s:s,s:s,s:s}", "topic", t->name,
+           "epoch", st.epoch, "was", t->epoch);
+  t->topic_id = st.topic_id;
+  memcpy(t->epoch, st.epoch, sizeof t->epoch);
+  t->epoch[STORE_EPOCH_LEN] = '\0';
+  t->head_seq = st.head_seq;
+  t->next_seq = st.head_seq + 1;
+  t->first_seq = st.first_seq ? st.first_seq : 1;
+  /* Its subscribers were told another epoch and head 0: they go on from the head, not
+   * through another writer's history. */
+  base_queue_t *it;
+  base_queue_foreach(it, &t->subs) {
+    stream_sub_t *sub = base_queue_data(it, stream_sub_t, topic_link);
+    if (sub->next_seq <= t->head_seq) sub->next_seq = t->head_seq + 1;
+  }
+  if (topic_warm(hub, t) < 0) log_error("streams", "dedupe warm failed", "{s:s}", "topic", t->name);
+  t->row = STREAM_ROW_SAVED;
+  hub->stats.topics_unsaved--;
+  stream__topic_update_idle(hub, t);
+  return true;
+}
+
 int stream_topic_state(stream_hub_t *hub, const char *topic, store_topic_t *out) {
   if (!hub || !topic || !out) return -EINVAL;
   stream_topic_t *t = stream__topic_find(hub, topic);

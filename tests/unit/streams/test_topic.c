@@ -291,6 +291,12 @@ static void test_a_failed_batch_with_a_new_row_fails_its_events_and_the_next_use
   assert_int_equal(stream_hub_stats(e->hub)->topics_unsaved, 1);
   env_run(e);
   assert_false(stored(e, "a/new", &st)); /* nothing retries by itself */
+  tconn_t c;
+  tconn_any(e, &c);
+  sub_live(&c, "a/new"); /* the next use queues the row again */
+  assert_int_equal(t->row, STREAM_ROW_QUEUED);
+  env_run(e);
+  assert_true(stored(e, "a/new", &st));
   ack_rec_t n3 = {0};
   assert_int_equal(pub_full(e, "a/new", NULL, NULL, STREAM_LANE_DATA, "4", &n3), 0);
   env_run(e);
@@ -301,6 +307,55 @@ static void test_a_failed_batch_with_a_new_row_fails_its_events_and_the_next_use
   assert_string_equal(st.epoch, epoch);
   assert_int_equal(st.head_seq, 1);
   assert_int_equal(stream_hub_stats(e->hub)->topics_unsaved, 0);
+  json_t *m = drain_all(&c);
+  assert_ev_seqs(m, "a/new", 1, 1);
+  json_decref(m);
+  stream_conn_free(c.c);
+  sq_stop(&x);
+}
+
+/* Another writer (not supported: another process on the same file) gives the name a row
+ * while the hub's is queued: the batch fails with -EEXIST once, the topic takes that row
+ * and the batches after it go through. */
+static void test_a_topic_whose_name_another_writer_took_adopts_that_row(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  tconn_t c;
+  tconn_any(e, &c);
+  sub_live(&c, "a/taken");
+  json_decref(drain_all(&c));
+  store_topic_t other;
+  assert_int_equal(store_topic_ensure(e->store, "a/taken", &other), 0);
+  store_event_t ev = {.topic_id = other.topic_id, .seq = 1, .ts_ms = 1, .lane = 1, .data = "0", .data_len = 1};
+  assert_int_equal(store_batch_write(e->store, &ev, 1), 0);
+  ack_rec_t a1 = {0};
+  assert_int_equal(pub_full(e, "a/bystander", NULL, NULL, STREAM_LANE_DATA, "1", &a1), 0);
+  log_set_level(LOG_OFF); /* the failure and the adoption are logged */
+  env_run(e);
+  log_set_level(LOG_INFO);
+  assert_int_equal(a1.status, -EIO); /* in the failed batch */
+  stream_topic_t *t = stream__topic_find(e->hub, "a/taken");
+  assert_int_equal(t->row, STREAM_ROW_SAVED);
+  assert_int_equal(t->topic_id, other.topic_id);
+  assert_string_equal(t->epoch, other.epoch);
+  assert_int_equal(t->head_seq, 1);
+  assert_int_equal(stream_hub_stats(e->hub)->topics_unsaved, 1); /* a/bystander's row failed too */
+  ack_rec_t a2 = {0}, b = {0};
+  assert_int_equal(pub_full(e, "a/bystander", NULL, NULL, STREAM_LANE_DATA, "2", &a2), 0);
+  assert_int_equal(pub_full(e, "a/taken", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
+  env_run(e);
+  assert_int_equal(a2.status, 0);
+  assert_int_equal(a2.seq, 1);
+  assert_int_equal(b.status, 0);
+  assert_int_equal(b.seq, 2);
+  assert_string_equal(b.epoch, other.epoch);
+  assert_int_equal(stream_hub_stats(e->hub)->topics_unsaved, 0);
+  json_t *m = drain_all(&c);
+  assert_ev_seqs(m, "a/taken", 2, 2); /* from the head on, not the other writer's seq 1 */
+  json_decref(m);
+  stream_conn_free(c.c);
   sq_stop(&x);
 }
 
@@ -313,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_a_new_topic_is_usable_at_once_and_its_row_goes_with_the_next_batch),
       cmocka_unit_test(test_subscribing_to_a_topic_not_in_memory_does_not_wait_for_the_commit_thread),
       cmocka_unit_test(test_a_failed_batch_with_a_new_row_fails_its_events_and_the_next_use_retries),
+      cmocka_unit_test(test_a_topic_whose_name_another_writer_took_adopts_that_row),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
