@@ -201,6 +201,7 @@ int store__groups_sqlite_open(const store_options_t *opts, const store_groups_op
                               void **gb) {
   gs_store_t *q = xcalloc(1, sizeof *q);
   int rc = store__sql_open(&q->sql, opts, "groups");
+  if (rc == 0) rc = store__sql_no_autocheckpoint(&q->sql); /* internal.h */
   if (rc == 0) rc = store__sql_part_migrate(&q->sql, GS_SCHEMA_VERSION, gs_migrations);
   if (rc == 0) rc = store__sql_prepare(&q->sql, gs_sql, GS__COUNT);
   if (rc < 0) {

@@ -70,6 +70,10 @@ typedef struct store_ops {
 /* The backend state of s (tests reach into the SQLite backend's locks with it). */
 void *store__backend(store_t *s);
 
+/* The runs file beside the event log's events_path: its ".db" suffix (if any) replaced by
+ * "-runs.db" ("data/coordinator.db" -> "data/coordinator-runs.db"). Owned by the caller. */
+char *store__runs_path(const char *events_path);
+
 /* Backend constructors: on success *ops points at the backend's static table and *be at
  * its state, owned by the store_t that store.c builds around them. */
 int store__sqlite_open(const store_options_t *opts, const store_ops_t **ops, void **be)
@@ -153,6 +157,9 @@ int store__runs_memory_open(const store_runs_ops_t **ops, void **rb)
     __attribute__((warn_unused_result));
 /* store.c: the runs backend of s (ops and state). */
 const store_runs_ops_t *store__runs(store_t *s, void **rb);
+/* The lock every run call holds (not the store's: see store.c, runs_lock). */
+void store__runs_lock(store_t *s);
+void store__runs_unlock(store_t *s);
 /* store.c: whether an event batch is open (run writes then fail with -EBUSY). Call with
  * the lock held. */
 bool store__in_batch(const store_t *s);
@@ -211,6 +218,12 @@ typedef struct store_sql {
   const char *part;            /* borrowed, static: NULL for the event log, "runs", "groups"
                                   (named in log lines) */
 } store_sql_t;
+/* Turns SQLite's autocheckpoint off on c: for the connections that share the event log's
+ * file (runs, groups). With it on, each of their commits found the log past 1,000 frames
+ * (it always is under load; the event connection's checkpointer thread keeps it, see
+ * sqlite_wal.c) and ran a checkpoint pass itself, on the event loop. Their frames are in
+ * the same log, counted by the event connection's next commit. */
+int store__sql_no_autocheckpoint(store_sql_t *c) __attribute__((warn_unused_result));
 
 /* Opens opts->path (created when missing) into c, which the caller zeroed, and sets the
  * busy timeout, WAL mode (checked) and opts' synchronous level. On failure c may hold an

@@ -35,9 +35,9 @@ int store_run_create(store_t *s, const store_run_t *run, char existing[STORE_RUN
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
   char scratch[STORE_RUN_ID_MAX + 1];
-  store__lock(s);
-  int rc = store__in_batch(s) ? -EBUSY : ops->create(rb, run, existing ? existing : scratch);
-  store__unlock(s);
+  store__runs_lock(s);
+  int rc = ops->create(rb, run, existing ? existing : scratch);
+  store__runs_unlock(s);
   return rc;
 }
 
@@ -48,9 +48,9 @@ int store_run_save(store_t *s, const store_run_t *run, const store_step_t *steps
     if (!step_ok(&steps[i])) return -EINVAL;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  store__lock(s);
-  int rc = store__in_batch(s) ? -EBUSY : ops->save(rb, run, steps, n);
-  store__unlock(s);
+  store__runs_lock(s);
+  int rc = ops->save(rb, run, steps, n);
+  store__runs_unlock(s);
   return rc;
 }
 
@@ -58,9 +58,9 @@ int store_run_get(store_t *s, const char *run_id, store_run_cb cb, void *ud) {
   if (!s || !run_id_ok(run_id) || !cb) return -EINVAL;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  store__lock(s);
+  store__runs_lock(s);
   int rc = ops->get(rb, run_id, cb, ud);
-  store__unlock(s);
+  store__runs_unlock(s);
   return rc;
 }
 
@@ -69,9 +69,9 @@ int store_run_list(store_t *s, const store_run_filter_t *f, store_run_cb cb, voi
   static const store_run_filter_t all = {0};
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  store__lock(s);
+  store__runs_lock(s);
   int rc = ops->list(rb, f ? f : &all, cb, ud);
-  store__unlock(s);
+  store__runs_unlock(s);
   return rc;
 }
 
@@ -79,9 +79,9 @@ int store_step_list(store_t *s, const char *run_id, store_step_cb cb, void *ud) 
   if (!s || !run_id_ok(run_id) || !cb) return -EINVAL;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  store__lock(s);
+  store__runs_lock(s);
   int rc = ops->steps(rb, run_id, cb, ud);
-  store__unlock(s);
+  store__runs_unlock(s);
   return rc;
 }
 
@@ -89,8 +89,8 @@ int store_run_delete(store_t *s, const char *run_id) {
   if (!s || !run_id_ok(run_id)) return -EINVAL;
   void *rb;
   const store_runs_ops_t *ops = store__runs(s, &rb);
-  store__lock(s);
-  int rc = store__in_batch(s) ? -EBUSY : ops->del(rb, run_id);
-  store__unlock(s);
+  store__runs_lock(s);
+  int rc = ops->del(rb, run_id);
+  store__runs_unlock(s);
   return rc;
 }

@@ -117,6 +117,11 @@ static int sql_wal_on(store_sql_t *c) {
   return -EIO;
 }
 
+int store__sql_no_autocheckpoint(store_sql_t *c) {
+  int rc = sqlite3_wal_autocheckpoint(c->db, 0);
+  return rc == SQLITE_OK ? 0 : store__sql_fail(c, rc, "wal_autocheckpoint");
+}
+
 int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *part) {
   c->part = part;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;

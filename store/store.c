@@ -38,6 +38,9 @@ struct store {
   bool in_batch;
   uint64_t batch_events;
   store_stats_t stats;
+  /* The runs' own lock: their SQLite backend has a file of its own (runs_sqlite.c), so
+   * run calls never wait for the event log's batches under lock. */
+  pthread_mutex_t runs_lock;
   const store_runs_ops_t *runs_ops; /* borrowed: the runs backend's static table */
   void *runs_be;                    /* owned, freed through runs_ops->close */
   const store_groups_ops_t *groups_ops; /* borrowed: the groups backend's static table */
@@ -67,6 +70,7 @@ static int store_wrap(const store_ops_t *ops, void *be, const store_runs_ops_t *
   store_t *s = xcalloc(1, sizeof *s);
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->stats_mu, NULL);
+  pthread_mutex_init(&s->runs_lock, NULL);
   s->ops = ops;
   s->be = be;
   s->runs_ops = runs_ops;
@@ -83,6 +87,14 @@ const store_groups_ops_t *store__groups(store_t *s, void **gb) {
 const store_runs_ops_t *store__runs(store_t *s, void **rb) {
   *rb = s->runs_be;
   return s->runs_ops;
+}
+
+void store__runs_lock(store_t *s) {
+  pthread_mutex_lock(&s->runs_lock);
+}
+
+void store__runs_unlock(store_t *s) {
+  pthread_mutex_unlock(&s->runs_lock);
 }
 
 void *store__backend(store_t *s) {
@@ -174,6 +186,7 @@ void store_close(store_t *s) {
   s->runs_ops->close(s->runs_be);
   s->ops->close(s->be);
   pthread_mutex_destroy(&s->stats_mu);
+  pthread_mutex_destroy(&s->runs_lock);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }

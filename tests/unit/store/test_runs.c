@@ -1,6 +1,7 @@
 /* Tests for store/runs.c, runs_memory.c and runs_sqlite.c: the runs contract of store.h
  * as one suite run against both backends (the group state says which), then what only
- * the SQLite file has: runs survive reopening. Files live in a fresh folder under
+ * the SQLite files have: runs survive reopening, live in a file of their own (moved there
+ * from an older build's event log) and never wait for an event batch of another thread. Files live in a fresh folder under
  * $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,7 +14,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
+#include "store/hold.h"
 #include "store/tmpdir.h"
 
 static char test_dir[512];
@@ -365,7 +369,9 @@ static void test_sqlite_runs_survive_reopening(void **state) {
   store_close(s);
 }
 
-static void test_run_writes_are_ebusy_while_an_event_batch_is_open(void **state) {
+/* Run calls have a lock of their own (and on SQLite a file of their own): an event batch
+ * open on this thread does not stop them. */
+static void test_run_writes_go_through_while_an_event_batch_is_open(void **state) {
   store_t *s = open_store(state);
   store_topic_t t;
   assert_int_equal(store_topic_ensure(s, "acme/runs/r_1", &t), 0);
@@ -379,20 +385,128 @@ static void test_run_writes_are_ebusy_while_an_event_batch_is_open(void **state)
                       .data = "1",
                       .data_len = 1};
   assert_int_equal(store_batch_append(s, &ev), 0);
-  /* Refused at once rather than waiting for SQLite's write lock. */
-  assert_int_equal(store_run_create(s, &r, NULL), -EBUSY);
-  assert_int_equal(store_batch_commit(s), 0);
   assert_int_equal(store_run_create(s, &r, NULL), 0);
-  assert_int_equal(store_batch_begin(s), 0);
   store_run_t upd = {.run_id = "r_1", .status = "failed", .updated_ms = 2};
-  assert_int_equal(store_run_save(s, &upd, NULL, 0), -EBUSY);
-  assert_int_equal(store_run_delete(s, "r_1"), -EBUSY);
-  store_batch_rollback(s);
-  seen_t seen = {0};
-  assert_int_equal(store_run_get(s, "r_1", on_run, &seen), 0); /* reads are fine */
-  assert_string_equal(seen.status[0], "running");
   assert_int_equal(store_run_save(s, &upd, NULL, 0), 0);
+  assert_int_equal(store_batch_commit(s), 0);
+  seen_t seen = {0};
+  assert_int_equal(store_run_get(s, "r_1", on_run, &seen), 0);
+  assert_string_equal(seen.status[0], "failed");
+  assert_int_equal(store_batch_begin(s), 0);
+  assert_int_equal(store_run_delete(s, "r_1"), 0);
+  store_batch_rollback(s); /* the event batch's rollback leaves the run's delete alone */
+  assert_int_equal(store_run_get(s, "r_1", on_run, &seen), -ENOENT);
   store_close(s);
+}
+
+typedef struct run_call {
+  store_t *s;
+  int rc[2];
+} run_call_t;
+
+static void *run_main(void *arg) {
+  run_call_t *c = arg;
+  store_run_t r = make_run("r_9", "acme", "flow", 9);
+  c->rc[0] = store_run_create(c->s, &r, NULL);
+  store_run_t upd = {.run_id = "r_9", .status = "completed", .updated_ms = 10};
+  c->rc[1] = store_run_save(c->s, &upd, NULL, 0);
+  return NULL;
+}
+
+/* The workflow engine writes runs on the event loop while the commit thread holds the
+ * store for a batch, a retention slice or a WAL settle: those writes do not wait for it. */
+static void test_sqlite_run_writes_do_not_wait_for_another_threads_event_call(void **state) {
+  (void)state;
+  store_t *s = NULL;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
+  store_topic_t t;
+  assert_int_equal(store_topic_ensure(s, "acme/held", &t), 0);
+  store_event_t ev = {.topic_id = t.topic_id, .seq = 1, .ts_ms = 1, .lane = 0, .data = "1", .data_len = 1};
+  assert_int_equal(store_batch_write(s, &ev, 1), 0);
+  store_hold_t h;
+  hold_start(&h, s, t.topic_id);
+  run_call_t c = {.s = s};
+  if (!hold_run(&h, run_main, &c, 5000)) fail_msg("a run write waited for the other thread's call to end");
+  assert_int_equal(c.rc[0], 0);
+  assert_int_equal(c.rc[1], 0);
+  store_close(s);
+}
+
+/* The event log file of an older build, with its runs tables and one run in them. */
+static void write_legacy_runs(const char *path) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  const char *sql =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE IF NOT EXISTS store_parts(part TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+      "CREATE TABLE runs(run_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, workflow TEXT NOT NULL,"
+      " status TEXT NOT NULL, input TEXT, output TEXT, error TEXT, idem_key TEXT, state TEXT,"
+      " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+      "CREATE UNIQUE INDEX runs_idem ON runs(tenant, idem_key) WHERE idem_key IS NOT NULL;"
+      "CREATE TABLE run_steps(run_id TEXT NOT NULL, key TEXT NOT NULL, step_id TEXT NOT NULL,"
+      " kind TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL, output TEXT,"
+      " usage TEXT, text TEXT, extra TEXT, error TEXT, started_ms INTEGER NOT NULL,"
+      " updated_ms INTEGER NOT NULL, PRIMARY KEY(run_id, key)) WITHOUT ROWID;"
+      "INSERT OR REPLACE INTO store_parts(part, version) VALUES ('runs', 1);"
+      "INSERT INTO runs VALUES ('r_old', 'acme', 'flow', 'running', NULL, NULL, NULL, 'k', NULL, 1, 2);"
+      "INSERT INTO run_steps VALUES ('r_old', 'a', 'a', 'llm', 2, 'completed', '\"x\"', NULL, NULL, NULL,"
+      " NULL, 1, 2);";
+  char *err = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) fail_msg("legacy file: %s", err);
+  sqlite3_close(db);
+}
+
+static bool has_table(const char *path, const char *table) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = ?1", -1, &st, NULL),
+                   SQLITE_OK);
+  sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  bool have = sqlite3_column_int(st, 0) > 0;
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return have;
+}
+
+static void assert_old_run_there(store_t *s) {
+  seen_t seen = {0};
+  assert_int_equal(store_run_list(s, NULL, on_run, &seen), 0);
+  assert_int_equal(seen.n, 1); /* once, however often it was moved */
+  assert_string_equal(seen.ids[0], "r_old");
+  seen = (seen_t){0};
+  assert_int_equal(store_step_list(s, "r_old", on_step, &seen), 0);
+  assert_int_equal(seen.n, 1);
+  assert_int_equal(seen.attempts[0], 2);
+  char existing[STORE_RUN_ID_MAX + 1];
+  store_run_t again = make_run("r_new", "acme", "flow", 5);
+  again.idem_key = "k";
+  assert_int_equal(store_run_create(s, &again, existing), -EEXIST); /* its key came along */
+  assert_string_equal(existing, "r_old");
+}
+
+/* Runs live in <stem>-runs.db; an event log file with runs tables (an older build's) has
+ * them moved there at open, also when a crash left them in both files. */
+static void test_sqlite_runs_live_in_their_own_file_and_old_ones_move_there(void **state) {
+  (void)state;
+  char runs_path[700];
+  snprintf(runs_path, sizeof runs_path, "%.*s-runs.db", (int)(strlen(test_db) - 3), test_db);
+  write_legacy_runs(test_db);
+  store_t *s = NULL;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
+  assert_old_run_there(s);
+  store_close(s);
+  assert_false(has_table(test_db, "runs"));
+  assert_false(has_table(test_db, "run_steps"));
+  assert_true(has_table(runs_path, "runs"));
+  assert_true(access(runs_path, F_OK) == 0);
+  /* A crash after the copy and before the drop: the tables are in both files. */
+  write_legacy_runs(test_db);
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
+  assert_old_run_there(s);
+  store_close(s);
+  assert_false(has_table(test_db, "runs"));
 }
 
 #define BOTH(f)                                                                  \
@@ -409,7 +523,11 @@ int main(void) {
       BOTH(test_run_list_filters_and_orders_newest_first),
       BOTH(test_run_delete_removes_the_run_and_its_steps),
       cmocka_unit_test_setup_teardown(test_sqlite_runs_survive_reopening, setup, teardown),
-      BOTH(test_run_writes_are_ebusy_while_an_event_batch_is_open),
+      BOTH(test_run_writes_go_through_while_an_event_batch_is_open),
+      cmocka_unit_test_setup_teardown(test_sqlite_run_writes_do_not_wait_for_another_threads_event_call, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_runs_live_in_their_own_file_and_old_ones_move_there, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("store runs", tests, NULL, NULL);
 }
