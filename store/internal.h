@@ -160,8 +160,7 @@ const store_runs_ops_t *store__runs(store_t *s, void **rb);
 /* The lock every run call holds (not the store's: see store.c, runs_lock). */
 void store__runs_lock(store_t *s);
 void store__runs_unlock(store_t *s);
-/* store.c: whether an event batch is open (run writes then fail with -EBUSY). Call with
- * the lock held. */
+/* store.c: whether an event batch is open. Call with the lock held. */
 bool store__in_batch(const store_t *s);
 /* store.c: the store's lock, held by every public call for its whole duration (so a call
  * from one thread never lands inside another thread's store_batch_write). Not recursive:

@@ -215,12 +215,11 @@ void store_stats_get(const store_t *s, store_stats_t *out);
  *
  * A run row per workflow run and one row per step instance of it. The run engine writes
  * one small transaction per transition (store_run_save), synchronously on its loop: a few
- * per step, far fewer than events. Runs are independent of the event log above (the
- * SQLite backend keeps them on a connection of their own to the same file) and are never
- * touched by retention. SQLite has one writer at a time, so run writes (create, save,
- * delete) fail with -EBUSY while a step-by-step event batch of the same store is open;
- * streams commits with store_batch_write, which holds the store's lock throughout, so a
- * run write from another thread waits for that commit instead of failing.
+ * per step, far fewer than events. Runs are independent of the event log above: the
+ * SQLite backend keeps them in a file of their own beside it (<stem>-runs.db, with its own
+ * checkpointer thread), and the run calls hold a lock of their own, so they never wait
+ * for an event batch, retention slice or WAL settle of another thread, and an open
+ * step-by-step event batch does not stop them. Never touched by retention.
  *
  * Strings are NUL-terminated; the JSON fields hold compact JSON text the store keeps
  * opaque. A status is any short string; the store knows only that "completed", "failed"

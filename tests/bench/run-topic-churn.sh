@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Topic churn beside bulk publishing: does creating topics hold up the daemon's loop?
-# Starts the daemon, has PUBS coord-bulk publishers send RATE events/s over TOPICS topics
-# for DURATION seconds (run-pubsub.sh against it as an external target) and, from 4 s in,
-# runs topic-churn.mjs for DURATION - 6 seconds: a ping every 5 ms on one connection and
-# CREATES subscriptions per second to new topics on another. Each value of CREATES (a
-# list) is a fresh daemon; 0 is the baseline (pings alone).
+# Topic and run churn beside bulk publishing: does creating topics or starting workflow
+# runs hold up the daemon's loop? Starts the daemon (with a two-step workflow "churn" on
+# the mock model), has PUBS coord-bulk publishers send RATE events/s over TOPICS topics for
+# DURATION seconds (run-pubsub.sh against it as an external target) and, from 4 s in, runs
+# topic-churn.mjs for DURATION - 6 seconds: a ping every 5 ms on one connection, CREATES
+# subscriptions per second to new topics on another, and RUNS workflow runs per second
+# started over HTTP. Each value of CREATES (a list) is a fresh daemon; CREATES=0 with
+# RUNS=0 is the baseline (pings alone).
 #
 # usage: tests/bench/run-topic-churn.sh
-# env:   CREATES ("0 100"), RATE (120000), TOPICS (100), PUBS (8), DURATION (20), plus
-#        lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT.
+# env:   CREATES ("0 100"), RUNS (0), RATE (120000), TOPICS (100), PUBS (8), DURATION (20),
+#        plus lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT.
 # Output: one line per run on stdout (acknowledged events/s, then the prober's JSON);
 # the publishers' table and files in BENCH_OUT.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 CREATES=${CREATES:-0 100}
+RUNS=${RUNS:-0}
 RATE=${RATE:-120000}
 TOPICS=${TOPICS:-100}
 PUBS=${PUBS:-8}
@@ -26,6 +29,17 @@ if [ "$DURATION" -lt 8 ]; then
   exit 2
 fi
 
+# The workflow the runs start: two steps on the mock model, a few tokens each.
+mkdir -p "$bench_tmp/wf"
+cat >"$bench_tmp/wf/churn.json" <<'JSON'
+{"name": "churn", "agents": {"m": {"ref": "churn-mock"}},
+ "steps": [{"id": "a", "type": "llm", "agent": "m", "prompt": "go {{ run.id }}"},
+           {"id": "b", "type": "llm", "agent": "m", "prompt": "again {{ steps.a.output }}"}]}
+JSON
+COORD_BENCH_CONFIG="\"workflows_dir\": \"$bench_tmp/wf\", \"runs\": {\"max_runs\": 100000},
+  \"agents\": {\"churn-mock\": {\"provider\": \"mock\", \"params\": {\"mock_text\": \"abcdefgh\",
+  \"mock_chunk_chars\": 4, \"mock_tokens_per_s\": 1000}}}${COORD_BENCH_CONFIG:+, $COORD_BENCH_CONFIG}"
+
 for creates in $CREATES; do
   bench_start_coordinator "churn-$creates"
   EXTERNAL_URL=$target_url EXTERNAL_PID=$target_pid TARGETS=external NAME=churn-$creates-pubs \
@@ -33,7 +47,7 @@ for creates in $CREATES; do
     PUB_SUBPROTOCOL=coord-bulk "$bench_root/tests/bench/run-pubsub.sh" >"$BENCH_OUT/churn-$creates-pubs.txt" 2>&1 &
   pubs=$!
   sleep 4
-  probe=$(node "$bench_root/tests/bench/topic-churn.mjs" "$target_url" $((DURATION - 6)) "$creates")
+  probe=$(node "$bench_root/tests/bench/topic-churn.mjs" "$target_url" $((DURATION - 6)) "$creates" "$RUNS")
   wait "$pubs" || bench_log "the publishers' run failed (see $BENCH_OUT/churn-$creates-pubs.txt)"
   acked=$(awk '$1 == "external" {print $3}' "$BENCH_OUT/churn-$creates-pubs.txt")
   echo "creates/s=$creates acked/s=${acked:-?} $probe"
