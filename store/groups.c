@@ -32,9 +32,9 @@ int store_group_load(store_t *s, const char *topic, const char *name, store_grou
   if (!s || !ids_ok(topic, name) || !gcb) return -EINVAL;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  store__lock(s);
+  store__groups_lock(s);
   int rc = ops->load(gb, topic, name, gcb, lcb, ud);
-  store__unlock(s);
+  store__groups_unlock(s);
   return rc;
 }
 
@@ -42,9 +42,9 @@ int store_group_list(store_t *s, const char *topic, store_group_cb cb, void *ud)
   if (!s || !name_ok(topic, GROUP_TOPIC_MAX) || !cb) return -EINVAL;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  store__lock(s);
+  store__groups_lock(s);
   int rc = ops->list(gb, topic, cb, ud);
-  store__unlock(s);
+  store__groups_unlock(s);
   return rc;
 }
 
@@ -55,9 +55,9 @@ int store_group_save(store_t *s, const store_group_write_t *w, size_t n) {
   if (n == 0) return 0;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  store__lock(s);
-  int rc = store__in_batch(s) ? -EBUSY : ops->save(gb, w, n);
-  store__unlock(s);
+  store__groups_lock(s);
+  int rc = ops->save(gb, w, n);
+  store__groups_unlock(s);
   return rc;
 }
 
@@ -65,8 +65,8 @@ int store_group_delete(store_t *s, const char *topic, const char *name) {
   if (!s || !ids_ok(topic, name)) return -EINVAL;
   void *gb;
   const store_groups_ops_t *ops = store__groups(s, &gb);
-  store__lock(s);
-  int rc = store__in_batch(s) ? -EBUSY : ops->del(gb, topic, name);
-  store__unlock(s);
+  store__groups_lock(s);
+  int rc = ops->del(gb, topic, name);
+  store__groups_unlock(s);
   return rc;
 }

@@ -1,11 +1,14 @@
 /* store groups, SQLite backend: consumer group rows and their pending leases.
  *
- * Owns its own connection to the database file (opened by sqlite_conn.c with the same
- * settings as the event log's), so that group writes never join or wait for an event batch
- * of the other connection; the groups tables' schema (versioned in store_parts as
- * 'groups'); and the statements over them. Every save is one BEGIN IMMEDIATE transaction
- * holding all the changes streams collected in a loop turn. Does not own the event or runs
- * tables.
+ * The groups live beside the event log in <stem>-groups.db (store__part_path), like the
+ * runs (runs_sqlite.c says why: in the event log's file each write, here one per loop
+ * turn while members ack, waited for the commit thread). Owns that file's connection
+ * (opened by sqlite_conn.c with the same settings as the event log's) and its
+ * checkpointer thread (sqlite_wal.c); the groups tables' schema (versioned in store_parts
+ * as 'groups'); and the statements over them; moves an older build's groups tables out of
+ * the event log's file at open (store__sql_move_legacy). Every save is one BEGIN
+ * IMMEDIATE transaction holding all the changes streams collected in a loop turn. Does
+ * not own the event or runs tables.
  *
  * Schema (groups version 1):
  *   stream_groups(topic, name, epoch, next_seq, ack_wait_ms) keyed (topic, name), no rowid
@@ -20,6 +23,8 @@
 #include "internal.h"
 
 #define GS_SCHEMA_VERSION 1
+#define GS_WAL_MAX_BYTES (16u << 20) /* its log's bound (journal_size_limit) */
+#define GS_CACHE_BYTES (4u << 20) /* the groups connection's page cache */
 
 enum gs_stmt {
   GS_GET,
@@ -67,7 +72,15 @@ static const char gs_schema_v1[] =
 
 typedef struct gs_store {
   store_sql_t sql; /* owned: the connection and its statements */
+  store_wal_t wal; /* the groups file's checkpointer */
+  bool wal_open;
 } gs_store_t;
+
+/* The groups tables of an event log file written before they had a file of their own. */
+static const store_legacy_table_t gs_legacy[] = {
+    {"stream_groups", "topic, name, epoch, next_seq, ack_wait_ms"},
+    {"stream_group_leases", "topic, name, seq, deliveries"},
+};
 
 static const char *const gs_migrations[GS_SCHEMA_VERSION] = {gs_schema_v1};
 
@@ -90,6 +103,7 @@ static store_group_t gs_row(sqlite3_stmt *st) {
 static void gs_close(void *gb) {
   gs_store_t *q = gb;
   if (!q) return;
+  if (q->wal_open) store__wal_close(&q->wal);
   store__sql_close(&q->sql);
   free(q);
 }
@@ -200,10 +214,21 @@ static const store_groups_ops_t gs_ops = {
 int store__groups_sqlite_open(const store_options_t *opts, const store_groups_ops_t **ops,
                               void **gb) {
   gs_store_t *q = xcalloc(1, sizeof *q);
-  int rc = store__sql_open(&q->sql, opts, "groups");
-  if (rc == 0) rc = store__sql_no_autocheckpoint(&q->sql); /* internal.h */
+  char *path = store__part_path(opts->path, "groups");
+  store_options_t gopts = *opts;
+  gopts.path = path;
+  if (gopts.cache_bytes == 0 || gopts.cache_bytes > GS_CACHE_BYTES) gopts.cache_bytes = GS_CACHE_BYTES;
+  gopts.wal_max_bytes = GS_WAL_MAX_BYTES;
+  int rc = store__sql_open(&q->sql, &gopts, "groups");
   if (rc == 0) rc = store__sql_part_migrate(&q->sql, GS_SCHEMA_VERSION, gs_migrations);
+  if (rc == 0) rc = store__sql_move_legacy(&q->sql, opts->path, gs_legacy, 2);
   if (rc == 0) rc = store__sql_prepare(&q->sql, gs_sql, GS__COUNT);
+  /* Checkpoints on a thread, as for the event log: none inside a group write on the loop. */
+  if (rc == 0) {
+    rc = store__wal_open(&q->wal, &q->sql, &gopts);
+    q->wal_open = rc == 0;
+  }
+  free(path);
   if (rc < 0) {
     gs_close(q);
     return -EIO;

@@ -70,9 +70,10 @@ typedef struct store_ops {
 /* The backend state of s (tests reach into the SQLite backend's locks with it). */
 void *store__backend(store_t *s);
 
-/* The runs file beside the event log's events_path: its ".db" suffix (if any) replaced by
- * "-runs.db" ("data/coordinator.db" -> "data/coordinator-runs.db"). Owned by the caller. */
-char *store__runs_path(const char *events_path);
+/* The file of a part (runs, groups) beside the event log's events_path: its ".db" suffix
+ * (if any) replaced by "-<part>.db" ("data/coordinator.db", "runs" ->
+ * "data/coordinator-runs.db"). Owned by the caller. */
+char *store__part_path(const char *events_path, const char *part);
 
 /* Backend constructors: on success *ops points at the backend's static table and *be at
  * its state, owned by the store_t that store.c builds around them. */
@@ -160,6 +161,9 @@ const store_runs_ops_t *store__runs(store_t *s, void **rb);
 /* The lock every run call holds (not the store's: see store.c, runs_lock). */
 void store__runs_lock(store_t *s);
 void store__runs_unlock(store_t *s);
+/* The lock every consumer group call holds (its own too). */
+void store__groups_lock(store_t *s);
+void store__groups_unlock(store_t *s);
 /* store.c: whether an event batch is open. Call with the lock held. */
 bool store__in_batch(const store_t *s);
 /* store.c: the store's lock, held by every public call for its whole duration (so a call
@@ -216,13 +220,23 @@ typedef struct store_sql {
   struct sqlite3_stmt *txn[3]; /* owned */
   const char *part;            /* borrowed, static: NULL for the event log, "runs", "groups"
                                   (named in log lines) */
+  bool sync_full;              /* opened with synchronous=FULL */
 } store_sql_t;
-/* Turns SQLite's autocheckpoint off on c: for the connections that share the event log's
- * file (runs, groups). With it on, each of their commits found the log past 1,000 frames
- * (it always is under load; the event connection's checkpointer thread keeps it, see
- * sqlite_wal.c) and ran a checkpoint pass itself, on the event loop. Their frames are in
- * the same log, counted by the event connection's next commit. */
-int store__sql_no_autocheckpoint(store_sql_t *c) __attribute__((warn_unused_result));
+/* The store_parts version the event log's file keeps for a part that moved to a file of
+ * its own (store__sql_move_legacy), so that older builds refuse the folder. */
+#define STORE_PART_MOVED 1000
+/* A table of a part, as an older build kept it in the event log's file. */
+typedef struct store_legacy_table {
+  const char *name; /* e.g. "runs" */
+  const char *cols; /* its columns, comma-separated */
+} store_legacy_table_t;
+/* Moves the part's tables (c->part; tables[0] tells whether there is anything to move)
+ * from the event log's file at events_path into c's file, whose schema is already there:
+ * copied in one synced transaction (rows it has are kept), then dropped from the event
+ * log's file in another. A crash between the two is repaired by the next call. Then, moved
+ * or not, marks the part STORE_PART_MOVED in the event log's store_parts. */
+int store__sql_move_legacy(store_sql_t *c, const char *events_path, const store_legacy_table_t *tables,
+                           size_t n) __attribute__((warn_unused_result));
 
 /* Opens opts->path (created when missing) into c, which the caller zeroed, and sets the
  * busy timeout, WAL mode (checked) and opts' synchronous level. On failure c may hold an

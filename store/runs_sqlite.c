@@ -1,6 +1,6 @@
 /* store runs, SQLite backend: workflow runs and step rows in a file of their own.
  *
- * The runs live beside the event log in <stem>-runs.db (store__runs_path): SQLite has one
+ * The runs live beside the event log in <stem>-runs.db (store__part_path): SQLite has one
  * writer per file, and in the event log's file every run write (a few per step, on the
  * event loop) waited for the commit thread's batch, retention slice or WAL settle: 2.4 s
  * of 14 with 20 runs/s beside 120,000 events/s (docs/benchmarks.md, "Run writes beside
@@ -8,7 +8,7 @@
  * settings as the event log's) and its checkpointer (sqlite_wal.c, as for the event log:
  * no checkpoint and no fsync inside a run write), the runs tables' schema (versioned in
  * store_parts) and the statements over them; moves the runs tables of an event log file
- * written by an older build into the runs file at open (rs_move_legacy). Every save is
+ * written by an older build into the runs file at open (store__sql_move_legacy). Every save is
  * one BEGIN IMMEDIATE transaction. Does not own the event tables.
  *
  * Schema (runs version 1):
@@ -27,6 +27,7 @@
 #include "internal.h"
 
 #define RS_SCHEMA_VERSION 1
+#define RS_WAL_MAX_BYTES (16u << 20) /* its log's bound (journal_size_limit) */
 #define RS_CACHE_BYTES (4u << 20) /* the runs connection's page cache: runs are small */
 
 enum rs_stmt {
@@ -101,50 +102,12 @@ static void rs_close(void *rb) {
   free(q);
 }
 
-/* The runs tables of an event log file written before the runs had a file of their own:
- * copied into the runs file (one transaction there), then dropped from the event log's
- * (another). A crash between the two leaves both: the next open copies again, ignoring
- * the rows it has, and drops them then. */
-static int rs_move_legacy(rs_store_t *q, const char *events_path) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(q->sql.db, "ATTACH DATABASE ?1 AS legacy", -1, &st, NULL);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(st, 1, events_path, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return store__sql_fail(&q->sql, rc, "attach the event log");
-  rc = sqlite3_prepare_v2(q->sql.db,
-                          "SELECT count(*) FROM legacy.sqlite_master WHERE type = 'table' AND name = 'runs'",
-                          -1, &st, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_step(st);
-  bool have = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-  sqlite3_finalize(st);
-  int out = rc == SQLITE_ROW ? 0 : store__sql_fail(&q->sql, rc, "legacy runs");
-  if (out == 0 && have) {
-    out = store__sql_exec(&q->sql,
-                          "BEGIN IMMEDIATE;"
-                          "INSERT OR IGNORE INTO main.runs(" RS_RUN_COLS ") SELECT " RS_RUN_COLS
-                          " FROM legacy.runs;"
-                          "INSERT OR IGNORE INTO main.run_steps SELECT run_id, key, step_id, kind, attempt,"
-                          " status, output, usage, text, extra, error, started_ms, updated_ms"
-                          " FROM legacy.run_steps;"
-                          "COMMIT");
-    if (out < 0) sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
-    if (out == 0) {
-      out = store__sql_exec(&q->sql,
-                            "BEGIN IMMEDIATE;"
-                            "DROP TABLE legacy.run_steps;"
-                            "DROP TABLE legacy.runs;"
-                            "DELETE FROM legacy.store_parts WHERE part = 'runs';"
-                            "COMMIT");
-      if (out < 0) sqlite3_exec(q->sql.db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    if (out == 0) log_info("store", "runs moved to their own file", "{s:s}", "from", events_path);
-  }
-  int d = store__sql_exec(&q->sql, "DETACH DATABASE legacy");
-  return out < 0 ? out : d;
-}
+/* The runs tables of an event log file written before the runs had a file of their own. */
+static const store_legacy_table_t rs_legacy[] = {
+    {"runs", RS_RUN_COLS},
+    {"run_steps", "run_id, key, step_id, kind, attempt, status, output, usage, text, extra, error,"
+                  " started_ms, updated_ms"},
+};
 
 /* ---- runs ---- */
 
@@ -340,25 +303,16 @@ static const store_runs_ops_t rs_ops = {
     .del = rs_del,
 };
 
-/* internal.h */
-char *store__runs_path(const char *events_path) {
-  size_t n = strlen(events_path);
-  if (n > 3 && strcmp(events_path + n - 3, ".db") == 0) n -= 3;
-  char *p = xmalloc(n + sizeof "-runs.db");
-  memcpy(p, events_path, n);
-  memcpy(p + n, "-runs.db", sizeof "-runs.db");
-  return p;
-}
-
 int store__runs_sqlite_open(const store_options_t *opts, const store_runs_ops_t **ops, void **rb) {
   rs_store_t *q = xcalloc(1, sizeof *q);
-  char *path = store__runs_path(opts->path);
+  char *path = store__part_path(opts->path, "runs");
   store_options_t ropts = *opts;
   ropts.path = path;
   if (ropts.cache_bytes == 0 || ropts.cache_bytes > RS_CACHE_BYTES) ropts.cache_bytes = RS_CACHE_BYTES;
+  ropts.wal_max_bytes = RS_WAL_MAX_BYTES;
   int rc = store__sql_open(&q->sql, &ropts, "runs");
   if (rc == 0) rc = store__sql_part_migrate(&q->sql, RS_SCHEMA_VERSION, rs_migrations);
-  if (rc == 0) rc = rs_move_legacy(q, opts->path);
+  if (rc == 0) rc = store__sql_move_legacy(&q->sql, opts->path, rs_legacy, 2);
   if (rc == 0) rc = store__sql_prepare(&q->sql, rs_sql, RS__COUNT);
   /* Checkpoints on a thread, as for the event log: none inside a run write on the loop. */
   if (rc == 0) {

@@ -117,11 +117,6 @@ static int sql_wal_on(store_sql_t *c) {
   return -EIO;
 }
 
-int store__sql_no_autocheckpoint(store_sql_t *c) {
-  int rc = sqlite3_wal_autocheckpoint(c->db, 0);
-  return rc == SQLITE_OK ? 0 : store__sql_fail(c, rc, "wal_autocheckpoint");
-}
-
 int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *part) {
   c->part = part;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -132,6 +127,7 @@ int store__sql_open(store_sql_t *c, const store_options_t *opts, const char *par
               opts->path, "error", c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
     return -EIO;
   }
+  c->sync_full = opts->synchronous_full;
   rc = sqlite3_busy_timeout(c->db, STORE_SQL_BUSY_TIMEOUT_MS);
   if (rc != SQLITE_OK) return store__sql_fail(c, rc, "busy_timeout");
   rc = sql_wal_on(c);
@@ -227,4 +223,98 @@ int store__sql_part_migrate(store_sql_t *c, int supported, const char *const *st
     store__vfs_rolled_back(c->db);
   }
   return rc;
+}
+
+/* ---- parts moved out of the event log's file ---- */
+
+/* internal.h */
+char *store__part_path(const char *events_path, const char *part) {
+  size_t n = strlen(events_path), m = strlen(part);
+  if (n > 3 && strcmp(events_path + n - 3, ".db") == 0) n -= 3;
+  char *p = xmalloc(n + 1 + m + sizeof ".db");
+  memcpy(p, events_path, n);
+  p[n] = '-';
+  memcpy(p + n + 1, part, m);
+  memcpy(p + n + 1 + m, ".db", sizeof ".db");
+  return p;
+}
+
+static int sql_legacy_has(store_sql_t *c, const char *table, bool *have) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT count(*) FROM legacy.sqlite_master WHERE type = 'table' AND name = ?1",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+  }
+  *have = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : store__sql_fail(c, rc, "legacy tables");
+}
+
+/* Runs sql (a script) in one transaction; rolled back on failure. */
+static int sql_script_txn(store_sql_t *c, const char *sql) {
+  char *text = xasprintf("BEGIN IMMEDIATE;%sCOMMIT", sql);
+  int rc = store__sql_exec(c, text);
+  free(text);
+  if (rc < 0) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+/* The event log file's store_parts row of a part that left it: an older build that opens
+ * the data folder refuses it ("schema is newer than this build") instead of creating the
+ * part's tables anew, empty, and running without the runs or groups it had. */
+static int sql_part_moved_mark(store_sql_t *c) {
+  char *sql = xasprintf("CREATE TABLE IF NOT EXISTS legacy.store_parts(part TEXT PRIMARY KEY,"
+                        " version INTEGER NOT NULL);"
+                        "INSERT INTO legacy.store_parts(part, version) VALUES ('%s', %d)"
+                        " ON CONFLICT(part) DO UPDATE SET version = excluded.version"
+                        " WHERE version != excluded.version;",
+                        c->part, STORE_PART_MOVED);
+  int rc = sql_script_txn(c, sql);
+  free(sql);
+  return rc;
+}
+
+/* internal.h */
+int store__sql_move_legacy(store_sql_t *c, const char *events_path, const store_legacy_table_t *tables,
+                           size_t n) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(c->db, "ATTACH DATABASE ?1 AS legacy", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, events_path, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return store__sql_fail(c, rc, "attach the event log");
+  bool have = false;
+  int out = n ? sql_legacy_has(c, tables[0].name, &have) : 0;
+  if (out == 0 && have) {
+    /* Copied in one transaction of this file, then dropped in one of the event log's: a
+     * crash between the two leaves both, and the next open copies again (ignoring the rows
+     * this file has) and drops them then. */
+    size_t cap = 64;
+    for (size_t i = 0; i < n; i++) cap += 2 * strlen(tables[i].name) + 2 * strlen(tables[i].cols) + 96;
+    char *copy = xmalloc(cap), *drop = xmalloc(cap);
+    size_t cl = 0, dl = 0;
+    for (size_t i = 0; i < n; i++) {
+      cl += (size_t)snprintf(copy + cl, cap - cl,
+                             "INSERT INTO main.%s(%s) SELECT %s FROM legacy.%s WHERE true ON CONFLICT DO NOTHING;",
+                             tables[i].name, tables[i].cols, tables[i].cols, tables[i].name);
+      dl += (size_t)snprintf(drop + dl, cap - dl, "DROP TABLE IF EXISTS legacy.%s;", tables[n - 1 - i].name);
+    }
+    /* The copy is synced before the drop (the file's own commits are not, at NORMAL), so
+     * that no power loss can keep the drop without the copy. */
+    out = store__sql_exec(c, "PRAGMA main.synchronous=FULL");
+    if (out == 0) out = sql_script_txn(c, copy);
+    if (out == 0) out = store__sql_exec(c, c->sync_full ? "PRAGMA main.synchronous=FULL"
+                                                        : "PRAGMA main.synchronous=NORMAL");
+    if (out == 0) out = sql_script_txn(c, drop);
+    free(copy);
+    free(drop);
+    if (out == 0) log_info("store", "moved to a file of its own", "{s:s,s:s}", "part", c->part, "from", events_path);
+  }
+  if (out == 0) out = sql_part_moved_mark(c);
+  int d = store__sql_exec(c, "DETACH DATABASE legacy");
+  return out < 0 ? out : d;
 }

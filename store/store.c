@@ -39,10 +39,11 @@ struct store {
   uint64_t batch_events;
   store_stats_t stats;
   /* The runs' own lock: their SQLite backend has a file of its own (runs_sqlite.c), so
-   * run calls never wait for the event log's batches under lock. */
+   * run calls never wait for the event log's batches under lock. The groups' the same. */
   pthread_mutex_t runs_lock;
   const store_runs_ops_t *runs_ops; /* borrowed: the runs backend's static table */
   void *runs_be;                    /* owned, freed through runs_ops->close */
+  pthread_mutex_t groups_lock; /* the groups' own, like runs_lock */
   const store_groups_ops_t *groups_ops; /* borrowed: the groups backend's static table */
   void *groups_be;                      /* owned, freed through groups_ops->close */
 };
@@ -71,6 +72,7 @@ static int store_wrap(const store_ops_t *ops, void *be, const store_runs_ops_t *
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->stats_mu, NULL);
   pthread_mutex_init(&s->runs_lock, NULL);
+  pthread_mutex_init(&s->groups_lock, NULL);
   s->ops = ops;
   s->be = be;
   s->runs_ops = runs_ops;
@@ -95,6 +97,14 @@ void store__runs_lock(store_t *s) {
 
 void store__runs_unlock(store_t *s) {
   pthread_mutex_unlock(&s->runs_lock);
+}
+
+void store__groups_lock(store_t *s) {
+  pthread_mutex_lock(&s->groups_lock);
+}
+
+void store__groups_unlock(store_t *s) {
+  pthread_mutex_unlock(&s->groups_lock);
 }
 
 void *store__backend(store_t *s) {
@@ -187,6 +197,7 @@ void store_close(store_t *s) {
   s->ops->close(s->be);
   pthread_mutex_destroy(&s->stats_mu);
   pthread_mutex_destroy(&s->runs_lock);
+  pthread_mutex_destroy(&s->groups_lock);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }

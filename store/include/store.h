@@ -301,9 +301,11 @@ int store_run_delete(store_t *s, const char *run_id) __attribute__((warn_unused_
  * that position belongs to, plus one row per pending lease (a seq handed out and not yet
  * acknowledged, with how many times it was delivered). streams writes the changes of a
  * loop turn in one store_group_save transaction, never one per event. Like runs, groups
- * live beside the event log (the SQLite backend keeps them on a connection of their own
- * to the same file), are never touched by retention or store_topic_reset, and their
- * writes fail with -EBUSY while an event batch of the same store is open.
+ * live beside the event log (the SQLite backend keeps them in a file of their own,
+ * <stem>-groups.db, with its own checkpointer thread; the group calls hold a lock of
+ * their own), so they never wait for an event batch of another thread, and an open
+ * step-by-step event batch does not stop them. Never touched by retention or
+ * store_topic_reset.
  *
  * Names are checked by streams; the store only requires non-empty strings of at most
  * STORE_GROUP_NAME_MAX bytes (group) and 265 bytes (topic). */

@@ -13,7 +13,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
+#include "store/hold.h"
 #include "store/tmpdir.h"
 
 static char test_dir[512];
@@ -189,16 +192,96 @@ static void test_group_calls_reject_bad_arguments(void **state) {
   store_close(s);
 }
 
-static void test_group_writes_are_ebusy_while_an_event_batch_is_open(void **state) {
+/* Group calls have a lock of their own (and on SQLite a file of their own): an event batch
+ * open on this thread does not stop them. */
+static void test_group_writes_go_through_while_an_event_batch_is_open(void **state) {
   store_t *s = open_store(state);
   store_topic_t t;
   assert_int_equal(store_topic_ensure(s, "acme/jobs", &t), 0);
   assert_int_equal(store_batch_begin(s), 0);
   store_group_write_t w = wr("acme/jobs", "a", 1);
-  assert_int_equal(store_group_save(s, &w, 1), -EBUSY);
-  assert_int_equal(store_group_delete(s, "acme/jobs", "a"), -EBUSY);
-  store_batch_rollback(s);
   assert_int_equal(store_group_save(s, &w, 1), 0);
+  store_batch_rollback(s); /* leaves the group's write alone */
+  seen_t seen = {0};
+  assert_int_equal(store_group_load(s, "acme/jobs", "a", on_group, NULL, &seen), 0);
+  assert_int_equal(store_batch_begin(s), 0);
+  assert_int_equal(store_group_delete(s, "acme/jobs", "a"), 0);
+  store_batch_rollback(s); /* the delete stands */
+  assert_int_equal(store_group_load(s, "acme/jobs", "a", on_group, NULL, &seen), -ENOENT);
+  store_close(s);
+}
+
+/* Groups live in <stem>-groups.db; an older build's groups tables in the event log's file
+ * move there at open, and that file's store_parts then refuses older builds. */
+static void test_sqlite_groups_live_in_their_own_file_and_old_ones_move_there(void **state) {
+  (void)state;
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  const char *legacy =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE store_parts(part TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+      "CREATE TABLE stream_groups(topic TEXT NOT NULL, name TEXT NOT NULL, epoch TEXT NOT NULL,"
+      " next_seq INTEGER NOT NULL, ack_wait_ms INTEGER NOT NULL, PRIMARY KEY(topic, name)) WITHOUT ROWID;"
+      "CREATE TABLE stream_group_leases(topic TEXT NOT NULL, name TEXT NOT NULL,"
+      " seq INTEGER NOT NULL, deliveries INTEGER NOT NULL, PRIMARY KEY(topic, name, seq)) WITHOUT ROWID;"
+      "INSERT INTO store_parts VALUES ('groups', 1);"
+      "INSERT INTO stream_groups VALUES ('acme/jobs', 'old', 'e0', 8, 30000);"
+      "INSERT INTO stream_group_leases VALUES ('acme/jobs', 'old', 7, 3);";
+  char *err = NULL;
+  if (sqlite3_exec(db, legacy, NULL, NULL, &err) != SQLITE_OK) fail_msg("legacy file: %s", err);
+  sqlite3_close(db);
+  store_t *s;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
+  seen_t seen = {0};
+  assert_int_equal(store_group_load(s, "acme/jobs", "old", on_group, on_lease, &seen), 0);
+  assert_int_equal(seen.next_seq[0], 8);
+  assert_int_equal(seen.leases, 1);
+  assert_int_equal(seen.deliveries[0], 3);
+  store_close(s);
+  assert_int_equal(sqlite3_open(test_db, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'stream_groups'),"
+                                      " (SELECT version FROM store_parts WHERE part = 'groups')",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(st, 0), 0);
+  assert_int_equal(sqlite3_column_int(st, 1), 1000);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  char groups_path[700];
+  snprintf(groups_path, sizeof groups_path, "%.*s-groups.db", (int)(strlen(test_db) - 3), test_db);
+  assert_true(access(groups_path, F_OK) == 0);
+}
+
+typedef struct group_call {
+  store_t *s;
+  int rc;
+} group_call_t;
+
+static void *group_main(void *arg) {
+  group_call_t *c = arg;
+  store_group_write_t w = wr("acme/jobs", "g", 3);
+  c->rc = store_group_save(c->s, &w, 1);
+  return NULL;
+}
+
+/* Streams writes its dirty groups once per loop turn while members ack, on the event loop,
+ * while the commit thread holds the store: those writes do not wait for it. */
+static void test_sqlite_group_writes_do_not_wait_for_another_threads_event_call(void **state) {
+  (void)state;
+  store_t *s;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
+  store_topic_t t;
+  assert_int_equal(store_topic_ensure(s, "acme/held", &t), 0);
+  store_event_t ev = {.topic_id = t.topic_id, .seq = 1, .ts_ms = 1, .lane = 0, .data = "1", .data_len = 1};
+  assert_int_equal(store_batch_write(s, &ev, 1), 0);
+  store_hold_t h;
+  hold_start(&h, s, t.topic_id);
+  group_call_t c = {.s = s};
+  if (!hold_run(&h, group_main, &c, 5000)) fail_msg("a group write waited for the other thread's call to end");
+  assert_int_equal(c.rc, 0);
   store_close(s);
 }
 
@@ -232,8 +315,12 @@ int main(void) {
       BOTH(test_group_save_applies_deletes_then_puts_across_groups_in_one_call),
       BOTH(test_group_delete_removes_the_row_and_its_leases),
       BOTH(test_group_calls_reject_bad_arguments),
-      BOTH(test_group_writes_are_ebusy_while_an_event_batch_is_open),
+      BOTH(test_group_writes_go_through_while_an_event_batch_is_open),
       cmocka_unit_test_setup_teardown(test_sqlite_groups_survive_reopening, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_group_writes_do_not_wait_for_another_threads_event_call, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_groups_live_in_their_own_file_and_old_ones_move_there, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("store groups", tests, NULL, NULL);
 }

@@ -470,6 +470,21 @@ static bool has_table(const char *path, const char *table) {
   return have;
 }
 
+/* The version the event log file's store_parts holds for part, -1 when none. */
+static int part_version(const char *path, const char *part) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "SELECT version FROM store_parts WHERE part = ?1", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
 static void assert_old_run_there(store_t *s) {
   seen_t seen = {0};
   assert_int_equal(store_run_list(s, NULL, on_run, &seen), 0);
@@ -500,12 +515,23 @@ static void test_sqlite_runs_live_in_their_own_file_and_old_ones_move_there(void
   assert_false(has_table(test_db, "runs"));
   assert_false(has_table(test_db, "run_steps"));
   assert_true(has_table(runs_path, "runs"));
-  assert_true(access(runs_path, F_OK) == 0);
+  /* An older build opening the folder refuses it ("runs schema is newer than this build")
+   * instead of starting with empty runs tables of its own. */
+  assert_int_equal(part_version(test_db, "runs"), 1000);
+  assert_int_equal(part_version(test_db, "groups"), 1000);
+  assert_int_equal(part_version(runs_path, "runs"), 1);
   /* A crash after the copy and before the drop: the tables are in both files. */
   write_legacy_runs(test_db);
   assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
   assert_old_run_there(s);
   store_close(s);
+  assert_false(has_table(test_db, "runs"));
+  /* A new folder is marked the same way. */
+  unlink(test_db);
+  unlink(runs_path);
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
+  store_close(s);
+  assert_int_equal(part_version(test_db, "runs"), 1000);
   assert_false(has_table(test_db, "runs"));
 }
 
