@@ -1,4 +1,5 @@
-/* The streams module of the daemon: opens the store at <data_dir>/coordinator.db (runs and groups beside it in coordinator-runs.db and coordinator-groups.db), maps the
+/* The streams module of the daemon: opens the store at <data_dir>/coordinator.db (runs and
+ * groups beside it, in coordinator-runs.db and coordinator-groups.db), maps the
  * configuration onto stream_config_t, creates the hub, installs the WebSocket session and
  * the HTTP/SSE routes, runs the housekeeping timer (slow clients, token expiry, SSE
  * keepalives), copies the engine's statistics into /metrics, answers /readyz "overloaded",
