@@ -23,7 +23,7 @@
 #include "internal.h"
 
 #define GS_SCHEMA_VERSION 1
-#define GS_WAL_MAX_BYTES (16u << 20) /* its log's bound (journal_size_limit) */
+#define GS_WAL_MAX_BYTES (16u << 20) /* its log's bound, at most (a smaller wal_max too) */
 #define GS_CACHE_BYTES (4u << 20) /* the groups connection's page cache */
 
 enum gs_stmt {
@@ -108,6 +108,16 @@ static void gs_close(void *gb) {
   free(q);
 }
 
+/* Opens a write transaction; first, once the log has passed its bound, settles it (as the
+ * event log's batches do, sqlite_wal.c): under steady small writes (a group flush per loop
+ * turn) the log starts over only then. A settle waits for one checkpoint pass, on the
+ * caller's thread (the loop), once per GS_WAL_MAX_BYTES of this file's log. */
+static int gs_begin(gs_store_t *q) {
+  if (q->wal_open && store__wal_settle_due(&q->wal)) store__wal_settle(&q->wal);
+  return store__sql_begin(&q->sql);
+}
+
+
 /* ---- reads ---- */
 
 static int gs_load(void *gb, const char *topic, const char *name, store_group_cb gcb,
@@ -181,7 +191,7 @@ static int gs_write_one(gs_store_t *q, const store_group_write_t *w) {
 
 static int gs_save(void *gb, const store_group_write_t *w, size_t n) {
   gs_store_t *q = gb;
-  int rc = store__sql_begin(&q->sql);
+  int rc = gs_begin(q);
   if (rc < 0) return rc;
   for (size_t i = 0; rc == 0 && i < n; i++) rc = gs_write_one(q, &w[i]);
   return store__sql_end(&q->sql, rc);
@@ -189,7 +199,7 @@ static int gs_save(void *gb, const store_group_write_t *w, size_t n) {
 
 static int gs_del(void *gb, const char *topic, const char *name) {
   gs_store_t *q = gb;
-  int rc = store__sql_begin(&q->sql);
+  int rc = gs_begin(q);
   if (rc < 0) return rc;
   sqlite3_stmt *st = store__sql_stmt(&q->sql, GS_DEL_LEASES);
   gs_ids(st, topic, name);
@@ -218,10 +228,10 @@ int store__groups_sqlite_open(const store_options_t *opts, const store_groups_op
   store_options_t gopts = *opts;
   gopts.path = path;
   if (gopts.cache_bytes == 0 || gopts.cache_bytes > GS_CACHE_BYTES) gopts.cache_bytes = GS_CACHE_BYTES;
-  gopts.wal_max_bytes = GS_WAL_MAX_BYTES;
+  if (gopts.wal_max_bytes == 0 || gopts.wal_max_bytes > GS_WAL_MAX_BYTES) gopts.wal_max_bytes = GS_WAL_MAX_BYTES;
   int rc = store__sql_open(&q->sql, &gopts, "groups");
   if (rc == 0) rc = store__sql_part_migrate(&q->sql, GS_SCHEMA_VERSION, gs_migrations);
-  if (rc == 0) rc = store__sql_move_legacy(&q->sql, opts->path, gs_legacy, 2);
+  if (rc == 0) rc = store__sql_move_legacy(&q->sql, opts->path, gs_legacy, sizeof gs_legacy / sizeof *gs_legacy);
   if (rc == 0) rc = store__sql_prepare(&q->sql, gs_sql, GS__COUNT);
   /* Checkpoints on a thread, as for the event log: none inside a group write on the loop. */
   if (rc == 0) {

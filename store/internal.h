@@ -164,8 +164,6 @@ void store__runs_unlock(store_t *s);
 /* The lock every consumer group call holds (its own too). */
 void store__groups_lock(store_t *s);
 void store__groups_unlock(store_t *s);
-/* store.c: whether an event batch is open. Call with the lock held. */
-bool store__in_batch(const store_t *s);
 /* store.c: the store's lock, held by every public call for its whole duration (so a call
  * from one thread never lands inside another thread's store_batch_write). Not recursive:
  * backend callbacks must not call back into the store. */
@@ -178,7 +176,7 @@ bool store__run_status_final(const char *status);
  *
  * A third backend beside the event log's and the runs', opened and closed with them by
  * store.c. groups.c checks arguments before calling (non-empty names within their
- * limits, non-NULL callbacks and arrays, next_seq >= 1, no open event batch for writes);
+ * limits, non-NULL callbacks and arrays, next_seq >= 1);
  * the contract of each op is the public function of the same name. */
 typedef struct store_groups_ops {
   void (*close)(void *gb);
@@ -232,9 +230,9 @@ typedef struct store_legacy_table {
 } store_legacy_table_t;
 /* Moves the part's tables (c->part; tables[0] tells whether there is anything to move)
  * from the event log's file at events_path into c's file, whose schema is already there:
- * copied in one synced transaction (rows it has are kept), then dropped from the event
- * log's file in another. A crash between the two is repaired by the next call. Then, moved
- * or not, marks the part STORE_PART_MOVED in the event log's store_parts. */
+ * copied in one synced transaction (replacing what c's tables held), then dropped from
+ * the event log's file in another. A crash between the two is repaired by the next call.
+ * Then, moved or not, marks the part STORE_PART_MOVED in the event log's store_parts. */
 int store__sql_move_legacy(store_sql_t *c, const char *events_path, const store_legacy_table_t *tables,
                            size_t n) __attribute__((warn_unused_result));
 

@@ -291,20 +291,22 @@ int store__sql_move_legacy(store_sql_t *c, const char *events_path, const store_
   int out = n ? sql_legacy_has(c, tables[0].name, &have) : 0;
   if (out == 0 && have) {
     /* Copied in one transaction of this file, then dropped in one of the event log's: a
-     * crash between the two leaves both, and the next open copies again (ignoring the rows
-     * this file has) and drops them then. */
-    size_t cap = 64;
-    for (size_t i = 0; i < n; i++) cap += 2 * strlen(tables[i].name) + 2 * strlen(tables[i].cols) + 96;
-    char *copy = xmalloc(cap), *drop = xmalloc(cap);
-    size_t cl = 0, dl = 0;
+     * crash between the two leaves both, and the next open copies again and drops them
+     * then. While the event log's file has the tables, they are the truth: the copy first
+     * empties this file's (nothing writes it before the drop succeeds; and after a rollback
+     * to an older build, which worked on the event log's tables, this file is stale). */
+    char *copy = xstrdup(""), *drop = xstrdup("");
     for (size_t i = 0; i < n; i++) {
-      cl += (size_t)snprintf(copy + cl, cap - cl,
-                             "INSERT INTO main.%s(%s) SELECT %s FROM legacy.%s WHERE true ON CONFLICT DO NOTHING;",
-                             tables[i].name, tables[i].cols, tables[i].cols, tables[i].name);
-      dl += (size_t)snprintf(drop + dl, cap - dl, "DROP TABLE IF EXISTS legacy.%s;", tables[n - 1 - i].name);
+      char *c2 = xasprintf("%sDELETE FROM main.%s;INSERT INTO main.%s(%s) SELECT %s FROM legacy.%s;", copy,
+                           tables[i].name, tables[i].name, tables[i].cols, tables[i].cols, tables[i].name);
+      char *d2 = xasprintf("%sDROP TABLE IF EXISTS legacy.%s;", drop, tables[n - 1 - i].name);
+      free(copy);
+      free(drop);
+      copy = c2;
+      drop = d2;
     }
-    /* The copy is synced before the drop (the file's own commits are not, at NORMAL), so
-     * that no power loss can keep the drop without the copy. */
+    /* The copy is synced before the drop (this file's commits are not, at NORMAL), so that
+     * no power loss can keep the drop without the copy. */
     out = store__sql_exec(c, "PRAGMA main.synchronous=FULL");
     if (out == 0) out = sql_script_txn(c, copy);
     if (out == 0) out = store__sql_exec(c, c->sync_full ? "PRAGMA main.synchronous=FULL"

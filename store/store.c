@@ -111,10 +111,6 @@ void *store__backend(store_t *s) {
   return s->be;
 }
 
-bool store__in_batch(const store_t *s) {
-  return s->in_batch;
-}
-
 void store__lock(store_t *s) {
   pthread_mutex_lock(&s->lock);
 }

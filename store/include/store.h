@@ -273,13 +273,13 @@ typedef int (*store_step_cb)(void *ud, const store_step_t *step);
 /* Creates a run. When run->idem_key is set and a run of the same tenant already holds
  * it, nothing is written and existing (may be NULL) receives that run's id. Returns 0,
  * -EEXIST (the key is taken, or run_id exists: existing then holds run_id), -EINVAL
- * (a required field missing or too long), -EBUSY (an event batch is open), -EIO. */
+ * (a required field missing or too long), -EIO. */
 int store_run_create(store_t *s, const store_run_t *run, char existing[STORE_RUN_ID_MAX + 1])
     __attribute__((warn_unused_result));
 /* One transaction: when run is not NULL, updates its status, output, error, state and
  * updated_ms (other fields are ignored); then inserts or replaces each of steps[0..n)
  * (their run_id must be an existing run). All or nothing. Returns 0, -ENOENT (unknown
- * run), -EINVAL, -EBUSY (an event batch is open), -EIO. */
+ * run), -EINVAL, -EIO. */
 int store_run_save(store_t *s, const store_run_t *run, const store_step_t *steps, size_t n)
     __attribute__((warn_unused_result));
 /* Calls cb once with the run. -ENOENT when unknown. */
@@ -291,7 +291,7 @@ int store_run_list(store_t *s, const store_run_filter_t *f, store_run_cb cb, voi
 /* The steps of a run, by started_ms then key. -ENOENT when the run is unknown. */
 int store_step_list(store_t *s, const char *run_id, store_step_cb cb, void *ud)
     __attribute__((warn_unused_result));
-/* Deletes a run and its steps. -ENOENT when unknown, -EBUSY while an event batch is open. */
+/* Deletes a run and its steps. -ENOENT when unknown. */
 int store_run_delete(store_t *s, const char *run_id) __attribute__((warn_unused_result));
 
 /* ---- consumer groups of topics (issue 6) ----
@@ -348,10 +348,10 @@ int store_group_load(store_t *s, const char *topic, const char *name, store_grou
 int store_group_list(store_t *s, const char *topic, store_group_cb cb, void *ud)
     __attribute__((warn_unused_result));
 /* Applies w[0..n) in one transaction, all or nothing. -EINVAL (a missing name, epoch or
- * next_seq 0), -EBUSY (an event batch is open, or the file stayed locked), -EIO. */
+ * next_seq 0), -EBUSY (the file stayed locked), -EIO. */
 int store_group_save(store_t *s, const store_group_write_t *w, size_t n)
     __attribute__((warn_unused_result));
-/* Deletes a group and its leases. -ENOENT when unknown, -EBUSY while a batch is open. */
+/* Deletes a group and its leases. -ENOENT when unknown. */
 int store_group_delete(store_t *s, const char *topic, const char *name)
     __attribute__((warn_unused_result));
 

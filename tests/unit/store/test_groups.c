@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -285,6 +286,32 @@ static void test_sqlite_group_writes_do_not_wait_for_another_threads_event_call(
   store_close(s);
 }
 
+/* A group flush per loop turn never leaves the groups file's log a moment without a
+ * write: it starts over only through the settle (sqlite_wal.c), which keeps it near its
+ * bound (here wal_max 1 MB, the smaller of that and 16 MB). */
+static void test_sqlite_group_writes_keep_their_log_within_its_bound(void **state) {
+  (void)state;
+  store_t *s;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db, .wal_max_bytes = 1u << 20}, &s), 0);
+  char wal[700];
+  snprintf(wal, sizeof wal, "%.*s-groups.db-wal", (int)(strlen(test_db) - 3), test_db);
+  store_group_lease_t put[16];
+  long max_size = 0;
+  for (uint64_t i = 1; i <= 3000; i++) {
+    for (int k = 0; k < 16; k++) put[k] = (store_group_lease_t){.seq = i * 16 + (uint64_t)k, .deliveries = 1};
+    store_group_write_t w = wr("acme/jobs", "busy", i * 16 + 16);
+    w.put = put;
+    w.nput = 16;
+    assert_int_equal(store_group_save(s, &w, 1), 0);
+    struct stat stt;
+    if (stat(wal, &stt) == 0 && stt.st_size > max_size) max_size = stt.st_size;
+  }
+  store_close(s);
+  assert_true(max_size > 0);
+  /* The bound, plus what one write appends past it (a few pages). */
+  if (max_size > (1L << 20) + (256L << 10)) fail_msg("the groups log grew to %ld bytes", max_size);
+}
+
 static void test_sqlite_groups_survive_reopening(void **state) {
   (void)state;
   store_t *s;
@@ -317,6 +344,7 @@ int main(void) {
       BOTH(test_group_calls_reject_bad_arguments),
       BOTH(test_group_writes_go_through_while_an_event_batch_is_open),
       cmocka_unit_test_setup_teardown(test_sqlite_groups_survive_reopening, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_group_writes_keep_their_log_within_its_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sqlite_group_writes_do_not_wait_for_another_threads_event_call, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_sqlite_groups_live_in_their_own_file_and_old_ones_move_there, setup,
