@@ -6,11 +6,15 @@
 # topic-churn.mjs for DURATION - 6 seconds: a ping every 5 ms on one connection, CREATES
 # subscriptions per second to new topics on another, and RUNS workflow runs per second
 # started over HTTP. Each value of CREATES (a list) is a fresh daemon; CREATES=0 with
-# RUNS=0 is the baseline (pings alone).
+# RUNS=0 is the baseline (pings alone). With GROUP_TASKS > 0, groupload also runs in that
+# window: 2 publishers put GROUP_TASKS tasks on one topic, which a consumer group of 10
+# members takes, 16 in flight each (the daemon then keeps 4 x GROUP_TASKS events per
+# topic, so that retention takes none of the group's: the bulk topics are not trimmed).
 #
 # usage: tests/bench/run-topic-churn.sh
-# env:   CREATES ("0 100"), RUNS (0), RATE (120000), TOPICS (100), PUBS (8), DURATION (20),
-#        plus lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT.
+# env:   CREATES ("0 100"), RUNS (0), GROUP_TASKS (0), RATE (120000), TOPICS (100), PUBS (8),
+#        DURATION (20), plus lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT, and
+#        GROUPLOAD (default $BUILD/tests/bench/groupload).
 # Output: one line per run on stdout (acknowledged events/s, then the prober's JSON);
 # the publishers' table and files in BENCH_OUT.
 set -euo pipefail
@@ -18,6 +22,8 @@ source "$(dirname "$0")/lib.sh"
 
 CREATES=${CREATES:-0 100}
 RUNS=${RUNS:-0}
+GROUP_TASKS=${GROUP_TASKS:-0}
+GROUPLOAD=${GROUPLOAD:-$bench_build/tests/bench/groupload}
 RATE=${RATE:-120000}
 TOPICS=${TOPICS:-100}
 PUBS=${PUBS:-8}
@@ -39,6 +45,10 @@ JSON
 COORD_BENCH_CONFIG="\"workflows_dir\": \"$bench_tmp/wf\", \"runs\": {\"max_runs\": 100000},
   \"agents\": {\"churn-mock\": {\"provider\": \"mock\", \"params\": {\"mock_text\": \"abcdefgh\",
   \"mock_chunk_chars\": 4, \"mock_tokens_per_s\": 1000}}}${COORD_BENCH_CONFIG:+, $COORD_BENCH_CONFIG}"
+if [ "$GROUP_TASKS" -gt 0 ]; then
+  [ -x "$GROUPLOAD" ] || { bench_log "no groupload at $GROUPLOAD (build the groupload target)"; exit 1; }
+  COORD_BENCH_CONFIG="$COORD_BENCH_CONFIG, \"streams\": {\"retention\": {\"max_events\": $((GROUP_TASKS * 4))}}"
+fi
 
 for creates in $CREATES; do
   bench_start_coordinator "churn-$creates"
@@ -47,10 +57,21 @@ for creates in $CREATES; do
     PUB_SUBPROTOCOL=coord-bulk "$bench_root/tests/bench/run-pubsub.sh" >"$BENCH_OUT/churn-$creates-pubs.txt" 2>&1 &
   pubs=$!
   sleep 4
+  group=
+  if [ "$GROUP_TASKS" -gt 0 ]; then
+    "$GROUPLOAD" --port "$target_port" --members 10 --tasks "$GROUP_TASKS" --max-inflight 16 \
+      --timeout $((DURATION - 6)) >"$BENCH_OUT/churn-$creates-groups.json" 2>/dev/null &
+    group=$!
+  fi
   probe=$(node "$bench_root/tests/bench/topic-churn.mjs" "$target_url" $((DURATION - 6)) "$creates" "$RUNS")
+  tasks=
+  if [ -n "$group" ]; then
+    wait "$group" || bench_log "groupload: incomplete or not exactly-once (see $BENCH_OUT/churn-$creates-groups.json)"
+    tasks=" group_tasks/s=$(bench_json "$BENCH_OUT/churn-$creates-groups.json" 'd.tasks_per_s' 2>/dev/null || echo '?')"
+  fi
   wait "$pubs" || bench_log "the publishers' run failed (see $BENCH_OUT/churn-$creates-pubs.txt)"
   acked=$(awk '$1 == "external" {print $3}' "$BENCH_OUT/churn-$creates-pubs.txt")
-  echo "creates/s=$creates acked/s=${acked:-?} $probe"
+  echo "creates/s=$creates acked/s=${acked:-?}$tasks $probe"
   bench_stop_target
 done
 bench_log "results in $BENCH_OUT"
