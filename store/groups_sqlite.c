@@ -23,8 +23,6 @@
 #include "internal.h"
 
 #define GS_SCHEMA_VERSION 1
-#define GS_WAL_MAX_BYTES (16u << 20) /* its log's bound, at most (a smaller wal_max too) */
-#define GS_CACHE_BYTES (4u << 20) /* the groups connection's page cache */
 
 enum gs_stmt {
   GS_GET,
@@ -70,11 +68,7 @@ static const char gs_schema_v1[] =
     " WITHOUT ROWID;"
     "INSERT OR REPLACE INTO store_parts(part, version) VALUES ('groups', 1);";
 
-typedef struct gs_store {
-  store_sql_t sql; /* owned: the connection and its statements */
-  store_wal_t wal; /* the groups file's checkpointer */
-  bool wal_open;
-} gs_store_t;
+typedef store_part_file_t gs_store_t; /* the part's file: connection, checkpointer */
 
 /* The groups tables of an event log file written before they had a file of their own. */
 static const store_legacy_table_t gs_legacy[] = {
@@ -103,18 +97,8 @@ static store_group_t gs_row(sqlite3_stmt *st) {
 static void gs_close(void *gb) {
   gs_store_t *q = gb;
   if (!q) return;
-  if (q->wal_open) store__wal_close(&q->wal);
-  store__sql_close(&q->sql);
+  store__part_close(q);
   free(q);
-}
-
-/* Opens a write transaction; first, once the log has passed its bound, settles it (as the
- * event log's batches do, sqlite_wal.c): under steady small writes (a group flush per loop
- * turn) the log starts over only then. A settle waits for one checkpoint pass, on the
- * caller's thread (the loop), once per GS_WAL_MAX_BYTES of this file's log. */
-static int gs_begin(gs_store_t *q) {
-  if (q->wal_open && store__wal_settle_due(&q->wal)) store__wal_settle(&q->wal);
-  return store__sql_begin(&q->sql);
 }
 
 
@@ -191,7 +175,7 @@ static int gs_write_one(gs_store_t *q, const store_group_write_t *w) {
 
 static int gs_save(void *gb, const store_group_write_t *w, size_t n) {
   gs_store_t *q = gb;
-  int rc = gs_begin(q);
+  int rc = store__part_begin(q);
   if (rc < 0) return rc;
   for (size_t i = 0; rc == 0 && i < n; i++) rc = gs_write_one(q, &w[i]);
   return store__sql_end(&q->sql, rc);
@@ -199,7 +183,7 @@ static int gs_save(void *gb, const store_group_write_t *w, size_t n) {
 
 static int gs_del(void *gb, const char *topic, const char *name) {
   gs_store_t *q = gb;
-  int rc = gs_begin(q);
+  int rc = store__part_begin(q);
   if (rc < 0) return rc;
   sqlite3_stmt *st = store__sql_stmt(&q->sql, GS_DEL_LEASES);
   gs_ids(st, topic, name);
@@ -224,21 +208,14 @@ static const store_groups_ops_t gs_ops = {
 int store__groups_sqlite_open(const store_options_t *opts, const store_groups_ops_t **ops,
                               void **gb) {
   gs_store_t *q = xcalloc(1, sizeof *q);
-  char *path = store__part_path(opts->path, "groups");
-  store_options_t gopts = *opts;
-  gopts.path = path;
-  if (gopts.cache_bytes == 0 || gopts.cache_bytes > GS_CACHE_BYTES) gopts.cache_bytes = GS_CACHE_BYTES;
-  if (gopts.wal_max_bytes == 0 || gopts.wal_max_bytes > GS_WAL_MAX_BYTES) gopts.wal_max_bytes = GS_WAL_MAX_BYTES;
-  int rc = store__sql_open(&q->sql, &gopts, "groups");
-  if (rc == 0) rc = store__sql_part_migrate(&q->sql, GS_SCHEMA_VERSION, gs_migrations);
-  if (rc == 0) rc = store__sql_move_legacy(&q->sql, opts->path, gs_legacy, sizeof gs_legacy / sizeof *gs_legacy);
-  if (rc == 0) rc = store__sql_prepare(&q->sql, gs_sql, GS__COUNT);
-  /* Checkpoints on a thread, as for the event log: none inside a group write on the loop. */
-  if (rc == 0) {
-    rc = store__wal_open(&q->wal, &q->sql, &gopts);
-    q->wal_open = rc == 0;
-  }
-  free(path);
+  const store_part_spec_t spec = {.part = "groups",
+                                  .version = GS_SCHEMA_VERSION,
+                                  .migrations = gs_migrations,
+                                  .legacy = gs_legacy,
+                                  .nlegacy = sizeof gs_legacy / sizeof *gs_legacy,
+                                  .sql = gs_sql,
+                                  .nsql = GS__COUNT};
+  int rc = store__part_open(q, opts, &spec);
   if (rc < 0) {
     gs_close(q);
     return -EIO;

@@ -352,4 +352,41 @@ void store__wal_stats(store_wal_t *w, store_stats_t *out);
 /* Stops the thread and closes its connection; safe on a never-started w. */
 void store__wal_close(store_wal_t *w);
 
+/* ---- parts in files of their own (sqlite_conn.c) ----
+ *
+ * The runs and the consumer groups live beside the event log, each in <stem>-<part>.db
+ * (store__part_path) with a connection and a checkpointer thread of its own: in the event
+ * log's file, SQLite's one writer made every write of theirs wait for the commit thread. */
+
+#define STORE_PART_CACHE_BYTES (4u << 20) /* a part's page cache, at most */
+#define STORE_PART_WAL_MAX (16u << 20)    /* a part's log bound, at most (a smaller wal_max too) */
+
+typedef struct store_part_file {
+  store_sql_t sql; /* owned: the connection and its statements */
+  store_wal_t wal; /* the file's checkpointer */
+  bool wal_open;
+} store_part_file_t;
+
+typedef struct store_part_spec {
+  const char *part;                  /* "runs", "groups": the file's name and store_parts key */
+  int version;                       /* the schema version this build writes */
+  const char *const *migrations;     /* version entries, as store__sql_part_migrate takes */
+  const store_legacy_table_t *legacy; /* the tables an older build kept in the event log's file */
+  size_t nlegacy;
+  const char *const *sql; /* the statements, as store__sql_prepare takes */
+  size_t nsql;
+} store_part_spec_t;
+
+/* Opens (creating when missing) the part's file beside opts->path into f, which the caller
+ * zeroed: schema, the move of an older build's tables (store__sql_move_legacy), the
+ * statements, the checkpointer. On failure the caller calls store__part_close. */
+int store__part_open(store_part_file_t *f, const store_options_t *opts, const store_part_spec_t *spec)
+    __attribute__((warn_unused_result));
+/* Opens a write transaction; first, once the log has passed its bound, settles it (as the
+ * event log's batches do): under steady small writes (a group flush per loop turn) the log
+ * starts over only then. A settle waits for one checkpoint pass, on the caller's thread
+ * (the loop), once per STORE_PART_WAL_MAX of the file's log. */
+int store__part_begin(store_part_file_t *f) __attribute__((warn_unused_result));
+void store__part_close(store_part_file_t *f);
+
 #endif

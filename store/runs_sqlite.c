@@ -27,8 +27,6 @@
 #include "internal.h"
 
 #define RS_SCHEMA_VERSION 1
-#define RS_WAL_MAX_BYTES (16u << 20) /* its log's bound, at most (a smaller wal_max too) */
-#define RS_CACHE_BYTES (4u << 20) /* the runs connection's page cache: runs are small */
 
 enum rs_stmt {
   RS_INSERT,
@@ -86,29 +84,15 @@ static const char rs_schema_v1[] =
     " updated_ms INTEGER NOT NULL, PRIMARY KEY(run_id, key)) WITHOUT ROWID;"
     "INSERT OR REPLACE INTO store_parts(part, version) VALUES ('runs', 1);";
 
-typedef struct rs_store {
-  store_sql_t sql; /* owned: the connection and its statements */
-  store_wal_t wal; /* the runs file's checkpointer */
-  bool wal_open;
-} rs_store_t;
+typedef store_part_file_t rs_store_t; /* the part's file: connection, checkpointer */
 
 static const char *const rs_migrations[RS_SCHEMA_VERSION] = {rs_schema_v1};
 
 static void rs_close(void *rb) {
   rs_store_t *q = rb;
   if (!q) return;
-  if (q->wal_open) store__wal_close(&q->wal);
-  store__sql_close(&q->sql);
+  store__part_close(q);
   free(q);
-}
-
-/* Opens a write transaction; first, once the log has passed its bound, settles it (as the
- * event log's batches do, sqlite_wal.c): under steady small writes (a group flush per loop
- * turn) the log starts over only then. A settle waits for one checkpoint pass, on the
- * caller's thread (the loop), once per RS_WAL_MAX_BYTES of this file's log. */
-static int rs_begin(rs_store_t *q) {
-  if (q->wal_open && store__wal_settle_due(&q->wal)) store__wal_settle(&q->wal);
-  return store__sql_begin(&q->sql);
 }
 
 
@@ -144,7 +128,7 @@ static int rs_exists(rs_store_t *q, const char *run_id) {
 
 static int rs_create(void *rb, const store_run_t *run, char existing[STORE_RUN_ID_MAX + 1]) {
   rs_store_t *q = rb;
-  int rc = rs_begin(q);
+  int rc = store__part_begin(q);
   if (rc < 0) return rc;
   if (run->idem_key) rc = rs_find_key(q, run->tenant, run->idem_key, existing);
   if (rc == 0 && rs_exists(q, run->run_id) == 0) {
@@ -191,7 +175,7 @@ static int rs_step_put(rs_store_t *q, const store_step_t *s) {
 
 static int rs_save(void *rb, const store_run_t *run, const store_step_t *steps, size_t n) {
   rs_store_t *q = rb;
-  int rc = rs_begin(q);
+  int rc = store__part_begin(q);
   if (rc < 0) return rc;
   if (run) {
     sqlite3_stmt *st = store__sql_stmt(&q->sql, RS_UPDATE);
@@ -289,7 +273,7 @@ static int rs_steps(void *rb, const char *run_id, store_step_cb cb, void *ud) {
 
 static int rs_del(void *rb, const char *run_id) {
   rs_store_t *q = rb;
-  int rc = rs_begin(q);
+  int rc = store__part_begin(q);
   if (rc < 0) return rc;
   sqlite3_stmt *st = store__sql_stmt(&q->sql, RS_DEL_STEPS);
   store__sql_bind_text(st, 1, run_id);
@@ -315,21 +299,14 @@ static const store_runs_ops_t rs_ops = {
 
 int store__runs_sqlite_open(const store_options_t *opts, const store_runs_ops_t **ops, void **rb) {
   rs_store_t *q = xcalloc(1, sizeof *q);
-  char *path = store__part_path(opts->path, "runs");
-  store_options_t ropts = *opts;
-  ropts.path = path;
-  if (ropts.cache_bytes == 0 || ropts.cache_bytes > RS_CACHE_BYTES) ropts.cache_bytes = RS_CACHE_BYTES;
-  if (ropts.wal_max_bytes == 0 || ropts.wal_max_bytes > RS_WAL_MAX_BYTES) ropts.wal_max_bytes = RS_WAL_MAX_BYTES;
-  int rc = store__sql_open(&q->sql, &ropts, "runs");
-  if (rc == 0) rc = store__sql_part_migrate(&q->sql, RS_SCHEMA_VERSION, rs_migrations);
-  if (rc == 0) rc = store__sql_move_legacy(&q->sql, opts->path, rs_legacy, sizeof rs_legacy / sizeof *rs_legacy);
-  if (rc == 0) rc = store__sql_prepare(&q->sql, rs_sql, RS__COUNT);
-  /* Checkpoints on a thread, as for the event log: none inside a run write on the loop. */
-  if (rc == 0) {
-    rc = store__wal_open(&q->wal, &q->sql, &ropts);
-    q->wal_open = rc == 0;
-  }
-  free(path);
+  const store_part_spec_t spec = {.part = "runs",
+                                  .version = RS_SCHEMA_VERSION,
+                                  .migrations = rs_migrations,
+                                  .legacy = rs_legacy,
+                                  .nlegacy = sizeof rs_legacy / sizeof *rs_legacy,
+                                  .sql = rs_sql,
+                                  .nsql = RS__COUNT};
+  int rc = store__part_open(q, opts, &spec);
   if (rc < 0) {
     rs_close(q);
     return -EIO;

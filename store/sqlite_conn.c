@@ -320,3 +320,36 @@ int store__sql_move_legacy(store_sql_t *c, const char *events_path, const store_
   int d = store__sql_exec(c, "DETACH DATABASE legacy");
   return out < 0 ? out : d;
 }
+
+/* internal.h */
+int store__part_open(store_part_file_t *f, const store_options_t *opts, const store_part_spec_t *spec) {
+  char *path = store__part_path(opts->path, spec->part);
+  store_options_t o = *opts;
+  o.path = path;
+  if (o.cache_bytes == 0 || o.cache_bytes > STORE_PART_CACHE_BYTES) o.cache_bytes = STORE_PART_CACHE_BYTES;
+  if (o.wal_max_bytes == 0 || o.wal_max_bytes > STORE_PART_WAL_MAX) o.wal_max_bytes = STORE_PART_WAL_MAX;
+  int rc = store__sql_open(&f->sql, &o, spec->part);
+  if (rc == 0) rc = store__sql_part_migrate(&f->sql, spec->version, spec->migrations);
+  if (rc == 0) rc = store__sql_move_legacy(&f->sql, opts->path, spec->legacy, spec->nlegacy);
+  if (rc == 0) rc = store__sql_prepare(&f->sql, spec->sql, spec->nsql);
+  /* Checkpoints on a thread, as for the event log: none inside a write on the loop. */
+  if (rc == 0) {
+    rc = store__wal_open(&f->wal, &f->sql, &o);
+    f->wal_open = rc == 0;
+  }
+  free(path);
+  return rc;
+}
+
+/* internal.h */
+int store__part_begin(store_part_file_t *f) {
+  if (f->wal_open && store__wal_settle_due(&f->wal)) store__wal_settle(&f->wal);
+  return store__sql_begin(&f->sql);
+}
+
+/* internal.h */
+void store__part_close(store_part_file_t *f) {
+  if (f->wal_open) store__wal_close(&f->wal);
+  f->wal_open = false;
+  store__sql_close(&f->sql);
+}

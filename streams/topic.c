@@ -62,6 +62,16 @@ static int topic_warm(stream_hub_t *hub, stream_topic_t *t) {
   return rc;
 }
 
+/* The topic's identity and positions from its store row. */
+static void topic_take_row(stream_topic_t *t, const store_topic_t *st) {
+  t->topic_id = st->topic_id;
+  memcpy(t->epoch, st->epoch, sizeof t->epoch);
+  t->epoch[STORE_EPOCH_LEN] = '\0';
+  t->head_seq = st->head_seq;
+  t->next_seq = st->head_seq + 1;
+  t->first_seq = st->first_seq ? st->first_seq : 1;
+}
+
 /* Queues the topic's row for the next batch (stream_row_t). */
 static void topic_row_queue(stream_hub_t *hub, stream_topic_t *t) {
   t->row = STREAM_ROW_QUEUED;
@@ -107,12 +117,7 @@ int stream__topic_get(stream_hub_t *hub, const char *name, size_t tenant_len, st
   base_queue_init(&t->create_link);
   base_queue_init(&t->subs);
   t->partition = stream_topic_partition(name, hub->cfg.partitions);
-  t->topic_id = st.topic_id;
-  memcpy(t->epoch, st.epoch, sizeof t->epoch);
-  t->epoch[STORE_EPOCH_LEN] = '\0';
-  t->head_seq = st.head_seq;
-  t->next_seq = st.head_seq + 1;
-  t->first_seq = st.first_seq ? st.first_seq : 1;
+  topic_take_row(t, &st);
   stream__ring_init(&t->ring);
   stream__dedupe_init(&t->dedupe);
   stream__bucket_init(&t->bucket, hub->cfg.topic_publish_burst, stream__mono_us(hub) / 1000);
@@ -141,12 +146,7 @@ bool stream__topic_adopt(stream_hub_t *hub, stream_topic_t *t) {
   if (store_topic_lookup(hub->store, t->name, &st) < 0) return false;
   log_warn("streams", "topic row written by another writer: adopted", "{s:s,s:s,s:s}", "topic", t->name,
            "epoch", st.epoch, "was", t->epoch);
-  t->topic_id = st.topic_id;
-  memcpy(t->epoch, st.epoch, sizeof t->epoch);
-  t->epoch[STORE_EPOCH_LEN] = '\0';
-  t->head_seq = st.head_seq;
-  t->next_seq = st.head_seq + 1;
-  t->first_seq = st.first_seq ? st.first_seq : 1;
+  topic_take_row(t, &st);
   /* Its subscribers were told another epoch and head 0: they go on from the head, not
    * through another writer's history. */
   base_queue_t *it;
