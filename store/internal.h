@@ -41,11 +41,12 @@ typedef struct store_ops {
    * the same reservations. */
   int (*topic_reserve)(void *be, int64_t *topic_id);
   int (*batch_topic)(void *be, const store_new_topic_t *t);
-  /* Optional: topic_get and dedupe_list of committed rows only, under the same rules as
-   * read_committed below. */
+  /* Optional: topic_get, dedupe_list and topic_list of committed rows only, under the same
+   * rules as read_committed below. */
   int (*topic_get_committed)(void *be, const char *topic, store_topic_t *out);
   int (*dedupe_list_committed)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
                                void *ud);
+  int (*topic_list_committed)(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud);
   int (*batch_begin)(void *be);
   int (*batch_append)(void *be, const store_event_t *ev);
   int (*batch_commit)(void *be);

@@ -409,10 +409,10 @@ static bool sq_prefix_end(const char *prefix, char **out) {
   return true;
 }
 
-static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
-  sq_store_t *q = be;
+/* The topics named prefix..., read on connection c. */
+static int sq_topic_list_on(store_sql_t *c, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
   char *end = NULL;
-  sqlite3_stmt *st = store__sql_stmt(&q->sql, SQ_TOPIC_LIST);
+  sqlite3_stmt *st = store__sql_stmt(c, SQ_TOPIC_LIST);
   store__sql_bind_text(st, 1, prefix);
   /* Without an end, a zero-length blob bounds nothing: every TEXT sorts below a BLOB. */
   if (sq_prefix_end(prefix, &end))
@@ -429,7 +429,30 @@ static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic
   }
   sqlite3_reset(st);
   if (stop) return stop;
-  return rc == SQLITE_DONE ? 0 : store__sql_fail(&q->sql, rc, "topic list");
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(c, rc, "topic list");
+}
+
+static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+  sq_store_t *q = be;
+  return sq_topic_list_on(&q->sql, prefix, limit, cb, ud);
+}
+
+/* A short read too (sq_short_read_begin) when limit bounds it; an unbounded list waits for
+ * the reader's lock like sq_read_committed. */
+static int sq_topic_list_committed(void *be, const char *prefix, size_t limit, store_topic_cb cb,
+                                   void *ud) {
+  sq_store_t *q = be;
+  bool locked;
+  if (limit == 0) {
+    pthread_mutex_lock(&q->rlock);
+    pthread_mutex_lock(&q->rsql_mu);
+    locked = true;
+  } else {
+    locked = sq_short_read_begin(q);
+  }
+  int rc = sq_topic_list_on(&q->rsql, prefix, limit, cb, ud);
+  sq_short_read_end(q, locked);
+  return rc;
 }
 
 /* ---- batches ---- */
@@ -773,6 +796,7 @@ static const store_ops_t sq_ops = {
     .batch_topic = sq_batch_topic,
     .topic_get_committed = sq_topic_get_committed,
     .dedupe_list_committed = sq_dedupe_list_committed,
+    .topic_list_committed = sq_topic_list_committed,
     .batch_begin = sq_batch_begin,
     .batch_append = sq_batch_append,
     .batch_commit = sq_batch_commit,

@@ -269,7 +269,8 @@ int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) {
 
 int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
   if (!s || !cb) return -EINVAL;
-  store__lock(s);
+  if (store_reader_instead(s, s->ops->topic_list_committed != NULL))
+    return s->ops->topic_list_committed(s->be, prefix ? prefix : "", limit, cb, ud);
   int rc = s->ops->topic_list(s->be, prefix ? prefix : "", limit, cb, ud);
   store__unlock(s);
   return rc;

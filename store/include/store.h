@@ -11,9 +11,10 @@
  * reads, creates topics, runs retention and saves runs and groups). A call blocks while
  * another thread's call holds the lock, e.g. for the length of a store_batch_write, except
  * store_stats_get (see there), store_topic_reserve, and on SQLite store_read,
- * store_topic_lookup and store_dedupe_list, which then read on a second connection what
- * was committed when they began (never another thread's batch in progress), unless a WAL
- * settle is under way or a step-by-step batch is open. The
+ * store_topic_lookup, store_dedupe_list and store_topic_list, which then read on a second
+ * connection what was committed when they began (never another thread's batch in
+ * progress), unless a WAL settle is under way (for store_read and an unbounded
+ * store_topic_list) or a step-by-step batch is open. The
  * step-by-step batch calls (store_batch_begin/append/commit) do not hold the lock between
  * them: use them from one thread only; store_batch_write is the batch for shared use.
  *
@@ -140,7 +141,8 @@ int store_topic_reserve(store_t *s, store_topic_t *out) __attribute__((warn_unus
  * -EBUSY while a batch is open. */
 int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
 /* Calls cb for every topic whose name starts with prefix (e.g. "acme/"), by name order,
- * at most limit topics (0 = no limit). */
+ * at most limit topics (0 = no limit). Like store_read, a SQLite store lists the committed
+ * rows instead of waiting while another thread's call holds the store. */
 int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud)
     __attribute__((warn_unused_result));
 

@@ -824,7 +824,16 @@ typedef struct lookup_call {
   store_topic_t t;
   size_t keys;
   int keys_rc;
+  size_t topics;
+  int list_rc;
 } lookup_call_t;
+
+static int count_topic(void *ud, const char *name, const store_topic_t *t) {
+  (void)name;
+  (void)t;
+  (*(size_t *)ud)++;
+  return 0;
+}
 
 static int count_key(void *ud, const char *id, uint64_t seq, int64_t ts_ms) {
   (void)id;
@@ -838,6 +847,7 @@ static void *lookup_main(void *arg) {
   lookup_call_t *c = arg;
   c->rc = store_topic_lookup(c->s, c->name, &c->t);
   if (c->rc == 0) c->keys_rc = store_dedupe_list(c->s, c->t.topic_id, 0, count_key, &c->keys);
+  c->list_rc = store_topic_list(c->s, "acme/", 10, count_topic, &c->topics);
   return NULL;
 }
 
@@ -862,8 +872,9 @@ static void *rlock_main(void *arg) {
   return NULL;
 }
 
-/* What the event loop asks when a topic is not in memory: answered from what is
- * committed while the commit thread holds the store, instead of waiting for it. */
+/* What the event loop asks when a topic is not in memory (and for a bounded topic list):
+ * answered from what is committed while the commit thread holds the store, instead of
+ * waiting for it. */
 static void test_a_topic_lookup_and_its_keys_do_not_wait_for_another_threads_call(void **state) {
   (void)state;
   store_t *s = open_store();
@@ -880,6 +891,8 @@ static void test_a_topic_lookup_and_its_keys_do_not_wait_for_another_threads_cal
   assert_int_equal(c.t.head_seq, 2);
   assert_int_equal(c.keys_rc, 0);
   assert_int_equal(c.keys, 2);
+  assert_int_equal(c.list_rc, 0); /* a bounded topic list does not wait either */
+  assert_int_equal(c.topics, 1);
   hold_start(&h, s, a.topic_id);
   lookup_call_t u = {.s = s, .name = "acme/unknown"};
   if (!hold_run(&h, lookup_main, &u, 5000)) fail_msg("the lookup waited for the other thread's call to end");
@@ -905,6 +918,7 @@ static void test_a_topic_lookup_and_its_keys_do_not_wait_for_another_threads_cal
   assert_int_equal(w.rc, 0);
   assert_int_equal(w.t.head_seq, 2);
   assert_int_equal(w.keys, 2);
+  assert_int_equal(w.topics, 1);
   /* Without another thread, the same answers. */
   assert_int_equal(store_topic_lookup(s, "acme/known", &c.t), 0);
   assert_int_equal(c.t.head_seq, 2);
