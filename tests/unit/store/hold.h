@@ -5,7 +5,8 @@
  * the store's lock, and returns once it does. hold_run then runs fn(arg) on a third
  * thread and waits up to wait_ms for it to return; in every case it then lets the holder
  * go and joins both threads. It returns whether fn returned in time; h->hold_rc is the
- * holder's store_read result. The topic needs at least one event. */
+ * holder's store_read result. The topic needs at least one event (hold_start_on_new_topic
+ * makes one). */
 #ifndef TESTS_UNIT_STORE_HOLD_H
 #define TESTS_UNIT_STORE_HOLD_H
 
@@ -62,6 +63,15 @@ static void hold_start(store_hold_t *h, store_t *s, int64_t topic_id) {
   pthread_mutex_lock(&h->mu);
   while (!h->holding) pthread_cond_wait(&h->cv, &h->mu);
   pthread_mutex_unlock(&h->mu);
+}
+
+/* hold_start on a topic of its own (created here, with the one event the holder reads). */
+__attribute__((unused)) static void hold_start_on_new_topic(store_hold_t *h, store_t *s, const char *topic) {
+  store_topic_t t;
+  assert_int_equal(store_topic_ensure(s, topic, &t), 0);
+  store_event_t ev = {.topic_id = t.topic_id, .seq = 1, .ts_ms = 1, .lane = 0, .data = "1", .data_len = 1};
+  assert_int_equal(store_batch_write(s, &ev, 1), 0);
+  hold_start(h, s, t.topic_id);
 }
 
 static bool hold_run(store_hold_t *h, void *(*fn)(void *), void *arg, long wait_ms) {

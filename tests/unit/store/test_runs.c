@@ -419,12 +419,8 @@ static void test_sqlite_run_writes_do_not_wait_for_another_threads_event_call(vo
   (void)state;
   store_t *s = NULL;
   assert_int_equal(store_open_sqlite(&(store_options_t){.path = test_db}, &s), 0);
-  store_topic_t t;
-  assert_int_equal(store_topic_ensure(s, "acme/held", &t), 0);
-  store_event_t ev = {.topic_id = t.topic_id, .seq = 1, .ts_ms = 1, .lane = 0, .data = "1", .data_len = 1};
-  assert_int_equal(store_batch_write(s, &ev, 1), 0);
   store_hold_t h;
-  hold_start(&h, s, t.topic_id);
+  hold_start_on_new_topic(&h, s, "acme/held");
   run_call_t c = {.s = s};
   if (!hold_run(&h, run_main, &c, 5000)) fail_msg("a run write waited for the other thread's call to end");
   assert_int_equal(c.rc[0], 0);
