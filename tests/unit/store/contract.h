@@ -122,6 +122,15 @@ CONTRACT_HELPER int count_rows(void *ud, const store_event_t *ev) {
   return 0;
 }
 
+/* One event with idempotency key id (may be NULL) in a batch of its own. */
+CONTRACT_HELPER void append_keyed(store_t *s, int64_t topic_id, uint64_t seq, int64_t ts, const char *id) {
+  assert_int_equal(store_batch_begin(s), 0);
+  store_event_t ev = make_event(topic_id, seq, ts, id);
+  assert_int_equal(store_batch_append(s, &ev), 0);
+  assert_int_equal(store_batch_commit(s), 0);
+}
+
+
 #ifndef CONTRACT_HELPERS_ONLY
 
 /* ---- topics ---- */
@@ -474,13 +483,6 @@ static void test_read_of_an_unknown_topic_is_enoent(void **state) {
 }
 
 /* ---- dedupe ---- */
-
-static void append_keyed(store_t *s, int64_t topic_id, uint64_t seq, int64_t ts, const char *id) {
-  assert_int_equal(store_batch_begin(s), 0);
-  store_event_t ev = make_event(topic_id, seq, ts, id);
-  assert_int_equal(store_batch_append(s, &ev), 0);
-  assert_int_equal(store_batch_commit(s), 0);
-}
 
 static void test_dedupe_find_honours_topic_and_time_window(void **state) {
   (void)state;
