@@ -55,10 +55,13 @@ typedef struct store_ops {
               void *ud);
   /* Optional: the same read of committed events only, safe to run while another thread
    * is inside a call (a commit) under the store's lock, without that lock; the backend
-   * serializes these calls itself (and may make them wait through a WAL settle and the
-   * batch after it). Never called while a step-by-step batch is open. */
+   * serializes these calls itself and may make them wait through a WAL settle's pass, or,
+   * without wait, return -EAGAIN instead. Never called while a step-by-step batch is
+   * open. */
   int (*read_committed)(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
-                        store_event_cb cb, void *ud);
+                        store_event_cb cb, void *ud, bool wait);
+  /* Optional: whether read_committed without wait would return -EAGAIN now. */
+  bool (*reader_busy)(void *be);
   int (*dedupe_find)(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
                      uint64_t *seq_out);
   int (*dedupe_list)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud);
@@ -345,9 +348,10 @@ int store__wal_open(store_wal_t *w, store_sql_t *sql, const store_options_t *opt
     __attribute__((warn_unused_result));
 /* Before a batch's transaction opens, on the committing thread under the store's lock:
  * whether the log has passed its bound, and settling it then (blocks for about one
- * checkpoint pass). */
+ * checkpoint pass). readers, when not NULL, is a mutex every reader of the file takes
+ * around its read transactions: the settle holds it through its own pass only. */
 bool store__wal_settle_due(const store_wal_t *w);
-void store__wal_settle(store_wal_t *w);
+void store__wal_settle(store_wal_t *w, pthread_mutex_t *readers);
 /* Adds the settles and their time to *out. */
 void store__wal_stats(store_wal_t *w, store_stats_t *out);
 /* Stops the thread and closes its connection; safe on a never-started w. */

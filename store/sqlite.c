@@ -489,30 +489,17 @@ static sq_head_t *sq_head_find(sq_store_t *q, int64_t topic_id) {
   return k ? &q->heads[k - 1] : NULL;
 }
 
-static void sq_reader_release(sq_store_t *q) {
-  if (!q->rlock_held) return;
-  q->rlock_held = false;
-  pthread_mutex_unlock(&q->rlock);
-}
-
 static int sq_batch_begin(void *be) {
   sq_store_t *q = be;
-  if (store__wal_settle_due(&q->wal)) {
-    pthread_mutex_lock(&q->rlock); /* until this batch ends: see rlock */
-    q->rlock_held = true;
-    store__wal_settle(&q->wal);
-  }
+  if (store__wal_settle_due(&q->wal)) store__wal_settle(&q->wal, &q->rlock); /* see rlock */
   sq_heads_clear(q);
-  int rc = store__sql_begin(&q->sql);
-  if (rc < 0) sq_reader_release(q);
-  return rc;
+  return store__sql_begin(&q->sql);
 }
 
 static void sq_batch_rollback(void *be) {
   sq_store_t *q = be;
   sq_heads_clear(q);
   store__sql_rollback(&q->sql);
-  sq_reader_release(q);
 }
 
 /* Finds or adds the batch's head entry of topic_id; -ENOENT for an unknown topic. */
@@ -604,7 +591,6 @@ static int sq_batch_commit(void *be) {
   }
   rc = store__sql_end(&q->sql, rc);
   sq_heads_clear(q);
-  sq_reader_release(q);
   return rc;
 }
 
@@ -705,15 +691,16 @@ static int sq_read(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
  * batch's appends. Runs beside the main connection's commits, under the store's reader
  * lock only (store.c). */
 static int sq_read_committed(void *be, int64_t topic_id, uint64_t after_seq, size_t limit,
-                             store_event_cb cb, void *ud) {
+                             store_event_cb cb, void *ud, bool wait) {
   sq_store_t *q = be;
-  /* Taken by the committing thread through a settle and the batch after it, inside one
-   * store_batch_write (store.c never sends a read here while a step-by-step batch is
-   * open): the wait is bounded by that call. Waiting for the store's lock instead was
-   * worse (reads took up to 75 and 129 ms in two runs, against 13-28 ms this way,
-   * docs/benchmarks.md), most likely because the commit thread takes that lock again
-   * right after the batch, for a retention slice or the next batch. */
-  pthread_mutex_lock(&q->rlock);
+  if (!wait && pthread_mutex_trylock(&q->rlock) != 0) return -EAGAIN;
+  /* Taken by the committing thread through a settle's own pass (store__wal_settle), not
+   * through the thread's pass before it nor the batch after it: the wait is bounded by
+   * one pass. Waiting for the store's lock instead was worse (reads took up to 75 and
+   * 129 ms in two runs, against 13-28 ms this way, docs/benchmarks.md), most likely
+   * because the commit thread takes that lock again right after the batch, for a
+   * retention slice or the next batch. */
+  if (wait) pthread_mutex_lock(&q->rlock);
   pthread_mutex_lock(&q->rsql_mu);
   int rc = store__sql_exec(&q->rsql, "BEGIN");
   if (rc < 0) {
@@ -732,6 +719,15 @@ static int sq_read_committed(void *be, int64_t topic_id, uint64_t after_seq, siz
   pthread_mutex_unlock(&q->rsql_mu);
   pthread_mutex_unlock(&q->rlock);
   return rc;
+}
+
+/* Whether a settle's pass holds the reader's lock (only the committing thread's settle
+ * takes it from another thread than the loop's). */
+static bool sq_reader_busy(void *be) {
+  sq_store_t *q = be;
+  if (pthread_mutex_trylock(&q->rlock) != 0) return true;
+  pthread_mutex_unlock(&q->rlock);
+  return false;
 }
 
 static int sq_dedupe_find(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
@@ -803,6 +799,7 @@ static const store_ops_t sq_ops = {
     .batch_rollback = sq_batch_rollback,
     .read = sq_read,
     .read_committed = sq_read_committed,
+    .reader_busy = sq_reader_busy,
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
     .retention_run = store__sq_retention_run,

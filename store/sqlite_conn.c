@@ -343,7 +343,7 @@ int store__part_open(store_part_file_t *f, const store_options_t *opts, const st
 
 /* internal.h */
 int store__part_begin(store_part_file_t *f) {
-  if (f->wal_open && store__wal_settle_due(&f->wal)) store__wal_settle(&f->wal);
+  if (f->wal_open && store__wal_settle_due(&f->wal)) store__wal_settle(&f->wal, NULL);
   return store__sql_begin(&f->sql);
 }
 

@@ -49,12 +49,12 @@ typedef struct sq_head {
 typedef struct sq_store {
   store_sql_t sql;  /* owned: the connection and its statements */
   store_sql_t rsql; /* owned: the reader connection (sq_read_committed), same statements */
-  /* Held by each sq_read_committed, and by the committing thread from a WAL settle to the
-   * end of the batch after it: SQLite starts the log over only if no other connection
-   * reads when that batch writes, and a settle's pass copies back only what every
-   * reader's snapshot allows. */
+  /* Held by each sq_read_committed, and by the committing thread through a WAL settle's
+   * own pass (store__wal_settle): a pass copies back only what every reader's snapshot
+   * allows, and SQLite starts the log over only if no reader that began before the pass
+   * still reads when the next batch writes. Readers that begin after a pass that copied
+   * everything back read the database file alone and do not hold the log. */
   pthread_mutex_t rlock;
-  bool rlock_held; /* by the committing thread (under the store's lock) */
   /* Held by every use of rsql (taken after rlock when both are): the short lookups
    * (sq_short_read_begin) may run without rlock, so rlock alone no longer keeps two
    * threads off the connection. */

@@ -97,8 +97,16 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
 
 /* The settle (see the file comment): waits for the thread's pass, then copies back what
  * is left; the next transaction then starts the log over, unless another connection is
- * reading at that moment (then the next commit's count brings the settle back). */
-void store__wal_settle(store_wal_t *w) {
+ * reading at that moment (then the next commit's count brings the settle back).
+ *
+ * readers (may be NULL) is held through this file's own pass only. A reader that began
+ * before the pass would pin the log (its snapshot's read mark) if it were still reading
+ * when the next batch writes; one that begins after a pass that copied everything back
+ * reads the database file alone (SQLite's read mark 0) and does not stop the log from
+ * starting over. So readers wait for one pass at most, never for the thread's pass before
+ * it or for the batch after it (test_a_read_after_a_settle_neither_waits_for_its_batch_
+ * nor_pins_the_log). */
+void store__wal_settle(store_wal_t *w, pthread_mutex_t *readers) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   pthread_mutex_lock(&w->mu);
@@ -107,7 +115,9 @@ void store__wal_settle(store_wal_t *w) {
   w->passes++;
   w->due = false; /* this pass covers what the thread was woken for */
   pthread_mutex_unlock(&w->mu);
+  if (readers) pthread_mutex_lock(readers);
   bool whole = wal_pass(w->sql->db);
+  if (readers) pthread_mutex_unlock(readers);
   pthread_mutex_lock(&w->mu);
   w->running = false;
   pthread_cond_broadcast(&w->cv);

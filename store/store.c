@@ -405,10 +405,24 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
    * begin holds the backend's reader until its commit): then the read waits for the
    * lock as every other call does. */
   if (store_reader_instead(s, s->ops->read_committed != NULL))
-    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud);
+    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud, true);
   int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
   store__unlock(s);
   return rc;
+}
+
+int store_read_nowait(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit,
+                      store_event_cb cb, void *ud) {
+  if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
+  if (store_reader_instead(s, s->ops->read_committed != NULL))
+    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud, false);
+  int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
+  store__unlock(s);
+  return rc;
+}
+
+bool store_reader_busy(store_t *s) {
+  return s && s->ops->reader_busy && s->ops->reader_busy(s->be);
 }
 
 int store_dedupe_find(store_t *s, int64_t topic_id, const char *id, int64_t min_ts_ms,

@@ -179,6 +179,15 @@ int store_batch_write_topics(store_t *s, const store_new_topic_t *tops, size_t n
  * reader's own lock, which a commit may wait for around a WAL settle: keep cb short. */
 int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
                void *ud) __attribute__((warn_unused_result));
+/* store_read for the event loop: where store_read would wait for a WAL settle's pass
+ * (tens of ms at the publish ceiling), returns -EAGAIN at once instead, having called cb
+ * for nothing; store_reader_busy then says when to try again. It may still wait, as
+ * store_read does, for another thread's call on a backend without a reader (the memory
+ * one) or while a step-by-step batch is open. */
+int store_read_nowait(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit,
+                      store_event_cb cb, void *ud) __attribute__((warn_unused_result));
+/* Whether store_read_nowait would return -EAGAIN now (a settle holds the reader). */
+bool store_reader_busy(store_t *s);
 
 /* Finds the seq that idempotency key id got on the topic at or after min_ts_ms.
  * -ENOENT when none. */

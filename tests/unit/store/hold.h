@@ -101,4 +101,59 @@ static bool hold_run(store_hold_t *h, void *(*fn)(void *), void *arg, long wait_
   return done;
 }
 
+#ifdef STORE_SQLITE_EVENTS_H
+/* A stand-in for a WAL settle's pass (include sqlite_events.h first): reader_hold_start
+ * returns once a thread holds the SQLite backend's reader lock; the thread lets go at
+ * reader_hold_end, or by itself after 1.5 s, so that a call that wrongly waits for the
+ * lock on the test's own thread ends (late) instead of hanging the test. */
+typedef struct reader_hold {
+  sq_store_t *q;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool held, release;
+} reader_hold_t;
+
+static void *reader_hold_main(void *arg) {
+  reader_hold_t *rh = arg;
+  pthread_mutex_lock(&rh->q->rlock);
+  pthread_mutex_lock(&rh->mu);
+  rh->held = true;
+  pthread_cond_broadcast(&rh->cv);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 1;
+  until.tv_nsec += 500000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  int rc = 0;
+  while (!rh->release && rc == 0) rc = pthread_cond_timedwait(&rh->cv, &rh->mu, &until);
+  pthread_mutex_unlock(&rh->mu);
+  pthread_mutex_unlock(&rh->q->rlock);
+  return NULL;
+}
+
+__attribute__((unused)) static void reader_hold_start(reader_hold_t *rh, store_t *s) {
+  *rh = (reader_hold_t){.q = store__backend(s)};
+  pthread_mutex_init(&rh->mu, NULL);
+  pthread_cond_init(&rh->cv, NULL);
+  assert_int_equal(pthread_create(&rh->thread, NULL, reader_hold_main, rh), 0);
+  pthread_mutex_lock(&rh->mu);
+  while (!rh->held) pthread_cond_wait(&rh->cv, &rh->mu);
+  pthread_mutex_unlock(&rh->mu);
+}
+
+__attribute__((unused)) static void reader_hold_end(reader_hold_t *rh) {
+  pthread_mutex_lock(&rh->mu);
+  rh->release = true;
+  pthread_cond_broadcast(&rh->cv);
+  pthread_mutex_unlock(&rh->mu);
+  pthread_join(rh->thread, NULL);
+  pthread_cond_destroy(&rh->cv);
+  pthread_mutex_destroy(&rh->mu);
+}
+#endif
+
 #endif

@@ -10,11 +10,11 @@
 #include "base/log.h"
 #define CONTRACT_HELPERS_ONLY
 #include "store/contract.h"
-#include "store/hold.h"
 #define DBDIR_PREFIX "topics"
 #include "store/dbdir.h"
 #include "internal.h"
 #include "sqlite_events.h" /* sq_store_t: the reader's lock a settle holds */
+#include "store/hold.h"   /* after sqlite_events.h: reader_hold_t */
 
 static int contract_open(store_t **out) {
   const store_options_t opts = {.path = test_db};
@@ -123,27 +123,6 @@ static void *lookup_main(void *arg) {
   return NULL;
 }
 
-/* A stand-in for a WAL settle: holds the SQLite backend's reader lock for 1.5 s. */
-typedef struct rlock_hold {
-  sq_store_t *q;
-  pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool held;
-} rlock_hold_t;
-
-static void *rlock_main(void *arg) {
-  rlock_hold_t *rh = arg;
-  pthread_mutex_lock(&rh->q->rlock);
-  pthread_mutex_lock(&rh->mu);
-  rh->held = true;
-  pthread_cond_broadcast(&rh->cv);
-  pthread_mutex_unlock(&rh->mu);
-  nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 500000000}, NULL);
-  pthread_mutex_unlock(&rh->q->rlock);
-  return NULL;
-}
-
 /* What the event loop asks when a topic is not in memory (and for a bounded topic list):
  * answered from what is committed while the commit thread holds the store, instead of
  * waiting for it. */
@@ -173,19 +152,12 @@ static void test_a_topic_lookup_and_its_keys_do_not_wait_for_another_threads_cal
    * checkpoint pass): the lookup is a short read, which goes ahead without it. The
    * stand-in settle lets go after 1.5 s in any case, so a lookup that waits for it fails
    * the deadline below and the test ends. */
-  rlock_hold_t rh = {.q = store__backend(s)};
-  pthread_mutex_init(&rh.mu, NULL);
-  pthread_cond_init(&rh.cv, NULL);
-  assert_int_equal(pthread_create(&rh.thread, NULL, rlock_main, &rh), 0);
-  pthread_mutex_lock(&rh.mu);
-  while (!rh.held) pthread_cond_wait(&rh.cv, &rh.mu);
-  pthread_mutex_unlock(&rh.mu);
+  reader_hold_t rh;
+  reader_hold_start(&rh, s);
   hold_start(&h, s, a.topic_id);
   lookup_call_t w = {.s = s, .name = "acme/known"};
   bool in_time = hold_run(&h, lookup_main, &w, 500);
-  pthread_join(rh.thread, NULL);
-  pthread_cond_destroy(&rh.cv);
-  pthread_mutex_destroy(&rh.mu);
+  reader_hold_end(&rh);
   if (!in_time) fail_msg("the lookup waited for the reader's lock a settle holds");
   assert_int_equal(w.rc, 0);
   assert_int_equal(w.t.head_seq, 2);

@@ -9,6 +9,7 @@
 
 #define CONTRACT_HELPERS_ONLY
 #include "store/contract.h"
+#include "sqlite_events.h" /* sq_store_t: the reader's lock and the WAL's state */
 #define DBDIR_PREFIX "wal"
 #include "store/dbdir.h"
 
@@ -90,25 +91,28 @@ typedef struct wal_writer {
   _Atomic int done;
 } wal_writer_t;
 
-static void *wal_writer_main(void *arg) {
-  wal_writer_t *w = arg;
+/* Writes one batch of WAL_BATCH_EVENTS events over the topics; next holds their heads. */
+static int wal_write_batch(wal_writer_t *w, uint64_t next[WAL_TOPICS]) {
   static char data[WAL_EVENT_BYTES + 1];
   memset(data, 'x', WAL_EVENT_BYTES);
   data[0] = data[WAL_EVENT_BYTES - 1] = '"';
   store_event_t evs[WAL_BATCH_EVENTS];
-  uint64_t next[WAL_TOPICS] = {0};
-  for (int b = 0; b < WAL_BATCHES && w->rc == 0; b++) {
-    for (int i = 0; i < WAL_BATCH_EVENTS; i++) {
-      int k = i % WAL_TOPICS;
-      evs[i] = (store_event_t){.topic_id = w->topic_id[k],
-                               .seq = ++next[k],
-                               .ts_ms = 1,
-                               .lane = 1,
-                               .data = data,
-                               .data_len = WAL_EVENT_BYTES};
-    }
-    w->rc = store_batch_write(w->s, evs, WAL_BATCH_EVENTS);
+  for (int i = 0; i < WAL_BATCH_EVENTS; i++) {
+    int k = i % WAL_TOPICS;
+    evs[i] = (store_event_t){.topic_id = w->topic_id[k],
+                             .seq = ++next[k],
+                             .ts_ms = 1,
+                             .lane = 1,
+                             .data = data,
+                             .data_len = WAL_EVENT_BYTES};
   }
+  return store_batch_write(w->s, evs, WAL_BATCH_EVENTS);
+}
+
+static void *wal_writer_main(void *arg) {
+  wal_writer_t *w = arg;
+  uint64_t next[WAL_TOPICS] = {0};
+  for (int b = 0; b < WAL_BATCHES && w->rc == 0; b++) w->rc = wal_write_batch(w, next);
   w->done = 1;
   return NULL;
 }
@@ -235,6 +239,50 @@ static void test_checkpoint_passes_are_paced_by_the_frames_appended(void **state
   store_close(s);
 }
 
+/* A settle holds the reader's lock through its own pass only: event reads on the loop
+ * (replay, catch-up, HTTP) waited for the checkpointer's pass before it and for the whole
+ * batch after it too. That is safe because a reader that begins after a pass that copied
+ * everything back reads the database file alone: the batch then starts the log over even
+ * though that reader is still in its transaction, which this test also checks (the
+ * reader here is another connection, as the store's reader is). */
+static void test_a_read_after_a_settle_neither_waits_for_its_batch_nor_pins_the_log(void **state) {
+  (void)state;
+  wal_writer_t w;
+  store_t *s = wal_store_open(&w);
+  sq_store_t *q = store__backend(s);
+  uint64_t next[WAL_TOPICS] = {0};
+  for (int b = 0; !store__wal_settle_due(&q->wal); b++) {
+    assert_true(b < WAL_BATCHES); /* about 10 batches pass the 1 MB bound */
+    assert_int_equal(wal_write_batch(&w, next), 0);
+  }
+  uint32_t before = wal_checkpoint_seq();
+  store_stats_t st;
+  store_stats_get(s, &st);
+  uint64_t settles = st.wal_settles;
+  assert_int_equal(store_batch_begin(s), 0); /* the settle, then the batch's transaction */
+  store_stats_get(s, &st);
+  assert_int_equal(st.wal_settles, settles + 1);
+  if (pthread_mutex_trylock(&q->rlock) != 0)
+    fail_msg("the settle holds the reader's lock through the batch after it");
+  pthread_mutex_unlock(&q->rlock);
+  sqlite3 *reader = NULL;
+  assert_int_equal(sqlite3_open(test_db, &reader), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM chunks;", NULL, NULL, NULL),
+                   SQLITE_OK);
+  for (int k = 0; k < WAL_TOPICS; k++) {
+    store_event_t ev = {.topic_id = w.topic_id[k], .seq = ++next[k], .ts_ms = 1, .lane = 1};
+    assert_int_equal(store_batch_append(s, &ev), 0);
+  }
+  assert_int_equal(store_batch_commit(s), 0);
+  if (wal_checkpoint_seq() == before) fail_msg("a reader that began after the settle pinned the log");
+  assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(reader);
+  uint64_t n = 0;
+  assert_int_equal(store_read(s, w.topic_id[0], 0, 0, count_rows, &n), 0);
+  assert_int_equal(n, next[0]);
+  store_close(s);
+}
+
 #define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dbdir_setup, dbdir_teardown)
 
 int main(void) {
@@ -243,6 +291,7 @@ int main(void) {
       FILE_TEST(test_batches_back_to_back_keep_the_wal_within_wal_max),
       FILE_TEST(test_a_reader_that_holds_the_wal_makes_the_settles_back_off),
       FILE_TEST(test_checkpoint_passes_are_paced_by_the_frames_appended),
+      FILE_TEST(test_a_read_after_a_settle_neither_waits_for_its_batch_nor_pins_the_log),
   };
   return cmocka_run_group_tests_name("store sqlite wal", tests, NULL, NULL);
 }
