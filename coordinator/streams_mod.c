@@ -246,6 +246,9 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
   streams_set(m, "coord_stream_store_catchup_reads_total",
               "Store reads for subscribers behind the ring.", COORD_METRIC_COUNTER,
               (double)st->store_catchup_reads);
+  streams_set(m, "coord_stream_store_catchup_deferred_total",
+              "Catch-up reads put off (not waited for) while a WAL settle held the store's reader.",
+              COORD_METRIC_COUNTER, (double)st->store_catchup_deferred);
   coord_metric_set(s->m.closed_overflow, (double)st->conns_closed_overflow);
   streams_set(m, "coord_stream_subscriptions", "Active subscriptions (WebSocket and SSE).",
               COORD_METRIC_GAUGE, (double)st->subscriptions);

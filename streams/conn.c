@@ -76,6 +76,7 @@ void stream_conn_free(stream_conn_t *c) {
   }
   while (c->neph) eph_remove_at(c, c->neph - 1);
   base_queue_remove(&c->wake_link);
+  stream__catchup_forget(c);
   c->hub->nconns--;
   free(c->ctrl);
   free(c->eph);

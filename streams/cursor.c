@@ -9,12 +9,19 @@
  * next seq is in it; behind the ring it reads the store (at most catchup_batch events per
  * read, serialized into fresh frames that only the pull output owns); behind retention it
  * yields {"op":"gap",...,"reason":"retention"} and continues from the first retained
- * event. A lagging connection therefore holds no frame and no memory per event. */
+ * event. A lagging connection therefore holds no frame and no memory per event.
+ *
+ * A store read never makes the loop wait for a WAL settle (store_read_nowait): while a
+ * settle's pass holds the store's reader (tens of ms at the publish ceiling), the read is
+ * put off, the connection waits in hub->catchup_waits, and a timer wakes the waiting
+ * connections once the reader is free. Until then the connection's pending data is what
+ * the ring holds. */
 #include <errno.h>
 #include <string.h>
 
 #include "base/hist.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "internal.h"
 
 /* One pull. Per-frame work is kept to array stores and counters: the clocks are read at
@@ -136,7 +143,48 @@ stop:
   return 1;
 }
 
-/* Reads from the store what lies between the cursor and the ring. */
+#define CATCHUP_RETRY_MS 2 /* how often a deferred catch-up checks the store's reader */
+
+static void catchup_retry_cb(uv_timer_t *h) {
+  stream_hub_t *hub = container_of(h, stream_hub_t, catchup_timer);
+  if (hub->closing) return;
+  if (store_reader_busy(hub->store)) {
+    uv_timer_start(h, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
+    return;
+  }
+  uint32_t n = hub->ncatchup_waits;
+  hub->ncatchup_waits = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    stream_conn_t *c = hub->catchup_waits[i];
+    if (!c) continue;
+    c->catchup_wait = false;
+    stream__conn_wake(c); /* queues it: the pulls run in the hub's phase, not here */
+  }
+}
+
+static void catchup_defer(stream_hub_t *hub, stream_conn_t *c) {
+  hub->stats.store_catchup_deferred++;
+  if (c->catchup_wait) return;
+  if (hub->ncatchup_waits == hub->catchup_waits_cap) {
+    hub->catchup_waits_cap = hub->catchup_waits_cap ? 2 * hub->catchup_waits_cap : 16;
+    hub->catchup_waits = xrealloc(hub->catchup_waits, hub->catchup_waits_cap * sizeof *hub->catchup_waits);
+  }
+  hub->catchup_waits[hub->ncatchup_waits++] = c;
+  c->catchup_wait = true;
+  if (!uv_is_active((uv_handle_t *)&hub->catchup_timer))
+    uv_timer_start(&hub->catchup_timer, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
+}
+
+void stream__catchup_forget(stream_conn_t *c) {
+  if (!c->catchup_wait) return;
+  stream_hub_t *hub = c->hub;
+  for (uint32_t i = 0; i < hub->ncatchup_waits; i++)
+    if (hub->catchup_waits[i] == c) hub->catchup_waits[i] = NULL;
+  c->catchup_wait = false;
+}
+
+/* Reads from the store what lies between the cursor and the ring; 0 frames when the read
+ * was deferred (catchup_defer). */
 static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
   stream_hub_t *hub = p->conn->hub;
   stream_topic_t *t = s->topic;
@@ -149,7 +197,12 @@ static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
   catchup_t cu = {.pull = p, .sub = s, .left = want};
   hub->stats.store_catchup_reads++;
   size_t before = p->n;
-  int rc = store_read(hub->store, t->topic_id, start - 1, want, catchup_cb, &cu);
+  int rc = store_read_nowait(hub->store, t->topic_id, start - 1, want, catchup_cb, &cu);
+  if (rc == -EAGAIN) {
+    hub->stats.store_catchup_reads--; /* not read: counted when it is */
+    catchup_defer(hub, p->conn);
+    return 0;
+  }
   if (rc < 0) {
     log_error("streams", "catch-up read failed", "{s:s,s:i}", "topic", t->name, "rc", rc);
     return 0;
@@ -277,7 +330,9 @@ bool stream_conn_pending(const stream_conn_t *c) {
   base_queue_t *it;
   base_queue_foreach(it, &c->subs) {
     stream_sub_t *s = base_queue_data(it, stream_sub_t, conn_link);
-    if (s->next_seq <= s->topic->head_seq) return true;
+    if (s->next_seq > s->topic->head_seq) continue;
+    /* A deferred catch-up waits for the timer's wake, not for the next writable turn. */
+    if (!c->catchup_wait || stream__ring_get(&s->topic->ring, s->next_seq)) return true;
   }
   return false;
 }

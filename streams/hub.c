@@ -8,8 +8,9 @@
  * handle in the poll phase of a later turn, right before this phase. A uv_idle
  * handle is active only while work is left (router over budget, publishes queued from a
  * callback), so the loop does not block in poll meanwhile; otherwise the hub's handles
- * are unreferenced and never keep the loop alive. Two timers run retention slices and the
- * idle-topic sweep. Owns none of the stages' logic. */
+ * are unreferenced and never keep the loop alive, except the catch-up timer (cursor.c),
+ * which runs only while store reads wait for a WAL settle. Two timers run retention
+ * slices and the idle-topic sweep. Owns none of the stages' logic. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,8 +193,9 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   uv_idle_init(hub->loop, &hub->idle);
   uv_timer_init(hub->loop, &hub->retention_timer);
   uv_timer_init(hub->loop, &hub->sweep_timer);
-  stream__groups_init(hub); /* its timer is the fifth handle */
-  hub->open_handles = 5 + (hub->writer.on ? 1 : 0);
+  uv_timer_init(hub->loop, &hub->catchup_timer); /* referenced: runs only while reads wait */
+  stream__groups_init(hub); /* its timer is the sixth handle */
+  hub->open_handles = 6 + (hub->writer.on ? 1 : 0);
   uv_check_start(&hub->check, hub_check_cb);
   uv_unref((uv_handle_t *)&hub->check);
   uv_timer_start(&hub->retention_timer, hub_retention_cb, cfg.retention_interval_ms, 0);
@@ -211,6 +213,7 @@ static void hub_handle_closed(uv_handle_t *h) {
   free(hub->writer.evs);
   free(hub->writer.tops);
   free(hub->writer.top_of);
+  free(hub->catchup_waits);
   stream__frames_close(&hub->frames);
   base_map_close(&hub->topics);
   base_map_close(&hub->tenants);
@@ -237,7 +240,7 @@ void stream_hub_close(stream_hub_t *hub) {
   }
   uv_handle_t *handles[] = {(uv_handle_t *)&hub->check, (uv_handle_t *)&hub->idle,
                             (uv_handle_t *)&hub->retention_timer, (uv_handle_t *)&hub->sweep_timer,
-                            (uv_handle_t *)&hub->group_timer};
+                            (uv_handle_t *)&hub->catchup_timer, (uv_handle_t *)&hub->group_timer};
   for (size_t i = 0; i < BASE_ARRAY_SIZE(handles); i++) {
     handles[i]->data = hub;
     uv_close(handles[i], hub_handle_closed);

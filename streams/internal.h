@@ -328,6 +328,7 @@ struct stream_hub {
   uv_idle_t idle;    /* active while work is left, so the loop does not block */
   uv_timer_t retention_timer;
   uv_timer_t sweep_timer;
+  uv_timer_t catchup_timer; /* retries the catch-up reads a WAL settle deferred (cursor.c) */
   int open_handles;
   bool closing;
   bool draining;
@@ -347,6 +348,10 @@ struct stream_hub {
   uint32_t batch_appends; /* events of that batch (the rest are duplicates) */
   stream_writer_t writer;
   base_queue_t wakes; /* stream_conn_t.wake_link */
+  /* Owned: the connections whose catch-up read a WAL settle deferred (catchup_wait set),
+   * woken together once the store's reader is free again; NULL where one was freed. */
+  stream_conn_t **catchup_waits;
+  uint32_t ncatchup_waits, catchup_waits_cap;
   uint32_t nconns;
   base_map_t groups;          /* stream_group_t, owned; key = "topic\0name" */
   base_queue_t groups_ready;  /* stream_group_t.ready_link: may have work to dispatch */
@@ -489,6 +494,7 @@ struct stream_conn {
   base_queue_t wake_link;
   bool woken;
   bool draining;
+  bool catchup_wait; /* in hub->catchup_waits: a store read for a lagging cursor was deferred */
   const char *close_reason; /* static string */
 };
 
@@ -496,6 +502,8 @@ struct stream_conn {
  * On overflow marks the connection for closing and returns -ENOBUFS. */
 int stream__conn_control(stream_conn_t *conn, stream_frame_t *f, bool force);
 void stream__conn_wake(stream_conn_t *conn);
+/* Takes conn out of hub->catchup_waits (before it is freed). */
+void stream__catchup_forget(stream_conn_t *conn);
 /* Delivers due wakes to transports. */
 void stream__wake_run(stream_hub_t *hub);
 /* Offers an ephemeral frame (borrowed) to a subscription of conn. */

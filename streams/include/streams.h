@@ -111,6 +111,7 @@ typedef struct stream_stats {
   uint64_t topic_loads;            /* topics brought into memory */
   uint64_t topics_unsaved;         /* gauge: topics created in memory whose row is not committed */
   uint64_t store_catchup_reads;
+  uint64_t store_catchup_deferred; /* catch-up reads put off while a WAL settle held the store's reader */
   uint64_t conns_closed_overflow;  /* control queue overflows */
   uint64_t subscriptions;          /* gauge: active subscriptions */
   uint64_t topics;                 /* gauge: topics in memory */

@@ -10,9 +10,12 @@
 # window: 2 publishers put GROUP_TASKS tasks on one topic, which a consumer group of 10
 # members takes, 16 in flight each (the daemon then keeps 4 x GROUP_TASKS events per
 # topic, so that retention takes none of the group's: the bulk topics are not trimmed).
+# With CATCHUPS > 0, catchup-readers.mjs runs in that window too, in a process of its own:
+# CATCHUPS connections replay, topic after topic, the 500 events before a bulk topic's
+# head, which the daemon reads from its store (slow subscribers catching up).
 #
 # usage: tests/bench/run-topic-churn.sh
-# env:   CREATES ("0 100"), RUNS (0), GROUP_TASKS (0), RATE (120000), TOPICS (100), PUBS (8),
+# env:   CREATES ("0 100"), RUNS (0), GROUP_TASKS (0), CATCHUPS (0), RATE (120000), TOPICS (100), PUBS (8),
 #        DURATION (20), plus lib.sh's BUILD, COORDINATOR_BIN, WSLOAD, BENCH_OUT, and
 #        GROUPLOAD (default $BUILD/tests/bench/groupload).
 # Output: one line per run on stdout (acknowledged events/s, then the prober's JSON);
@@ -23,6 +26,7 @@ source "$(dirname "$0")/lib.sh"
 CREATES=${CREATES:-0 100}
 RUNS=${RUNS:-0}
 GROUP_TASKS=${GROUP_TASKS:-0}
+CATCHUPS=${CATCHUPS:-0}
 GROUPLOAD=${GROUPLOAD:-$bench_build/tests/bench/groupload}
 RATE=${RATE:-120000}
 TOPICS=${TOPICS:-100}
@@ -63,11 +67,21 @@ for creates in $CREATES; do
       --timeout $((DURATION - 6)) >"$BENCH_OUT/churn-$creates-groups.json" 2>/dev/null &
     group=$!
   fi
+  readers=
+  if [ "$CATCHUPS" -gt 0 ]; then
+    node "$bench_root/tests/bench/catchup-readers.mjs" "$target_url" $((DURATION - 6)) "$CATCHUPS" \
+      >"$BENCH_OUT/churn-$creates-catchups.json" &
+    readers=$!
+  fi
   probe=$(node "$bench_root/tests/bench/topic-churn.mjs" "$target_url" $((DURATION - 6)) "$creates" "$RUNS")
   tasks=
   if [ -n "$group" ]; then
     wait "$group" || bench_log "groupload: incomplete or not exactly-once (see $BENCH_OUT/churn-$creates-groups.json)"
     tasks=" group_tasks/s=$(bench_json "$BENCH_OUT/churn-$creates-groups.json" 'd.tasks_per_s' 2>/dev/null || echo '?')"
+  fi
+  if [ -n "$readers" ]; then
+    wait "$readers" || bench_log "the catch-up readers failed (see $BENCH_OUT/churn-$creates-catchups.json)"
+    probe="$probe catchups=$(cat "$BENCH_OUT/churn-$creates-catchups.json")"
   fi
   wait "$pubs" || bench_log "the publishers' run failed (see $BENCH_OUT/churn-$creates-pubs.txt)"
   acked=$(awk '$1 == "external" {print $3}' "$BENCH_OUT/churn-$creates-pubs.txt")

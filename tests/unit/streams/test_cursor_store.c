@@ -1,0 +1,144 @@
+/* Tests for streams/cursor.c against the SQLite store: a cursor behind the ring reads the
+ * store, and that read never makes the event loop wait for a WAL settle. The database
+ * lives in a fresh folder under $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "streams/helpers.h"
+#include "../../../store/sqlite_events.h" /* sq_store_t: the reader's lock a settle holds */
+#include "store/hold.h"                   /* after sqlite_events.h: reader_hold_t */
+
+typedef struct sq_env {
+  env_t e;
+  char dir[512];
+  char path[600];
+} sq_env_t;
+
+static void sq_start(sq_env_t *x) {
+  const char *base = getenv("COORD_TEST_TMPDIR");
+  snprintf(x->dir, sizeof x->dir, "%s/cursor-XXXXXX", base && base[0] ? base : "/tmp");
+  assert_non_null(mkdtemp(x->dir));
+  snprintf(x->path, sizeof x->path, "%s/events.db", x->dir);
+  env_config(&x->e);
+  x->e.cfg.publish_rate = 0;
+  x->e.cfg.topic_publish_rate = 0;
+  x->e.cfg.ring_size = 4;
+  x->e.cfg.catchup_batch = 5;
+  store_t *s;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = x->path}, &s), 0);
+  env_start_with(&x->e, s);
+}
+
+static void sq_stop(sq_env_t *x) {
+  env_stop(&x->e);
+  char aux[700];
+  const char *suffix[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(aux, sizeof aux, "%s%s", x->path, suffix[i]);
+    unlink(aux);
+  }
+  rmdir(x->dir);
+}
+
+static void *noop_main(void *arg) { return arg; }
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* While the commit thread holds the store (here: a thread inside a store call) a read
+ * goes to the store's reader, whose lock a WAL settle's pass holds for tens of ms at the
+ * publish ceiling. A catch-up read then is put off instead of stalling the loop and every
+ * other connection with it: the pull returns what it has, the connection counts as having
+ * nothing to send, and once the reader is free a timer wakes it and it gets everything,
+ * in order, without a gap. */
+static void test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  for (int i = 0; i < 40; i++) pub_ok(e, "a/x", "{\"v\":1}");
+  env_run(e);
+  store_topic_t st;
+  assert_int_equal(store_topic_get(e->store, "a/x", &st), 0);
+  assert_int_equal(st.head_seq, 40);
+  tconn_t t;
+  tconn_any(e, &t);
+  sub_after(&t, "a/x", NULL, 0); /* seqs 1..36 are only in the store (ring of 4) */
+
+  store_hold_t h;
+  hold_start(&h, e->store, st.topic_id);
+  reader_hold_t rh;
+  reader_hold_start(&rh, e->store);
+  double t0 = now_ms();
+  json_t *m = drain_all(&t);
+  double waited = now_ms() - t0;
+  reader_hold_end(&rh);
+  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  if (waited > 1000) fail_msg("the pull waited %.0f ms for the settle", waited);
+  assert_int_equal(json_array_size(m), 1); /* subscribed, and no event out of order */
+  assert_string_equal(msg_op(json_array_get(m, 0)), "subscribed");
+  json_decref(m);
+  const stream_stats_t *ss = stream_hub_stats(e->hub);
+  assert_true(ss->store_catchup_deferred >= 1);
+  assert_int_equal(ss->store_catchup_reads, 0);
+  assert_false(stream_conn_pending(t.c)); /* the timer's wake, not a writable turn, resumes it */
+
+  int wakes = t.wakes;
+  env_run(e); /* the retry timer: the reader is free, so it wakes the connection */
+  assert_true(t.wakes > wakes);
+  assert_true(stream_conn_pending(t.c));
+  m = drain_all(&t);
+  assert_ev_seqs(m, "a/x", 1, 40);
+  assert_int_equal(count_op(m, "gap"), 0);
+  json_decref(m);
+  assert_true(ss->store_catchup_reads >= 36 / 5);
+  stream_conn_free(t.c);
+  sq_stop(&x);
+}
+
+/* A connection freed while its catch-up waits leaves nothing behind for the timer. */
+static void test_a_connection_freed_while_its_catch_up_waits_is_forgotten(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  for (int i = 0; i < 20; i++) pub_ok(e, "a/y", "{\"v\":1}");
+  env_run(e);
+  store_topic_t st;
+  assert_int_equal(store_topic_get(e->store, "a/y", &st), 0);
+  tconn_t t, u;
+  tconn_any(e, &t);
+  tconn_any(e, &u);
+  sub_after(&t, "a/y", NULL, 0);
+  sub_after(&u, "a/y", NULL, 0);
+  store_hold_t h;
+  hold_start(&h, e->store, st.topic_id);
+  reader_hold_t rh;
+  reader_hold_start(&rh, e->store);
+  json_decref(drain_all(&t));
+  json_decref(drain_all(&u));
+  reader_hold_end(&rh);
+  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  assert_true(stream_hub_stats(e->hub)->store_catchup_deferred >= 2);
+  stream_conn_free(t.c); /* ASan: the timer must not touch it */
+  int wakes = u.wakes;
+  env_run(e);
+  assert_true(u.wakes > wakes);
+  json_t *m = drain_all(&u);
+  assert_ev_seqs(m, "a/y", 1, 20);
+  json_decref(m);
+  stream_conn_free(u.c);
+  sq_stop(&x);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader),
+      cmocka_unit_test(test_a_connection_freed_while_its_catch_up_waits_is_forgotten),
+  };
+  return cmocka_run_group_tests_name("streams cursor with the SQLite store", tests, NULL, NULL);
+}
