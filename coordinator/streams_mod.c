@@ -247,7 +247,8 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               "Store reads for subscribers behind the ring.", COORD_METRIC_COUNTER,
               (double)st->store_catchup_reads);
   streams_set(m, "coord_stream_store_catchup_deferred_total",
-              "Catch-up reads put off (not waited for) while a WAL settle held the store's reader.",
+              "Catch-up store reads put off (not waited for) while a WAL settle held the store's "
+              "reader, counting each attempt.",
               COORD_METRIC_COUNTER, (double)st->store_catchup_deferred);
   coord_metric_set(s->m.closed_overflow, (double)st->conns_closed_overflow);
   streams_set(m, "coord_stream_subscriptions", "Active subscriptions (WebSocket and SSE).",

@@ -401,9 +401,8 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
   /* While another thread holds the store (the commit thread: a commit, a retention slice,
    * a WAL settle, tens of ms at the publish ceiling), a backend with a reader serves the
    * read from what is committed instead of making the caller (the event loop) wait. Not
-   * while a step-by-step batch is open (its appends must be seen, and a settle at its
-   * begin holds the backend's reader until its commit): then the read waits for the
-   * lock as every other call does. */
+   * while a step-by-step batch is open (its appends must be seen): then the read waits
+   * for the lock as every other call does. */
   if (store_reader_instead(s, s->ops->read_committed != NULL))
     return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud, true);
   int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);

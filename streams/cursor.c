@@ -147,7 +147,6 @@ stop:
 
 static void catchup_retry_cb(uv_timer_t *h) {
   stream_hub_t *hub = container_of(h, stream_hub_t, catchup_timer);
-  if (hub->closing) return;
   if (store_reader_busy(hub->store)) {
     uv_timer_start(h, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
     return;

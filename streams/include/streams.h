@@ -278,7 +278,9 @@ int stream_conn_handle_message(stream_conn_t *conn, const char *json, size_t len
  * and max_bytes (at least one frame when anything is ready). The caller unrefs each frame
  * after writing it. Returns the count, or -ENOBUFS when the connection must be closed. */
 int stream_conn_pull(stream_conn_t *conn, stream_frame_t **frames, size_t max_frames, size_t max_bytes);
-/* Whether a pull now would return something. */
+/* Whether a pull now would return something. Not quite while a catch-up read of the
+ * connection is put off (a WAL settle holds the store's reader): then only what does not
+ * need the store counts, and the connection is woken (ops.wake) once the read can go. */
 bool stream_conn_pending(const stream_conn_t *conn);
 /* Reliable events committed but not yet pulled, over all subscriptions. */
 uint64_t stream_conn_lag(const stream_conn_t *conn);

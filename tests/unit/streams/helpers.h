@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <uv.h>
+#include <unistd.h>
 
 #include "base/mem.h"
 #include "internal.h"
@@ -78,6 +80,51 @@ HELPER void env_stop(env_t *e) {
   if (e->hub) env_stop_hub(e);
   store_close(e->store);
   assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+/* ---- a SQLite store in a folder of its own ---- */
+
+/* A fresh folder under $COORD_TEST_TMPDIR (set by ctest) or /tmp into dir, and the path
+ * of the store's database in it into path. */
+HELPER void test_dir_make(char dir[512], char path[600]) {
+  const char *base = getenv("COORD_TEST_TMPDIR");
+  snprintf(dir, 512, "%s/streams-XXXXXX", base && base[0] ? base : "/tmp");
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, 600, "%s/events.db", dir);
+}
+
+/* Removes dir with every file in it (the store's database, its log, its parts' files). */
+HELPER void test_dir_remove(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *de;
+  char file[800];
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    snprintf(file, sizeof file, "%s/%s", dir, de->d_name);
+    unlink(file);
+  }
+  closedir(d);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+typedef struct sq_env {
+  env_t e;
+  char dir[512], path[600];
+} sq_env_t;
+
+/* Starts x->e, configured by the caller (env_config, then its changes), on a SQLite store
+ * in a fresh folder (test_dir_make). */
+HELPER void sq_env_start(sq_env_t *x) {
+  test_dir_make(x->dir, x->path);
+  store_t *s;
+  assert_int_equal(store_open_sqlite(&(store_options_t){.path = x->path}, &s), 0);
+  env_start_with(&x->e, s);
+}
+
+HELPER void sq_env_stop(sq_env_t *x) {
+  env_stop(&x->e);
+  test_dir_remove(x->dir);
 }
 
 /* ---- publishing ---- */

@@ -1,6 +1,6 @@
 /* Tests for streams/cursor.c against the SQLite store: a cursor behind the ring reads the
  * store, and that read never makes the event loop wait for a WAL settle. The database
- * lives in a fresh folder under $COORD_TEST_TMPDIR (set by ctest) or /tmp. */
+ * lives in a fresh folder (sq_env_start). */
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,36 +9,13 @@
 #include "../../../store/sqlite_events.h" /* sq_store_t: the reader's lock a settle holds */
 #include "store/hold.h"                   /* after sqlite_events.h: reader_hold_t */
 
-typedef struct sq_env {
-  env_t e;
-  char dir[512];
-  char path[600];
-} sq_env_t;
-
 static void sq_start(sq_env_t *x) {
-  const char *base = getenv("COORD_TEST_TMPDIR");
-  snprintf(x->dir, sizeof x->dir, "%s/cursor-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(x->dir));
-  snprintf(x->path, sizeof x->path, "%s/events.db", x->dir);
   env_config(&x->e);
   x->e.cfg.publish_rate = 0;
   x->e.cfg.topic_publish_rate = 0;
   x->e.cfg.ring_size = 4;
   x->e.cfg.catchup_batch = 5;
-  store_t *s;
-  assert_int_equal(store_open_sqlite(&(store_options_t){.path = x->path}, &s), 0);
-  env_start_with(&x->e, s);
-}
-
-static void sq_stop(sq_env_t *x) {
-  env_stop(&x->e);
-  char aux[700];
-  const char *suffix[] = {"", "-wal", "-shm"};
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(aux, sizeof aux, "%s%s", x->path, suffix[i]);
-    unlink(aux);
-  }
-  rmdir(x->dir);
+  sq_env_start(x);
 }
 
 static void *noop_main(void *arg) { return arg; }
@@ -97,7 +74,7 @@ static void test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader(void
   json_decref(m);
   assert_true(ss->store_catchup_reads >= 36 / 5);
   stream_conn_free(t.c);
-  sq_stop(&x);
+  sq_env_stop(&x);
 }
 
 /* A connection freed while its catch-up waits leaves nothing behind for the timer. */
@@ -132,7 +109,7 @@ static void test_a_connection_freed_while_its_catch_up_waits_is_forgotten(void *
   assert_ev_seqs(m, "a/y", 1, 20);
   json_decref(m);
   stream_conn_free(u.c);
-  sq_stop(&x);
+  sq_env_stop(&x);
 }
 
 int main(void) {

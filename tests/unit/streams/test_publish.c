@@ -407,11 +407,8 @@ static void test_closing_the_hub_cancels_pending_callbacks(void **state) {
 
 static void test_seq_stays_dense_across_a_restart_on_sqlite(void **state) {
   (void)state;
-  const char *base = getenv("COORD_TEST_TMPDIR");
   char dir[512], path[600];
-  snprintf(dir, sizeof dir, "%s/streams-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/events.db", dir);
+  test_dir_make(dir, path);
   char epoch[STORE_EPOCH_LEN + 1];
   for (int round = 0; round < 2; round++) {
     env_t e;
@@ -428,13 +425,7 @@ static void test_seq_stays_dense_across_a_restart_on_sqlite(void **state) {
     else assert_string_equal(epoch, r[0].epoch);
     env_stop(&e);
   }
-  unlink(path);
-  char aux[700];
-  snprintf(aux, sizeof aux, "%s-wal", path);
-  unlink(aux);
-  snprintf(aux, sizeof aux, "%s-shm", path);
-  unlink(aux);
-  rmdir(dir);
+  test_dir_remove(dir);
 }
 
 int main(void) {

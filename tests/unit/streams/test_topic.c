@@ -124,34 +124,12 @@ static void test_a_sweep_turn_frees_at_most_its_budget(void **state) {
 
 /* ---- new topics on SQLite: created in memory at once, their row with the next batch ---- */
 
-typedef struct sq_env {
-  env_t e;
-  char dir[512], path[600];
-} sq_env_t;
-
 static void sq_start(sq_env_t *x) {
-  const char *base = getenv("COORD_TEST_TMPDIR");
-  snprintf(x->dir, sizeof x->dir, "%s/topic-XXXXXX", base && base[0] ? base : "/tmp");
-  assert_non_null(mkdtemp(x->dir));
-  snprintf(x->path, sizeof x->path, "%s/events.db", x->dir);
   env_config(&x->e);
   x->e.cfg.idle_topic_s = 5;
   x->e.cfg.publish_rate = 0;
   x->e.cfg.topic_publish_rate = 0;
-  store_t *s;
-  assert_int_equal(store_open_sqlite(&(store_options_t){.path = x->path}, &s), 0);
-  env_start_with(&x->e, s);
-}
-
-static void sq_stop(sq_env_t *x) {
-  env_stop(&x->e);
-  char aux[700];
-  const char *suffix[] = {"", "-wal", "-shm"};
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(aux, sizeof aux, "%s%s", x->path, suffix[i]);
-    unlink(aux);
-  }
-  rmdir(x->dir);
+  sq_env_start(x);
 }
 
 static bool stored(env_t *e, const char *topic, store_topic_t *st) {
@@ -203,7 +181,7 @@ static void test_a_new_topic_is_usable_at_once_and_its_row_goes_with_the_next_ba
   assert_string_equal(msg_s(json_array_get(m, 0), "epoch"), epoch);
   json_decref(m);
   stream_conn_free(t.c);
-  sq_stop(&x);
+  sq_env_stop(&x);
 }
 
 #include "store/hold.h"
@@ -253,7 +231,7 @@ static void test_subscribing_to_a_topic_not_in_memory_does_not_wait_for_the_comm
   store_topic_t st;
   assert_true(stored(e, "a/brand-new", &st));
   stream_conn_free(t.c);
-  sq_stop(&x);
+  sq_env_stop(&x);
 }
 
 /* A batch that fails takes the new rows in it down too: their events fail like the
@@ -311,7 +289,7 @@ static void test_a_failed_batch_with_a_new_row_fails_its_events_and_the_next_use
   assert_ev_seqs(m, "a/new", 1, 1);
   json_decref(m);
   stream_conn_free(c.c);
-  sq_stop(&x);
+  sq_env_stop(&x);
 }
 
 /* Another writer (not supported: another process on the same file) gives the name a row
@@ -356,7 +334,7 @@ static void test_a_topic_whose_name_another_writer_took_adopts_that_row(void **s
   assert_ev_seqs(m, "a/taken", 2, 2); /* from the head on, not the other writer's seq 1 */
   json_decref(m);
   stream_conn_free(c.c);
-  sq_stop(&x);
+  sq_env_stop(&x);
 }
 
 int main(void) {
