@@ -15,7 +15,8 @@
  * settle's pass holds the store's reader (tens of ms at the publish ceiling), the read is
  * put off, the connection waits in hub->catchup_waits, and a timer wakes the waiting
  * connections once the reader is free. Until then the connection's pending data is what
- * the ring holds. */
+ * the ring holds. Consumer groups' store reads (group_lease.c) are put off the same way:
+ * the timer then makes those groups ready again. */
 #include <errno.h>
 #include <string.h>
 
@@ -151,6 +152,10 @@ static void catchup_retry_cb(uv_timer_t *h) {
     uv_timer_start(h, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
     return;
   }
+  if (hub->groups_deferred) {
+    hub->groups_deferred = false;
+    stream__groups_retry(hub);
+  }
   uint32_t n = hub->ncatchup_waits;
   hub->ncatchup_waits = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -159,6 +164,18 @@ static void catchup_retry_cb(uv_timer_t *h) {
     c->catchup_wait = false;
     stream__conn_wake(c); /* queues it: the pulls run in the hub's phase, not here */
   }
+}
+
+static void catchup_timer_arm(stream_hub_t *hub) {
+  if (!uv_is_active((uv_handle_t *)&hub->catchup_timer))
+    uv_timer_start(&hub->catchup_timer, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
+}
+
+void stream__catchup_defer_group(stream_hub_t *hub, stream_group_t *g) {
+  hub->stats.store_catchup_deferred++;
+  g->fetch_deferred = true;
+  hub->groups_deferred = true;
+  catchup_timer_arm(hub);
 }
 
 static void catchup_defer(stream_hub_t *hub, stream_conn_t *c) {
@@ -170,8 +187,7 @@ static void catchup_defer(stream_hub_t *hub, stream_conn_t *c) {
   }
   hub->catchup_waits[hub->ncatchup_waits++] = c;
   c->catchup_wait = true;
-  if (!uv_is_active((uv_handle_t *)&hub->catchup_timer))
-    uv_timer_start(&hub->catchup_timer, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
+  catchup_timer_arm(hub);
 }
 
 void stream__catchup_forget(stream_conn_t *c) {

@@ -335,6 +335,16 @@ static bool waiting_due(const stream_hub_t *hub, const stream_group_t *g, uint64
   return false;
 }
 
+void stream__groups_retry(stream_hub_t *hub) {
+  base_map_iter_t it;
+  for (base_map_node_t *n = base_map_first(&hub->groups, &it); n; n = base_map_next(&hub->groups, &it)) {
+    stream_group_t *g = container_of(n, stream_group_t, node);
+    if (!g->fetch_deferred) continue;
+    g->fetch_deferred = false;
+    stream__group_mark_ready(hub, g);
+  }
+}
+
 size_t stream_hub_groups_tick(stream_hub_t *hub) {
   if (hub->closing) return 0;
   uint64_t now = stream__mono_us(hub);

@@ -241,7 +241,8 @@ static int fetch_cb(void *ud, const store_event_t *ev) {
 
 /* Reads up to max events of t from seq on (ring first, then the store); out[i] gets a
  * reference to the frame of seqs[i], ascending; seqs missing from the result are gone.
- * Returns the count, or -EIO. */
+ * Returns the count, -EAGAIN when a WAL settle holds the store's reader (nothing read:
+ * the caller puts the work off, stream__catchup_defer_group), or -EIO. */
 static int fetch(stream_hub_t *hub, stream_topic_t *t, uint64_t seq, size_t max, stream_frame_t **out,
                  uint64_t *seqs) {
   stream_frame_t *f = stream__ring_get(&t->ring, seq);
@@ -255,7 +256,11 @@ static int fetch(stream_hub_t *hub, stream_topic_t *t, uint64_t seq, size_t max,
   if (until - seq + 1 < max) max = (size_t)(until - seq + 1);
   fetch_t fx = {.hub = hub, .t = t, .out = out, .seqs = seqs, .max = max};
   hub->stats.store_catchup_reads++;
-  int rc = store_read(hub->store, t->topic_id, seq - 1, max, fetch_cb, &fx);
+  int rc = store_read_nowait(hub->store, t->topic_id, seq - 1, max, fetch_cb, &fx);
+  if (rc == -EAGAIN) {
+    hub->stats.store_catchup_reads--; /* not read: counted when it is */
+    return rc;
+  }
   if (rc < 0) {
     for (size_t i = 0; i < fx.n; i++) stream_frame_unref(&out[i]);
     log_error("streams", "group read failed", "{s:s,s:i}", "topic", t->name, "rc", rc);
@@ -378,6 +383,7 @@ static void dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *bud
     stream_frame_t *f = NULL;
     uint64_t got = 0;
     int n = fetch(hub, g->topic, l->seq, 1, &f, &got);
+    if (n == -EAGAIN) stream__catchup_defer_group(hub, g);
     if (n < 0) return;
     if (n == 0 || got != l->seq) {
       if (n) stream_frame_unref(&f);
@@ -423,6 +429,7 @@ static void dispatch_new(stream_hub_t *hub, stream_group_t *g, uint32_t *budget)
     if (want > *budget) want = *budget;
     if (want > hub->cfg.group_max_pending - g->leases.count) want = hub->cfg.group_max_pending - g->leases.count;
     int n = fetch(hub, t, g->next_seq, want, frames, seqs);
+    if (n == -EAGAIN) stream__catchup_defer_group(hub, g);
     if (n < 0) return;
     uint64_t start = g->next_seq;
     if (n == 0) { /* nothing stored up to the ring: gone */

@@ -1,6 +1,7 @@
-/* Tests for streams/cursor.c against the SQLite store: a cursor behind the ring reads the
- * store, and that read never makes the event loop wait for a WAL settle. The database
- * lives in a fresh folder (sq_env_start). */
+/* Tests for the store reads of streams/cursor.c and streams/group_lease.c against the
+ * SQLite store: a cursor or a consumer group behind the ring reads the store, and that
+ * read never makes the event loop wait for a WAL settle. The database lives in a fresh
+ * folder (sq_env_start). */
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,10 +113,59 @@ static void test_a_connection_freed_while_its_catch_up_waits_is_forgotten(void *
   sq_env_stop(&x);
 }
 
+/* Runs a few loop turns without blocking (the hub's phase included), as env_run would but
+ * without waiting for the catch-up timer, which keeps the loop alive while reads wait. */
+static void run_turns(env_t *e) {
+  for (int i = 0; i < 5; i++) uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+/* The same for a consumer group whose position is behind the ring: its dispatch puts the
+ * read off, and the timer makes the group ready again once the reader is free. */
+static void test_a_group_read_is_put_off_while_a_settle_holds_the_reader(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  for (int i = 0; i < 20; i++) pub_ok(e, "a/jobs", "{\"v\":1}");
+  env_run(e);
+  store_topic_t st;
+  assert_int_equal(store_topic_get(e->store, "a/jobs", &st), 0);
+  tconn_t a;
+  tconn_any(e, &a);
+  store_hold_t h;
+  hold_start(&h, e->store, st.topic_id);
+  reader_hold_t rh;
+  reader_hold_start(&rh, e->store);
+  stream_position_t from = {.seq = 0};
+  stream_group_join_t j = {.group = "g", .start = &from, .max_inflight = 100};
+  stream_err_t err;
+  double t0 = now_ms();
+  assert_int_equal(stream_conn_group_join(a.c, "a/jobs", &j, &err), 0);
+  run_turns(e);
+  json_t *m = drain_all(&a);
+  double waited = now_ms() - t0;
+  reader_hold_end(&rh);
+  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  if (waited > 1000) fail_msg("the group's dispatch waited %.0f ms for the settle", waited);
+  assert_int_equal(count_op(m, "ev"), 0);
+  json_decref(m);
+  const stream_stats_t *ss = stream_hub_stats(e->hub);
+  assert_true(ss->store_catchup_deferred >= 1);
+  assert_int_equal(ss->store_catchup_reads, 0);
+  env_run(e); /* the timer finds the reader free: the group dispatches */
+  m = drain_all(&a);
+  assert_ev_seqs(m, "a/jobs", 1, 20);
+  json_decref(m);
+  assert_true(ss->store_catchup_reads > 0);
+  stream_conn_free(a.c);
+  sq_env_stop(&x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader),
       cmocka_unit_test(test_a_connection_freed_while_its_catch_up_waits_is_forgotten),
+      cmocka_unit_test(test_a_group_read_is_put_off_while_a_settle_holds_the_reader),
   };
-  return cmocka_run_group_tests_name("streams cursor with the SQLite store", tests, NULL, NULL);
+  return cmocka_run_group_tests_name("streams catch-up reads with the SQLite store", tests, NULL, NULL);
 }
