@@ -25,6 +25,7 @@ typedef struct coord_streams_metrics {
   coord_metric_t *durable_to_write[COORD_STREAMS_TRANSPORTS];        /* histograms */
   coord_metric_t *closed_slow, *closed_expired, *closed_overflow;    /* connections closed */
   coord_metric_t *http_published;                                    /* events via POST */
+  coord_metric_t *reads_deferred; /* GET .../events put off while a WAL settle held the reader */
 } coord_streams_metrics_t;
 
 /* Invariants: hub and store are set between a successful attach and stop/exit; every
@@ -44,6 +45,7 @@ typedef struct coord_streams {
   base_queue_t ws_sessions; /* streams_ws.c sessions */
   base_queue_t sse_streams; /* streams_sse.c streams */
   base_queue_t posts;       /* streams_http.c publishes waiting for durability */
+  base_queue_t reads;       /* streams_http.c event reads waiting for a WAL settle to end */
   coord_streams_metrics_t m;
 } coord_streams_t;
 

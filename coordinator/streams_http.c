@@ -393,7 +393,10 @@ static void streams_post(coord_http_req_t *req, void *ud) {
   coord_http_defer(req, post_abort, p);
 }
 
+static void read_waits_stop(coord_streams_t *s);
+
 void coord__streams_http_stop(coord_streams_t *s) {
+  read_waits_stop(s);
   while (!base_queue_empty(&s->posts)) {
     post_t *p = base_queue_data(base_queue_head(&s->posts), post_t, link);
     for (size_t i = 0; i < p->n; i++) {
@@ -470,6 +473,64 @@ static int query_u64(coord_http_req_t *req, const char *name, uint64_t def, uint
   return 0;
 }
 
+static bool read_answer(coord_streams_t *s, coord_http_req_t *req, const char *topic, uint64_t after,
+                        size_t limit);
+
+/* A read put off while a WAL settle holds the store's reader: the request is deferred and
+ * read again once the reader is free (stream_reader_wait), so the loop never waits. */
+typedef struct read_wait {
+  stream_reader_wait_t w; /* first: the callback gets &w */
+  base_queue_t link;      /* in s->reads */
+  coord_streams_t *s;
+  coord_http_req_t *req;
+  uint64_t after;
+  size_t limit;
+  char topic[STREAM_TOPIC_MAX + 1];
+} read_wait_t;
+
+static void read_wait_free(read_wait_t *r) {
+  stream_reader_wait_cancel(&r->w);
+  base_queue_remove(&r->link);
+  free(r);
+}
+
+static void read_wait_abort(coord_http_req_t *req, void *ud) {
+  (void)req;
+  read_wait_free(ud);
+}
+
+static void read_wait_cb(stream_reader_wait_t *w) {
+  read_wait_t *r = container_of(w, read_wait_t, w);
+  if (!read_answer(r->s, r->req, r->topic, r->after, r->limit)) {
+    stream_reader_wait(r->s->hub, &r->w, read_wait_cb); /* a new settle began meanwhile */
+    return;
+  }
+  read_wait_free(r);
+}
+
+/* Stop: the reads still waiting are answered 503, to be retried on the next daemon. */
+static void read_waits_stop(coord_streams_t *s) {
+  while (!base_queue_empty(&s->reads)) {
+    read_wait_t *r = base_queue_data(base_queue_head(&s->reads), read_wait_t, link);
+    coord__streams_http_fail(r->req, -ESHUTDOWN, NULL);
+    read_wait_free(r);
+  }
+}
+
+static void read_wait_start(coord_streams_t *s, coord_http_req_t *req, const char *topic, uint64_t after,
+                            size_t limit) {
+  read_wait_t *r = xcalloc(1, sizeof *r);
+  r->s = s;
+  r->req = req;
+  r->after = after;
+  r->limit = limit;
+  snprintf(r->topic, sizeof r->topic, "%s", topic);
+  base_queue_insert_tail(&s->reads, &r->link);
+  coord_metric_add(s->m.reads_deferred, 1);
+  stream_reader_wait(s->hub, &r->w, read_wait_cb);
+  coord_http_defer(req, read_wait_abort, r);
+}
+
 static void streams_read(coord_http_req_t *req, void *ud) {
   coord_streams_t *s = ud;
   coord_auth_principal_t who;
@@ -488,9 +549,20 @@ static void streams_read(coord_http_req_t *req, void *ud) {
     http_error_take(req, 400, "bad_request", msg, NULL);
     return;
   }
+  if (!read_answer(s, req, topic, after, (size_t)limit)) read_wait_start(s, req, topic, after, (size_t)limit);
+}
+
+/* Reads and answers; false, having answered nothing, when a WAL settle holds the store's
+ * reader (the read would make the loop wait for it). */
+static bool read_answer(coord_streams_t *s, coord_http_req_t *req, const char *topic, uint64_t after,
+                        size_t limit) {
   read_acc_t a = {0};
   stream_read_info_t info;
-  int rc = stream_read(s->hub, topic, after, (size_t)limit, read_one, &a, &info);
+  int rc = stream_read_nowait(s->hub, topic, after, limit, read_one, &a, &info);
+  if (rc == -EAGAIN) {
+    free(a.buf.p);
+    return false;
+  }
   if (rc < 0) {
     free(a.buf.p);
     stream_err_t err = {0};
@@ -498,7 +570,7 @@ static void streams_read(coord_http_req_t *req, void *ud) {
       snprintf(err.message, sizeof err.message, "topic: nothing was ever published to %.150s",
                topic);
     coord__streams_http_fail(req, rc, &err);
-    return;
+    return true;
   }
   text_buf_t out = {0};
   /* topic and epoch need no escaping: their characters are restricted */
@@ -518,6 +590,7 @@ static void streams_read(coord_http_req_t *req, void *ud) {
   coord_http_respond(req, 200, "application/json", out.p, out.len);
   free(out.p);
   free(a.buf.p);
+  return true;
 }
 
 /* ---- GET /v1/streams/{tenant} ---- */

@@ -185,6 +185,10 @@ static void streams_register_metrics(coord_streams_t *s) {
   s->m.http_published =
       streams_series(m, "coord_stream_http_publishes_total",
                      "Events accepted through POST .../events.", COORD_METRIC_COUNTER, NULL);
+  s->m.reads_deferred = streams_series(
+      m, "coord_stream_http_reads_deferred_total",
+      "GET .../events answered later, not waited for, because a WAL settle held the store's reader.",
+      COORD_METRIC_COUNTER, NULL);
 }
 
 static void streams_copy_hist(coord_metrics_t *m, const char *name, const char *help,
@@ -408,6 +412,7 @@ int coord__streams_attach(coord_daemon_t *d) {
   base_queue_init(&s->ws_sessions);
   base_queue_init(&s->sse_streams);
   base_queue_init(&s->posts);
+  base_queue_init(&s->reads);
   s->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
   if (!s->rng) s->rng = 1;
   s->jwt.secret = (const unsigned char *)cfg->auth.jwt_secret;

@@ -156,6 +156,22 @@ static void catchup_retry_cb(uv_timer_t *h) {
     hub->groups_deferred = false;
     stream__groups_retry(hub);
   }
+  /* The callers waiting now, each once, from a list of their own: a callback may wait
+   * again (a new settle began), which puts it on the hub's list for the next round, or
+   * cancel another caller's wait. */
+  stream_reader_wait_t *head = &hub->reader_waits, now;
+  if (head->next != head) {
+    now.next = head->next;
+    now.prev = head->prev;
+    now.next->prev = &now;
+    now.prev->next = &now;
+    head->next = head->prev = head;
+    while (now.next != &now) {
+      stream_reader_wait_t *w = now.next;
+      stream_reader_wait_cancel(w);
+      w->cb(w);
+    }
+  }
   uint32_t n = hub->ncatchup_waits;
   hub->ncatchup_waits = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -169,6 +185,22 @@ static void catchup_retry_cb(uv_timer_t *h) {
 static void catchup_timer_arm(stream_hub_t *hub) {
   if (!uv_is_active((uv_handle_t *)&hub->catchup_timer))
     uv_timer_start(&hub->catchup_timer, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
+}
+
+void stream_reader_wait(stream_hub_t *hub, stream_reader_wait_t *w, void (*cb)(stream_reader_wait_t *w)) {
+  w->cb = cb;
+  w->prev = hub->reader_waits.prev;
+  w->next = &hub->reader_waits;
+  w->prev->next = w;
+  hub->reader_waits.prev = w;
+  catchup_timer_arm(hub);
+}
+
+void stream_reader_wait_cancel(stream_reader_wait_t *w) {
+  if (!w->next) return;
+  w->prev->next = w->next;
+  w->next->prev = w->prev;
+  w->prev = w->next = NULL;
 }
 
 void stream__catchup_defer_group(stream_hub_t *hub, stream_group_t *g) {

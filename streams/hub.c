@@ -173,6 +173,7 @@ int stream_hub_new(const stream_hub_options_t *opts, stream_hub_t **out) {
   base_queue_init(&hub->pub_free);
   base_queue_init(&hub->batch);
   base_queue_init(&hub->wakes);
+  hub->reader_waits.prev = hub->reader_waits.next = &hub->reader_waits;
   if (cfg.commit_thread) {
     int rc = stream__writer_start(hub);
     if (rc < 0) {
@@ -238,6 +239,7 @@ void stream_hub_close(stream_hub_t *hub) {
     base_map_remove(&hub->tenants, n);
     free(tn);
   }
+  while (hub->reader_waits.next != &hub->reader_waits) stream_reader_wait_cancel(hub->reader_waits.next);
   uv_handle_t *handles[] = {(uv_handle_t *)&hub->check, (uv_handle_t *)&hub->idle,
                             (uv_handle_t *)&hub->retention_timer, (uv_handle_t *)&hub->sweep_timer,
                             (uv_handle_t *)&hub->catchup_timer, (uv_handle_t *)&hub->group_timer};

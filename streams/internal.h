@@ -353,6 +353,7 @@ struct stream_hub {
   stream_conn_t **catchup_waits;
   uint32_t ncatchup_waits, catchup_waits_cap;
   bool groups_deferred; /* some group's fetch_deferred is set */
+  stream_reader_wait_t reader_waits; /* sentinel of the stream_reader_wait list */
   uint32_t nconns;
   base_map_t groups;          /* stream_group_t, owned; key = "topic\0name" */
   base_queue_t groups_ready;  /* stream_group_t.ready_link: may have work to dispatch */

@@ -60,8 +60,8 @@ static bool read_ring(read_ctx_t *r) {
   return true;
 }
 
-int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb, void *ud,
-                stream_read_info_t *info) {
+static int read_range(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb,
+                      void *ud, stream_read_info_t *info, bool wait) {
   if (!hub || !cb || !info || limit == 0 || limit > READ_LIMIT_MAX) return -EINVAL;
   memset(info, 0, sizeof *info);
   if (stream_topic_validate(topic, NULL, NULL) < 0) return -EINVAL;
@@ -98,7 +98,9 @@ int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t lim
   while (r.left > 0 && r.next <= info->head) {
     uint64_t start = r.next;
     uint64_t until = r.ring && r.ring->count && r.ring->lo > start ? r.ring->lo - 1 : info->head;
-    int rc = store_read(hub->store, topic_id, start - 1, r.left, read_store_cb, &r);
+    int rc = wait ? store_read(hub->store, topic_id, start - 1, r.left, read_store_cb, &r)
+                  : store_read_nowait(hub->store, topic_id, start - 1, r.left, read_store_cb, &r);
+    if (rc == -EAGAIN && !wait) return rc;
     if (rc < 0) {
       log_error("streams", "read failed", "{s:s,s:i}", "topic", topic, "rc", rc);
       return -EIO;
@@ -112,6 +114,16 @@ int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t lim
     if (!read_ring(&r)) return 0;
   }
   return 0;
+}
+
+int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb, void *ud,
+                stream_read_info_t *info) {
+  return read_range(hub, topic, after, limit, cb, ud, info, true);
+}
+
+int stream_read_nowait(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb,
+                       void *ud, stream_read_info_t *info) {
+  return read_range(hub, topic, after, limit, cb, ud, info, false);
 }
 
 typedef struct list_ctx {

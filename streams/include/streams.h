@@ -314,6 +314,25 @@ typedef int (*stream_read_cb)(void *ud, const stream_frame_t *f);
  * -ENOENT for an unknown topic; -EINVAL for a bad name or limit. */
 int stream_read(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb, void *ud,
                 stream_read_info_t *info) __attribute__((warn_unused_result));
+/* stream_read for the event loop: where it would wait for a WAL settle's pass (the store's
+ * reader is held, tens of ms at the publish ceiling), returns -EAGAIN instead. cb may have
+ * been called for some frames by then: drop them, wait (stream_reader_wait) and read
+ * again from the start. */
+int stream_read_nowait(stream_hub_t *hub, const char *topic, uint64_t after, size_t limit, stream_read_cb cb,
+                       void *ud, stream_read_info_t *info) __attribute__((warn_unused_result));
+
+/* A caller put off by -EAGAIN waits in one of these (embedded in its own state) for the
+ * store's reader. The links are the hub's. */
+typedef struct stream_reader_wait stream_reader_wait_t;
+struct stream_reader_wait {
+  stream_reader_wait_t *prev, *next;
+  void (*cb)(stream_reader_wait_t *w); /* called once, from the loop */
+};
+/* Calls cb(w) once the store's reader is free again (checked every 2 ms). w must stay
+ * valid until then, or until stream_reader_wait_cancel; a hub that closes forgets it. */
+void stream_reader_wait(stream_hub_t *hub, stream_reader_wait_t *w, void (*cb)(stream_reader_wait_t *w));
+/* Cancels a wait not called back yet; a no-op otherwise. */
+void stream_reader_wait_cancel(stream_reader_wait_t *w);
 
 typedef struct stream_topic_info {
   const char *topic;

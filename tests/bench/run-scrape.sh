@@ -12,7 +12,8 @@
 # usage: tests/bench/run-scrape.sh
 # env:   RATE (300000), DURATION (15 s), SCRAPES (20), READ (0), plus lib.sh's BUILD,
 #        COORDINATOR_BIN, WSLOAD, BENCH_OUT.
-# Output: one line on stdout (scrape time median and max, acknowledged publishes/s);
+# Output: one line on stdout (scrape time median and max, acknowledged publishes/s, and
+# with READ=1 the reads the daemon answered once a WAL settle let go of its reader);
 # scrape-times.txt (ms, one per scrape) and scrape-wsload.json in BENCH_OUT.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -41,14 +42,18 @@ for _ in $(seq 1 "$SCRAPES"); do
     awk '{printf "%.2f\n", $1 * 1000}' >>"$BENCH_OUT/scrape-times.txt"
   sleep 0.5
 done
+# Reads answered later because a WAL settle held the store's reader (READ=1).
+deferred=
+[ "$READ" = 0 ] || deferred=$(curl -fsS --max-time 5 "http://127.0.0.1:$target_port/metrics" |
+  awk '$1 == "coord_stream_http_reads_deferred_total" {print $2}' || true)
 wait "$load" || bench_log "wsload reported an incomplete run"
 bench_stop_pid "$target_pid"
 
 acked=$(bench_json "$BENCH_OUT/scrape-wsload.json" 'd.publish.acked_per_s')
 what=scrape
 [ "$READ" = 0 ] || what=read
-sort -n "$BENCH_OUT/scrape-times.txt" | awk -v acked="$acked" -v what="$what" '
+sort -n "$BENCH_OUT/scrape-times.txt" | awk -v acked="$acked" -v what="$what" -v deferred="$deferred" '
   {v[NR] = $1}
-  END {printf "%s ms: median %.2f, max %.2f (%d requests); acknowledged %s/s\n",
-       what, v[int((NR + 1) / 2)], v[NR], NR, acked}'
+  END {printf "%s ms: median %.2f, max %.2f (%d requests); acknowledged %s/s%s\n",
+       what, v[int((NR + 1) / 2)], v[NR], NR, acked, deferred == "" ? "" : "; answered later: " deferred}'
 bench_log "results in $BENCH_OUT"

@@ -1,6 +1,6 @@
-/* Tests for the store reads of streams/cursor.c and streams/group_lease.c against the
- * SQLite store: a cursor or a consumer group behind the ring reads the store, and that
- * read never makes the event loop wait for a WAL settle. The database lives in a fresh
+/* Tests for the store reads of streams/cursor.c, streams/group_lease.c and streams/read.c
+ * against the SQLite store: a cursor, a consumer group or an HTTP read behind the ring
+ * reads the store, and that read never makes the event loop wait for a WAL settle. The database lives in a fresh
  * folder (sq_env_start). */
 #include <pthread.h>
 #include <time.h>
@@ -161,11 +161,70 @@ static void test_a_group_read_is_put_off_while_a_settle_holds_the_reader(void **
   sq_env_stop(&x);
 }
 
+typedef struct read_try {
+  stream_reader_wait_t w; /* first: the callback gets &w */
+  env_t *e;
+  int calls, rc;
+  size_t frames;
+} read_try_t;
+
+static int count_frame(void *ud, const stream_frame_t *f) {
+  (void)f;
+  ((read_try_t *)ud)->frames++;
+  return 0;
+}
+
+static void read_again(stream_reader_wait_t *w) {
+  read_try_t *r = (read_try_t *)w;
+  r->calls++;
+  r->frames = 0;
+  stream_read_info_t info;
+  r->rc = stream_read_nowait(r->e->hub, "a/r", 0, 100, count_frame, r, &info);
+}
+
+/* The HTTP reads' path: stream_read_nowait answers -EAGAIN while a settle holds the
+ * reader, and stream_reader_wait calls back once it is free; a cancelled wait never does. */
+static void test_an_http_read_waits_for_the_reader_through_a_callback_not_on_the_loop(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  for (int i = 0; i < 20; i++) pub_ok(e, "a/r", "{\"v\":1}");
+  env_run(e);
+  store_topic_t st;
+  assert_int_equal(store_topic_get(e->store, "a/r", &st), 0);
+  store_hold_t h;
+  hold_start(&h, e->store, st.topic_id);
+  reader_hold_t rh;
+  reader_hold_start(&rh, e->store);
+  read_try_t r = {.e = e}, gone = {.e = e};
+  double t0 = now_ms();
+  read_again(&r.w);
+  double waited = now_ms() - t0;
+  assert_int_equal(r.rc, -EAGAIN);
+  stream_reader_wait(e->hub, &r.w, read_again);
+  stream_reader_wait(e->hub, &gone.w, read_again);
+  stream_reader_wait_cancel(&gone.w);
+  stream_reader_wait_cancel(&gone.w); /* twice: a no-op */
+  run_turns(e);
+  assert_int_equal(r.calls, 1); /* not called back while the reader is held */
+  reader_hold_end(&rh);
+  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  if (waited > 1000) fail_msg("the read waited %.0f ms for the settle", waited);
+  env_run(e);
+  assert_int_equal(r.calls, 2);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.frames, 20);
+  assert_int_equal(gone.calls, 0);
+  sq_env_stop(&x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader),
       cmocka_unit_test(test_a_connection_freed_while_its_catch_up_waits_is_forgotten),
       cmocka_unit_test(test_a_group_read_is_put_off_while_a_settle_holds_the_reader),
+      cmocka_unit_test(test_an_http_read_waits_for_the_reader_through_a_callback_not_on_the_loop),
   };
   return cmocka_run_group_tests_name("streams catch-up reads with the SQLite store", tests, NULL, NULL);
 }
