@@ -17,6 +17,7 @@
  * connections once the reader is free. Until then the connection's pending data is what
  * the ring holds. Consumer groups' store reads (group_lease.c) are put off the same way:
  * the timer then makes those groups ready again. */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -145,6 +146,8 @@ stop:
 }
 
 #define CATCHUP_RETRY_MS 2 /* how often a deferred catch-up checks the store's reader */
+#define READER_WAITS_PER_TURN 8 /* stream_reader_wait callbacks per timer turn: each may read
+                                 * up to 10,000 events (an HTTP read) on the loop */
 
 static void catchup_retry_cb(uv_timer_t *h) {
   stream_hub_t *hub = container_of(h, stream_hub_t, catchup_timer);
@@ -156,22 +159,20 @@ static void catchup_retry_cb(uv_timer_t *h) {
     hub->groups_deferred = false;
     stream__groups_retry(hub);
   }
-  /* The callers waiting now, each once, from a list of their own: a callback may wait
-   * again (a new settle began), which puts it on the hub's list for the next round, or
-   * cancel another caller's wait. */
-  stream_reader_wait_t *head = &hub->reader_waits, now;
-  if (head->next != head) {
-    now.next = head->next;
-    now.prev = head->prev;
-    now.next->prev = &now;
-    now.prev->next = &now;
-    head->next = head->prev = head;
-    while (now.next != &now) {
-      stream_reader_wait_t *w = now.next;
-      stream_reader_wait_cancel(w);
-      w->cb(w);
-    }
+  /* The callers waiting now, oldest first and at most READER_WAITS_PER_TURN of them per
+   * turn (the rest in a turn of their own right after), each once: a callback may wait
+   * again (a new settle began), which puts it at the end of the list, or cancel another
+   * caller's wait. */
+  stream_reader_wait_t *head = &hub->reader_waits, *last = head->prev;
+  for (int k = 0; k < READER_WAITS_PER_TURN && head->next != head; k++) {
+    stream_reader_wait_t *w = head->next;
+    bool was_last = w == last;
+    stream_reader_wait_cancel(w);
+    w->cb(w);
+    if (was_last) break;
   }
+  /* 1 ms, not 0: libuv runs a timer due now again within the same timers phase. */
+  if (head->next != head && !uv_is_active((uv_handle_t *)h)) uv_timer_start(h, catchup_retry_cb, 1, 0);
   uint32_t n = hub->ncatchup_waits;
   hub->ncatchup_waits = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -188,6 +189,7 @@ static void catchup_timer_arm(stream_hub_t *hub) {
 }
 
 void stream_reader_wait(stream_hub_t *hub, stream_reader_wait_t *w, void (*cb)(stream_reader_wait_t *w)) {
+  assert(!w->next); /* not waiting already */
   w->cb = cb;
   w->prev = hub->reader_waits.prev;
   w->next = &hub->reader_waits;

@@ -306,13 +306,16 @@ static void dlq_cb(void *ud, int status, const stream_ack_t *ack) {
 }
 
 /* Publishes l's event to the dead-letter topic. Returns 0 (in flight, or dropped because
- * the event is gone) or a negative errno when it must be retried later. */
-static int dead_letter(stream_hub_t *hub, stream_lease_t *l) {
+ * the event is gone) or a negative errno when it must be retried later; *deferred is set
+ * when that is because a WAL settle holds the store's reader (the catch-up timer's retry,
+ * not DLQ_RETRY_MS). */
+static int dead_letter(stream_hub_t *hub, stream_lease_t *l, bool *deferred) {
   stream_group_t *g = l->group;
   stream_topic_t *t = g->topic;
   stream_frame_t *src = NULL;
   uint64_t got = 0;
   int n = fetch(hub, t, l->seq, 1, &src, &got);
+  *deferred = n == -EAGAIN;
   if (n < 0) return n;
   if (n == 0 || got != l->seq) {
     if (n) stream_frame_unref(&src);
@@ -360,8 +363,10 @@ static void lease_gone(stream_hub_t *hub, stream_lease_t *l) {
   stream__lease_drop(hub, l);
 }
 
-/* Due waiting leases: redeliver or dead-letter. */
-static void dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *budget, uint64_t now) {
+/* Due waiting leases: redeliver or dead-letter. Returns false when a store read was put
+ * off (a WAL settle holds the store's reader): the group then waits for the catch-up
+ * timer as a whole, so that new events do not overtake its due redeliveries. */
+static bool dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *budget, uint64_t now) {
   uint64_t max = hub->cfg.group_max_deliveries;
   base_queue_t *it = g->waiting.next;
   while (*budget > 0 && it != &g->waiting) {
@@ -369,7 +374,12 @@ static void dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *bud
     if (l->due_us > now) break;
     it = it->next; /* l may leave the list below */
     if (max && l->deliveries >= max) {
-      int rc = dead_letter(hub, l);
+      bool deferred;
+      int rc = dead_letter(hub, l, &deferred);
+      if (deferred) {
+        stream__catchup_defer_group(hub, g);
+        return false;
+      }
       if (rc < 0) { /* rate limited or overloaded: later */
         base_queue_remove(&l->link);
         l->due_us = now + DLQ_RETRY_MS * 1000;
@@ -383,8 +393,11 @@ static void dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *bud
     stream_frame_t *f = NULL;
     uint64_t got = 0;
     int n = fetch(hub, g->topic, l->seq, 1, &f, &got);
-    if (n == -EAGAIN) stream__catchup_defer_group(hub, g);
-    if (n < 0) return;
+    if (n == -EAGAIN) {
+      stream__catchup_defer_group(hub, g);
+      return false;
+    }
+    if (n < 0) return true;
     if (n == 0 || got != l->seq) {
       if (n) stream_frame_unref(&f);
       lease_gone(hub, l);
@@ -394,6 +407,7 @@ static void dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *bud
     stream_frame_unref(&f);
     (*budget)--;
   }
+  return true;
 }
 
 static uint32_t capacity(const stream_group_t *g) {
@@ -457,7 +471,7 @@ static void dispatch_new(stream_hub_t *hub, stream_group_t *g, uint32_t *budget)
 void stream__group_dispatch(stream_hub_t *hub, stream_group_t *g, uint32_t *budget) {
   uint64_t now = stream__mono_us(hub);
   uint32_t before = *budget;
-  dispatch_waiting(hub, g, budget, now);
+  if (!dispatch_waiting(hub, g, budget, now)) return; /* the catch-up timer makes it ready */
   if (g->nmembers) dispatch_new(hub, g, budget);
   /* Out of budget with work left: again next turn. */
   if (*budget == 0 && before > 0) stream__group_mark_ready(hub, g);

@@ -328,10 +328,13 @@ struct stream_reader_wait {
   stream_reader_wait_t *prev, *next;
   void (*cb)(stream_reader_wait_t *w); /* called once, from the loop */
 };
-/* Calls cb(w) once the store's reader is free again (checked every 2 ms). w must stay
- * valid until then, or until stream_reader_wait_cancel; a hub that closes forgets it. */
+/* Calls cb(w) once the store's reader is free again (checked every 2 ms; at most 8
+ * callbacks per loop turn, oldest first). w must not be waiting already, and must stay
+ * valid until the callback or stream_reader_wait_cancel. A hub that closes drops the
+ * waits left without calling them back: stop its callers first. */
 void stream_reader_wait(stream_hub_t *hub, stream_reader_wait_t *w, void (*cb)(stream_reader_wait_t *w));
-/* Cancels a wait not called back yet; a no-op otherwise. */
+/* Cancels a wait not called back yet; a no-op otherwise, also on a zeroed w that never
+ * waited. */
 void stream_reader_wait_cancel(stream_reader_wait_t *w);
 
 typedef struct stream_topic_info {

@@ -161,6 +161,66 @@ static void test_a_group_read_is_put_off_while_a_settle_holds_the_reader(void **
   sq_env_stop(&x);
 }
 
+/* The messages of msgs that are group deliveries ("ev" with a "group"). */
+static size_t count_deliveries(json_t *msgs) {
+  size_t n = 0, i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) n += strcmp(msg_op(m), "ev") == 0 && json_object_get(m, "group");
+  return n;
+}
+
+/* A put-off read of a due redelivery holds the whole group back: new events must not go
+ * first and fill the members (groups.md: due redeliveries first, then new events). */
+static void test_a_put_off_redelivery_is_not_overtaken_by_new_events(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  tconn_t a;
+  tconn_any(e, &a);
+  stream_position_t from = {.seq = 0};
+  stream_group_join_t j = {.group = "g", .start = &from, .max_inflight = 1};
+  stream_err_t err;
+  pub_ok(e, "a/q", "{\"v\":1}");
+  env_run(e);
+  assert_int_equal(stream_conn_group_join(a.c, "a/q", &j, &err), 0);
+  env_run(e);
+  json_t *m = drain_all(&a);
+  assert_int_equal(count_deliveries(m), 1); /* seq 1 */
+  json_decref(m);
+  assert_int_equal(stream_conn_group_nack(a.c, "a/q", "g", 1, 1000, &err), 0);
+  /* Seqs 2..5: seq 1 leaves the ring of 4, seq 3 (the next new one) is in it. */
+  for (int i = 0; i < 4; i++) pub_ok(e, "a/q", "{\"v\":1}");
+  env_run(e);
+  m = drain_all(&a);
+  assert_int_equal(count_deliveries(m), 1); /* seq 2, the member's one slot */
+  json_decref(m);
+  env_advance_ms(e, 1000);
+  stream_hub_groups_tick(e->hub); /* seq 1 is due again */
+  store_topic_t st;
+  assert_int_equal(store_topic_get(e->store, "a/q", &st), 0);
+  store_hold_t h;
+  hold_start(&h, e->store, st.topic_id);
+  reader_hold_t rh;
+  reader_hold_start(&rh, e->store);
+  assert_int_equal(stream_conn_group_ack(a.c, "a/q", "g", 2, &err), 0); /* a free slot */
+  run_turns(e);
+  m = drain_all(&a);
+  reader_hold_end(&rh);
+  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  assert_int_equal(count_deliveries(m), 0); /* not seq 3 (from the ring) ahead of the due seq 1 */
+  json_decref(m);
+  env_run(e);
+  m = drain_all(&a);
+  assert_int_equal(count_deliveries(m), 1);
+  json_t *d = json_array_get(m, json_array_size(m) - 1);
+  assert_int_equal(msg_u(d, "seq"), 1);
+  assert_int_equal(msg_u(d, "redelivered"), 1);
+  json_decref(m);
+  stream_conn_free(a.c);
+  sq_env_stop(&x);
+}
+
 typedef struct read_try {
   stream_reader_wait_t w; /* first: the callback gets &w */
   env_t *e;
@@ -224,6 +284,7 @@ int main(void) {
       cmocka_unit_test(test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader),
       cmocka_unit_test(test_a_connection_freed_while_its_catch_up_waits_is_forgotten),
       cmocka_unit_test(test_a_group_read_is_put_off_while_a_settle_holds_the_reader),
+      cmocka_unit_test(test_a_put_off_redelivery_is_not_overtaken_by_new_events),
       cmocka_unit_test(test_an_http_read_waits_for_the_reader_through_a_callback_not_on_the_loop),
   };
   return cmocka_run_group_tests_name("streams catch-up reads with the SQLite store", tests, NULL, NULL);
