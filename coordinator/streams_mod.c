@@ -239,6 +239,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               "Small batches committed on the loop although the writer thread runs "
               "(streams.commit_inline_max).",
               COORD_METRIC_COUNTER, (double)st->commits_inline);
+  streams_set(m, "coord_stream_commits_inline_declined_total",
+              "Small batches handed to the writer thread after all, because the store was busy "
+              "(a retention slice) or its log was due a settle.",
+              COORD_METRIC_COUNTER, (double)st->commits_inline_declined);
   streams_set(m, "coord_stream_topic_evictions_total", "Idle topics that left memory.",
               COORD_METRIC_COUNTER, (double)st->evictions);
   streams_set(m, "coord_stream_topic_loads_total", "Topics brought into memory.",

@@ -62,6 +62,9 @@ typedef struct store_ops {
                         store_event_cb cb, void *ud, bool wait);
   /* Optional: whether read_committed without wait would return -EAGAIN now. */
   bool (*reader_busy)(void *be);
+  /* Optional, under the store's lock: whether the next batch_begin would first wait for
+   * upkeep of the backend's own (a WAL settle). */
+  bool (*write_would_wait)(void *be);
   int (*dedupe_find)(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
                      uint64_t *seq_out);
   int (*dedupe_list)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud);

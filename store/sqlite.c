@@ -730,6 +730,11 @@ static bool sq_reader_busy(void *be) {
   return false;
 }
 
+static bool sq_write_would_wait(void *be) {
+  sq_store_t *q = be;
+  return store__wal_settle_due(&q->wal);
+}
+
 static int sq_dedupe_find(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
                           uint64_t *seq_out) {
   sq_store_t *q = be;
@@ -800,6 +805,7 @@ static const store_ops_t sq_ops = {
     .read = sq_read,
     .read_committed = sq_read_committed,
     .reader_busy = sq_reader_busy,
+    .write_would_wait = sq_write_would_wait,
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
     .retention_run = store__sq_retention_run,

@@ -368,14 +368,18 @@ static bool store_new_topic_ok(const store_new_topic_t *t) {
   return store_name_ok(t->name) && t->topic_id > 0 && t->epoch && strlen(t->epoch) == STORE_EPOCH_LEN;
 }
 
-int store_batch_write_topics(store_t *s, const store_new_topic_t *tops, size_t nt, const store_event_t *evs,
-                             size_t n) {
+static int batch_write_args(store_t *s, const store_new_topic_t *tops, size_t nt, const store_event_t *evs,
+                            size_t n) {
   if (!s || (nt && !tops) || (n && !evs) || nt + n == 0) return -EINVAL;
   if (nt && !s->ops->batch_topic) return -ENOTSUP;
   for (size_t i = 0; i < nt; i++)
     if (!store_new_topic_ok(&tops[i])) return -EINVAL;
-  uint64_t t0 = store_now_us();
-  store__lock(s);
+  return 0;
+}
+
+/* The batch of store_batch_write_topics, under the lock the caller took; unlocks. */
+static int batch_write_locked(store_t *s, const store_new_topic_t *tops, size_t nt, const store_event_t *evs,
+                              size_t n, uint64_t t0) {
   int rc = batch_begin_locked(s);
   if (rc == 0) {
     for (size_t i = 0; rc == 0 && i < nt; i++) {
@@ -388,6 +392,28 @@ int store_batch_write_topics(store_t *s, const store_new_topic_t *tops, size_t n
   }
   store__unlock(s);
   return rc;
+}
+
+int store_batch_write_topics(store_t *s, const store_new_topic_t *tops, size_t nt, const store_event_t *evs,
+                             size_t n) {
+  int rc = batch_write_args(s, tops, nt, evs, n);
+  if (rc < 0) return rc;
+  uint64_t t0 = store_now_us();
+  store__lock(s);
+  return batch_write_locked(s, tops, nt, evs, n, t0);
+}
+
+int store_batch_write_topics_nowait(store_t *s, const store_new_topic_t *tops, size_t nt,
+                                    const store_event_t *evs, size_t n) {
+  int rc = batch_write_args(s, tops, nt, evs, n);
+  if (rc < 0) return rc;
+  uint64_t t0 = store_now_us();
+  if (pthread_mutex_trylock(&s->lock) != 0) return -EAGAIN;
+  if (atomic_load(&s->stepwise) || (s->ops->write_would_wait && s->ops->write_would_wait(s->be))) {
+    store__unlock(s);
+    return -EAGAIN;
+  }
+  return batch_write_locked(s, tops, nt, evs, n, t0);
 }
 
 int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {

@@ -436,12 +436,22 @@ void stream__commit_run(stream_hub_t *hub) {
       return;
     }
     /* Here without the thread, or for a batch within commit_inline_max: that one skips the
-     * hand-over and the async wake-up back (off by default: on S2 it saved CPU, 0.89x, and
-     * changed no latency; docs/benchmarks.md, afternoon series). */
+     * hand-over and the wake-up back, but only when it waits for nothing but its own
+     * commit; else (the thread holds the store for a retention slice, or the log needs a
+     * settle) the thread takes it as any other batch. */
     int rc = 0;
     uint64_t t0 = uv_hrtime();
-    if (appends && hub->writer.on) hub->stats.commits_inline++;
-    if (appends || tops) rc = store_batch_write_topics(hub->store, hub->writer.tops, tops, hub->writer.evs, appends);
+    if (appends && hub->writer.on) {
+      rc = store_batch_write_topics_nowait(hub->store, NULL, 0, hub->writer.evs, appends);
+      if (rc == -EAGAIN) {
+        hub->stats.commits_inline_declined++;
+        stream__writer_submit(hub);
+        return;
+      }
+      hub->stats.commits_inline++;
+    } else if (appends || tops) {
+      rc = store_batch_write_topics(hub->store, hub->writer.tops, tops, hub->writer.evs, appends);
+    }
     stream__commit_landed(hub, rc, (uv_hrtime() - t0) / 1000);
   }
 }

@@ -4,6 +4,7 @@
  * batch; results are applied on the loop exactly as a synchronous commit's; drain waits
  * for the batch in flight; close completes it and cancels the rest. */
 #include "helpers.h"
+#include "store/hold.h"
 
 static uint64_t store_head(env_t *e, const char *topic) {
   store_topic_t st;
@@ -82,6 +83,48 @@ static void test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_o
   assert_int_equal(b.seq, 7);
   assert_int_equal(store_head(&e, "a/x"), 7);
   assert_int_equal(stream_hub_stats(e.hub)->commits_inline, 1);
+  env_stop(&e);
+}
+
+static void *turn_main(void *arg) {
+  uv_run(&((env_t *)arg)->loop, UV_RUN_NOWAIT);
+  return NULL;
+}
+
+/* A small batch commits on the loop only when that waits for nothing but its own commit.
+ * While another thread holds the store (the writer thread in a retention slice, tens of ms
+ * at the publish ceiling) the writer thread takes the batch and the loop's turn goes on. */
+static void test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the_store(void **state) {
+  (void)state;
+  env_t e;
+  env_config(&e);
+  e.cfg.commit_inline_max = 3;
+  e.cfg.topic_publish_rate = 0;
+  env_start(&e);
+  pub_ok(&e, "a/x", "1"); /* a new topic: its row goes to the thread in any case */
+  env_run(&e);
+  store_topic_t st;
+  assert_int_equal(store_topic_get(e.store, "a/x", &st), 0);
+  const stream_stats_t *ss = stream_hub_stats(e.hub);
+  uint64_t inline_before = ss->commits_inline;
+  ack_rec_t a = {0};
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "2", &a), 0);
+  store_hold_t h;
+  hold_start(&h, e.store, st.topic_id);
+  if (!hold_run(&h, turn_main, &e, 1000)) fail_msg("the loop's turn waited for the thread holding the store");
+  assert_int_equal(ss->commits_inline_declined, 1);
+  assert_int_equal(ss->commits_inline, inline_before);
+  env_run(&e);
+  assert_int_equal(a.calls, 1);
+  assert_int_equal(a.status, 0);
+  assert_int_equal(a.seq, 2);
+  assert_int_equal(store_head(&e, "a/x"), 2);
+  /* With the store free again, the next small batch commits in the turn. */
+  ack_rec_t b = {0};
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
+  uv_run(&e.loop, UV_RUN_NOWAIT);
+  assert_int_equal(b.calls, 1);
+  assert_int_equal(ss->commits_inline, inline_before + 1);
   env_stop(&e);
 }
 
@@ -250,6 +293,7 @@ int main(void) {
       cmocka_unit_test(test_the_thread_commits_off_the_turn_and_calls_back_once_durable),
       cmocka_unit_test(
           test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_one_on_the_thread),
+      cmocka_unit_test(test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the_store),
       cmocka_unit_test(test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_order),
       cmocka_unit_test(test_batches_stay_within_the_cap_and_keep_seq_dense),
       cmocka_unit_test(test_a_failed_batch_in_flight_fails_what_queued_behind_it_and_rewinds_seq),
