@@ -356,6 +356,29 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
   streams_set(m, "coord_store_wal_checkpoints_total",
               "Checkpoint passes that copied the write-ahead log back into the database.",
               COORD_METRIC_COUNTER, (double)ss.wal_checkpoints);
+  /* The same for the runs' and the consumer groups' files (their own logs). */
+  static const char *const part_names[] = {"runs", "groups"};
+  for (int p = 0; p < 2; p++) {
+    store_part_stats_get(s->store, (store_part_t)p, &ss);
+    const char *const labels[] = {"part", part_names[p], NULL};
+    coord_metric_set(streams_series(m, "coord_store_part_wal_settles_total",
+                                    "Writes of the runs' or the groups' file that first waited for its "
+                                    "WAL to be copied back.",
+                                    COORD_METRIC_COUNTER, labels),
+                     (double)ss.wal_settles);
+    coord_metric_set(streams_series(m, "coord_store_part_wal_settle_seconds_total",
+                                    "Time those waits held the part's writes.", COORD_METRIC_COUNTER,
+                                    labels),
+                     (double)ss.wal_settle_us_total / 1e6);
+    coord_metric_set(streams_series(m, "coord_store_part_wal_frames_total",
+                                    "Pages (WAL frames) the part's writes appended to its log.",
+                                    COORD_METRIC_COUNTER, labels),
+                     (double)ss.wal_frames);
+    coord_metric_set(streams_series(m, "coord_store_part_wal_checkpoints_total",
+                                    "Checkpoint passes that copied the part's log back into its file.",
+                                    COORD_METRIC_COUNTER, labels),
+                     (double)ss.wal_checkpoints);
+  }
 }
 
 /* ---- daemon hooks ---- */

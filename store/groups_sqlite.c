@@ -197,12 +197,15 @@ static int gs_del(void *gb, const char *topic, const char *name) {
   return store__sql_end(&q->sql, rc);
 }
 
+static void gs_wal_stats(void *gb, store_stats_t *out) { store__part_wal_stats(gb, out); }
+
 static const store_groups_ops_t gs_ops = {
     .close = gs_close,
     .load = gs_load,
     .list = gs_list,
     .save = gs_save,
     .del = gs_del,
+    .wal_stats = gs_wal_stats,
 };
 
 int store__groups_sqlite_open(const store_options_t *opts, const store_groups_ops_t **ops,

@@ -157,6 +157,8 @@ typedef struct store_runs_ops {
   int (*list)(void *rb, const store_run_filter_t *f, store_run_cb cb, void *ud);
   int (*steps)(void *rb, const char *run_id, store_step_cb cb, void *ud);
   int (*del)(void *rb, const char *run_id);
+  /* Optional: the wal_* figures of the runs' own file (store_part_stats_get). */
+  void (*wal_stats)(void *rb, store_stats_t *out);
 } store_runs_ops_t;
 
 int store__runs_sqlite_open(const store_options_t *opts, const store_runs_ops_t **ops, void **rb)
@@ -192,6 +194,8 @@ typedef struct store_groups_ops {
   int (*list)(void *gb, const char *topic, store_group_cb cb, void *ud);
   int (*save)(void *gb, const store_group_write_t *w, size_t n);
   int (*del)(void *gb, const char *topic, const char *name);
+  /* Optional: the wal_* figures of the groups' own file (store_part_stats_get). */
+  void (*wal_stats)(void *gb, store_stats_t *out);
 } store_groups_ops_t;
 
 int store__groups_sqlite_open(const store_options_t *opts, const store_groups_ops_t **ops,
@@ -395,6 +399,8 @@ int store__part_open(store_part_file_t *f, const store_options_t *opts, const st
  * starts over only then. A settle waits for one checkpoint pass, on the caller's thread
  * (the loop), once per STORE_PART_WAL_MAX of the file's log. */
 int store__part_begin(store_part_file_t *f) __attribute__((warn_unused_result));
+/* The wal_* figures of f's log into out (nothing when it has no checkpointer). */
+void store__part_wal_stats(store_part_file_t *f, store_stats_t *out);
 void store__part_close(store_part_file_t *f);
 
 #endif

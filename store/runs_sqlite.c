@@ -287,6 +287,8 @@ static int rs_del(void *rb, const char *run_id) {
   return store__sql_end(&q->sql, rc);
 }
 
+static void rs_wal_stats(void *rb, store_stats_t *out) { store__part_wal_stats(rb, out); }
+
 static const store_runs_ops_t rs_ops = {
     .close = rs_close,
     .create = rs_create,
@@ -295,6 +297,7 @@ static const store_runs_ops_t rs_ops = {
     .list = rs_list,
     .steps = rs_steps,
     .del = rs_del,
+    .wal_stats = rs_wal_stats,
 };
 
 int store__runs_sqlite_open(const store_options_t *opts, const store_runs_ops_t **ops, void **rb) {

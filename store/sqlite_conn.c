@@ -348,6 +348,10 @@ int store__part_begin(store_part_file_t *f) {
 }
 
 /* internal.h */
+void store__part_wal_stats(store_part_file_t *f, store_stats_t *out) {
+  if (f->wal_open) store__wal_stats(&f->wal, out);
+}
+
 void store__part_close(store_part_file_t *f) {
   if (f->wal_open) store__wal_close(&f->wal);
   f->wal_open = false;

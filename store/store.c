@@ -504,3 +504,22 @@ void store_stats_get(const store_t *s, store_stats_t *out) {
   *out = m->snap;
   pthread_mutex_unlock(&m->stats_mu);
 }
+
+void store_part_stats_get(store_t *s, store_part_t part, store_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!s) return;
+  void *b;
+  if (part == STORE_PART_RUNS) {
+    const store_runs_ops_t *ops = store__runs(s, &b);
+    if (!ops->wal_stats) return;
+    store__runs_lock(s);
+    ops->wal_stats(b, out);
+    store__runs_unlock(s);
+  } else if (part == STORE_PART_GROUPS) {
+    const store_groups_ops_t *ops = store__groups(s, &b);
+    if (!ops->wal_stats) return;
+    store__groups_lock(s);
+    ops->wal_stats(b, out);
+    store__groups_unlock(s);
+  }
+}

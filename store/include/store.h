@@ -228,6 +228,13 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int6
  * of a topic's creation) shows at the next commit, slice or free get. */
 void store_stats_get(const store_t *s, store_stats_t *out);
 
+/* The files beside the event log's (SQLite): each has a log and a checkpointer of its own. */
+typedef enum { STORE_PART_RUNS = 0, STORE_PART_GROUPS = 1 } store_part_t;
+/* The wal_* figures of store_stats_t for that part's file into *out (every other field 0;
+ * all 0 for a backend without such a file). Waits only for the part's own lock, which
+ * its calls hold for one transaction at most. */
+void store_part_stats_get(store_t *s, store_part_t part, store_stats_t *out);
+
 /* ---- workflow runs and their steps (issue 4) ----
  *
  * A run row per workflow run and one row per step instance of it. The run engine writes

@@ -302,6 +302,19 @@ static void test_sqlite_group_writes_keep_their_log_within_its_bound(void **stat
     struct stat stt;
     if (stat(wal, &stt) == 0 && stt.st_size > max_size) max_size = stt.st_size;
   }
+  /* The part's own log figures (coord_store_part_wal_*): the settles that kept it bounded,
+   * and none of it counted as the event log's. */
+  store_stats_t ps, es;
+  store_part_stats_get(s, STORE_PART_GROUPS, &ps);
+  store_stats_get(s, &es);
+  assert_true(ps.wal_settles > 0);
+  assert_true(ps.wal_settle_us_total > 0);
+  assert_true(ps.wal_frames > 1000); /* 3,000 writes of a few pages each */
+  assert_true(ps.wal_checkpoints >= ps.wal_settles);
+  assert_int_equal(ps.commits, 0); /* only the wal_* fields are the part's */
+  assert_int_equal(es.wal_settles, 0);
+  store_part_stats_get(s, STORE_PART_RUNS, &ps);
+  assert_int_equal(ps.wal_settles, 0); /* the runs' file saw no writes */
   store_close(s);
   assert_true(max_size > 0);
   /* The bound, plus what one write appends past it (a few pages). */
