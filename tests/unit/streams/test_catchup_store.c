@@ -21,6 +21,26 @@ static void sq_start(sq_env_t *x) {
 
 static void *noop_main(void *arg) { return arg; }
 
+/* A stand-in for the commit thread in a WAL settle's pass: one thread inside a store call
+ * (so reads go to the store's reader) and one holding the reader's lock, as the pass
+ * does. topic needs an event (the first thread reads it). */
+typedef struct settle {
+  store_hold_t h;
+  reader_hold_t rh;
+} settle_t;
+
+static void settle_start(settle_t *st, env_t *e, const char *topic) {
+  store_topic_t t;
+  assert_int_equal(store_topic_get(e->store, topic, &t), 0);
+  hold_start(&st->h, e->store, t.topic_id);
+  reader_hold_start(&st->rh, e->store);
+}
+
+static void settle_end(settle_t *st) {
+  reader_hold_end(&st->rh);
+  assert_true(hold_run(&st->h, noop_main, NULL, 5000));
+}
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -40,22 +60,15 @@ static void test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader(void
   env_t *e = &x.e;
   for (int i = 0; i < 40; i++) pub_ok(e, "a/x", "{\"v\":1}");
   env_run(e);
-  store_topic_t st;
-  assert_int_equal(store_topic_get(e->store, "a/x", &st), 0);
-  assert_int_equal(st.head_seq, 40);
   tconn_t t;
   tconn_any(e, &t);
   sub_after(&t, "a/x", NULL, 0); /* seqs 1..36 are only in the store (ring of 4) */
-
-  store_hold_t h;
-  hold_start(&h, e->store, st.topic_id);
-  reader_hold_t rh;
-  reader_hold_start(&rh, e->store);
+  settle_t st;
+  settle_start(&st, e, "a/x");
   double t0 = now_ms();
   json_t *m = drain_all(&t);
   double waited = now_ms() - t0;
-  reader_hold_end(&rh);
-  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  settle_end(&st);
   if (waited > 1000) fail_msg("the pull waited %.0f ms for the settle", waited);
   assert_int_equal(json_array_size(m), 1); /* subscribed, and no event out of order */
   assert_string_equal(msg_op(json_array_get(m, 0)), "subscribed");
@@ -86,21 +99,16 @@ static void test_a_connection_freed_while_its_catch_up_waits_is_forgotten(void *
   env_t *e = &x.e;
   for (int i = 0; i < 20; i++) pub_ok(e, "a/y", "{\"v\":1}");
   env_run(e);
-  store_topic_t st;
-  assert_int_equal(store_topic_get(e->store, "a/y", &st), 0);
   tconn_t t, u;
   tconn_any(e, &t);
   tconn_any(e, &u);
   sub_after(&t, "a/y", NULL, 0);
   sub_after(&u, "a/y", NULL, 0);
-  store_hold_t h;
-  hold_start(&h, e->store, st.topic_id);
-  reader_hold_t rh;
-  reader_hold_start(&rh, e->store);
+  settle_t st;
+  settle_start(&st, e, "a/y");
   json_decref(drain_all(&t));
   json_decref(drain_all(&u));
-  reader_hold_end(&rh);
-  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  settle_end(&st);
   assert_true(stream_hub_stats(e->hub)->store_catchup_deferred >= 2);
   stream_conn_free(t.c); /* ASan: the timer must not touch it */
   int wakes = u.wakes;
@@ -128,14 +136,10 @@ static void test_a_group_read_is_put_off_while_a_settle_holds_the_reader(void **
   env_t *e = &x.e;
   for (int i = 0; i < 20; i++) pub_ok(e, "a/jobs", "{\"v\":1}");
   env_run(e);
-  store_topic_t st;
-  assert_int_equal(store_topic_get(e->store, "a/jobs", &st), 0);
   tconn_t a;
   tconn_any(e, &a);
-  store_hold_t h;
-  hold_start(&h, e->store, st.topic_id);
-  reader_hold_t rh;
-  reader_hold_start(&rh, e->store);
+  settle_t st;
+  settle_start(&st, e, "a/jobs");
   stream_position_t from = {.seq = 0};
   stream_group_join_t j = {.group = "g", .start = &from, .max_inflight = 100};
   stream_err_t err;
@@ -144,8 +148,7 @@ static void test_a_group_read_is_put_off_while_a_settle_holds_the_reader(void **
   run_turns(e);
   json_t *m = drain_all(&a);
   double waited = now_ms() - t0;
-  reader_hold_end(&rh);
-  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  settle_end(&st);
   if (waited > 1000) fail_msg("the group's dispatch waited %.0f ms for the settle", waited);
   assert_int_equal(count_op(m, "ev"), 0);
   json_decref(m);
@@ -197,17 +200,12 @@ static void test_a_put_off_redelivery_is_not_overtaken_by_new_events(void **stat
   json_decref(m);
   env_advance_ms(e, 1000);
   stream_hub_groups_tick(e->hub); /* seq 1 is due again */
-  store_topic_t st;
-  assert_int_equal(store_topic_get(e->store, "a/q", &st), 0);
-  store_hold_t h;
-  hold_start(&h, e->store, st.topic_id);
-  reader_hold_t rh;
-  reader_hold_start(&rh, e->store);
+  settle_t st;
+  settle_start(&st, e, "a/q");
   assert_int_equal(stream_conn_group_ack(a.c, "a/q", "g", 2, &err), 0); /* a free slot */
   run_turns(e);
   m = drain_all(&a);
-  reader_hold_end(&rh);
-  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  settle_end(&st);
   assert_int_equal(count_deliveries(m), 0); /* not seq 3 (from the ring) ahead of the due seq 1 */
   json_decref(m);
   env_run(e);
@@ -251,12 +249,8 @@ static void test_an_http_read_waits_for_the_reader_through_a_callback_not_on_the
   env_t *e = &x.e;
   for (int i = 0; i < 20; i++) pub_ok(e, "a/r", "{\"v\":1}");
   env_run(e);
-  store_topic_t st;
-  assert_int_equal(store_topic_get(e->store, "a/r", &st), 0);
-  store_hold_t h;
-  hold_start(&h, e->store, st.topic_id);
-  reader_hold_t rh;
-  reader_hold_start(&rh, e->store);
+  settle_t st;
+  settle_start(&st, e, "a/r");
   read_try_t r = {.e = e}, gone = {.e = e};
   double t0 = now_ms();
   read_again(&r.w);
@@ -268,8 +262,7 @@ static void test_an_http_read_waits_for_the_reader_through_a_callback_not_on_the
   stream_reader_wait_cancel(&gone.w); /* twice: a no-op */
   run_turns(e);
   assert_int_equal(r.calls, 1); /* not called back while the reader is held */
-  reader_hold_end(&rh);
-  assert_true(hold_run(&h, noop_main, NULL, 5000));
+  settle_end(&st);
   if (waited > 1000) fail_msg("the read waited %.0f ms for the settle", waited);
   env_run(e);
   assert_int_equal(r.calls, 2);
