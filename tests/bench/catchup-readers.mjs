@@ -9,12 +9,7 @@
 //
 // usage: node tests/bench/catchup-readers.mjs <ws://127.0.0.1:PORT/v1/ws> <seconds> <readers> [behind] [pause ms]
 import http from 'node:http';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const WebSocket = require('ws');
+import { openWs, summary } from './probe-lib.mjs';
 
 const [url, seconds, readers, behind, pause] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]),
   Number(process.argv[5] ?? 500), Number(process.argv[6] ?? 50)];
@@ -23,11 +18,6 @@ if (!/^ws:\/\/(127\.|localhost[:/])/.test(url || '') || !(seconds > 0 && seconds
   console.error('usage: catchup-readers.mjs <ws://127.x loopback url> <seconds 0-600> <readers 1-16> [behind 1-100000] [pause ms 0-10000]');
   process.exit(2);
 }
-const summary = (a) => {
-  const s = [...a].sort((x, y) => x - y);
-  const at = (p) => (s.length ? Number(s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2)) : null);
-  return { count: s.length, p50: at(0.5), p99: at(0.99), max: at(1) };
-};
 const { hostname, port } = new URL(url);
 const list = await new Promise((resolve, reject) => {
   http.get({ host: hostname, port, path: '/v1/streams/bench?limit=1000' }, (res) => {
@@ -42,8 +32,7 @@ if (!topics.length) throw new Error(`no bench topic holds more than ${behind} ev
 let done = 0, events = 0, gaps = 0, stop = false;
 const times = [];
 for (let r = 0; r < readers; r++) {
-  const w = new WebSocket(url);
-  await new Promise((resolve, reject) => { w.once('open', resolve); w.once('error', reject); });
+  const w = await openWs(url);
   let i = r, topic = null, phase = 0, until = 0, t0 = 0;
   const next = () => {
     if (stop) return;

@@ -8,13 +8,7 @@
 //
 // usage: node tests/bench/topic-churn.mjs <ws://127.0.0.1:PORT/v1/ws> <seconds> <creates/s> [runs/s]
 import http from 'node:http';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-// The packages live in tests/node_modules, beside this folder.
-const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const WebSocket = require('ws');
+import { openWs as open, summary } from './probe-lib.mjs';
 
 const [url, seconds, creates, runs] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]),
   Number(process.argv[5] ?? 0)];
@@ -24,16 +18,6 @@ if (!/^ws:\/\/(127\.|localhost[:/])/.test(url || '') || !(seconds > 0 && seconds
   process.exit(2);
 }
 
-const summary = (a) => {
-  const s = [...a].sort((x, y) => x - y);
-  const at = (p) => (s.length ? Number(s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2)) : null);
-  return { count: s.length, p50: at(0.5), p99: at(0.99), max: at(1) };
-};
-const open = (u) => new Promise((resolve, reject) => {
-  const w = new WebSocket(u);
-  w.once('open', () => resolve(w));
-  w.once('error', reject);
-});
 
 const pinger = await open(url), subber = await open(url);
 const pings = [], subs = [], pendingPings = new Map(), pendingSubs = new Map();

@@ -16,6 +16,28 @@
 
 #include "store.h"
 
+/* until = now (CLOCK_REALTIME, as pthread_cond_timedwait wants) + ms. */
+static void hold_deadline(struct timespec *until, long ms) {
+  clock_gettime(CLOCK_REALTIME, until);
+  until->tv_sec += ms / 1000;
+  until->tv_nsec += (ms % 1000) * 1000000L;
+  if (until->tv_nsec >= 1000000000L) {
+    until->tv_sec++;
+    until->tv_nsec -= 1000000000L;
+  }
+}
+
+/* Starts fn(arg) on *thread and returns once it has set *flag under mu (signalling cv). */
+static void hold_thread_start(pthread_t *thread, pthread_mutex_t *mu, pthread_cond_t *cv, bool *flag,
+                              void *(*fn)(void *), void *arg) {
+  pthread_mutex_init(mu, NULL);
+  pthread_cond_init(cv, NULL);
+  assert_int_equal(pthread_create(thread, NULL, fn, arg), 0);
+  pthread_mutex_lock(mu);
+  while (!*flag) pthread_cond_wait(cv, mu);
+  pthread_mutex_unlock(mu);
+}
+
 typedef struct store_hold {
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -57,12 +79,7 @@ static void *hold_run_main(void *arg) {
 
 static void hold_start(store_hold_t *h, store_t *s, int64_t topic_id) {
   *h = (store_hold_t){.s = s, .topic_id = topic_id};
-  pthread_mutex_init(&h->mu, NULL);
-  pthread_cond_init(&h->cv, NULL);
-  assert_int_equal(pthread_create(&h->holder, NULL, hold_main, h), 0);
-  pthread_mutex_lock(&h->mu);
-  while (!h->holding) pthread_cond_wait(&h->cv, &h->mu);
-  pthread_mutex_unlock(&h->mu);
+  hold_thread_start(&h->holder, &h->mu, &h->cv, &h->holding, hold_main, h);
 }
 
 /* hold_start on a topic of its own (created here, with the one event the holder reads). */
@@ -80,13 +97,7 @@ static bool hold_run(store_hold_t *h, void *(*fn)(void *), void *arg, long wait_
   pthread_t runner;
   assert_int_equal(pthread_create(&runner, NULL, hold_run_main, h), 0);
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += wait_ms / 1000;
-  until.tv_nsec += (wait_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  hold_deadline(&until, wait_ms);
   pthread_mutex_lock(&h->mu);
   int rc = 0;
   while (!h->done && rc == 0) rc = pthread_cond_timedwait(&h->cv, &h->mu, &until);
@@ -121,13 +132,7 @@ static void *reader_hold_main(void *arg) {
   rh->held = true;
   pthread_cond_broadcast(&rh->cv);
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 1;
-  until.tv_nsec += 500000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  hold_deadline(&until, 1500);
   int rc = 0;
   while (!rh->release && rc == 0) rc = pthread_cond_timedwait(&rh->cv, &rh->mu, &until);
   pthread_mutex_unlock(&rh->mu);
@@ -137,12 +142,7 @@ static void *reader_hold_main(void *arg) {
 
 __attribute__((unused)) static void reader_hold_start(reader_hold_t *rh, store_t *s) {
   *rh = (reader_hold_t){.q = store__backend(s)};
-  pthread_mutex_init(&rh->mu, NULL);
-  pthread_cond_init(&rh->cv, NULL);
-  assert_int_equal(pthread_create(&rh->thread, NULL, reader_hold_main, rh), 0);
-  pthread_mutex_lock(&rh->mu);
-  while (!rh->held) pthread_cond_wait(&rh->cv, &rh->mu);
-  pthread_mutex_unlock(&rh->mu);
+  hold_thread_start(&rh->thread, &rh->mu, &rh->cv, &rh->held, reader_hold_main, rh);
 }
 
 __attribute__((unused)) static void reader_hold_end(reader_hold_t *rh) {
