@@ -277,9 +277,10 @@ static void batch_failed(stream_hub_t *hub, base_queue_t *batch) {
     stream_topic_t *t = p->topic;
     if (t->commit_failed) continue;
     t->commit_failed = true;
-    /* Resynchronise with what the store holds, in case it moved without us. */
+    /* Resynchronise with what the store holds, in case it moved without us: its committed
+     * row, read without waiting for the writer thread (store_topic_lookup). */
     store_topic_t st;
-    if (store_topic_get(hub->store, t->name, &st) == 0 && st.head_seq > t->head_seq &&
+    if (store_topic_lookup(hub->store, t->name, &st) == 0 && st.head_seq > t->head_seq &&
         strcmp(st.epoch, t->epoch) == 0) {
       t->head_seq = st.head_seq;
     }
