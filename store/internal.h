@@ -399,7 +399,7 @@ int store__part_open(store_part_file_t *f, const store_options_t *opts, const st
  * starts over only then. A settle waits for one checkpoint pass, on the caller's thread
  * (the loop), once per STORE_PART_WAL_MAX of the file's log. */
 int store__part_begin(store_part_file_t *f) __attribute__((warn_unused_result));
-/* The wal_* figures of f's log into out (nothing when it has no checkpointer). */
+/* The wal_* figures of f's log into out (all 0 for a file without a checkpointer). */
 void store__part_wal_stats(store_part_file_t *f, store_stats_t *out);
 void store__part_close(store_part_file_t *f);
 

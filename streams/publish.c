@@ -12,6 +12,7 @@
  * stream__complete_run). When a batch fails, its events and every later queued event of
  * the same topics fail with -EIO and those topics' next seq rewinds to the committed head,
  * so seq never skips. Ephemeral events bypass the store entirely. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,7 @@ void stream__commit_run(stream_hub_t *hub) {
     int rc = 0;
     uint64_t t0 = uv_hrtime();
     if (appends && hub->writer.on) {
+      assert(tops == 0); /* new rows always go to the thread (above) */
       rc = store_batch_write_topics_nowait(hub->store, NULL, 0, hub->writer.evs, appends);
       if (rc == -EAGAIN) {
         hub->stats.commits_inline_declined++;

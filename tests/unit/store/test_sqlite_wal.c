@@ -283,6 +283,38 @@ static void test_a_read_after_a_settle_neither_waits_for_its_batch_nor_pins_the_
   store_close(s);
 }
 
+/* The event loop's inline commit (store_batch_write_topics_nowait) never runs a settle:
+ * once the log is due one, the call answers -EAGAIN having written nothing, and the next
+ * store_batch_write (the writer thread's) settles it. */
+static void test_a_nowait_batch_declines_while_a_settle_is_due(void **state) {
+  (void)state;
+  wal_writer_t w;
+  store_t *s = wal_store_open(&w);
+  sq_store_t *q = store__backend(s);
+  uint64_t next[WAL_TOPICS] = {0};
+  for (int b = 0; !store__wal_settle_due(&q->wal); b++) {
+    assert_true(b < WAL_BATCHES);
+    assert_int_equal(wal_write_batch(&w, next), 0);
+  }
+  store_event_t ev = {.topic_id = w.topic_id[0], .seq = next[0] + 1, .ts_ms = 1, .lane = 1};
+  store_stats_t st;
+  store_stats_get(s, &st);
+  uint64_t commits = st.commits, settles = st.wal_settles;
+  assert_int_equal(store_batch_write_topics_nowait(s, NULL, 0, &ev, 1), -EAGAIN);
+  store_stats_get(s, &st);
+  assert_int_equal(st.commits, commits); /* nothing written */
+  assert_int_equal(st.wal_settles, settles);
+  assert_int_equal(wal_write_batch(&w, next), 0); /* the thread's batch settles first */
+  store_stats_get(s, &st);
+  assert_int_equal(st.wal_settles, settles + 1);
+  ev.seq = next[0] + 1;
+  assert_int_equal(store_batch_write_topics_nowait(s, NULL, 0, &ev, 1), 0);
+  uint64_t n = 0;
+  assert_int_equal(store_read(s, w.topic_id[0], 0, 0, count_rows, &n), 0);
+  assert_int_equal(n, next[0] + 1);
+  store_close(s);
+}
+
 #define FILE_TEST(f) cmocka_unit_test_setup_teardown(f, dbdir_setup, dbdir_teardown)
 
 int main(void) {
@@ -292,6 +324,7 @@ int main(void) {
       FILE_TEST(test_a_reader_that_holds_the_wal_makes_the_settles_back_off),
       FILE_TEST(test_checkpoint_passes_are_paced_by_the_frames_appended),
       FILE_TEST(test_a_read_after_a_settle_neither_waits_for_its_batch_nor_pins_the_log),
+      FILE_TEST(test_a_nowait_batch_declines_while_a_settle_is_due),
   };
   return cmocka_run_group_tests_name("store sqlite wal", tests, NULL, NULL);
 }
