@@ -46,6 +46,11 @@ cat >"$bench_tmp/wf/churn.json" <<'JSON'
  "steps": [{"id": "a", "type": "llm", "agent": "m", "prompt": "go {{ run.id }}"},
            {"id": "b", "type": "llm", "agent": "m", "prompt": "again {{ steps.a.output }}"}]}
 JSON
+# The config takes each key once: with GROUP_TASKS the script sets "streams" itself.
+if [ "$GROUP_TASKS" -gt 0 ] && [[ "${COORD_BENCH_CONFIG:-}" == *'"streams"'* ]]; then
+  bench_log "GROUP_TASKS sets \"streams\" (retention) itself: leave it out of COORD_BENCH_CONFIG"
+  exit 2
+fi
 COORD_BENCH_CONFIG="\"workflows_dir\": \"$bench_tmp/wf\", \"runs\": {\"max_runs\": 100000},
   \"agents\": {\"churn-mock\": {\"provider\": \"mock\", \"params\": {\"mock_text\": \"abcdefgh\",
   \"mock_chunk_chars\": 4, \"mock_tokens_per_s\": 1000}}}${COORD_BENCH_CONFIG:+, $COORD_BENCH_CONFIG}"
