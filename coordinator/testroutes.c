@@ -6,15 +6,21 @@
  *                                      text/event-stream, one "data: i" event every M ms,
  *                                      pushed from a timer, then the end of the stream
  *   GET  /_test/pull?chunks=N&size=S   N chunks of S bytes produced on demand (pull callback)
+ *   POST /_test/hold-store?ms=N        a stand-in for a WAL settle's pass: a thread holds the
+ *                                      streams store's lock and its reader's lock for N ms
+ *                                      (store_hold_for_test); 202 at once, 409 while one runs
  *
  * Deferring logs "test request deferred"; a client that leaves early triggers the abort
  * callback, which logs "test request aborted", so tests can see both happen. Owns one small job per request. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/mem.h"
 #include "internal.h"
+#include "store.h"
 
 typedef struct test_job {
   coord_http_req_t *req; /* borrowed; NULL once answered or aborted */
@@ -122,6 +128,20 @@ static void test_pull(coord_http_req_t *req, void *ud) {
   coord_http_stream_begin(req, 200, "application/octet-stream", test_pull_more, test_abort, job);
 }
 
+static void test_hold_store(coord_http_req_t *req, void *ud) {
+  coord_daemon_t *d = ud;
+  long ms = test_query_long(req, "ms", 500, 10000);
+  int rc = d->streams_store ? store_hold_for_test(d->streams_store, (uint32_t)ms) : -ENOENT;
+  if (rc == 0) {
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"held_ms\":%ld}\n", ms);
+    coord_http_respond(req, 202, "application/json", body, (size_t)n);
+    return;
+  }
+  coord_http_respond_error(req, rc == -EBUSY ? 409 : 400, rc == -EBUSY ? "conflict" : "bad_request",
+                           rc == -EBUSY ? "a hold runs already" : "ms: 1 to 10000, and a store");
+}
+
 int coord__testroutes_register(coord_daemon_t *d) {
   const char *on = getenv("COORD_TEST_ROUTES");
   if (!on || strcmp(on, "1") != 0) return 0;
@@ -129,5 +149,7 @@ int coord__testroutes_register(coord_daemon_t *d) {
   int rc = coord_http_route(d->http, COORD_HTTP_POST, "/_test/echo", NULL, test_echo, d);
   if (rc == 0) rc = coord_http_route(d->http, COORD_HTTP_GET, "/_test/stream", NULL, test_stream, d);
   if (rc == 0) rc = coord_http_route(d->http, COORD_HTTP_GET, "/_test/pull", NULL, test_pull, d);
+  if (rc == 0)
+    rc = coord_http_route(d->http, COORD_HTTP_POST, "/_test/hold-store", NULL, test_hold_store, d);
   return rc;
 }

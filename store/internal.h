@@ -65,6 +65,8 @@ typedef struct store_ops {
   /* Optional, under the store's lock: whether the next batch_begin would first wait for
    * upkeep of the backend's own (a WAL settle). */
   bool (*write_would_wait)(void *be);
+  /* Optional: the lock a WAL settle's pass holds against the reader (store_hold_for_test). */
+  pthread_mutex_t *(*reader_lock)(void *be);
   int (*dedupe_find)(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,
                      uint64_t *seq_out);
   int (*dedupe_list)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb, void *ud);

@@ -730,6 +730,8 @@ static bool sq_reader_busy(void *be) {
   return false;
 }
 
+static pthread_mutex_t *sq_reader_lock(void *be) { return &((sq_store_t *)be)->rlock; }
+
 static bool sq_write_would_wait(void *be) {
   sq_store_t *q = be;
   return store__wal_settle_due(&q->wal);
@@ -806,6 +808,7 @@ static const store_ops_t sq_ops = {
     .read_committed = sq_read_committed,
     .reader_busy = sq_reader_busy,
     .write_would_wait = sq_write_would_wait,
+    .reader_lock = sq_reader_lock,
     .dedupe_find = sq_dedupe_find,
     .dedupe_list = sq_dedupe_list,
     .retention_run = store__sq_retention_run,

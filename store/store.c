@@ -46,6 +46,11 @@ struct store {
   pthread_mutex_t groups_lock; /* the groups' own, like runs_lock */
   const store_groups_ops_t *groups_ops; /* borrowed: the groups backend's static table */
   void *groups_be;                      /* owned, freed through groups_ops->close */
+  /* store_hold_for_test: its thread (joined by the next hold or by store_close). */
+  pthread_t hold_thread;
+  bool hold_joinable;
+  _Atomic bool hold_active;
+  uint32_t hold_ms;
 };
 
 int store__epoch_new(char out[STORE_EPOCH_LEN + 1]) {
@@ -187,6 +192,7 @@ static void batch_rollback_locked(store_t *s) {
 
 void store_close(store_t *s) {
   if (!s) return;
+  if (s->hold_joinable) pthread_join(s->hold_thread, NULL);
   batch_rollback_locked(s);
   s->groups_ops->close(s->groups_be);
   s->runs_ops->close(s->runs_be);
@@ -522,4 +528,34 @@ void store_part_stats_get(store_t *s, store_part_t part, store_stats_t *out) {
     ops->wal_stats(b, out);
     store__groups_unlock(s);
   }
+}
+
+static void *hold_main(void *arg) {
+  store_t *s = arg;
+  pthread_mutex_t *reader = s->ops->reader_lock ? s->ops->reader_lock(s->be) : NULL;
+  store__lock(s);
+  if (reader) pthread_mutex_lock(reader);
+  struct timespec ts = {.tv_sec = s->hold_ms / 1000, .tv_nsec = (long)(s->hold_ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  if (reader) pthread_mutex_unlock(reader);
+  store__unlock(s);
+  atomic_store(&s->hold_active, false);
+  return NULL;
+}
+
+int store_hold_for_test(store_t *s, uint32_t ms) {
+  if (!s || ms == 0 || ms > 10000) return -EINVAL;
+  if (atomic_load(&s->hold_active)) return -EBUSY;
+  if (s->hold_joinable) pthread_join(s->hold_thread, NULL); /* the last one, ended */
+  s->hold_joinable = false;
+  s->hold_ms = ms;
+  atomic_store(&s->hold_active, true);
+  int rc = pthread_create(&s->hold_thread, NULL, hold_main, s);
+  if (rc != 0) {
+    atomic_store(&s->hold_active, false);
+    return -rc;
+  }
+  s->hold_joinable = true;
+  return 0;
 }

@@ -228,6 +228,12 @@ int store_retention_run(store_t *s, uint64_t max_events, int64_t min_ts_ms, int6
  * of a topic's creation) shows at the next commit, slice or free get. */
 void store_stats_get(const store_t *s, store_stats_t *out);
 
+/* For the daemon's test routes (integration tests): a stand-in for the commit thread in a
+ * WAL settle's pass. A thread of its own takes the store's lock and the reader's lock and
+ * holds both for ms (1..10,000) milliseconds, then lets go. -EBUSY while a hold runs;
+ * store_close waits for it. */
+int store_hold_for_test(store_t *s, uint32_t ms) __attribute__((warn_unused_result));
+
 /* The files beside the event log's (SQLite): each has a log and a checkpointer of its own. */
 typedef enum { STORE_PART_RUNS = 0, STORE_PART_GROUPS = 1 } store_part_t;
 /* The wal_* figures of store_stats_t for that part's file into *out (every other field 0;
