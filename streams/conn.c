@@ -111,7 +111,7 @@ int stream__conn_control(stream_conn_t *c, stream_frame_t *f, bool force) {
     return -ENOBUFS;
   }
   if (c->ctrl_count == c->ctrl_cap) { /* grow the ring: 4, 8, ... up to max + 1 */
-    uint32_t cap = c->ctrl_cap ? c->ctrl_cap * 2 : 4;
+    uint32_t cap = c->ctrl_cap ? c->ctrl_cap * 2 : CTRL_RING_MIN;
     if (cap > max + 1) cap = max + 1;
     stream_frame_t **nq = xcalloc(cap, sizeof *nq);
     for (uint32_t i = 0; i < c->ctrl_count; i++) nq[i] = c->ctrl[(c->ctrl_head + i) % c->ctrl_cap];

@@ -369,6 +369,15 @@ int stream_conn_pull(stream_conn_t *c, stream_frame_t **frames, size_t max_frame
   pull_t p = {.conn = c, .out = frames, .max_frames = max_frames, .max_bytes = max_bytes};
   pull_fill(&p);
   pull_record_run(&p);
+  if (c->ctrl_count == 0 && c->ctrl_cap == CTRL_RING_MIN) {
+    /* An emptied smallest ring goes: most connections only ever get their "subscribed"
+     * replies, and each kept 48 bytes of empty ring for good (a grown one stays: its
+     * connection is busy). The next control frame allocates it again. */
+    free(c->ctrl);
+    c->ctrl = NULL;
+    c->ctrl_cap = 0;
+    c->ctrl_head = 0;
+  }
   return (int)p.n;
 }
 

@@ -500,6 +500,8 @@ struct stream_conn {
   const char *close_reason; /* static string */
 };
 
+#define CTRL_RING_MIN 4 /* slots of a connection's first control ring (freed again when emptied) */
+
 /* Queues a control frame (takes the ref). force allows one over the limit (drain).
  * On overflow marks the connection for closing and returns -ENOBUFS. */
 int stream__conn_control(stream_conn_t *conn, stream_frame_t *f, bool force);
