@@ -426,6 +426,36 @@ static void test_slow_connection_holds_no_memory_per_unread_event(void **state) 
   env_stop(&e);
 }
 
+/* An idle connection keeps no control ring once its replies are out: the smallest ring
+ * goes with the pull that empties it; a grown one (a busy connection) stays. */
+static void test_an_emptied_control_ring_is_freed_unless_it_grew(void **state) {
+  (void)state;
+  env_t e;
+  start(&e);
+  env_start(&e);
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_live(&t, "a/x"); /* its reply: the first ring */
+  assert_non_null(t.c->ctrl);
+  assert_int_equal(t.c->ctrl_cap, CTRL_RING_MIN);
+  json_decref(drain_all(&t));
+  assert_null(t.c->ctrl);
+  assert_int_equal(t.c->ctrl_cap, 0);
+  char topic[16];
+  for (int i = 0; i < 6; i++) { /* six replies: the ring grows to 8 */
+    snprintf(topic, sizeof topic, "a/y%d", i);
+    sub_live(&t, topic);
+  }
+  assert_int_equal(t.c->ctrl_cap, 2 * CTRL_RING_MIN);
+  json_t *m = drain_all(&t);
+  assert_int_equal(count_op(m, "subscribed"), 6);
+  json_decref(m);
+  assert_non_null(t.c->ctrl); /* kept */
+  assert_int_equal(t.c->ctrl_count, 0);
+  stream_conn_free(t.c);
+  env_stop(&e);
+}
+
 static void test_router_wakes_subscribers_in_bounded_batches_per_turn(void **state) {
   (void)state;
   env_t e;
@@ -523,6 +553,7 @@ int main(void) {
       cmocka_unit_test(test_a_topic_without_subscribers_keeps_only_its_newest_frames),
       cmocka_unit_test(test_ephemerals_coalesce_latest_wins_per_type),
       cmocka_unit_test(test_ephemerals_are_dropped_for_a_client_that_is_behind),
+      cmocka_unit_test(test_an_emptied_control_ring_is_freed_unless_it_grew),
       cmocka_unit_test(test_slow_connection_holds_no_memory_per_unread_event),
       cmocka_unit_test(test_router_wakes_subscribers_in_bounded_batches_per_turn),
       cmocka_unit_test(test_unsubscribe_stops_delivery_and_unknown_topic_is_enoent),
