@@ -244,14 +244,13 @@ static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
   uint32_t want = quantum < hub->cfg.catchup_batch ? quantum : hub->cfg.catchup_batch;
   if (until - start + 1 < want) want = (uint32_t)(until - start + 1);
   catchup_t cu = {.pull = p, .sub = s, .left = want};
-  hub->stats.store_catchup_reads++;
   size_t before = p->n;
   int rc = store_read_nowait(hub->store, t->topic_id, start - 1, want, catchup_cb, &cu);
   if (rc == -EAGAIN) {
-    hub->stats.store_catchup_reads--; /* not read: counted when it is */
     catchup_defer(hub, p->conn);
     return 0;
   }
+  hub->stats.store_catchup_reads++;
   if (rc < 0) {
     log_error("streams", "catch-up read failed", "{s:s,s:i}", "topic", t->name, "rc", rc);
     return 0;

@@ -255,12 +255,9 @@ static int fetch(stream_hub_t *hub, stream_topic_t *t, uint64_t seq, size_t max,
   uint64_t until = t->ring.count && t->ring.lo > seq ? t->ring.lo - 1 : t->head_seq;
   if (until - seq + 1 < max) max = (size_t)(until - seq + 1);
   fetch_t fx = {.hub = hub, .t = t, .out = out, .seqs = seqs, .max = max};
-  hub->stats.store_catchup_reads++;
   int rc = store_read_nowait(hub->store, t->topic_id, seq - 1, max, fetch_cb, &fx);
-  if (rc == -EAGAIN) {
-    hub->stats.store_catchup_reads--; /* not read: counted when it is */
-    return rc;
-  }
+  if (rc == -EAGAIN) return rc; /* nothing read: the caller puts it off */
+  hub->stats.store_catchup_reads++;
   if (rc < 0) {
     for (size_t i = 0; i < fx.n; i++) stream_frame_unref(&out[i]);
     log_error("streams", "group read failed", "{s:s,s:i}", "topic", t->name, "rc", rc);
