@@ -427,8 +427,9 @@ int store_batch_write(store_t *s, const store_event_t *evs, size_t n) {
   return store_batch_write_topics(s, NULL, 0, evs, n);
 }
 
-int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
-               void *ud) {
+/* store_read, and with wait false store_read_nowait. */
+static int read_events(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+                       void *ud, bool wait) {
   if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
   /* While another thread holds the store (the commit thread: a commit, a retention slice,
    * a WAL settle, tens of ms at the publish ceiling), a backend with a reader serves the
@@ -436,20 +437,20 @@ int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, s
    * while a step-by-step batch is open (its appends must be seen): then the read waits
    * for the lock as every other call does. */
   if (store_reader_instead(s, s->ops->read_committed != NULL))
-    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud, true);
+    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud, wait);
   int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
   store__unlock(s);
   return rc;
 }
 
+int store_read(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit, store_event_cb cb,
+               void *ud) {
+  return read_events(s, topic_id, after_seq, limit, cb, ud, true);
+}
+
 int store_read_nowait(store_t *s, int64_t topic_id, uint64_t after_seq, size_t limit,
                       store_event_cb cb, void *ud) {
-  if (!s || !cb || after_seq > INT64_MAX) return -EINVAL;
-  if (store_reader_instead(s, s->ops->read_committed != NULL))
-    return s->ops->read_committed(s->be, topic_id, after_seq, limit, cb, ud, false);
-  int rc = s->ops->read(s->be, topic_id, after_seq, limit, cb, ud);
-  store__unlock(s);
-  return rc;
+  return read_events(s, topic_id, after_seq, limit, cb, ud, false);
 }
 
 bool store_reader_busy(store_t *s) {
