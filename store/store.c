@@ -50,6 +50,7 @@ struct store {
   pthread_t hold_thread;
   bool hold_joinable;
   _Atomic bool hold_active;
+  _Atomic bool hold_holding; /* the thread holds both locks */
   uint32_t hold_ms;
 };
 
@@ -536,9 +537,11 @@ static void *hold_main(void *arg) {
   pthread_mutex_t *reader = s->ops->reader_lock ? s->ops->reader_lock(s->be) : NULL;
   store__lock(s);
   if (reader) pthread_mutex_lock(reader);
+  atomic_store(&s->hold_holding, true);
   struct timespec ts = {.tv_sec = s->hold_ms / 1000, .tv_nsec = (long)(s->hold_ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
+  atomic_store(&s->hold_holding, false);
   if (reader) pthread_mutex_unlock(reader);
   store__unlock(s);
   atomic_store(&s->hold_active, false);
@@ -558,5 +561,10 @@ int store_hold_for_test(store_t *s, uint32_t ms) {
     return -rc;
   }
   s->hold_joinable = true;
+  /* Back only once the locks are held, so that what the caller does next meets them. */
+  while (!atomic_load(&s->hold_holding) && atomic_load(&s->hold_active)) {
+    struct timespec ms1 = {.tv_nsec = 1000000L};
+    nanosleep(&ms1, NULL);
+  }
   return 0;
 }

@@ -230,8 +230,9 @@ void store_stats_get(const store_t *s, store_stats_t *out);
 
 /* For the daemon's test routes (integration tests): a stand-in for the commit thread in a
  * WAL settle's pass. A thread of its own takes the store's lock and the reader's lock and
- * holds both for ms (1..10,000) milliseconds, then lets go. -EBUSY while a hold runs;
- * store_close waits for it. */
+ * holds both for ms (1..10,000) milliseconds, then lets go; the call returns once both are
+ * held (it waits for a commit in progress). -EBUSY while a hold runs; store_close waits for
+ * it. */
 int store_hold_for_test(store_t *s, uint32_t ms) __attribute__((warn_unused_result));
 
 /* The files beside the event log's (SQLite): each has a log and a checkpointer of its own. */
