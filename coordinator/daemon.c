@@ -8,7 +8,10 @@
  *                       once no connection is left
  *           --------> CLOSING: every WebSocket gets close 1001; lasts until the last one
  *                       is gone or shutdown.grace_ms passes
- *           --------> STOPPING: our handles closed, lws_context_destroy(), loop ends, exit 0
+ *           --------> STOPPING: stop hooks run (they answer what still waits); while HTTP
+ *                       connections are open, lws gets STOP_FLUSH_MS to write those answers
+ *                       (new requests get 503); then our handles close,
+ *                       lws_context_destroy(), the loop ends, exit 0
  *
  * A second signal exits at once with 128 + signal number. State transitions never run
  * inside an lws callback: they are scheduled on a zero timer. */
@@ -25,6 +28,7 @@
 #include "internal.h"
 
 #define LAG_INTERVAL_MS 100
+#define STOP_FLUSH_MS 100 /* at most, for answers the stop hooks queued (a loop turn or two) */
 
 static const uint64_t lag_bounds_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
                                          50000, 100000, 250000, 500000, 1000000};
@@ -47,6 +51,7 @@ static const struct {
 
 static void daemon_begin_close(uv_timer_t *t);
 static void daemon_finish(uv_timer_t *t);
+static void daemon_destroy(uv_timer_t *t);
 
 /* lws's log callback carries no context pointer, so its rate limit lives in statics (the
  * loop thread is the only caller). Many lws warnings are caused by clients ("Ran out of
@@ -191,6 +196,19 @@ static void daemon_finish(uv_timer_t *t) {
              (json_int_t)coord_ws_count(d->ws));
   coord__listener_stop(d);
   for (int i = d->nstop_hooks - 1; i >= 0; i--) d->stop_hooks[i].fn(d, d->stop_hooks[i].ud);
+  /* What the hooks answered (a read or a publish still waiting gets 503) is only queued:
+   * lws writes it in a later turn, so it gets one before the connections go. */
+  if (d->open_conns > 0) {
+    daemon_schedule(d, daemon_destroy, STOP_FLUSH_MS);
+    return;
+  }
+  daemon_destroy(&d->drain_timer);
+}
+
+static void daemon_destroy(uv_timer_t *t) {
+  coord_daemon_t *d = t->data;
+  if (d->destroyed) return;
+  d->destroyed = true;
   uv_close((uv_handle_t *)&d->sig_term, NULL);
   uv_close((uv_handle_t *)&d->sig_int, NULL);
   uv_close((uv_handle_t *)&d->lag_timer, NULL);
@@ -204,6 +222,8 @@ void coord__daemon_conn_gone(coord_daemon_t *d) {
     daemon_schedule(d, daemon_begin_close, 0);
   else if (d->state == COORD_STATE_CLOSING && coord_ws_count(d->ws) == 0)
     daemon_schedule(d, daemon_finish, 0);
+  else if (d->state == COORD_STATE_STOPPING && d->open_conns == 0 && !d->destroyed)
+    daemon_schedule(d, daemon_destroy, 0);
 }
 
 void coord_daemon_on_drain(coord_daemon_t *d, coord_daemon_hook_fn fn, void *ud) {

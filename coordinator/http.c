@@ -373,7 +373,13 @@ static char *http_copy_query(struct lws *wsi) {
  * through the call because nothing is written (so nothing can close) inside a handler. */
 static int http_run_handler(coord_http_req_t *req) {
   req->state = REQ_HANDLER;
-  req->route->fn(req, req->route->ud);
+  if (req->http->d->state == COORD_STATE_STOPPING) {
+    /* The modules have stopped; only answers queued before are still being written. */
+    coord_http_add_header(req, "retry-after", "1");
+    coord_http_respond_error(req, 503, "shutting_down", "the server is shutting down; retry on the next one");
+  } else {
+    req->route->fn(req, req->route->ud);
+  }
   if (!req->answered && !req->on_abort && req->state == REQ_HANDLER) {
     /* A handler that neither answers nor defers would hang the client forever. */
     log_error("http", "handler did not answer", "{s:s}", "path", req->path);

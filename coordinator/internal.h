@@ -70,6 +70,7 @@ struct coord_daemon {
   uv_timer_t lag_timer, drain_timer;
   uint64_t lag_due_ns;       /* when the lag timer should fire (uv_hrtime) */
   coord_state_t state;
+  bool destroyed;            /* daemon_destroy ran: handles closing, lws going */
   char *web_root_real;       /* owned: realpath of cfg->web_root, NULL when unusable */
   int bound_port;
   int64_t open_conns;        /* accepted TCP connections not yet destroyed */

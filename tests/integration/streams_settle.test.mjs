@@ -4,7 +4,8 @@
 // subscriber catching up from the store and an HTTP read of stored events are answered
 // once the hold ends, complete and in order; an HTTP read whose client leaves during the
 // hold is forgotten; and a daemon told to stop during a hold answers the waiting read
-// within its drain window before it exits.
+// within its drain window before it exits, or 503 with Retry-After when the hold outlasts
+// the window.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -96,6 +97,22 @@ describe('a daemon that stops during a hold', () => {
     const res = await read;
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.json().events.map((e) => e.seq), Array.from({ length: 10 }, (_, i) => i + 1));
+    const { code } = await d.exited;
+    assert.equal(code, 0);
+    await d.stop();
+  });
+
+  test('answers 503 with Retry-After a read still waiting when the window ends', async () => {
+    const d = await startDaemon({ env: { COORD_TEST_ROUTES: '1' }, config: { shutdown: { drain_ms: 200, grace_ms: 200 } } });
+    await publishAll(d);
+    await hold(d, 3000);
+    const read = d.get(`/v1/streams/${TOPIC}/events?after=0&limit=10`, { timeoutMs: 10000 });
+    await delay(150);
+    d.signal('SIGTERM');
+    const res = await read;
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.json().error.code, 'shutting_down');
+    assert.ok(res.headers['retry-after']);
     const { code } = await d.exited;
     assert.equal(code, 0);
     await d.stop();
