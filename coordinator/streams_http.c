@@ -508,10 +508,9 @@ static void read_wait_cb(stream_reader_wait_t *w) {
   read_wait_free(r);
 }
 
-/* Stop: the reads still waiting are answered 503 and freed. A settle's pass is far shorter
- * than the drain window, so a read normally gets its events during the drain
- * (streams_settle.test.mjs); one still waiting at stop goes with its connection, as any
- * request still open then. */
+/* Stop: the reads still waiting are answered 503 (written in the daemon's stop flush) and
+ * freed. A settle's pass is far shorter than the drain window, so a read normally gets its
+ * events during the drain (streams_settle.test.mjs covers both). */
 static void read_waits_stop(coord_streams_t *s) {
   while (!base_queue_empty(&s->reads)) {
     read_wait_t *r = base_queue_data(base_queue_head(&s->reads), read_wait_t, link);
