@@ -15,8 +15,8 @@
  * settle's pass holds the store's reader (tens of ms at the publish ceiling), the read is
  * put off, the connection waits in hub->catchup_waits, and a timer wakes the waiting
  * connections once the reader is free. Until then the connection's pending data is what
- * the ring holds. Consumer groups' store reads (group_lease.c) are put off the same way:
- * the timer then makes those groups ready again. */
+ * the ring holds. Consumer groups' store reads (group_lease.c) wait through
+ * stream_reader_wait, whose callbacks the same timer runs. */
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
@@ -155,10 +155,6 @@ static void catchup_retry_cb(uv_timer_t *h) {
     uv_timer_start(h, catchup_retry_cb, CATCHUP_RETRY_MS, 0);
     return;
   }
-  if (hub->groups_deferred) {
-    hub->groups_deferred = false;
-    stream__groups_retry(hub);
-  }
   /* The callers waiting now, oldest first and at most READER_WAITS_PER_TURN of them per
    * turn (the rest in a turn of their own right after), each once: a callback may wait
    * again (a new settle began), which puts it at the end of the list, or cancel another
@@ -203,13 +199,6 @@ void stream_reader_wait_cancel(stream_reader_wait_t *w) {
   w->prev->next = w->next;
   w->next->prev = w->prev;
   w->prev = w->next = NULL;
-}
-
-void stream__catchup_defer_group(stream_hub_t *hub, stream_group_t *g) {
-  hub->stats.store_catchup_deferred++;
-  g->fetch_deferred = true;
-  hub->groups_deferred = true;
-  catchup_timer_arm(hub);
 }
 
 static void catchup_defer(stream_hub_t *hub, stream_conn_t *c) {

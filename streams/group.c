@@ -128,6 +128,7 @@ static void group_free(stream_hub_t *hub, stream_group_t *g) {
     stream__lease_drop(hub, l);
   }
   base_map_close(&g->leases);
+  stream_reader_wait_cancel(&g->fetch_wait);
   base_map_remove(&hub->groups, &g->node);
   base_queue_remove(&g->ready_link);
   base_queue_remove(&g->dirty_link);
@@ -333,16 +334,6 @@ static bool waiting_due(const stream_hub_t *hub, const stream_group_t *g, uint64
     if (hub->cfg.group_max_deliveries && l->deliveries >= hub->cfg.group_max_deliveries) return true;
   }
   return false;
-}
-
-void stream__groups_retry(stream_hub_t *hub) {
-  base_map_iter_t it;
-  for (base_map_node_t *n = base_map_first(&hub->groups, &it); n; n = base_map_next(&hub->groups, &it)) {
-    stream_group_t *g = container_of(n, stream_group_t, node);
-    if (!g->fetch_deferred) continue;
-    g->fetch_deferred = false;
-    stream__group_mark_ready(hub, g);
-  }
 }
 
 size_t stream_hub_groups_tick(stream_hub_t *hub) {

@@ -242,7 +242,7 @@ static int fetch_cb(void *ud, const store_event_t *ev) {
 /* Reads up to max events of t from seq on (ring first, then the store); out[i] gets a
  * reference to the frame of seqs[i], ascending; seqs missing from the result are gone.
  * Returns the count, -EAGAIN when a WAL settle holds the store's reader (nothing read:
- * the caller puts the work off, stream__catchup_defer_group), or -EIO. */
+ * the caller puts the work off, fetch_defer), or -EIO. */
 static int fetch(stream_hub_t *hub, stream_topic_t *t, uint64_t seq, size_t max, stream_frame_t **out,
                  uint64_t *seqs) {
   stream_frame_t *f = stream__ring_get(&t->ring, seq);
@@ -264,6 +264,17 @@ static int fetch(stream_hub_t *hub, stream_topic_t *t, uint64_t seq, size_t max,
     return -EIO;
   }
   return (int)fx.n;
+}
+
+static void fetch_retry(stream_reader_wait_t *w) {
+  stream_group_t *g = container_of(w, stream_group_t, fetch_wait);
+  stream__group_mark_ready(g->hub, g);
+}
+
+/* A store read of g was put off: g dispatches again once the store's reader is free. */
+static void fetch_defer(stream_hub_t *hub, stream_group_t *g) {
+  hub->stats.store_catchup_deferred++;
+  if (!g->fetch_wait.next) stream_reader_wait(hub, &g->fetch_wait, fetch_retry);
 }
 
 static void skipped(stream_hub_t *hub, stream_group_t *g, uint64_t from, uint64_t to) {
@@ -374,7 +385,7 @@ static bool dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *bud
       bool deferred;
       int rc = dead_letter(hub, l, &deferred);
       if (deferred) {
-        stream__catchup_defer_group(hub, g);
+        fetch_defer(hub, g);
         return false;
       }
       if (rc < 0) { /* rate limited or overloaded: later */
@@ -391,7 +402,7 @@ static bool dispatch_waiting(stream_hub_t *hub, stream_group_t *g, uint32_t *bud
     uint64_t got = 0;
     int n = fetch(hub, g->topic, l->seq, 1, &f, &got);
     if (n == -EAGAIN) {
-      stream__catchup_defer_group(hub, g);
+      fetch_defer(hub, g);
       return false;
     }
     if (n < 0) return true;
@@ -440,7 +451,7 @@ static void dispatch_new(stream_hub_t *hub, stream_group_t *g, uint32_t *budget)
     if (want > *budget) want = *budget;
     if (want > hub->cfg.group_max_pending - g->leases.count) want = hub->cfg.group_max_pending - g->leases.count;
     int n = fetch(hub, t, g->next_seq, want, frames, seqs);
-    if (n == -EAGAIN) stream__catchup_defer_group(hub, g);
+    if (n == -EAGAIN) fetch_defer(hub, g);
     if (n < 0) return;
     uint64_t start = g->next_seq;
     if (n == 0) { /* nothing stored up to the ring: gone */

@@ -352,7 +352,6 @@ struct stream_hub {
    * woken together once the store's reader is free again; NULL where one was freed. */
   stream_conn_t **catchup_waits;
   uint32_t ncatchup_waits, catchup_waits_cap;
-  bool groups_deferred; /* some group's fetch_deferred is set */
   stream_reader_wait_t reader_waits; /* sentinel of the stream_reader_wait list */
   uint32_t nconns;
   base_map_t groups;          /* stream_group_t, owned; key = "topic\0name" */
@@ -603,7 +602,7 @@ struct stream_group {
   uint32_t ndead;           /* leases whose dead letter is in flight */
   bool row_dirty;
   bool stored;              /* the group row exists in the store */
-  bool fetch_deferred;      /* a store read for it was put off (WAL settle): the catch-up timer retries */
+  stream_reader_wait_t fetch_wait; /* waiting while a store read of its is put off (WAL settle) */
   uint64_t next_seq;        /* next seq to hand out for the first time */
   uint32_t ack_wait_ms;
   uint64_t empty_since_us;  /* mono clock when the last member left */
@@ -627,11 +626,6 @@ void stream__groups_topic_committed(stream_hub_t *hub, stream_topic_t *t);
 /* Leaves every group of conn (conn free): its held leases go back at once. */
 void stream__groups_conn_free(stream_conn_t *conn);
 void stream__group_mark_ready(stream_hub_t *hub, stream_group_t *g);
-/* Makes every group whose store read was put off ready again. */
-void stream__groups_retry(stream_hub_t *hub);
-/* (cursor.c) A group's store read was put off: the catch-up timer makes it ready again
- * once the store's reader is free (stream__groups_retry). */
-void stream__catchup_defer_group(stream_hub_t *hub, stream_group_t *g);
 void stream__group_mark_dirty(stream_hub_t *hub, stream_group_t *g);
 stream_member_t *stream__conn_find_member(const stream_conn_t *conn, const char *topic, const char *group);
 bool stream__group_name_ok(const char *name);
