@@ -243,6 +243,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               "Small batches handed to the writer thread after all, because the store was busy "
               "(a retention slice) or its log was due a settle.",
               COORD_METRIC_COUNTER, (double)st->commits_inline_declined);
+  streams_set(m, "coord_stream_commits_inline_paused_total",
+              "Inline commits that took 2 ms or more; each sends small batches to the writer "
+              "thread for a while (100 ms, doubled for each such commit in a row).",
+              COORD_METRIC_COUNTER, (double)st->commits_inline_paused);
   streams_set(m, "coord_stream_topic_evictions_total", "Idle topics that left memory.",
               COORD_METRIC_COUNTER, (double)st->evictions);
   streams_set(m, "coord_stream_topic_loads_total", "Topics brought into memory.",

@@ -43,7 +43,9 @@ void stream_config_defaults(stream_config_t *c) {
   c->control_queue_max = 1024;
   c->commit_batch_max = 4000;
   c->commit_thread = true;
-  c->commit_inline_max = 0;
+  c->commit_inline_max = 64;
+  c->commit_inline_slow_us = 2000;
+  c->commit_inline_pause_ms = 100;
   c->overload_threshold = 50000;
   c->idle_topic_s = 30;
   c->router_budget = 1000;

@@ -347,6 +347,8 @@ struct stream_hub {
   base_queue_t batch; /* stream_pub_t of the batch the writer holds (writer.busy) */
   uint32_t batch_appends; /* events of that batch (the rest are duplicates) */
   stream_writer_t writer;
+  uint64_t inline_paused_until_us; /* mono clock: small batches go to the thread until then */
+  uint8_t inline_slow_run;         /* slow inline commits in a row (each doubles the pause) */
   base_queue_t wakes; /* stream_conn_t.wake_link */
   /* Owned: the connections whose catch-up read a WAL settle deferred (catchup_wait set),
    * woken together once the store's reader is free again; NULL where one was freed. */

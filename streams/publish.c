@@ -426,14 +426,38 @@ void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
   batch_committed(hub, &hub->batch, stream__mono_us(hub));
 }
 
+/* Whether a slow inline commit (stream__commit_run) still sends small batches to the thread. */
+static bool inline_paused(const stream_hub_t *hub) {
+  return hub->inline_paused_until_us && stream__mono_us(hub) < hub->inline_paused_until_us;
+}
+
+#define INLINE_PAUSE_DOUBLINGS 5 /* the pause grows to 32 times commit_inline_pause_ms */
+
+/* A slow inline commit held every connection's turn: the kernel throttled the log's
+ * writes, the disk is busy, or the loop lost its core. For a while batches then take the
+ * thread, where such a wait holds back only acknowledgements; the while doubles with each
+ * slow inline commit in a row (throttling that lasts), and a fast one ends the run. */
+static void inline_observe(stream_hub_t *hub, uint64_t us) {
+  if (!hub->cfg.commit_inline_slow_us || us < hub->cfg.commit_inline_slow_us) {
+    hub->inline_slow_run = 0;
+    return;
+  }
+  hub->stats.commits_inline_paused++;
+  uint64_t pause_us = (uint64_t)hub->cfg.commit_inline_pause_ms * 1000 << hub->inline_slow_run;
+  if (hub->inline_slow_run < INLINE_PAUSE_DOUBLINGS) hub->inline_slow_run++;
+  hub->inline_paused_until_us = stream__mono_us(hub) + pause_us;
+}
+
 void stream__commit_run(stream_hub_t *hub) {
   while (!hub->writer.busy) {
     uint32_t appends = batch_take(hub);
     size_t tops = hub->writer.ntops;
     if (base_queue_empty(&hub->batch) && tops == 0) return;
     /* New topic rows always go to the thread: writing them on the loop would wait for
-     * SQLite's write lock, which is what deferring them avoids. */
-    if ((appends || tops) && hub->writer.on && (appends > hub->cfg.commit_inline_max || tops)) {
+     * SQLite's write lock, which is what deferring them avoids. So do all batches while
+     * inline commits are paused (below). */
+    if ((appends || tops) && hub->writer.on &&
+        (appends > hub->cfg.commit_inline_max || tops || inline_paused(hub))) {
       stream__writer_submit(hub);
       return;
     }
@@ -443,6 +467,7 @@ void stream__commit_run(stream_hub_t *hub) {
      * settle) the thread takes it as any other batch. */
     int rc = 0;
     uint64_t t0 = uv_hrtime();
+    bool inl = false;
     if (appends && hub->writer.on) {
       assert(tops == 0); /* new rows always go to the thread (above) */
       rc = store_batch_write_topics_nowait(hub->store, NULL, 0, hub->writer.evs, appends);
@@ -452,10 +477,13 @@ void stream__commit_run(stream_hub_t *hub) {
         return;
       }
       hub->stats.commits_inline++;
+      inl = true;
     } else if (appends || tops) {
       rc = store_batch_write_topics(hub->store, hub->writer.tops, tops, hub->writer.evs, appends);
     }
-    stream__commit_landed(hub, rc, (uv_hrtime() - t0) / 1000);
+    uint64_t us = (uv_hrtime() - t0) / 1000;
+    if (inl) inline_observe(hub, us);
+    stream__commit_landed(hub, rc, us);
   }
 }
 

@@ -22,6 +22,7 @@ static void test_without_the_thread_a_turn_commits_and_calls_back(void **state) 
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_thread = false;
   env_start(&e);
   ack_rec_t a = {0};
@@ -37,6 +38,7 @@ static void test_the_thread_commits_off_the_turn_and_calls_back_once_durable(voi
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   env_start(&e);
   assert_true(e.hub->writer.on);
   ack_rec_t a = {0};
@@ -61,6 +63,7 @@ static void test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_o
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_inline_max = 3;
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
@@ -86,6 +89,90 @@ static void test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_o
   env_stop(&e);
 }
 
+/* An inline commit that took commit_inline_slow_us or more (the kernel throttling the
+ * log's writes, a busy disk) held every connection's turn: small batches then go to the
+ * thread for commit_inline_pause_ms, doubled for each slow one in a row, and commit on
+ * the loop again after that. */
+static void test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_while(void **state) {
+  (void)state;
+  sq_env_t x;
+  env_config(&x.e);
+  x.e.cfg.commit_inline_max = 3;
+  x.e.cfg.commit_inline_slow_us = 1; /* every commit to a file takes longer */
+  x.e.cfg.commit_inline_pause_ms = 500;
+  x.e.cfg.topic_publish_rate = 0;
+  sq_env_start(&x);
+  env_t *e = &x.e;
+  pub_ok(e, "a/x", "1"); /* a new topic: its row goes to the thread in any case */
+  env_run(e);
+  const stream_stats_t *ss = stream_hub_stats(e->hub);
+  assert_int_equal(ss->commits_inline, 0);
+  ack_rec_t a = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "2", &a), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(a.calls, 1); /* inline, and "slow" */
+  assert_int_equal(ss->commits_inline, 1);
+  assert_int_equal(ss->commits_inline_paused, 1);
+  ack_rec_t b = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
+  hand_over(e); /* paused: the thread's */
+  assert_int_equal(b.calls, 0);
+  env_run(e);
+  assert_int_equal(b.seq, 3);
+  e->clock.mono_us += 499 * 1000; /* still within the pause */
+  ack_rec_t c = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "4", &c), 0);
+  hand_over(e);
+  env_run(e);
+  assert_int_equal(c.seq, 4);
+  assert_int_equal(ss->commits_inline, 1);
+  e->clock.mono_us += 2 * 1000; /* past it */
+  ack_rec_t d = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "5", &d), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.seq, 5);
+  assert_int_equal(ss->commits_inline, 2);
+  assert_int_equal(ss->commits_inline_paused, 2);
+  /* Slow again, second in a row: the pause doubles. */
+  e->clock.mono_us += 999 * 1000;
+  ack_rec_t f = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "6", &f), 0);
+  hand_over(e);
+  env_run(e);
+  assert_int_equal(f.seq, 6);
+  e->clock.mono_us += 2 * 1000;
+  ack_rec_t g = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "7", &g), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(g.calls, 1);
+  assert_int_equal(ss->commits_inline, 3);
+  /* Slow a third time (pause 2 s); then a fast inline commit ends the run, and the next
+   * slow one pauses for the first length again. */
+  e->clock.mono_us += 2001 * 1000;
+  e->hub->cfg.commit_inline_slow_us = 60u * 1000 * 1000; /* nothing is that slow */
+  ack_rec_t h = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "8", &h), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(h.calls, 1);
+  assert_int_equal(ss->commits_inline, 4);
+  assert_int_equal(ss->commits_inline_paused, 3);
+  e->hub->cfg.commit_inline_slow_us = 1;
+  ack_rec_t k = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "9", &k), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(k.calls, 1);
+  assert_int_equal(ss->commits_inline_paused, 4);
+  e->clock.mono_us += 501 * 1000;
+  ack_rec_t m = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "10", &m), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(m.calls, 1);
+  assert_int_equal(ss->commits_inline, 6);
+  assert_int_equal(store_head(e, "a/x"), 10);
+  sq_env_stop(&x);
+}
+
 static void *turn_main(void *arg) {
   uv_run(&((env_t *)arg)->loop, UV_RUN_NOWAIT);
   return NULL;
@@ -98,6 +185,7 @@ static void test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_inline_max = 3;
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
@@ -132,6 +220,7 @@ static void test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_orde
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
   tconn_t t;
@@ -163,6 +252,7 @@ static void test_batches_stay_within_the_cap_and_keep_seq_dense(void **state) {
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_batch_max = 7;
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
@@ -188,6 +278,7 @@ static void test_a_failed_batch_in_flight_fails_what_queued_behind_it_and_rewind
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   env_start(&e);
   ack_rec_t x1 = {0}, x2 = {0}, y1 = {0}, z1 = {0};
   assert_int_equal(pub_full(&e, "a/x", "idx", NULL, STREAM_LANE_DATA, "1", &x1), 0);
@@ -229,6 +320,7 @@ static void test_a_duplicate_of_an_event_in_flight_completes_after_it(void **sta
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   env_start(&e);
   ack_rec_t a = {0}, dup = {0};
   assert_int_equal(pub_full(&e, "a/x", "k1", NULL, STREAM_LANE_DATA, "1", &a), 0);
@@ -247,6 +339,7 @@ static void test_drain_waits_for_the_batch_in_flight_and_commits_the_rest(void *
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_batch_max = 2;
   env_start(&e);
   ack_rec_t r[5];
@@ -273,6 +366,7 @@ static void test_closing_with_a_batch_in_flight_completes_it_and_cancels_the_res
   (void)state;
   env_t e;
   env_config(&e);
+  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   env_start(&e);
   ack_rec_t a = {0}, b = {0};
   assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "1", &a), 0);
@@ -293,6 +387,7 @@ int main(void) {
       cmocka_unit_test(test_the_thread_commits_off_the_turn_and_calls_back_once_durable),
       cmocka_unit_test(
           test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_one_on_the_thread),
+      cmocka_unit_test(test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_while),
       cmocka_unit_test(test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the_store),
       cmocka_unit_test(test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_order),
       cmocka_unit_test(test_batches_stay_within_the_cap_and_keep_seq_dense),
