@@ -244,7 +244,7 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               "(a retention slice) or its log was due a settle.",
               COORD_METRIC_COUNTER, (double)st->commits_inline_declined);
   streams_set(m, "coord_stream_commits_inline_paused_total",
-              "Inline commits that took 2 ms or more; each sends small batches to the writer "
+              "Slow inline commits (2 ms or more by default); each sends batches to the writer "
               "thread for a while (100 ms, doubled for each such commit in a row).",
               COORD_METRIC_COUNTER, (double)st->commits_inline_paused);
   streams_set(m, "coord_stream_topic_evictions_total", "Idle topics that left memory.",

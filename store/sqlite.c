@@ -732,9 +732,10 @@ static bool sq_reader_busy(void *be) {
 
 static pthread_mutex_t *sq_reader_lock(void *be) { return &((sq_store_t *)be)->rlock; }
 
+/* A commit under synchronous=FULL waits for its fsync: never one for the loop. */
 static bool sq_write_would_wait(void *be) {
   sq_store_t *q = be;
-  return store__wal_settle_due(&q->wal);
+  return q->sql.sync_full || store__wal_settle_due(&q->wal);
 }
 
 static int sq_dedupe_find(void *be, int64_t topic_id, const char *id, int64_t min_ts_ms,

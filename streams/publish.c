@@ -426,9 +426,17 @@ void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
   batch_committed(hub, &hub->batch, stream__mono_us(hub));
 }
 
-/* Whether a slow inline commit (stream__commit_run) still sends small batches to the thread. */
+/* Whether small batches go to the thread all the same: a slow inline commit paused them
+ * (inline_observe), or the router has a walk left from an earlier turn. The second is a
+ * fanout bigger than a turn's router_budget (5,000 subscribers of one topic, S1): the
+ * loop is then the bottleneck, and the thread's commit overlaps with the walk where an
+ * inline one adds to it (S1 at 500/s acknowledged 420-450 publishes/s with inline
+ * commits there, docs/benchmarks.md "Small batches on the loop by default"). */
 static bool inline_paused(const stream_hub_t *hub) {
-  return hub->inline_paused_until_us && stream__mono_us(hub) < hub->inline_paused_until_us;
+  if (hub->inline_paused_until_us && stream__mono_us(hub) < hub->inline_paused_until_us) return true;
+  for (uint32_t i = 0; i < hub->cfg.partitions; i++)
+    if (!base_queue_empty(&hub->parts[i].route)) return true;
+  return false;
 }
 
 #define INLINE_PAUSE_DOUBLINGS 5 /* the pause grows to 32 times commit_inline_pause_ms */
@@ -436,16 +444,22 @@ static bool inline_paused(const stream_hub_t *hub) {
 /* A slow inline commit held every connection's turn: the kernel throttled the log's
  * writes, the disk is busy, or the loop lost its core. For a while batches then take the
  * thread, where such a wait holds back only acknowledgements; the while doubles with each
- * slow inline commit in a row (throttling that lasts), and a fast one ends the run. */
+ * slow inline commit in a row (throttling that lasts). A fast one ends the run, and so
+ * does the time of the longest pause passing after the last pause ended (two slow
+ * commits an idle hour apart are not a run). */
 static void inline_observe(stream_hub_t *hub, uint64_t us) {
-  if (!hub->cfg.commit_inline_slow_us || us < hub->cfg.commit_inline_slow_us) {
+  const uint64_t base_us = (uint64_t)hub->cfg.commit_inline_pause_ms * 1000;
+  if (!hub->cfg.commit_inline_slow_us || !base_us || us < hub->cfg.commit_inline_slow_us) {
     hub->inline_slow_run = 0;
     return;
   }
+  uint64_t now = stream__mono_us(hub);
+  if (now >= hub->inline_paused_until_us + (base_us << INLINE_PAUSE_DOUBLINGS))
+    hub->inline_slow_run = 0;
   hub->stats.commits_inline_paused++;
-  uint64_t pause_us = (uint64_t)hub->cfg.commit_inline_pause_ms * 1000 << hub->inline_slow_run;
+  uint64_t pause_us = base_us << hub->inline_slow_run;
   if (hub->inline_slow_run < INLINE_PAUSE_DOUBLINGS) hub->inline_slow_run++;
-  hub->inline_paused_until_us = stream__mono_us(hub) + pause_us;
+  hub->inline_paused_until_us = now + pause_us;
 }
 
 void stream__commit_run(stream_hub_t *hub) {
@@ -455,7 +469,7 @@ void stream__commit_run(stream_hub_t *hub) {
     if (base_queue_empty(&hub->batch) && tops == 0) return;
     /* New topic rows always go to the thread: writing them on the loop would wait for
      * SQLite's write lock, which is what deferring them avoids. So do all batches while
-     * inline commits are paused (below). */
+     * inline commits are paused (inline_observe). */
     if ((appends || tops) && hub->writer.on &&
         (appends > hub->cfg.commit_inline_max || tops || inline_paused(hub))) {
       stream__writer_submit(hub);

@@ -168,7 +168,8 @@ int store_batch_write(store_t *s, const store_event_t *evs, size_t n) __attribut
 /* store_batch_write_topics for the event loop's small batches: returns -EAGAIN at once,
  * having written nothing, where it would wait for more than its own commit: another
  * thread's call holds the store (a commit, a retention slice), a step-by-step batch is
- * open, or the backend must first settle its log (a checkpoint pass, with fsyncs). */
+ * open, the backend must first settle its log (a checkpoint pass, with fsyncs), or each
+ * commit syncs (synchronous_full). */
 int store_batch_write_topics_nowait(store_t *s, const store_new_topic_t *tops, size_t nt,
                                     const store_event_t *evs, size_t n) __attribute__((warn_unused_result));
 /* store_batch_write that first creates the topics tops[0..nt) (reserved), in the same

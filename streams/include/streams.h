@@ -54,8 +54,11 @@ typedef struct stream_config {
   uint32_t commit_batch_max;      /* 4000 events per store transaction; streams.commit_batch_max */
   bool commit_thread;             /* true: commits run on a writer thread; streams.commit_thread */
   uint32_t commit_inline_max;     /* 64: smaller batches commit on the loop all the same (0: never) */
-  uint32_t commit_inline_slow_us; /* 2000: an inline commit this slow sends the next ones to the thread */
-  uint32_t commit_inline_pause_ms; /* 100: ... for this long, doubled for each slow one in a row (32x at most) */
+  /* Library settings without a daemon key: an inline commit of commit_inline_slow_us or
+   * more sends batches to the thread for commit_inline_pause_ms, doubled for each slow one
+   * in a row (32x at most); 0 in either turns that off. */
+  uint32_t commit_inline_slow_us;  /* 2000 */
+  uint32_t commit_inline_pause_ms; /* 100 */
   uint32_t overload_threshold;    /* 50000 uncommitted events: shed publishes with -EBUSY */
   uint32_t idle_topic_s;          /* 30: topics quiet this long with no subscriber leave memory */
   uint32_t router_budget;         /* subscriber visits per loop turn; streams.router_budget */
@@ -110,7 +113,7 @@ typedef struct stream_stats {
   uint64_t commit_failures;        /* failed store batches */
   uint64_t commits_inline;         /* batches committed on the loop although the thread runs */
   uint64_t commits_inline_declined; /* small batches the thread took: the store was busy or due a settle */
-  uint64_t commits_inline_paused;   /* inline commits slower than commit_inline_slow_us (each pauses them) */
+  uint64_t commits_inline_paused;   /* slow inline commits: each pauses them */
   uint64_t evictions;              /* topics that left memory */
   uint64_t topic_loads;            /* topics brought into memory */
   uint64_t topics_unsaved;         /* gauge: topics created in memory whose row is not committed */

@@ -74,6 +74,22 @@ static void test_open_with_synchronous_full_creates_a_wal_database_at_schema_3(v
   store_close(s);
 }
 
+/* Under synchronous=FULL every commit waits for its fsync, so the event loop's inline
+ * commit declines (-EAGAIN, nothing written) and leaves each batch to the writer thread. */
+static void test_with_synchronous_full_a_nowait_batch_always_declines(void **state) {
+  (void)state;
+  store_t *s = NULL;
+  const store_options_t opts = {.path = test_db, .synchronous_full = true};
+  assert_int_equal(store_open_sqlite(&opts, &s), 0);
+  store_topic_t t = ensure(s, "acme/a");
+  store_event_t ev = make_event(t.topic_id, 1, 1, NULL);
+  assert_int_equal(store_batch_write_topics_nowait(s, NULL, 0, &ev, 1), -EAGAIN);
+  assert_int_equal(get(s, "acme/a").head_seq, 0);
+  assert_int_equal(store_batch_write(s, &ev, 1), 0);
+  assert_int_equal(get(s, "acme/a").head_seq, 1);
+  store_close(s);
+}
+
 /* Schema 1 exactly as the first release wrote it, with three events and a key. */
 static void make_schema_1_file(void) {
   sqlite3 *db;
@@ -756,6 +772,7 @@ int main(void) {
       FILE_TEST(test_open_rejects_a_missing_path),
       FILE_TEST(test_open_in_a_missing_folder_is_eio_and_logs_sqlites_message),
       FILE_TEST(test_open_with_synchronous_full_creates_a_wal_database_at_schema_3),
+      FILE_TEST(test_with_synchronous_full_a_nowait_batch_always_declines),
       FILE_TEST(test_deleted_events_leave_no_bytes_behind_only_with_secure_delete),
       FILE_TEST(test_a_schema_1_file_is_migrated_with_every_event_and_key),
       FILE_TEST(test_open_refuses_a_database_from_a_newer_schema),

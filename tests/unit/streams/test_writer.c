@@ -1,8 +1,10 @@
 /* Tests for streams/writer.c: the group commit on the writer thread. One batch is in
  * flight at a time (after one loop turn with publishes, hub->writer.busy is set: the
- * check phase handed the batch over); publishes made meanwhile queue and go as the next
- * batch; results are applied on the loop exactly as a synchronous commit's; drain waits
- * for the batch in flight; close completes it and cancels the rest. */
+ * check phase handed the batch over; the tests of the thread set commit_inline_max 0,
+ * since by default small batches commit on the loop); publishes made meanwhile queue and
+ * go as the next batch; results are applied on the loop exactly as a synchronous
+ * commit's; drain waits for the batch in flight; close completes it and cancels the rest.
+ * Small batches on the loop: the inline tests below. */
 #include "helpers.h"
 #include "store/hold.h"
 
@@ -22,7 +24,6 @@ static void test_without_the_thread_a_turn_commits_and_calls_back(void **state) 
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_thread = false;
   env_start(&e);
   ack_rec_t a = {0};
@@ -38,7 +39,7 @@ static void test_the_thread_commits_off_the_turn_and_calls_back_once_durable(voi
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   env_start(&e);
   assert_true(e.hub->writer.on);
   ack_rec_t a = {0};
@@ -63,7 +64,6 @@ static void test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_o
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_inline_max = 3;
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
@@ -98,7 +98,8 @@ static void test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_wh
   sq_env_t x;
   env_config(&x.e);
   x.e.cfg.commit_inline_max = 3;
-  x.e.cfg.commit_inline_slow_us = 1; /* every commit to a file takes longer */
+  /* Every commit to a file takes longer (SQLite's commit with its WAL write: tens of us). */
+  x.e.cfg.commit_inline_slow_us = 1;
   x.e.cfg.commit_inline_pause_ms = 500;
   x.e.cfg.topic_publish_rate = 0;
   sq_env_start(&x);
@@ -169,8 +170,70 @@ static void test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_wh
   uv_run(&e->loop, UV_RUN_NOWAIT);
   assert_int_equal(m.calls, 1);
   assert_int_equal(ss->commits_inline, 6);
-  assert_int_equal(store_head(e, "a/x"), 10);
+  assert_int_equal(ss->commits_inline_paused, 5); /* m, second in a row: 1 s */
+  /* Long after that pause (more than the longest one, 32 x 500 ms), a slow commit starts
+   * a new run: 500 ms again, not 2 s. */
+  e->clock.mono_us += (1000 + 16000) * 1000;
+  ack_rec_t n = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "11", &n), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(n.calls, 1);
+  assert_int_equal(ss->commits_inline_paused, 6);
+  e->clock.mono_us += 501 * 1000;
+  ack_rec_t o = {0};
+  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "12", &o), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(o.calls, 1);
+  assert_int_equal(ss->commits_inline, 8);
+  assert_int_equal(store_head(e, "a/x"), 12);
   sq_env_stop(&x);
+}
+
+/* A fanout bigger than a turn's router_budget leaves a walk for the next turns: the loop
+ * is then the bottleneck, so small batches go to the thread, whose commit overlaps with
+ * the walk, until the router has caught up. */
+static void test_a_small_batch_goes_to_the_thread_while_the_router_has_a_walk_left(void **state) {
+  (void)state;
+  env_t e;
+  env_config(&e);
+  e.cfg.commit_inline_max = 3;
+  e.cfg.router_budget = 2;
+  e.cfg.topic_publish_rate = 0;
+  env_start(&e);
+  pub_ok(&e, "a/x", "1"); /* a new topic: its row goes to the thread in any case */
+  env_run(&e);
+  tconn_t t[5];
+  for (int i = 0; i < 5; i++) {
+    tconn_any(&e, &t[i]);
+    sub_live(&t[i], "a/x");
+    json_decref(pull_json(&t[i], 8, 1 << 20, NULL));
+  }
+  const stream_stats_t *ss = stream_hub_stats(e.hub);
+  const uint64_t inline0 = ss->commits_inline;
+  ack_rec_t a = {0};
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "2", &a), 0);
+  uv_run(&e.loop, UV_RUN_NOWAIT); /* inline; the walk visits 2 of 5 */
+  assert_int_equal(a.calls, 1);
+  assert_int_equal(ss->commits_inline, inline0 + 1);
+  ack_rec_t b = {0};
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
+  hand_over(&e); /* the walk is not done: the thread's */
+  assert_int_equal(b.calls, 0);
+  env_run(&e); /* the thread's result, and the walks to the end */
+  assert_int_equal(b.seq, 3);
+  assert_int_equal(ss->commits_inline, inline0 + 1);
+  ack_rec_t c = {0};
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "4", &c), 0);
+  uv_run(&e.loop, UV_RUN_NOWAIT); /* caught up: inline again */
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(ss->commits_inline, inline0 + 2);
+  for (int i = 0; i < 5; i++) {
+    json_t *m = drain_all(&t[i]);
+    assert_ev_seqs(m, "a/x", 2, 4);
+    json_decref(m);
+    stream_conn_free(t[i].c);
+  }
+  env_stop(&e);
 }
 
 static void *turn_main(void *arg) {
@@ -185,7 +248,6 @@ static void test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
   e.cfg.commit_inline_max = 3;
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
@@ -220,7 +282,7 @@ static void test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_orde
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
   tconn_t t;
@@ -252,7 +314,7 @@ static void test_batches_stay_within_the_cap_and_keep_seq_dense(void **state) {
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   e.cfg.commit_batch_max = 7;
   e.cfg.topic_publish_rate = 0;
   env_start(&e);
@@ -278,7 +340,7 @@ static void test_a_failed_batch_in_flight_fails_what_queued_behind_it_and_rewind
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   env_start(&e);
   ack_rec_t x1 = {0}, x2 = {0}, y1 = {0}, z1 = {0};
   assert_int_equal(pub_full(&e, "a/x", "idx", NULL, STREAM_LANE_DATA, "1", &x1), 0);
@@ -320,7 +382,7 @@ static void test_a_duplicate_of_an_event_in_flight_completes_after_it(void **sta
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   env_start(&e);
   ack_rec_t a = {0}, dup = {0};
   assert_int_equal(pub_full(&e, "a/x", "k1", NULL, STREAM_LANE_DATA, "1", &a), 0);
@@ -339,7 +401,7 @@ static void test_drain_waits_for_the_batch_in_flight_and_commits_the_rest(void *
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   e.cfg.commit_batch_max = 2;
   env_start(&e);
   ack_rec_t r[5];
@@ -366,7 +428,7 @@ static void test_closing_with_a_batch_in_flight_completes_it_and_cancels_the_res
   (void)state;
   env_t e;
   env_config(&e);
-  e.cfg.commit_inline_max = 0; /* every batch on the thread, unless the test says */
+  e.cfg.commit_inline_max = 0; /* the thread's path */
   env_start(&e);
   ack_rec_t a = {0}, b = {0};
   assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "1", &a), 0);
@@ -388,6 +450,7 @@ int main(void) {
       cmocka_unit_test(
           test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_one_on_the_thread),
       cmocka_unit_test(test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_while),
+      cmocka_unit_test(test_a_small_batch_goes_to_the_thread_while_the_router_has_a_walk_left),
       cmocka_unit_test(test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the_store),
       cmocka_unit_test(test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_order),
       cmocka_unit_test(test_batches_stay_within_the_cap_and_keep_seq_dense),

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Medians over repeated run-pubsub.sh runs: one line per glob of summary files.
+
+usage: tests/bench/summary-medians.py '<out>/s2-base-*/s2-summary.json' '<out>/s2-new-*/...'
+
+Each <name>-summary.json (run-pubsub.sh, one per BENCH_OUT folder) holds one entry per
+rate; entries are grouped by rate. Prints, per glob and rate: the runs' values, then the
+medians of delivery p50/p99/p99.9 (ms), acknowledgement p99 (ms), acknowledged/s and the
+target's CPU seconds. Quote each with the glob it came from.
+"""
+import glob
+import json
+import statistics
+import sys
+
+FIELDS = [("p50", lambda w: w.get("latency_ms", {}).get("p50")),
+          ("p99", lambda w: w.get("latency_ms", {}).get("p99")),
+          ("p99.9", lambda w: w.get("latency_ms", {}).get("p99_9")),
+          ("ack_p99", lambda w: w.get("ack_latency_ms", {}).get("p99")),
+          ("acked/s", lambda w: w.get("publish", {}).get("acked_per_s"))]
+
+
+def main(patterns):
+    if not patterns:
+        sys.exit(__doc__)
+    for pat in patterns:
+        files = sorted(glob.glob(pat))
+        if not files:
+            print(f"{pat}: no files")
+            continue
+        by_rate = {}
+        for f in files:
+            for entry in json.load(open(f)):
+                by_rate.setdefault(entry["rate"], []).append(entry)
+        for rate, entries in sorted(by_rate.items()):
+            cols = []
+            for name, get in FIELDS + [("cpu_s", None)]:
+                vals = [e.get("target_cpu_s") if get is None else get(e["wsload"]) for e in entries]
+                vals = [v for v in vals if v is not None]
+                if vals:
+                    runs = ", ".join(f"{v:g}" for v in vals)
+                    cols.append(f"{name} {statistics.median(vals):.2f} ({runs})")
+            print(f"{pat} rate {rate}, {len(entries)} runs: " + "; ".join(cols))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
