@@ -241,7 +241,7 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               COORD_METRIC_COUNTER, (double)st->commits_inline);
   streams_set(m, "coord_stream_commits_inline_declined_total",
               "Small batches handed to the writer thread after all, because the store was busy "
-              "(a retention slice) or its log was due a settle.",
+              "(a retention slice), its log was due a settle, or it syncs every commit.",
               COORD_METRIC_COUNTER, (double)st->commits_inline_declined);
   streams_set(m, "coord_stream_commits_inline_paused_total",
               "Slow inline commits (2 ms or more by default); each sends batches to the writer "

@@ -102,7 +102,7 @@ static void hub_check_cb(uv_check_t *h) {
   hub->in_check = true;
   stream__commit_run(hub);
   stream__complete_run(hub);
-  stream__router_run(hub);
+  hub->route_left = stream__router_run(hub);
   stream__groups_run(hub);
   stream__wake_run(hub);
   hub->in_check = false;

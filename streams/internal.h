@@ -349,6 +349,7 @@ struct stream_hub {
   stream_writer_t writer;
   uint64_t inline_paused_until_us; /* mono clock: small batches go to the thread until then */
   uint8_t inline_slow_run;         /* slow inline commits in a row (each doubles the pause) */
+  bool route_left;                 /* the last router run stopped with walks left (budget) */
   base_queue_t wakes; /* stream_conn_t.wake_link */
   /* Owned: the connections whose catch-up read a WAL settle deferred (catchup_wait set),
    * woken together once the store's reader is free again; NULL where one was freed. */

@@ -112,7 +112,7 @@ typedef struct stream_stats {
   uint64_t overloaded;
   uint64_t commit_failures;        /* failed store batches */
   uint64_t commits_inline;         /* batches committed on the loop although the thread runs */
-  uint64_t commits_inline_declined; /* small batches the thread took: the store was busy or due a settle */
+  uint64_t commits_inline_declined; /* small batches the thread took: store busy, settle due, or FULL sync */
   uint64_t commits_inline_paused;   /* slow inline commits: each pauses them */
   uint64_t evictions;              /* topics that left memory */
   uint64_t topic_loads;            /* topics brought into memory */

@@ -4,9 +4,10 @@
 usage: tests/bench/summary-medians.py '<out>/s2-base-*/s2-summary.json' '<out>/s2-new-*/...'
 
 Each <name>-summary.json (run-pubsub.sh, one per BENCH_OUT folder) holds one entry per
-rate; entries are grouped by rate. Prints, per glob and rate: the runs' values, then the
-medians of delivery p50/p99/p99.9 (ms), acknowledgement p99 (ms), acknowledged/s and the
-target's CPU seconds. Quote each with the glob it came from.
+target and rate; entries are grouped by both. Prints, per glob, target and rate: the
+medians, each followed by the runs' values, of
+delivery p50/p99/p99.9 (ms), acknowledgement p99 (ms), acknowledged/s and the target's
+CPU seconds. Quote each with the glob it came from.
 """
 import glob
 import json
@@ -28,11 +29,11 @@ def main(patterns):
         if not files:
             print(f"{pat}: no files")
             continue
-        by_rate = {}
+        groups = {}
         for f in files:
             for entry in json.load(open(f)):
-                by_rate.setdefault(entry["rate"], []).append(entry)
-        for rate, entries in sorted(by_rate.items()):
+                groups.setdefault((entry.get("target", "?"), entry["rate"]), []).append(entry)
+        for (target, rate), entries in sorted(groups.items()):
             cols = []
             for name, get in FIELDS + [("cpu_s", None)]:
                 vals = [e.get("target_cpu_s") if get is None else get(e["wsload"]) for e in entries]
@@ -40,7 +41,7 @@ def main(patterns):
                 if vals:
                     runs = ", ".join(f"{v:g}" for v in vals)
                     cols.append(f"{name} {statistics.median(vals):.2f} ({runs})")
-            print(f"{pat} rate {rate}, {len(entries)} runs: " + "; ".join(cols))
+            print(f"{pat} {target} rate {rate}, {len(entries)} runs: " + "; ".join(cols))
 
 
 if __name__ == "__main__":

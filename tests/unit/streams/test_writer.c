@@ -173,7 +173,7 @@ static void test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_wh
   assert_int_equal(ss->commits_inline_paused, 5); /* m, second in a row: 1 s */
   /* Long after that pause (more than the longest one, 32 x 500 ms), a slow commit starts
    * a new run: 500 ms again, not 2 s. */
-  e->clock.mono_us += (1000 + 16000) * 1000;
+  e->clock.mono_us += (1000 + 17000) * 1000;
   ack_rec_t n = {0};
   assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "11", &n), 0);
   uv_run(&e->loop, UV_RUN_NOWAIT);
@@ -233,6 +233,40 @@ static void test_a_small_batch_goes_to_the_thread_while_the_router_has_a_walk_le
     json_decref(m);
     stream_conn_free(t[i].c);
   }
+  env_stop(&e);
+}
+
+/* Publishes made while a batch is on the thread are taken when it lands (the async
+ * callback, writer.c). That landing queues its topics for this turn's walk, which is no
+ * backlog: a small batch then still commits inline. */
+static void test_a_small_batch_taken_as_a_thread_batch_lands_commits_inline(void **state) {
+  (void)state;
+  env_t e;
+  env_config(&e);
+  e.cfg.commit_inline_max = 3;
+  e.cfg.topic_publish_rate = 0;
+  env_start(&e);
+  pub_ok(&e, "a/x", "1");
+  env_run(&e);
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_live(&t, "a/x");
+  json_decref(pull_json(&t, 8, 1 << 20, NULL));
+  const stream_stats_t *ss = stream_hub_stats(e.hub);
+  const uint64_t inline0 = ss->commits_inline;
+  for (int i = 0; i < 4; i++) pub_ok(&e, "a/x", "2");
+  hand_over(&e); /* four events: the thread's */
+  ack_rec_t a = {0};
+  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &a), 0);
+  for (int i = 0; i < 1000 && a.calls == 0; i++) uv_run(&e.loop, UV_RUN_ONCE);
+  assert_int_equal(a.calls, 1);
+  assert_int_equal(a.seq, 6);
+  assert_int_equal(ss->commits_inline, inline0 + 1); /* a: inline, in the landing's callback */
+  env_run(&e);
+  json_t *m = drain_all(&t);
+  assert_ev_seqs(m, "a/x", 2, 6);
+  json_decref(m);
+  stream_conn_free(t.c);
   env_stop(&e);
 }
 
@@ -451,6 +485,7 @@ int main(void) {
           test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_one_on_the_thread),
       cmocka_unit_test(test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_while),
       cmocka_unit_test(test_a_small_batch_goes_to_the_thread_while_the_router_has_a_walk_left),
+      cmocka_unit_test(test_a_small_batch_taken_as_a_thread_batch_lands_commits_inline),
       cmocka_unit_test(test_a_small_batch_goes_to_the_thread_while_another_thread_holds_the_store),
       cmocka_unit_test(test_publishes_during_a_batch_in_flight_go_as_the_next_batch_in_order),
       cmocka_unit_test(test_batches_stay_within_the_cap_and_keep_seq_dense),
