@@ -104,6 +104,9 @@ static const config_key_t config_keys[] = {
      "batches of at most this many events commit on the loop even with the writer thread"},
     {"streams.router_budget", KEY_INT, OFF(streams.router_budget), 1, 10000000,
      "subscriber visits (wakes and writes) per loop turn; the walk goes on in the next turn"},
+    {"streams.ring_size", KEY_INT, OFF(streams.ring_size), 16, 65536,
+     "newest committed events kept in memory per topic with a subscriber or group; a cursor "
+     "further behind reads the store"},
     {"streams.sse_keepalive_ms", KEY_INT, OFF(streams.sse_keepalive_ms), 100, 3600000,
      "a quiet SSE stream gets a keepalive comment this often"},
     {"streams.groups.ack_wait_ms", KEY_INT, OFF(streams.groups.ack_wait_ms), 1, 86400000,
@@ -252,6 +255,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.commit_batch_max = sc.commit_batch_max;
   cfg->streams.commit_inline_max = sc.commit_inline_max;
   cfg->streams.router_budget = sc.router_budget;
+  cfg->streams.ring_size = sc.ring_size;
   cfg->streams.sse_keepalive_ms = 15000;
   cfg->streams.groups.ack_wait_ms = sc.group_ack_wait_ms;
   cfg->streams.groups.max_deliveries = sc.group_max_deliveries;

@@ -94,6 +94,7 @@ typedef struct coord_config {
     int64_t commit_batch_max;   /* events per store transaction at most */
     int64_t commit_inline_max;  /* batches this small commit on the loop even with the thread */
     int64_t router_budget;      /* subscriber visits per loop turn */
+    int64_t ring_size;          /* newest committed events kept in memory per read topic */
     int64_t sse_keepalive_ms;   /* ": keepalive" comment on a quiet SSE stream this often */
     struct {                    /* consumer groups (docs/groups.md) */
       int64_t ack_wait_ms;        /* lease of a new group */

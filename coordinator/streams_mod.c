@@ -126,6 +126,7 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->commit_batch_max = (uint32_t)cfg->streams.commit_batch_max;
   sc->commit_inline_max = (uint32_t)cfg->streams.commit_inline_max;
   sc->router_budget = (uint32_t)cfg->streams.router_budget;
+  sc->ring_size = (uint32_t)cfg->streams.ring_size;
   sc->group_ack_wait_ms = (uint32_t)cfg->streams.groups.ack_wait_ms;
   sc->group_max_deliveries = (uint32_t)cfg->streams.groups.max_deliveries;
   sc->group_max_inflight = (uint32_t)cfg->streams.groups.max_inflight;

@@ -61,6 +61,7 @@ static void test_config_streams_defaults_are_the_engines_own(void **state) {
   assert_int_equal(c.streams.commit_thread, 1);
   assert_int_equal(c.streams.commit_inline_max, sc.commit_inline_max);
   assert_int_equal(c.streams.router_budget, sc.router_budget);
+  assert_int_equal(c.streams.ring_size, sc.ring_size);
   assert_int_equal(c.store.wal_max_mb, STORE_WAL_MAX_DEFAULT >> 20);
   assert_int_equal(c.store.cache_mb, STORE_CACHE_DEFAULT >> 20);
   assert_int_equal(c.store.secure_delete, 0);
@@ -77,7 +78,7 @@ static void test_config_json_sets_every_kind_of_key(void **state) {
       "\"topic_publish_burst\":10},\"shutdown\":{\"drain_ms\":0,\"grace_ms\":50},"
       "\"auth\":{\"mode\":\"jwt\",\"jwt_secret\":\"0123456789abcdef0123456789abcdef\"},"
       "\"streams\":{\"partitions\":4,\"retention\":{\"max_events\":11,\"max_age_s\":12},"
-      "\"dedupe_window_s\":13,\"commit_inline_max\":14,\"router_budget\":15},\"store\":{\"wal_max_mb\":64,\"cache_mb\":3,\"secure_delete\":1}}";
+      "\"dedupe_window_s\":13,\"commit_inline_max\":14,\"router_budget\":15,\"ring_size\":2048},\"store\":{\"wal_max_mb\":64,\"cache_mb\":3,\"secure_delete\":1}}";
   coord_config_t c;
   coord_config_error_t err;
   coord_config_defaults(&c);
@@ -110,6 +111,7 @@ static void test_config_json_sets_every_kind_of_key(void **state) {
   assert_int_equal(c.store.cache_mb, 3);
   assert_int_equal(c.streams.commit_inline_max, 14);
   assert_int_equal(c.streams.router_budget, 15);
+  assert_int_equal(c.streams.ring_size, 2048);
   assert_int_equal(coord_config_validate(&c, &err), 0);
   coord_config_close(&c);
 }
@@ -137,6 +139,9 @@ static const struct {
     {"{\"streams\":{\"router_budget\":0}}",
      "f.json: streams.router_budget: must be an integer between 1 and 10000000",
      "streams.router_budget"},
+    {"{\"streams\":{\"ring_size\":8}}",
+     "f.json: streams.ring_size: must be an integer between 16 and 65536",
+     "streams.ring_size"},
     {"{\"limits\":5}", "f.json: limits: must be an object", "limits"},
     {"{\"streams\":{\"retention\":[]}}", "f.json: streams.retention: must be an object",
      "streams.retention"},
