@@ -89,6 +89,29 @@ static void test_a_batch_within_commit_inline_max_commits_in_the_turn_a_bigger_o
   env_stop(&e);
 }
 
+/* Publishes data on topic; the batch must commit inline, in the turn. Returns its seq. */
+static uint64_t pub_inline(env_t *e, const char *topic, const char *data) {
+  ack_rec_t a = {0};
+  assert_int_equal(pub_full(e, topic, NULL, NULL, STREAM_LANE_DATA, data, &a), 0);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(a.calls, 1);
+  assert_int_equal(a.status, 0);
+  return a.seq;
+}
+
+/* Publishes data on topic; the batch must go to the thread (handed over in the turn,
+ * answered once it lands). Returns its seq. */
+static uint64_t pub_thread(env_t *e, const char *topic, const char *data) {
+  ack_rec_t a = {0};
+  assert_int_equal(pub_full(e, topic, NULL, NULL, STREAM_LANE_DATA, data, &a), 0);
+  hand_over(e);
+  assert_int_equal(a.calls, 0);
+  env_run(e);
+  assert_int_equal(a.calls, 1);
+  assert_int_equal(a.status, 0);
+  return a.seq;
+}
+
 /* An inline commit that took commit_inline_slow_us or more (the kernel throttling the
  * log's writes, a busy disk) held every connection's turn: small batches then go to the
  * thread for commit_inline_pause_ms, doubled for each slow one in a row, and commit on
@@ -104,87 +127,39 @@ static void test_a_slow_inline_commit_sends_small_batches_to_the_thread_for_a_wh
   x.e.cfg.topic_publish_rate = 0;
   sq_env_start(&x);
   env_t *e = &x.e;
-  pub_ok(e, "a/x", "1"); /* a new topic: its row goes to the thread in any case */
-  env_run(e);
+  uint64_t *now = &e->clock.mono_us;
   const stream_stats_t *ss = stream_hub_stats(e->hub);
-  assert_int_equal(ss->commits_inline, 0);
-  ack_rec_t a = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "2", &a), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(a.calls, 1); /* inline, and "slow" */
-  assert_int_equal(ss->commits_inline, 1);
+  assert_int_equal(pub_thread(e, "a/x", "1"), 1); /* a new topic's row: the thread's */
+  assert_int_equal(pub_inline(e, "a/x", "2"), 2); /* slow: pause 500 ms */
   assert_int_equal(ss->commits_inline_paused, 1);
-  ack_rec_t b = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
-  hand_over(e); /* paused: the thread's */
-  assert_int_equal(b.calls, 0);
-  env_run(e);
-  assert_int_equal(b.seq, 3);
-  e->clock.mono_us += 499 * 1000; /* still within the pause */
-  ack_rec_t c = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "4", &c), 0);
-  hand_over(e);
-  env_run(e);
-  assert_int_equal(c.seq, 4);
-  assert_int_equal(ss->commits_inline, 1);
-  e->clock.mono_us += 2 * 1000; /* past it */
-  ack_rec_t d = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "5", &d), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(d.calls, 1);
-  assert_int_equal(d.seq, 5);
-  assert_int_equal(ss->commits_inline, 2);
+  assert_int_equal(pub_thread(e, "a/x", "3"), 3);
+  *now += 499 * 1000; /* still within the pause */
+  assert_int_equal(pub_thread(e, "a/x", "4"), 4);
+  *now += 2 * 1000; /* past it; slow again, second in a row: 1 s */
+  assert_int_equal(pub_inline(e, "a/x", "5"), 5);
   assert_int_equal(ss->commits_inline_paused, 2);
-  /* Slow again, second in a row: the pause doubles. */
-  e->clock.mono_us += 999 * 1000;
-  ack_rec_t f = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "6", &f), 0);
-  hand_over(e);
-  env_run(e);
-  assert_int_equal(f.seq, 6);
-  e->clock.mono_us += 2 * 1000;
-  ack_rec_t g = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "7", &g), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(g.calls, 1);
-  assert_int_equal(ss->commits_inline, 3);
-  /* Slow a third time (pause 2 s); then a fast inline commit ends the run, and the next
-   * slow one pauses for the first length again. */
-  e->clock.mono_us += 2001 * 1000;
+  *now += 999 * 1000;
+  assert_int_equal(pub_thread(e, "a/x", "6"), 6);
+  *now += 2 * 1000; /* a third: 2 s */
+  assert_int_equal(pub_inline(e, "a/x", "7"), 7);
+  /* A fast inline commit ends the run: the next slow one pauses for 500 ms again. */
+  *now += 2001 * 1000;
   e->hub->cfg.commit_inline_slow_us = 60u * 1000 * 1000; /* nothing is that slow */
-  ack_rec_t h = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "8", &h), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(h.calls, 1);
-  assert_int_equal(ss->commits_inline, 4);
+  assert_int_equal(pub_inline(e, "a/x", "8"), 8);
   assert_int_equal(ss->commits_inline_paused, 3);
   e->hub->cfg.commit_inline_slow_us = 1;
-  ack_rec_t k = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "9", &k), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(k.calls, 1);
-  assert_int_equal(ss->commits_inline_paused, 4);
-  e->clock.mono_us += 501 * 1000;
-  ack_rec_t m = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "10", &m), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(m.calls, 1);
-  assert_int_equal(ss->commits_inline, 6);
-  assert_int_equal(ss->commits_inline_paused, 5); /* m, second in a row: 1 s */
+  assert_int_equal(pub_inline(e, "a/x", "9"), 9); /* slow: 500 ms */
+  *now += 501 * 1000;
+  assert_int_equal(pub_inline(e, "a/x", "10"), 10); /* slow, second in a row: 1 s */
+  assert_int_equal(ss->commits_inline_paused, 5);
   /* Long after that pause (more than the longest one, 32 x 500 ms), a slow commit starts
    * a new run: 500 ms again, not 2 s. */
-  e->clock.mono_us += (1000 + 17000) * 1000;
-  ack_rec_t n = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "11", &n), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(n.calls, 1);
-  assert_int_equal(ss->commits_inline_paused, 6);
-  e->clock.mono_us += 501 * 1000;
-  ack_rec_t o = {0};
-  assert_int_equal(pub_full(e, "a/x", NULL, NULL, STREAM_LANE_DATA, "12", &o), 0);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
-  assert_int_equal(o.calls, 1);
+  *now += (1000 + 17000) * 1000;
+  assert_int_equal(pub_inline(e, "a/x", "11"), 11);
+  *now += 501 * 1000;
+  assert_int_equal(pub_inline(e, "a/x", "12"), 12);
   assert_int_equal(ss->commits_inline, 8);
+  assert_int_equal(ss->commits_inline_paused, 7);
   assert_int_equal(store_head(e, "a/x"), 12);
   sq_env_stop(&x);
 }
@@ -208,25 +183,9 @@ static void test_a_small_batch_goes_to_the_thread_while_the_router_has_a_walk_le
     sub_live(&t[i], "a/x");
     json_decref(pull_json(&t[i], 8, 1 << 20, NULL));
   }
-  const stream_stats_t *ss = stream_hub_stats(e.hub);
-  const uint64_t inline0 = ss->commits_inline;
-  ack_rec_t a = {0};
-  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "2", &a), 0);
-  uv_run(&e.loop, UV_RUN_NOWAIT); /* inline; the walk visits 2 of 5 */
-  assert_int_equal(a.calls, 1);
-  assert_int_equal(ss->commits_inline, inline0 + 1);
-  ack_rec_t b = {0};
-  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "3", &b), 0);
-  hand_over(&e); /* the walk is not done: the thread's */
-  assert_int_equal(b.calls, 0);
-  env_run(&e); /* the thread's result, and the walks to the end */
-  assert_int_equal(b.seq, 3);
-  assert_int_equal(ss->commits_inline, inline0 + 1);
-  ack_rec_t c = {0};
-  assert_int_equal(pub_full(&e, "a/x", NULL, NULL, STREAM_LANE_DATA, "4", &c), 0);
-  uv_run(&e.loop, UV_RUN_NOWAIT); /* caught up: inline again */
-  assert_int_equal(c.calls, 1);
-  assert_int_equal(ss->commits_inline, inline0 + 2);
+  assert_int_equal(pub_inline(&e, "a/x", "2"), 2); /* the walk visits 2 of 5 */
+  assert_int_equal(pub_thread(&e, "a/x", "3"), 3); /* the walk is not done: the thread's */
+  assert_int_equal(pub_inline(&e, "a/x", "4"), 4); /* caught up: inline again */
   for (int i = 0; i < 5; i++) {
     json_t *m = drain_all(&t[i]);
     assert_ev_seqs(m, "a/x", 2, 4);
