@@ -432,7 +432,7 @@ void stream__commit_landed(stream_hub_t *hub, int rc, uint64_t us) {
  * loop is then the bottleneck, and the thread's commit overlaps with the walk where an
  * inline one adds to it (S1 at 500/s acknowledged 420-450 publishes/s with inline
  * commits there, docs/benchmarks.md "Small batches on the loop by default"). */
-static bool inline_paused(const stream_hub_t *hub) {
+static bool inline_off(const stream_hub_t *hub) {
   /* Not "a route queue is non-empty": a landing batch (writer.c) and ephemerals queue
    * topics for this turn's walk, which is no backlog. */
   if (hub->route_left) return true;
@@ -469,9 +469,9 @@ void stream__commit_run(stream_hub_t *hub) {
     if (base_queue_empty(&hub->batch) && tops == 0) return;
     /* New topic rows always go to the thread: writing them on the loop would wait for
      * SQLite's write lock, which is what deferring them avoids. So do all batches while
-     * inline commits are paused (inline_observe). */
+     * inline_off says so. */
     if ((appends || tops) && hub->writer.on &&
-        (appends > hub->cfg.commit_inline_max || tops || inline_paused(hub))) {
+        (appends > hub->cfg.commit_inline_max || tops || inline_off(hub))) {
       stream__writer_submit(hub);
       return;
     }
