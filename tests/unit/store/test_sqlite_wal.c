@@ -239,12 +239,17 @@ static void test_checkpoint_passes_are_paced_by_the_frames_appended(void **state
   store_close(s);
 }
 
-/* Writes batches until the log is due a settle (about 10 past the 1 MB bound). */
-static void wal_write_until_settle_due(wal_writer_t *w, sq_store_t *q, uint64_t next[WAL_TOPICS]) {
-  for (int b = 0; !store__wal_settle_due(&q->wal); b++) {
+/* Opens the store (wal_store_open) and writes batches until its log is due a settle
+ * (about 10 past the 1 MB bound); next[] gets each topic's head. */
+static store_t *wal_store_settle_due(wal_writer_t *w, sq_store_t **q, uint64_t next[WAL_TOPICS]) {
+  store_t *s = wal_store_open(w);
+  *q = store__backend(s);
+  for (int k = 0; k < WAL_TOPICS; k++) next[k] = 0;
+  for (int b = 0; !store__wal_settle_due(&(*q)->wal); b++) {
     assert_true(b < WAL_BATCHES);
     assert_int_equal(wal_write_batch(w, next), 0);
   }
+  return s;
 }
 
 /* A settle holds the reader's lock through its own pass only: event reads on the loop
@@ -256,10 +261,9 @@ static void wal_write_until_settle_due(wal_writer_t *w, sq_store_t *q, uint64_t 
 static void test_a_read_after_a_settle_neither_waits_for_its_batch_nor_pins_the_log(void **state) {
   (void)state;
   wal_writer_t w;
-  store_t *s = wal_store_open(&w);
-  sq_store_t *q = store__backend(s);
-  uint64_t next[WAL_TOPICS] = {0};
-  wal_write_until_settle_due(&w, q, next);
+  sq_store_t *q;
+  uint64_t next[WAL_TOPICS];
+  store_t *s = wal_store_settle_due(&w, &q, next);
   uint32_t before = wal_checkpoint_seq();
   store_stats_t st;
   store_stats_get(s, &st);
@@ -294,10 +298,9 @@ static void test_a_read_after_a_settle_neither_waits_for_its_batch_nor_pins_the_
 static void test_a_nowait_batch_declines_while_a_settle_is_due(void **state) {
   (void)state;
   wal_writer_t w;
-  store_t *s = wal_store_open(&w);
-  sq_store_t *q = store__backend(s);
-  uint64_t next[WAL_TOPICS] = {0};
-  wal_write_until_settle_due(&w, q, next);
+  sq_store_t *q;
+  uint64_t next[WAL_TOPICS];
+  store_t *s = wal_store_settle_due(&w, &q, next);
   store_event_t ev = {.topic_id = w.topic_id[0], .seq = next[0] + 1, .ts_ms = 1, .lane = 1};
   store_stats_t st;
   store_stats_get(s, &st);

@@ -230,6 +230,14 @@ HELPER json_t *drain_all(tconn_t *t) {
   return all;
 }
 
+/* A connection that may do anything (tconn_any), subscribed live to topic, its
+ * "subscribed" reply already pulled: the next pull holds events only. */
+HELPER void tconn_live(env_t *e, tconn_t *t, const char *topic) {
+  tconn_any(e, t);
+  sub_live(t, topic);
+  json_decref(pull_json(t, 8, 1 << 20, NULL));
+}
+
 HELPER const char *msg_op(json_t *m) { return json_string_value(json_object_get(m, "op")); }
 HELPER uint64_t msg_u(json_t *m, const char *k) { return (uint64_t)json_integer_value(json_object_get(m, k)); }
 HELPER const char *msg_s(json_t *m, const char *k) { return json_string_value(json_object_get(m, k)); }

@@ -351,9 +351,7 @@ static void test_ephemerals_coalesce_latest_wins_per_type(void **state) {
   start(&e);
   env_start(&e);
   tconn_t t;
-  tconn_any(&e, &t);
-  sub_live(&t, "a/x");
-  json_decref(pull_json(&t, 8, 1 << 20, NULL));
+  tconn_live(&e, &t, "a/x");
   assert_int_equal(pub_full(&e, "a/x", NULL, "typing", STREAM_LANE_EPHEMERAL, "1", NULL), 0);
   assert_int_equal(pub_full(&e, "a/x", NULL, "typing", STREAM_LANE_EPHEMERAL, "2", NULL), 0);
   assert_int_equal(pub_full(&e, "a/x", NULL, "progress", STREAM_LANE_EPHEMERAL, "9", NULL), 0);
@@ -465,9 +463,7 @@ static void test_router_wakes_subscribers_in_bounded_batches_per_turn(void **sta
   env_start(&e);
   tconn_t t[5];
   for (int i = 0; i < 5; i++) {
-    tconn_any(&e, &t[i]);
-    sub_live(&t[i], "a/x");
-    json_decref(pull_json(&t[i], 8, 1 << 20, NULL));
+    tconn_live(&e, &t[i], "a/x");
     t[i].wakes = 0;
   }
   pub_ok(&e, "a/x", "1");
