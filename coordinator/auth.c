@@ -53,8 +53,10 @@ void coord_auth_principal_close(coord_auth_principal_t *p) {
   memset(p, 0, sizeof(*p));
 }
 
+bool coord_auth_exp_passed(int64_t exp_s, int64_t now_s) { return exp_s != 0 && now_s >= exp_s; }
+
 bool coord_auth_principal_expired(const coord_auth_principal_t *p, int64_t now_s) {
-  return p->exp_s != 0 && now_s >= p->exp_s;
+  return coord_auth_exp_passed(p->exp_s, now_s);
 }
 
 /* ---- names and globs ---- */

@@ -75,6 +75,8 @@ void coord_auth_principal_close(coord_auth_principal_t *p);
 /* Whether the principal's token has expired at now_s (no leeway: callers that hold a
  * connection open past the token's exp decide themselves what to do, see docs/auth.md). */
 bool coord_auth_principal_expired(const coord_auth_principal_t *p, int64_t now_s);
+/* The same test on an expiry kept without its principal (exp_s 0 = never expires). */
+bool coord_auth_exp_passed(int64_t exp_s, int64_t now_s);
 
 /* Verifies an HS256 JWT and builds its principal.
  *

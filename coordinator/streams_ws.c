@@ -21,19 +21,28 @@
 #define SWS_PLAIN_QUEUE 64 /* replies a connection not on coord-bulk may have waiting, see sws_flow */
 #define SWS_PULL_MAX 256 /* frames per pull; limits.ws_frames_per_write caps it further */
 
-/* Invariants: conn is NULL only after the module stopped (hub closed); who outlives conn
- * (the engine's allows callback reads it). */
+/* Invariants: conn is NULL only after the module stopped (hub closed); rooms outlives conn
+ * (the engine's allows callback reads it).
+ *
+ * A session is held for every WebSocket, so it keeps of the principal only what the
+ * engine's own checks (tenant, scopes: copied into the stream_conn_t) leave out: the
+ * token's expiry, and the principal itself only when the token names rooms (the allows
+ * callback matches them). That is 80 bytes instead of 160 (docs/benchmarks.md, "S3: a
+ * smaller session"). */
 typedef struct sws {
-  base_queue_t link;          /* in coord_streams_t.ws_sessions */
-  coord_streams_t *s;         /* borrowed */
-  coord_ws_conn_t *c;         /* borrowed: valid until on_close */
-  stream_conn_t *conn;        /* owned */
-  coord_auth_principal_t who; /* owned */
+  base_queue_t link;              /* in coord_streams_t.ws_sessions */
+  coord_streams_t *s;             /* borrowed */
+  coord_ws_conn_t *c;             /* borrowed: valid until on_close */
+  stream_conn_t *conn;            /* owned */
+  coord_auth_principal_t *rooms;  /* owned; the principal when its token names rooms, else NULL */
+  int64_t exp_s;                  /* the token's expiry, unix seconds; 0 = never */
   uint64_t last_write_ms;     /* mono ms of the last write to this client */
   uint64_t waiting_since_ms;  /* mono ms when pending data was first seen unwritten; 0 = none */
   bool draining;
   bool paused; /* reading stopped: the control queue is half full */
 } sws_t;
+_Static_assert(sizeof(void *) != 8 || sizeof(sws_t) <= 80,
+               "sws_t grew: it is held for every WebSocket (S3, docs/benchmarks.md)");
 
 static int sws_token(const coord_ws_upgrade_t *u, const coord_ws_conn_t *c, char *token,
                      size_t len) {
@@ -77,27 +86,40 @@ static int sws_on_open(coord_ws_conn_t *c, void *ud, void **session) {
     coord_ws_close(c, COORD_WS_CLOSE_GOING_AWAY, "server shutting down");
     return -ESHUTDOWN;
   }
-  sws_t *w = xcalloc(1, sizeof *w);
   char token[COORD_AUTH_TOKEN_MAX_DEFAULT + 1];
   char reason[160] = "";
+  coord_auth_principal_t who;
+  memset(&who, 0, sizeof who);
   int status = sws_token(NULL, c, token, sizeof token) < 0
                    ? 401
-                   : coord__streams_authenticate(s, token, &w->who, reason, sizeof reason);
+                   : coord__streams_authenticate(s, token, &who, reason, sizeof reason);
   if (status) {
     /* on_upgrade checked the same token a moment ago: only a token expiring in between
      * gets here */
     char msg[200];
     snprintf(msg, sizeof msg, "unauthorized: %s", reason[0] ? reason : "bad token");
     coord_ws_close(c, COORD_WS_CLOSE_POLICY, msg);
-    coord_auth_principal_close(&w->who);
-    free(w);
+    coord_auth_principal_close(&who);
     return -EACCES;
   }
+  sws_t *w = xcalloc(1, sizeof *w);
+  w->exp_s = who.exp_s;
   stream_principal_t sp;
-  coord__streams_principal(&w->who, &sp);
+  if (who.nrooms) {
+    /* the principal moves to the heap (its globs with it): the allows callback reads it */
+    w->rooms = xmalloc(sizeof *w->rooms);
+    memcpy(w->rooms, &who, sizeof who);
+    coord__streams_principal(w->rooms, &sp);
+  } else {
+    /* without rooms, allows would only repeat the engine's tenant and scope checks */
+    coord__streams_principal(&who, &sp);
+    sp.allows = NULL;
+    sp.allows_ud = NULL;
+  }
   int rc = stream_conn_new(s->hub, &sws_conn_ops, w, &sp, &w->conn);
   if (rc < 0) {
-    coord_auth_principal_close(&w->who);
+    coord_auth_principal_close(w->rooms ? w->rooms : &who);
+    free(w->rooms);
     free(w);
     return rc;
   }
@@ -213,7 +235,8 @@ static void sws_on_close(coord_ws_conn_t *c, void *session) {
   if (!w) return;
   base_queue_remove(&w->link);
   stream_conn_free(w->conn);
-  coord_auth_principal_close(&w->who);
+  coord_auth_principal_close(w->rooms);
+  free(w->rooms);
   free(w);
 }
 
@@ -233,7 +256,7 @@ void coord__streams_ws_tick(coord_streams_t *s, uint64_t now_ms) {
   base_queue_foreach_safe(it, tmp, &s->ws_sessions) {
     sws_t *w = base_queue_data(it, sws_t, link);
     if (!w->conn) continue;
-    if (coord_auth_principal_expired(&w->who, now_s)) {
+    if (coord_auth_exp_passed(w->exp_s, now_s)) {
       /* A connection lives no longer than its token: the client reconnects with a fresh
        * one and resumes from its positions. */
       coord_metric_add(s->m.closed_expired, 1);

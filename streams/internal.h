@@ -477,30 +477,34 @@ typedef struct stream_eph_slot {
  * eph holds at most cfg.ephemeral_slots_max slots, one per (subscription, type); the conn
  * is in hub->wakes only while woken is set and the wake is not yet delivered. */
 struct stream_conn {
+  /* One is held for every connection: pointers and queues first, then the 32-bit
+   * counters and the flags together, so the struct has no padding (176 bytes). */
   stream_hub_t *hub;
   stream_conn_ops_t ops;
   void *ud;
   char *tenant; /* owned; NULL = any */
-  unsigned scopes;
   bool (*allows)(void *ud, stream_action_t action, const char *tenant, const char *room);
   void *allows_ud;
+  stream_frame_t **ctrl;    /* owned ring of refs */
+  stream_eph_slot_t *eph;   /* owned */
+  const char *close_reason; /* static string */
   base_queue_t subs;
-  uint32_t nsubs;
-  stream_frame_t **ctrl; /* owned ring of refs */
-  uint32_t ctrl_cap, ctrl_head, ctrl_count;
-  stream_eph_slot_t *eph; /* owned */
-  uint32_t neph;
-  uint32_t npubs;    /* entries of pubs: publishes whose reply is still owed */
-  base_queue_t pubs; /* stream_pub_t.conn_link */
-  base_queue_t members; /* stream_member_t.conn_link: consumer group memberships */
-  uint32_t nmembers;
-  uint32_t group_out;   /* group deliveries queued over all memberships, not yet pulled */
+  base_queue_t pubs;      /* stream_pub_t.conn_link */
+  base_queue_t members;   /* stream_member_t.conn_link: consumer group memberships */
   base_queue_t wake_link;
+  unsigned scopes;
+  uint32_t nsubs;
+  uint32_t ctrl_cap, ctrl_head, ctrl_count;
+  uint32_t neph;
+  uint32_t npubs;     /* entries of pubs: publishes whose reply is still owed */
+  uint32_t nmembers;
+  uint32_t group_out; /* group deliveries queued over all memberships, not yet pulled */
   bool woken;
   bool draining;
   bool catchup_wait; /* in hub->catchup_waits: a store read for a lagging cursor was deferred */
-  const char *close_reason; /* static string */
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct stream_conn) <= 176,
+               "stream_conn grew: it is held for every connection (S3, docs/benchmarks.md)");
 
 #define CTRL_RING_MIN 4 /* slots of a connection's first control ring (freed again when emptied) */
 

@@ -105,6 +105,8 @@ describe('tenant isolation with JWT', () => {
     assert.equal((await d.get(`/v1/streams/acme/mine/events?access_token=${acme}`)).status, 401);
   });
 
+  const pick = (m) => [m.op, m.code, m.ref];
+
   test('scopes and room globs are enforced', async () => {
     const readOnly = mintToken(SECRET, { tenant: 'acme' }); // scope absent = subscribe
     const r1 = await d.postJson('/v1/streams/acme/mine/events', { data: 1 }, { token: readOnly });
@@ -120,7 +122,21 @@ describe('tenant isolation with JWT', () => {
     assert.equal((await ws.nextJson()).code, 'forbidden');
     ws.sendJson({ op: 'sub', topic: 'acme/chat-9', ref: 'ok' });
     assert.equal((await ws.nextJson()).op, 'subscribed');
+    // the WebSocket keeps the token's rooms for every later op, publishes included
+    ws.sendJson({ op: 'pub', topic: 'acme/mine', data: 1, ref: 'p1' });
+    assert.deepEqual(pick(await ws.nextJson()), ['error', 'forbidden', 'p1']);
+    ws.sendJson({ op: 'pub', topic: 'acme/chat-2', data: 1, ref: 'p2' });
+    assert.deepEqual(pick(await ws.nextJson()), ['puback', undefined, 'p2']);
     await ws.close();
+    // a token without rooms: the tenant and the scopes alone decide
+    const ro = await d.ws(`/v1/ws?access_token=${readOnly}`);
+    ro.sendJson({ op: 'pub', topic: 'acme/mine', data: 1, ref: 'p3' });
+    assert.deepEqual(pick(await ro.nextJson()), ['error', 'forbidden', 'p3']);
+    ro.sendJson({ op: 'sub', topic: 'other/mine', ref: 's3' });
+    assert.deepEqual(pick(await ro.nextJson()), ['error', 'forbidden', 's3']);
+    ro.sendJson({ op: 'sub', topic: 'acme/any/room', ref: 's4' });
+    assert.equal((await ro.nextJson()).op, 'subscribed');
+    await ro.close();
   });
 
   test('a WebSocket is closed with 1008 "token expired" when its token expires', async () => {

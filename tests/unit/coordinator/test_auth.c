@@ -141,6 +141,10 @@ static void test_verify_accepts_a_valid_token_and_fills_the_principal(void **sta
   assert_int_equal(p.exp_s, NOW + 600);
   assert_false(coord_auth_principal_expired(&p, NOW + 599));
   assert_true(coord_auth_principal_expired(&p, NOW + 600));
+  /* the expiry alone, as a WebSocket session keeps it */
+  assert_false(coord_auth_exp_passed(p.exp_s, NOW + 599));
+  assert_true(coord_auth_exp_passed(p.exp_s, NOW + 600));
+  assert_false(coord_auth_exp_passed(0, INT64_MAX)); /* 0 = never */
   coord_auth_principal_close(&p);
   coord_auth_principal_close(&p); /* idempotent */
   assert_null(p.rooms);
