@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "internal.h"
+#include "wsframe.h"
 
 #define WS_PATH "/v1/ws"
 #define WS_WRITE_BUDGET (64 * 1024) /* bytes per writable turn per connection */
@@ -32,7 +33,7 @@
 #define WS_RX_PAUSE (256 * 1024)    /* queued bytes above which we stop reading the client */
 #define WS_RX_RESUME (64 * 1024)    /* ... and below which we read again */
 #define WS_CLOSE_TIMEOUT_S 5        /* a close that cannot be flushed is forced after this */
-#define WS_HEADER_MAX 10            /* bytes of a server (unmasked) frame header */
+#define WS_HEADER_MAX COORD_WSF_HEADER_MAX /* bytes of a server (unmasked) frame header */
 #define WS_BATCH_MAX 256            /* limits.ws_frames_per_write's upper bound */
 #define WS_RX_AHEAD_BUDGET (64 * 1024) /* bytes read ahead per connection per loop turn */
 
@@ -220,24 +221,6 @@ static int ws_write_now(coord_ws_conn_t *c, unsigned char *payload, size_t len, 
   return 0;
 }
 
-/* RFC 6455 5.2 header of an unmasked, final, unfragmented frame; returns its length. */
-static size_t ws_frame_header(unsigned char *p, size_t len, bool binary) {
-  p[0] = (unsigned char)(0x80 | (binary ? 0x2 : 0x1));
-  if (len < 126) {
-    p[1] = (unsigned char)len;
-    return 2;
-  }
-  if (len < 65536) {
-    p[1] = 126;
-    p[2] = (unsigned char)(len >> 8);
-    p[3] = (unsigned char)len;
-    return 4;
-  }
-  p[1] = 127;
-  for (int i = 0; i < 8; i++) p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-  return 10;
-}
-
 static int ws_write_batch_now(coord_ws_conn_t *c, const coord_ws_out_t *v, size_t n);
 
 /* Remembers a failed write: an eager one (coord_ws_flush) cannot hang up by itself. */
@@ -265,7 +248,7 @@ static int ws_write_batch_now(coord_ws_conn_t *c, const coord_ws_out_t *v, size_
   }
   unsigned char *start = ws->scratch + LWS_PRE, *p = start;
   for (size_t i = 0; i < n; i++) {
-    p += ws_frame_header(p, v[i].len, v[i].binary);
+    p += coord_wsf_header(p, v[i].binary ? COORD_WSF_BINARY : COORD_WSF_TEXT, true, v[i].len);
     memcpy(p, v[i].payload, v[i].len);
     p += v[i].len;
   }
