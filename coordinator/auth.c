@@ -53,6 +53,11 @@ void coord_auth_principal_close(coord_auth_principal_t *p) {
   memset(p, 0, sizeof(*p));
 }
 
+void coord_auth_principal_move(coord_auth_principal_t *dst, coord_auth_principal_t *src) {
+  *dst = *src;
+  memset(src, 0, sizeof *src);
+}
+
 bool coord_auth_exp_passed(int64_t exp_s, int64_t now_s) { return exp_s != 0 && now_s >= exp_s; }
 
 bool coord_auth_principal_expired(const coord_auth_principal_t *p, int64_t now_s) {

@@ -36,8 +36,9 @@ enum {
  * (tenant then reads "*", which no real tenant can be); otherwise tenant is a valid tenant
  * name. rooms is NULL iff nrooms is 0, meaning "every room of the tenant"; otherwise it
  * holds 1..COORD_AUTH_ROOMS_MAX valid globs. A zero-filled principal is allowed nothing.
- * It owns its globs: do not copy it by assignment; verify into the storage that keeps it
- * (about 110 bytes, plus the globs when the token has rooms). */
+ * It owns its globs: do not copy it by assignment; verify into the storage that keeps it,
+ * or move it there with coord_auth_principal_move() (96 bytes, plus the globs when the
+ * token has rooms). */
 typedef struct coord_auth_principal {
   bool any_tenant;
   char tenant[COORD_AUTH_TENANT_MAX + 1];
@@ -75,6 +76,8 @@ void coord_auth_principal_close(coord_auth_principal_t *p);
 /* Whether the principal's token has expired at now_s (no leeway: callers that hold a
  * connection open past the token's exp decide themselves what to do, see docs/auth.md). */
 bool coord_auth_principal_expired(const coord_auth_principal_t *p, int64_t now_s);
+/* Moves a verified principal (its globs with it) into dst and leaves src empty. */
+void coord_auth_principal_move(coord_auth_principal_t *dst, coord_auth_principal_t *src);
 /* The same test on an expiry kept without its principal (exp_s 0 = never expires). */
 bool coord_auth_exp_passed(int64_t exp_s, int64_t now_s);
 

@@ -28,7 +28,7 @@
  * engine's own checks (tenant, scopes: copied into the stream_conn_t) leave out: the
  * token's expiry, and the principal itself only when the token names rooms (the allows
  * callback matches them). That is 80 bytes instead of 160 (docs/benchmarks.md, "S3: a
- * smaller session"). */
+ * session that keeps less of its principal"). */
 typedef struct sws {
   base_queue_t link;              /* in coord_streams_t.ws_sessions */
   coord_streams_t *s;             /* borrowed */
@@ -108,7 +108,7 @@ static int sws_on_open(coord_ws_conn_t *c, void *ud, void **session) {
   if (who.nrooms) {
     /* the principal moves to the heap (its globs with it): the allows callback reads it */
     w->rooms = xmalloc(sizeof *w->rooms);
-    memcpy(w->rooms, &who, sizeof who);
+    coord_auth_principal_move(w->rooms, &who);
     coord__streams_principal(w->rooms, &sp);
   } else {
     /* without rooms, allows would only repeat the engine's tenant and scope checks */

@@ -213,6 +213,8 @@ int coord_wsf_accept(const char *key, size_t len, char out[COORD_WSF_ACCEPT_LEN 
           c == '/'))
       return -EINVAL;
   }
+  /* the last character carries 2 bits of the 16th byte: its other 4 must be 0 */
+  if (!strchr("AQgw", key[21])) return -EINVAL;
   unsigned char cat[24 + sizeof WSF_GUID - 1];
   memcpy(cat, key, 24);
   memcpy(cat + 24, WSF_GUID, sizeof WSF_GUID - 1);

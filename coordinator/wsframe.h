@@ -42,7 +42,8 @@ size_t coord_wsf_header(unsigned char *p, unsigned opcode, bool fin, uint64_t le
 
 /* What the parser found. Either callback may return nonzero to stop parsing right after
  * that piece (the connection is closing, or its reading paused): coord_wsf_parse() then
- * returns that value and says how many bytes it used. */
+ * returns that value and says how many bytes it used. A sink's value must lie outside
+ * 1000..4999 (1 or a negative errno, say), so that it cannot be taken for a close code. */
 typedef struct coord_wsf_sink {
   /* A piece of a data message's payload, unmasked (it points into the caller's buffer).
    * first is set on the message's first piece, last on its final one, which may be empty
@@ -53,8 +54,9 @@ typedef struct coord_wsf_sink {
 } coord_wsf_sink_t;
 
 /* Invariants: in_payload is set while `left` payload bytes of the current frame are still
- * to come; msg_opcode is TEXT or BINARY while a fragmented message is open, else 0; ctl is
- * NULL except while a control frame's payload arrives over several calls. */
+ * to come; msg_opcode is TEXT or BINARY from a data message's first header until its last
+ * piece went to the sink (across its fragments), else 0; ctl is NULL except while a
+ * control frame's payload arrives over several calls. 64 bytes on x86-64. */
 typedef struct coord_wsf_parser {
   uint64_t left;     /* payload bytes of the current frame still to come */
   uint64_t msg_len;  /* payload bytes of the open data message so far */
@@ -72,6 +74,8 @@ typedef struct coord_wsf_parser {
   bool msg_started;   /* the open message's first piece went to the sink */
 } coord_wsf_parser_t;
 
+/* max_message 0 means no limit, which only tests and fuzzing should use: a transport
+ * passes limits.max_ws_message, so that a hostile length is refused at its header. */
 void coord_wsf_parser_init(coord_wsf_parser_t *p, uint64_t max_message);
 /* Frees what the parser holds; it may be initialised again. */
 void coord_wsf_parser_close(coord_wsf_parser_t *p);
@@ -81,18 +85,20 @@ void coord_wsf_parser_close(coord_wsf_parser_t *p);
  * big) when the client broke the protocol (stop reading it and close with that code), or
  * the sink's nonzero return (bytes after *used are not consumed; call again with them). */
 int coord_wsf_parse(coord_wsf_parser_t *p, unsigned char *buf, size_t n,
-                    const coord_wsf_sink_t *sink, void *ud, size_t *used);
+                    const coord_wsf_sink_t *sink, void *ud, size_t *used)
+    __attribute__((warn_unused_result));
 
 /* Checks a close frame's payload (RFC 6455 5.5.1, 7.4): empty (no code), or a code a peer
  * may send followed by a UTF-8 reason. Returns 0 with *code (1005 when empty) and the
  * reason's bytes, 1002 for a 1-byte payload or a code a peer must not send, or 1007 for a
  * reason that is not UTF-8. */
 int coord_wsf_close_parse(const unsigned char *p, size_t n, uint16_t *code, const char **reason,
-                          size_t *reason_len);
+                          size_t *reason_len) __attribute__((warn_unused_result));
 
 /* Sec-WebSocket-Accept for the client's Sec-WebSocket-Key (RFC 6455 4.2.2): out gets 28
- * characters and a NUL. Returns 0, or -EINVAL when key is not the base64 form of 16 bytes
- * (leading and trailing spaces and tabs are ignored). */
-int coord_wsf_accept(const char *key, size_t len, char out[COORD_WSF_ACCEPT_LEN + 1]);
+ * characters and a NUL. Returns 0, or -EINVAL when key is not the canonical base64 form of
+ * 16 bytes (leading and trailing spaces and tabs are ignored). */
+int coord_wsf_accept(const char *key, size_t len, char out[COORD_WSF_ACCEPT_LEN + 1])
+    __attribute__((warn_unused_result));
 
 #endif

@@ -137,6 +137,14 @@ describe('tenant isolation with JWT', () => {
     ro.sendJson({ op: 'sub', topic: 'acme/any/room', ref: 's4' });
     assert.equal((await ro.nextJson()).op, 'subscribed');
     await ro.close();
+    // admin implies publish and subscribe, inside its own tenant only
+    const admin = mintToken(SECRET, { tenant: 'acme', scope: ['admin'] });
+    const ad = await d.ws(`/v1/ws?access_token=${admin}`);
+    ad.sendJson({ op: 'pub', topic: 'acme/any/room', data: 1, ref: 'p4' });
+    assert.deepEqual(pick(await ad.nextJson()), ['puback', undefined, 'p4']);
+    ad.sendJson({ op: 'pub', topic: 'other/room', data: 1, ref: 'p5' });
+    assert.deepEqual(pick(await ad.nextJson()), ['error', 'forbidden', 'p5']);
+    await ad.close();
   });
 
   test('a WebSocket is closed with 1008 "token expired" when its token expires', async () => {

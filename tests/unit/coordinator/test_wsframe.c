@@ -60,7 +60,10 @@ typedef struct seen {
   char msg[200000]; /* the data bytes of every message, concatenated */
   size_t msg_len;
   int stop_after; /* stop (return 1) after this many callbacks; 0 = never */
+  int stop_every; /* stop (return 1) after every this many callbacks; 0 = never */
   int calls;
+  char ctl[1024]; /* the control frames alone: the same however the input is cut */
+  int firsts, lasts;
 } seen_t;
 
 /* Logs "<prefix><up to 20 payload bytes>|". */
@@ -80,7 +83,10 @@ static int on_data(void *ud, bool binary, const unsigned char *p, size_t n, bool
   seen_add(s, prefix, p, n);
   memcpy(s->msg + s->msg_len, p, n);
   s->msg_len += n;
+  s->firsts += first;
+  s->lasts += last;
   s->calls++;
+  if (s->stop_every && s->calls % s->stop_every == 0) return 1;
   return s->stop_after && s->calls >= s->stop_after ? 1 : 0;
 }
 
@@ -89,7 +95,14 @@ static int on_control(void *ud, unsigned op, const unsigned char *p, size_t n) {
   char prefix[8];
   snprintf(prefix, sizeof prefix, "C%x:", op);
   seen_add(s, prefix, p, n);
+  size_t at = strlen(s->ctl);
+  assert_true(at + strlen(prefix) + n + 2 < sizeof s->ctl);
+  memcpy(s->ctl + at, prefix, strlen(prefix));
+  memcpy(s->ctl + at + strlen(prefix), p, n);
+  s->ctl[at + strlen(prefix) + n] = '|';
+  s->ctl[at + strlen(prefix) + n + 1] = '\0';
   s->calls++;
+  if (s->stop_every && s->calls % s->stop_every == 0) return 1;
   return s->stop_after && s->calls >= s->stop_after ? 1 : 0;
 }
 
@@ -110,9 +123,11 @@ static int parse(const wire_t *orig, size_t step, uint64_t max, seen_t *s) {
     size_t used = 0;
     rc = coord_wsf_parse(&p, w->b + at, n, &SINK, s, &used);
     assert_true(used <= n);
+    assert_true(rc != 0 || used == n); /* 0: everything was taken */
+    assert_true(rc != 1 || used > 0);  /* a stop follows a piece, so bytes were taken */
     at += used;
     if (rc > 1) break; /* a close code */
-    if (rc == 1) s->stop_after = 0; /* stopped: go on with the rest */
+    if (rc == 1 && !s->stop_every) s->stop_after = 0; /* stopped: go on with the rest */
   }
   coord_wsf_parser_close(&p);
   free(w);
@@ -157,6 +172,7 @@ static void test_a_text_frame_whole_and_byte_by_byte(void **state) {
     seen_t *s = calloc(1, sizeof *s);
     assert_int_equal(parse(w, step, 0, s), 0);
     if (step == 0) assert_string_equal(s->log, "T<>:hello|B<>:bin|");
+    if (step == 1) assert_string_equal(s->log, "T<:h|T:e|T:l|T:l|T>:o|B<:b|B:i|B>:n|");
     assert_int_equal(s->msg_len, 8);
     assert_memory_equal(s->msg, "hellobin", 8);
     /* one first and one last per message, whatever the pieces */
@@ -324,6 +340,58 @@ static void test_a_control_frame_split_across_calls_arrives_whole(void **state) 
   free(w);
 }
 
+/* Every way to cut the input in two, and a sink that stops after every piece: the same
+ * bytes, control frames and message boundaries as parsing it whole. */
+static void test_every_split_and_a_sink_that_stops_after_every_piece(void **state) {
+  (void)state;
+  wire_t *w = calloc(1, sizeof *w);
+  frame(w, false, COORD_WSF_TEXT, "frag");
+  frame(w, true, COORD_WSF_PING, "ping!");
+  frame(w, true, COORD_WSF_CONTINUATION, "mented");
+  char mid[300];
+  memset(mid, 'm', sizeof mid);
+  frame_ex(w, 0x82, true, mid, sizeof mid, 0);
+  frame(w, true, COORD_WSF_TEXT, "");
+  frame(w, true, COORD_WSF_CLOSE, "\x03\xe8" "bye");
+  seen_t *whole = calloc(1, sizeof *whole);
+  assert_int_equal(parse(w, 0, 1000, whole), 0);
+  assert_int_equal(whole->firsts, 3);
+  assert_int_equal(whole->lasts, 3);
+  assert_string_equal(whole->ctl, "C9:ping!|C8:\x03\xe8" "bye|");
+  for (size_t k = 0; k <= w->len; k++) {
+    wire_t *c = malloc(sizeof *c);
+    memcpy(c, w, sizeof *c);
+    coord_wsf_parser_t p;
+    coord_wsf_parser_init(&p, 1000);
+    seen_t *s = calloc(1, sizeof *s);
+    size_t used;
+    assert_int_equal(coord_wsf_parse(&p, c->b, k, &SINK, s, &used), 0);
+    assert_int_equal(used, k);
+    assert_int_equal(coord_wsf_parse(&p, c->b + k, c->len - k, &SINK, s, &used), 0);
+    assert_int_equal(used, c->len - k);
+    assert_int_equal(s->msg_len, whole->msg_len);
+    assert_memory_equal(s->msg, whole->msg, whole->msg_len);
+    assert_string_equal(s->ctl, whole->ctl);
+    assert_int_equal(s->firsts, 3);
+    assert_int_equal(s->lasts, 3);
+    coord_wsf_parser_close(&p);
+    free(s);
+    free(c);
+  }
+  for (size_t step = 0; step <= 3; step++) {
+    seen_t *s = calloc(1, sizeof *s);
+    s->stop_every = 1;
+    assert_int_equal(parse(w, step, 1000, s), 1);
+    assert_int_equal(s->msg_len, whole->msg_len);
+    assert_memory_equal(s->msg, whole->msg, whole->msg_len);
+    assert_string_equal(s->ctl, whole->ctl);
+    assert_int_equal(s->lasts, 3);
+    free(s);
+  }
+  free(whole);
+  free(w);
+}
+
 static void test_close_payloads(void **state) {
   (void)state;
   uint16_t code;
@@ -364,7 +432,8 @@ static void test_the_accept_key(void **state) {
   assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
   static const char *bad[] = {"", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===",
                               "dGhlIHNhbXBsZSBub25jZQAA", "dGhlIHNhbXBsZSBub25jZ*==",
-                              "dGhlIHNhbXBsZSBub25j\x01Q=="};
+                              "dGhlIHNhbXBsZSBub25j\x01Q==",
+                              "dGhlIHNhbXBsZSBub25jZR==" /* leftover bits in the last character */};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(coord_wsf_accept(bad[i], strlen(bad[i]), out), -EINVAL);
     assert_string_equal(out, "");
@@ -381,6 +450,7 @@ int main(void) {
       cmocka_unit_test(test_a_message_over_the_limit_fails_at_its_header),
       cmocka_unit_test(test_a_sink_that_stops_leaves_the_rest_unread),
       cmocka_unit_test(test_a_control_frame_split_across_calls_arrives_whole),
+      cmocka_unit_test(test_every_split_and_a_sink_that_stops_after_every_piece),
       cmocka_unit_test(test_close_payloads),
       cmocka_unit_test(test_the_accept_key),
   };

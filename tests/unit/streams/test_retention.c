@@ -112,6 +112,7 @@ static void test_retention_slices_run_on_the_commit_thread_and_never_hold_the_lo
    * during the turns below: let it land first. Nothing is handed over between the last
    * turn and the lock (that takes a turn of the loop). */
   while (!expired && e.hub->writer.trim) uv_run(&e.loop, UV_RUN_ONCE);
+  assert_false(expired); /* the set-up's slice landed */
   store__lock(e.store);
   while (!expired && !e.hub->writer.trim) uv_run(&e.loop, UV_RUN_ONCE);
   assert_true(e.hub->writer.trim); /* handed over, and this loop was not held */
