@@ -78,6 +78,9 @@ static const config_key_t config_keys[] = {
      "WebSocket frames sent in one write (1 = one send per frame)"},
     {"limits.ws_bulk_connections", KEY_INT, OFF(limits.ws_bulk_connections), 0, 1000000,
      "WebSockets open on the coord-bulk subprotocol (16 KB receive buffer each); more get 503"},
+    {"websocket.own_transport", KEY_INT, OFF(websocket.own_transport), 0, 1,
+     "1: the daemon reads and writes WebSockets on /v1/ws itself (about 1.4 KB less per "
+     "connection); 0: libwebsockets does"},
     {"shutdown.drain_ms", KEY_INT, OFF(shutdown.drain_ms), 0, 3600000,
      "SIGTERM: /readyz 503 for this long, then close 1001"},
     {"shutdown.grace_ms", KEY_INT, OFF(shutdown.grace_ms), 0, 60000,
@@ -168,7 +171,7 @@ static const config_key_t config_keys[] = {
 const char *const coord_provider_names[COORD_PROVIDERS] = {"openai", "anthropic", "ollama"};
 
 /* Objects that only group keys; anything else that is an object is an error. */
-static const char *const config_groups[] = {"store",            "limits",           "shutdown",
+static const char *const config_groups[] = {"store",            "limits",           "shutdown", "websocket",
                                             "auth",             "streams",
                                             "streams.retention", "streams.groups", "runs",
                                             "providers",        "providers.openai",

@@ -74,6 +74,10 @@ typedef struct coord_config {
   } limits;
 
   struct {
+    int64_t own_transport; /* 1: the daemon reads and writes /v1/ws itself (wso.c); 0: lws */
+  } websocket;
+
+  struct {
     int64_t drain_ms; /* SIGTERM -> close 1001 window */
     int64_t grace_ms; /* after the 1001 closes, wait this long for clients to go */
   } shutdown;

@@ -336,6 +336,7 @@ int coord__daemon_run(const coord_config_t *cfg) {
   daemon_register_metrics(d);
   d->http = coord__http_new(d);
   d->ws = coord__ws_new(d);
+  if (cfg->websocket.own_transport) d->wso = coord__wso_new(d);
   for (size_t i = 0; i < sizeof daemon_modules / sizeof daemon_modules[0]; i++) {
     rc = daemon_modules[i].attach(d);
     if (rc < 0) {
@@ -393,6 +394,7 @@ out:
   uv_run(&loop, UV_RUN_NOWAIT);
   for (int i = d->nexit_hooks - 1; i >= 0; i--) d->exit_hooks[i].fn(d, d->exit_hooks[i].ud);
   if (uv_loop_close(&loop) != 0) log_warn("daemon", "event loop closed with handles open", NULL);
+  coord__wso_free(d->wso);
   coord__ws_free(d->ws);
   coord__http_free(d->http);
   coord_metrics_free(d->metrics);

@@ -55,6 +55,8 @@ typedef struct coord_daemon_metrics {
   coord_metric_family_t *http_requests;            /* {route, status} */
 } coord_daemon_metrics_t;
 
+typedef struct coord_wso coord_wso_t;
+
 struct coord_daemon {
   const coord_config_t *cfg; /* borrowed */
   uv_loop_t *loop;           /* borrowed */
@@ -64,6 +66,7 @@ struct coord_daemon {
   coord_daemon_metrics_t m;
   coord_http_t *http;        /* owned */
   coord_ws_t *ws;            /* owned */
+  coord_wso_t *wso;          /* owned; NULL unless websocket.own_transport */
   coord_listener_t listener;
   lws_retry_bo_t idle_policy;
   uv_signal_t sig_term, sig_int;
@@ -107,7 +110,7 @@ typedef struct coord_ws_frame coord_ws_frame_t;
 
 struct coord_ws_conn {
   base_queue_t link;     /* in coord_ws_t.conns */
-  struct lws *wsi;       /* borrowed */
+  struct lws *wsi;       /* borrowed; NULL on a connection of our own transport (wso.c) */
   coord_ws_t *ws;        /* borrowed */
   const coord_ws_session_ops_t *ops; /* borrowed */
   void *session;         /* owned by the session ops */
@@ -157,7 +160,44 @@ void coord__http_free(coord_http_t *h);
 int coord__http_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
                          coord_pss_t *pss, void *in, size_t len);
 
+/* wso.c: the WebSockets the daemon reads and writes itself (websocket.own_transport 1);
+ * ws.c calls the coord__wso_* functions for a connection whose wsi is NULL. */
+struct coord_wsh_head;
+coord_wso_t *coord__wso_new(coord_daemon_t *d);
+void coord__wso_free(coord_wso_t *o);
+/* Takes an accepted socket: reads its request head, answers a /v1/ws upgrade itself and
+ * hands anything else to libwebsockets (coord__listener_adopt_lws). */
+void coord__wso_accept(coord_daemon_t *d, int fd, bool over);
+void coord__wso_want_writable(coord_ws_conn_t *c);
+bool coord__wso_choked(const coord_ws_conn_t *c);
+/* Sends len bytes (whole frames) now, keeping what the kernel does not take; 0 or -EPIPE. */
+int coord__wso_write(coord_ws_conn_t *c, const unsigned char *buf, size_t len);
+void coord__wso_rx_flow(coord_ws_conn_t *c, bool on);
+/* A close was started: the connection is hung up if it is not gone within 5 s. */
+void coord__wso_close_timeout(coord_ws_conn_t *c);
+void coord__wso_peer(const coord_ws_conn_t *c, char *buf, size_t len);
+
 /* ws.c */
+/* For wso.c: the checks of an upgrade read by the daemon (path and upgrade headers already
+ * checked); returns 0 (with *bulk) or an HTTP status and reason. */
+int coord__ws_upgrade_own(coord_daemon_t *d, const struct coord_wsh_head *h, bool over, bool *bulk,
+                          char *reason, size_t reason_len);
+/* For wso.c: the connection is open (headers of h readable during on_open). */
+void coord__ws_open(coord_daemon_t *d, coord_ws_conn_t *c, bool bulk, const struct coord_wsh_head *h);
+/* For wso.c: a piece of a message (first/last as wsframe.h says). */
+void coord__ws_rx_piece(coord_daemon_t *d, coord_ws_conn_t *c, const char *in, size_t len, bool first,
+                        bool last, bool binary);
+/* For wso.c: the client broke the protocol (1002, 1007 or 1009): close with that code. */
+void coord__ws_protocol_fail(coord_daemon_t *d, coord_ws_conn_t *c, uint16_t code);
+/* For wso.c: the socket is writable; -1 means hang up. */
+int coord__ws_writable(coord_daemon_t *d, coord_ws_conn_t *c);
+/* For wso.c: every open connection (coord_ws_conn_t.link), both transports. */
+base_queue_t *coord__ws_conns(coord_ws_t *ws);
+/* For wso.c: the connection is gone; calls the session's on_close. */
+void coord__ws_gone(coord_daemon_t *d, coord_ws_conn_t *c);
+/* For wso.c: the close frame to send once what is queued is out (code 0: none pending). */
+uint16_t coord__ws_close_code(const coord_ws_conn_t *c, const char **reason);
+
 coord_ws_t *coord__ws_new(coord_daemon_t *d);
 void coord__ws_free(coord_ws_t *ws);
 int coord__ws_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
@@ -173,6 +213,8 @@ int coord__listener_start(coord_daemon_t *d) __attribute__((warn_unused_result))
 void coord__listener_stop(coord_daemon_t *d);
 /* Called from WSI_DESTROY for every wsi: keeps open_conns right. */
 void coord__listener_wsi_destroyed(coord_daemon_t *d, struct lws *wsi);
+/* Hands an accepted socket to libwebsockets (counted in open_conns until WSI_DESTROY). */
+void coord__listener_adopt_lws(coord_daemon_t *d, int fd, bool over);
 /* True when wsi was accepted above max_conns and must get 503 and close. */
 bool coord__listener_over_limit(coord_daemon_t *d, struct lws *wsi);
 

@@ -55,6 +55,11 @@ static void listener_adopt(coord_daemon_t *d, int fd) {
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   bool over = d->open_conns >= d->max_conns;
+  if (d->wso) coord__wso_accept(d, fd, over); /* it hands what is not a WebSocket back */
+  else coord__listener_adopt_lws(d, fd, over);
+}
+
+void coord__listener_adopt_lws(coord_daemon_t *d, int fd, bool over) {
   struct lws *wsi = lws_adopt_socket_vhost(d->vhost, fd);
   if (!wsi) {
     /* lws closed the socket on its failure path. */

@@ -26,6 +26,7 @@
 #include "base/mem.h"
 #include "internal.h"
 #include "wsframe.h"
+#include "wshead.h"
 
 #define WS_PATH "/v1/ws"
 #define WS_WRITE_BUDGET (64 * 1024) /* bytes per writable turn per connection */
@@ -58,8 +59,34 @@ struct coord_ws {
 };
 
 struct coord_ws_upgrade {
-  struct lws *wsi; /* borrowed */
+  struct lws *wsi;                 /* borrowed; NULL for our own transport */
+  const coord_wsh_head_t *head;    /* borrowed; our own transport's request head */
 };
+
+/* The request head of the connection whose on_open runs (our own transport), else NULL. */
+static const coord_wsh_head_t *ws_open_head;
+
+/* ---- the two transports: libwebsockets (c->wsi) or our own (wso.c) ---- */
+
+static void io_want_writable(coord_ws_conn_t *c) {
+  if (c->wsi) lws_callback_on_writable(c->wsi);
+  else coord__wso_want_writable(c);
+}
+
+static bool io_choked(const coord_ws_conn_t *c) {
+  return c->wsi ? lws_send_pipe_choked(c->wsi) != 0 : coord__wso_choked(c);
+}
+
+/* Whether bytes of an earlier write are still waiting for the socket. */
+static bool io_partial(const coord_ws_conn_t *c) {
+  return c->wsi ? lws_partial_buffered(c->wsi) != 0 : coord__wso_choked(c);
+}
+
+/* Writes whole frames (headers included) at p, with COORD_WS_PRE bytes before it. */
+static int io_write_raw(coord_ws_conn_t *c, unsigned char *p, size_t len) {
+  if (c->wsi) return lws_write(c->wsi, p, len, LWS_WRITE_RAW) < 0 ? -EPIPE : 0;
+  return coord__wso_write(c, p, len);
+}
 
 struct coord_ws_frame {
   base_queue_t link;
@@ -75,7 +102,8 @@ static void ws_rx_update(coord_ws_conn_t *c, bool was) {
   if (now == was) return;
   if (now) c->ws->npaused++;
   else c->ws->npaused--;
-  lws_rx_flow_control(c->wsi, now ? 0 : 1);
+  if (c->wsi) lws_rx_flow_control(c->wsi, now ? 0 : 1);
+  else coord__wso_rx_flow(c, !now);
 }
 
 /* ---- read-ahead (see the file comment) ---- */
@@ -174,6 +202,8 @@ void coord_ws_set_session(coord_ws_t *ws, const coord_ws_session_ops_t *ops, voi
 
 size_t coord_ws_count(const coord_ws_t *ws) { return ws->nconns; }
 
+base_queue_t *coord__ws_conns(coord_ws_t *ws) { return &ws->conns; }
+
 size_t coord__ws_paused_count(const coord_ws_t *ws) { return ws->npaused; }
 
 void coord_ws_foreach(coord_ws_t *ws, void (*fn)(coord_ws_conn_t *c, void *session, void *ud),
@@ -207,13 +237,20 @@ int coord_ws_send(coord_ws_conn_t *c, const void *data, size_t len, bool binary)
     c->rx_paused = true;
     ws_rx_update(c, was);
   }
-  lws_callback_on_writable(c->wsi);
+  io_want_writable(c);
   return 0;
 }
 
 static int ws_write_now(coord_ws_conn_t *c, unsigned char *payload, size_t len, bool binary) {
-  int n = lws_write(c->wsi, payload, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-  if (n < 0) return -EPIPE;
+  if (c->wsi) {
+    if (lws_write(c->wsi, payload, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0) return -EPIPE;
+  } else {
+    /* the header goes into the headroom, as lws does: the same bytes for every reader */
+    unsigned char h[COORD_WSF_HEADER_MAX];
+    size_t hl = coord_wsf_header(h, binary ? COORD_WSF_BINARY : COORD_WSF_TEXT, true, len);
+    memcpy(payload - hl, h, hl);
+    if (coord__wso_write(c, payload - hl, hl + len) < 0) return -EPIPE;
+  }
   coord_daemon_t *d = c->ws->d;
   coord_metric_add(d->m.ws_frames_out, 1);
   coord_metric_add(d->m.ws_bytes_out, (double)len);
@@ -253,7 +290,7 @@ static int ws_write_batch_now(coord_ws_conn_t *c, const coord_ws_out_t *v, size_
     p += v[i].len;
   }
   /* LWS_WRITE_RAW: lws adds no framing of its own (see ws.h). */
-  if (lws_write(c->wsi, start, (size_t)(p - start), LWS_WRITE_RAW) < 0) return -EPIPE;
+  if (io_write_raw(c, start, (size_t)(p - start)) < 0) return -EPIPE;
   coord_daemon_t *d = ws->d;
   coord_metric_add(d->m.ws_frames_out, (double)n);
   coord_metric_add(d->m.ws_bytes_out, (double)payload);
@@ -283,19 +320,19 @@ void coord_ws_pause_reading(coord_ws_conn_t *c, bool paused) {
 }
 
 int coord_ws_upgrade_header(const coord_ws_upgrade_t *u, const char *name, char *buf, size_t len) {
+  if (!u->wsi) return coord_wsh_header(u->head, name, buf, len);
   return coord__hdr_copy(u->wsi, name, buf, len);
 }
 
 int coord_ws_upgrade_query(const coord_ws_upgrade_t *u, const char *name, char *buf, size_t len) {
+  if (!u->wsi) return coord_wsh_query(u->head, name, buf, len);
   return coord__query_copy(u->wsi, name, buf, len);
 }
 
-bool coord_ws_choked(const coord_ws_conn_t *c) {
-  return c->closed || lws_send_pipe_choked(c->wsi);
-}
+bool coord_ws_choked(const coord_ws_conn_t *c) { return c->closed || io_choked(c); }
 
 void coord_ws_wake(coord_ws_conn_t *c) {
-  if (!c->closed) lws_callback_on_writable(c->wsi);
+  if (!c->closed) io_want_writable(c);
 }
 
 /* Eager writes (see ws.h): lws_write() outside WRITEABLE is safe with lws 4.1.6 as long as
@@ -308,9 +345,9 @@ void coord_ws_wake(coord_ws_conn_t *c) {
 void coord_ws_flush(coord_ws_conn_t *c) {
   if (c->closed || c->want_writable) return; /* WRITEABLE is coming: it pulls the news */
   if (c->close_code || c->in_writable || c->write_failed || !base_queue_empty(&c->outq) ||
-      !c->ops->on_writable || lws_partial_buffered(c->wsi)) {
+      !c->ops->on_writable || io_partial(c)) {
     c->want_writable = true;
-    lws_callback_on_writable(c->wsi);
+    io_want_writable(c);
     return;
   }
   c->in_writable = true;
@@ -319,10 +356,9 @@ void coord_ws_flush(coord_ws_conn_t *c) {
   /* More than a budget (or a remainder lws kept): the rest waits for POLLOUT, which the
    * kernel signals only once a good part of the send buffer is free again, so a client
    * that reads slowly is not fed in crumbs and its ephemerals keep coalescing. */
-  if (more || c->write_failed || !base_queue_empty(&c->outq) || c->close_code ||
-      lws_partial_buffered(c->wsi)) {
+  if (more || c->write_failed || !base_queue_empty(&c->outq) || c->close_code || io_partial(c)) {
     c->want_writable = true;
-    lws_callback_on_writable(c->wsi);
+    io_want_writable(c);
   }
 }
 
@@ -335,24 +371,29 @@ void coord_ws_close(coord_ws_conn_t *c, uint16_t code, const char *reason) {
   c->close_code = code;
   if (!reason) reason = "";
   c->close_reason = xstrndup(reason, strnlen(reason, 123));
-  lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_TIMEOUT_S);
-  lws_callback_on_writable(c->wsi);
+  if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_TIMEOUT_S);
+  else coord__wso_close_timeout(c);
+  io_want_writable(c);
 }
 
 int coord_ws_conn_header(const coord_ws_conn_t *c, const char *name, char *buf, size_t len) {
   if (!c->in_open) return -1;
+  if (!c->wsi) return ws_open_head ? coord_wsh_header(ws_open_head, name, buf, len) : -1;
   return coord__hdr_copy(c->wsi, name, buf, len);
 }
 
 int coord_ws_conn_query(const coord_ws_conn_t *c, const char *name, char *buf, size_t len) {
   if (!c->in_open) return -1;
+  if (!c->wsi) return ws_open_head ? coord_wsh_query(ws_open_head, name, buf, len) : -1;
   return coord__query_copy(c->wsi, name, buf, len);
 }
 
 void coord_ws_conn_peer(const coord_ws_conn_t *c, char *buf, size_t len) {
   if (!len) return;
   buf[0] = '\0';
-  if (!c->closed) lws_get_peer_simple(c->wsi, buf, len);
+  if (c->closed) return;
+  if (c->wsi) lws_get_peer_simple(c->wsi, buf, len);
+  else coord__wso_peer(c, buf, len);
 }
 
 void coord__ws_drain_all(coord_ws_t *ws) {
@@ -382,12 +423,20 @@ static int ws_refuse(struct lws *wsi, unsigned status, const char *msg, bool han
  * be asked for: lws would bind any other name of its protocol table (such as the internal
  * coord-bad-http) and hang up on unknown ones without a status. Returns -1 when the list
  * names anything else (or is too long), else 0 with *bulk set when coord-bulk is in it. */
+static int ws_subprotocol_list(char *list, bool *bulk);
+
 static int ws_subprotocols(struct lws *wsi, bool *bulk) {
   char list[256];
   *bulk = false;
   int len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
   if (len <= 0) return 0;
   if ((size_t)len >= sizeof list || lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0) return -1;
+  return ws_subprotocol_list(list, bulk);
+}
+
+/* The list itself (NUL-terminated, modified in place). */
+static int ws_subprotocol_list(char *list, bool *bulk) {
+  *bulk = false;
   for (char *p = list; *p;) {
     while (*p == ' ' || *p == ',' || *p == '\t') p++;
     char *end = p;
@@ -422,18 +471,42 @@ static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *wh
   return 0;
 }
 
-static void ws_established(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss) {
+int coord__ws_upgrade_own(coord_daemon_t *d, const coord_wsh_head_t *h, bool over, bool *bulk,
+                          char *reason, size_t reason_len) {
+  *bulk = false;
+  if (over) return snprintf(reason, reason_len, "too many connections"), 503;
+  if (d->state != COORD_STATE_RUNNING) return snprintf(reason, reason_len, "draining"), 503;
+  char list[256];
+  bool asked = coord_wsh_has_header(h, "sec-websocket-protocol");
+  if (asked && (coord_wsh_header(h, "sec-websocket-protocol", list, sizeof list) < 0 ||
+                ws_subprotocol_list(list, bulk) < 0)) {
+    snprintf(reason, reason_len, "subprotocol: only coord or " COORD_WS_BULK_PROTOCOL);
+    return 400;
+  }
+  if (*bulk && d->ws->nbulk >= (size_t)d->cfg->limits.ws_bulk_connections)
+    return snprintf(reason, reason_len, "too many " COORD_WS_BULK_PROTOCOL " connections"), 503;
+  const coord_ws_session_ops_t *ops = d->ws->ops;
+  if (ops->on_upgrade) {
+    coord_ws_upgrade_t u = {.wsi = NULL, .head = h};
+    reason[0] = '\0';
+    int status = ops->on_upgrade(&u, d->ws->ops_ud, reason, reason_len);
+    if (status) {
+      if (!reason[0]) snprintf(reason, reason_len, "refused");
+      return status;
+    }
+  }
+  return 0;
+}
+
+/* Both transports: the connection is open. */
+static void ws_open(coord_daemon_t *d, coord_ws_conn_t *c, bool bulk) {
   coord_ws_t *ws = d->ws;
-  coord_ws_conn_t *c = &pss->ws;
-  pss->kind = COORD_PSS_WS;
-  c->wsi = wsi;
   c->ws = ws;
   c->ops = ws->ops;
   base_queue_init(&c->outq);
   base_queue_insert_tail(&ws->conns, &c->link);
   ws->nconns++;
-  const struct lws_protocols *proto = lws_get_protocol(wsi);
-  if (proto && proto->name && strcmp(proto->name, COORD_WS_BULK_PROTOCOL) == 0) {
+  if (bulk) {
     c->bulk = true;
     ws->nbulk++;
   }
@@ -441,6 +514,20 @@ static void ws_established(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss)
   int rc = c->ops->on_open ? c->ops->on_open(c, ws->ops_ud, &c->session) : 0;
   c->in_open = false;
   if (rc < 0 && !c->close_code) coord_ws_close(c, COORD_WS_CLOSE_INTERNAL, "session refused");
+}
+
+void coord__ws_open(coord_daemon_t *d, coord_ws_conn_t *c, bool bulk, const coord_wsh_head_t *h) {
+  c->wsi = NULL;
+  ws_open_head = h;
+  ws_open(d, c, bulk);
+  ws_open_head = NULL;
+}
+
+static void ws_established(coord_daemon_t *d, struct lws *wsi, coord_pss_t *pss) {
+  pss->kind = COORD_PSS_WS;
+  pss->ws.wsi = wsi;
+  const struct lws_protocols *proto = lws_get_protocol(wsi);
+  ws_open(d, &pss->ws, proto && proto->name && strcmp(proto->name, COORD_WS_BULK_PROTOCOL) == 0);
 }
 
 static void ws_rx_reset(coord_ws_conn_t *c) {
@@ -513,6 +600,57 @@ static int ws_receive(coord_daemon_t *d, struct lws *wsi, coord_ws_conn_t *c, co
   return 0;
 }
 
+void coord__ws_protocol_fail(coord_daemon_t *d, coord_ws_conn_t *c, uint16_t code) {
+  if (code == COORD_WS_CLOSE_TOO_BIG) ws_fail(c, code, "message too big", d->m.ws_closed_too_big);
+  else if (code == COORD_WS_CLOSE_INVALID_DATA) ws_fail(c, code, "invalid UTF-8", d->m.ws_closed_utf8);
+  else {
+    ws_rx_reset(c);
+    coord_ws_close(c, code, "protocol error");
+  }
+}
+
+/* Our own transport's pieces: the parser has already refused a message over the limit. */
+void coord__ws_rx_piece(coord_daemon_t *d, coord_ws_conn_t *c, const char *in, size_t len, bool first,
+                        bool last, bool binary) {
+  if (c->close_code) return; /* closing: ignore whatever still arrives */
+  if (first) {
+    c->rx_active = true;
+    c->rx_binary = binary;
+    coord_utf8_init(&c->utf8);
+  }
+  if (!c->rx_binary && (!coord_utf8_feed(&c->utf8, in, len) || (last && !coord_utf8_complete(&c->utf8)))) {
+    ws_fail(c, COORD_WS_CLOSE_INVALID_DATA, "invalid UTF-8", d->m.ws_closed_utf8);
+    return;
+  }
+  if (first && last) {
+    c->rx_active = false;
+    ws_dispatch(d, c, in, len);
+    return;
+  }
+  if (c->rx_len + len > c->rx_cap) {
+    size_t cap = c->rx_cap ? c->rx_cap : 1024;
+    while (cap < c->rx_len + len) cap *= 2;
+    c->rx = xrealloc(c->rx, cap);
+    c->rx_cap = cap;
+  }
+  memcpy(c->rx + c->rx_len, in, len);
+  c->rx_len += len;
+  if (last) {
+    char *msg = c->rx;
+    size_t n = c->rx_len;
+    c->rx = NULL; /* reset first: the session may close or send from on_message */
+    c->rx_len = c->rx_cap = 0;
+    c->rx_active = false;
+    ws_dispatch(d, c, msg, n);
+    free(msg);
+  }
+}
+
+uint16_t coord__ws_close_code(const coord_ws_conn_t *c, const char **reason) {
+  *reason = c->close_reason ? c->close_reason : "";
+  return c->close_code;
+}
+
 /* STACK-NOTES P2: on this lws build a close frame queued with lws_close_reason() is lost,
  * so the frame is written directly with the internal LWS_WRITE_CLOSE (4). The connection is
  * not dropped right away: closing a socket with unread input makes the kernel send RST, and
@@ -525,7 +663,12 @@ static int ws_send_close(coord_ws_conn_t *c) {
   buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
   buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
   memcpy(buf + LWS_PRE + 2, c->close_reason, rlen);
-  if (lws_write(c->wsi, buf + LWS_PRE, 2 + rlen, (enum lws_write_protocol)4) < 0) return -1;
+  if (c->wsi) {
+    if (lws_write(c->wsi, buf + LWS_PRE, 2 + rlen, (enum lws_write_protocol)4) < 0) return -1;
+  } else {
+    size_t hl = coord_wsf_header(buf + LWS_PRE - 2, COORD_WSF_CLOSE, true, 2 + rlen);
+    if (coord__wso_write(c, buf + LWS_PRE - hl, hl + 2 + rlen) < 0) return -1;
+  }
   c->close_sent = true;
   return 0;
 }
@@ -536,7 +679,7 @@ static long ws_write_queue(coord_ws_conn_t *c, size_t budget) {
   coord_ws_frame_t *taken[WS_BATCH_MAX];
   size_t used = 0;
   while (!base_queue_empty(&c->outq) && used < budget) {
-    if (used && lws_send_pipe_choked(c->wsi)) break;
+    if (used && io_choked(c)) break;
     size_t n = 0, bytes = 0;
     base_queue_t *it;
     base_queue_foreach(it, &c->outq) {
@@ -572,37 +715,37 @@ static int ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) {
     ws_rx_update(c, was);
   }
   if (!base_queue_empty(&c->outq)) {
-    lws_callback_on_writable(c->wsi);
+    io_want_writable(c);
     return 0;
   }
   if (c->close_code) {
     if (c->close_sent) return 0;
-    if (lws_send_pipe_choked(c->wsi)) {
-      lws_callback_on_writable(c->wsi);
+    if (io_choked(c)) {
+      io_want_writable(c);
       return 0;
     }
     return ws_send_close(c);
   }
   /* lws calls WRITEABLE only when the socket took everything before, so the (poll-based)
    * choke test is needed only after our own writes of this turn. */
-  if (c->ops->on_writable && used < budget && !(used && lws_send_pipe_choked(c->wsi))) {
+  if (c->ops->on_writable && used < budget && !(used && io_choked(c))) {
     c->in_writable = true;
     bool more = c->ops->on_writable(c, c->session, budget - used);
     c->in_writable = false;
     if (more || !base_queue_empty(&c->outq) || c->close_code) {
       c->want_writable = true;
-      lws_callback_on_writable(c->wsi);
+      io_want_writable(c);
     }
   } else if (c->ops->on_writable) {
     /* The copies used the turn: the session's turn comes with the next WRITEABLE. */
     c->want_writable = true;
-    lws_callback_on_writable(c->wsi);
+    io_want_writable(c);
   }
   return 0;
 }
 
 static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
-  if (c->closed || !c->wsi) return;
+  if (c->closed || !c->ws) return;
   c->closed = true;
   ws_rx_unmark(c);
   if (c->ops->on_close) c->ops->on_close(c, c->session);
@@ -623,6 +766,10 @@ static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
   if (c->bulk) d->ws->nbulk--;
   if (d->ws->nconns == 0) coord__daemon_conn_gone(d);
 }
+
+int coord__ws_writable(coord_daemon_t *d, coord_ws_conn_t *c) { return ws_writable(d, c); }
+
+void coord__ws_gone(coord_daemon_t *d, coord_ws_conn_t *c) { ws_closed(d, c); }
 
 int coord__ws_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
                        coord_pss_t *pss, void *in, size_t len) {

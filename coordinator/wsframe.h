@@ -3,11 +3,10 @@
  * payload's rules and the handshake's accept key.
  *
  * The transport (ws.c) builds its coalesced writes with coord_wsf_header(). The parser,
- * the close rules and the accept key are the first step of a transport that reads and
- * writes established WebSockets itself instead of through libwebsockets, whose own state
- * is about 1,400 bytes per connection (docs/libwebsockets.md, "Owning established
- * WebSockets: the plan"); until that transport lands they are exercised by their unit
- * tests and their fuzz target only.
+ * the close rules and the accept key serve the daemon's own WebSocket transport (wso.c,
+ * websocket.own_transport), which reads and writes established WebSockets itself instead
+ * of through libwebsockets, whose own state is about 1,400 bytes per connection
+ * (docs/libwebsockets.md, "Owning established WebSockets: the plan").
  *
  * The parser is strict where RFC 6455 says a server must fail the connection (close 1002):
  * a client frame that is not masked, reserved bits set (no extension is negotiated), an

@@ -158,6 +158,12 @@ int coord_wsh_query(const coord_wsh_head_t *h, const char *name, char *out, size
   return -1;
 }
 
+bool coord_wsh_has_header(const coord_wsh_head_t *h, const char *name) {
+  for (size_t i = 0; i < h->nfields; i++)
+    if (wsh_name_is(&h->fields[i], name)) return true;
+  return false;
+}
+
 bool coord_wsh_has_token(const coord_wsh_head_t *h, const char *name, const char *token) {
   size_t tlen = strlen(token);
   for (size_t i = 0; i < h->nfields; i++) {

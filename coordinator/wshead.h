@@ -1,13 +1,12 @@
-/* The HTTP request head of a WebSocket upgrade, read by the daemon itself (step 2 of
- * docs/libwebsockets.md, "Owning established WebSockets: the plan"): a parser of a
+/* The HTTP request head of a WebSocket upgrade, read by the daemon itself (wso.c, step 2
+ * of docs/libwebsockets.md, "Owning established WebSockets: the plan"): a parser of a
  * request head, header and query lookups as the upgrade's authentication reads them, the
  * RFC 6455 4.2.1 checks of an opening handshake, and the 101 answer. No I/O.
  *
  * The parser is deliberately narrow. It says "not mine" (COORD_WSH_OTHER) for anything
  * that is not a plain HTTP/1.1 head with CRLF line ends, token header names and at most
  * COORD_WSH_HEADERS_MAX headers: the listener then hands the connection to libwebsockets
- * untouched, which answers it as today (400 for junk). Until the listener uses it, it is
- * exercised by its unit tests and its fuzz target only. */
+ * untouched, which answers it as it answers every request (400 for junk). */
 #ifndef COORD_WSHEAD_H
 #define COORD_WSHEAD_H
 
@@ -51,6 +50,9 @@ int coord_wsh_header(const coord_wsh_head_t *h, const char *name, char *out, siz
  * Returns its length, or -1 when absent, badly encoded, holding a NUL, or too long. */
 int coord_wsh_query(const coord_wsh_head_t *h, const char *name, char *out, size_t len)
     __attribute__((warn_unused_result));
+
+/* Whether the head has a header line of that name (case-insensitive). */
+bool coord_wsh_has_header(const coord_wsh_head_t *h, const char *name);
 
 /* Whether header name's comma-separated list holds token (case-insensitive). */
 bool coord_wsh_has_token(const coord_wsh_head_t *h, const char *name, const char *token);
