@@ -79,7 +79,7 @@ static const config_key_t config_keys[] = {
     {"limits.ws_bulk_connections", KEY_INT, OFF(limits.ws_bulk_connections), 0, 1000000,
      "WebSockets open on the coord-bulk subprotocol (16 KB receive buffer each); more get 503"},
     {"websocket.own_transport", KEY_INT, OFF(websocket.own_transport), 0, 1,
-     "1: the daemon reads and writes WebSockets on /v1/ws itself (about 1.4 KB less per "
+     "1: the daemon reads and writes WebSockets on /v1/ws itself (about 1.2 KB less per "
      "connection); 0: libwebsockets does"},
     {"shutdown.drain_ms", KEY_INT, OFF(shutdown.drain_ms), 0, 3600000,
      "SIGTERM: /readyz 503 for this long, then close 1001"},

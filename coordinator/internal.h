@@ -195,8 +195,6 @@ int coord__ws_writable(coord_daemon_t *d, coord_ws_conn_t *c);
 base_queue_t *coord__ws_conns(coord_ws_t *ws);
 /* For wso.c: the connection is gone; calls the session's on_close. */
 void coord__ws_gone(coord_daemon_t *d, coord_ws_conn_t *c);
-/* For wso.c: the close frame to send once what is queued is out (code 0: none pending). */
-uint16_t coord__ws_close_code(const coord_ws_conn_t *c, const char **reason);
 
 coord_ws_t *coord__ws_new(coord_daemon_t *d);
 void coord__ws_free(coord_ws_t *ws);

@@ -628,8 +628,11 @@ void coord__ws_rx_piece(coord_daemon_t *d, coord_ws_conn_t *c, const char *in, s
     return;
   }
   if (c->rx_len + len > c->rx_cap) {
+    /* the parser keeps a message within limits.max_ws_message: so does the buffer */
+    size_t max = (size_t)d->cfg->limits.max_ws_message;
     size_t cap = c->rx_cap ? c->rx_cap : 1024;
     while (cap < c->rx_len + len) cap *= 2;
+    if (cap > max && max >= c->rx_len + len) cap = max;
     c->rx = xrealloc(c->rx, cap);
     c->rx_cap = cap;
   }
@@ -644,11 +647,6 @@ void coord__ws_rx_piece(coord_daemon_t *d, coord_ws_conn_t *c, const char *in, s
     ws_dispatch(d, c, msg, n);
     free(msg);
   }
-}
-
-uint16_t coord__ws_close_code(const coord_ws_conn_t *c, const char **reason) {
-  *reason = c->close_reason ? c->close_reason : "";
-  return c->close_code;
 }
 
 /* STACK-NOTES P2: on this lws build a close frame queued with lws_close_reason() is lost,

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,7 +37,9 @@
 #define WSO_TICK_MS 1000           /* each connection's time limits are checked this often (at most) */
 #define WSO_TICK_SLICES 8          /* ... an eighth of the connections per tick, so no tick is long */
 #define WSO_STOP 1                 /* a sink's "stop parsing" */
-#define WSO_REARM_MS 20            /* an incomplete head is looked at again after this */
+#define WSO_REARM_MS 20            /* an incomplete head is looked at again after this ... */
+#define WSO_REARM_MAX_MS 640       /* ... doubled while no new byte came, up to this */
+#define WSO_OUT_MAX (4 << 20)      /* unsent bytes a connection may hold; beyond, it fails */
 
 typedef enum { WSO_HEAD = 0, WSO_OPEN, WSO_GONE } wso_state_t;
 
@@ -55,9 +58,13 @@ typedef struct wso_conn {
   size_t pend_len, pend_off;
   uint64_t deadline_ms; /* head: handshake limit; open: 0, or when a started close is forced */
   uint64_t last_rx_ms;  /* mono ms of the last bytes from the client */
+  uint64_t head_next_ms; /* head: when the rearm timer looks at it again */
   int fd;
   int events; /* UV_READABLE | UV_WRITABLE as last given to uv_poll_start */
+  uint16_t peeked;       /* head: bytes seen by the last MSG_PEEK */
+  uint16_t head_backoff; /* head: ms between looks while no byte comes (20 .. 640) */
   uint8_t state;
+  bool counted;        /* in d->open_conns (until handed to libwebsockets or freed) */
   bool over;           /* accepted above max_conns: an upgrade gets 503 */
   bool reading;        /* not paused */
   bool want_writable;  /* ws.c asked for coord__ws_writable */
@@ -102,9 +109,12 @@ static void wso_free_cb(uv_handle_t *h) {
   coord_wsf_parser_close(&w->parser);
   free(w->out);
   free(w->pend);
+  bool counted = w->counted;
   free(w);
-  d->open_conns--;
-  coord__daemon_conn_gone(d);
+  if (counted) {
+    d->open_conns--;
+    coord__daemon_conn_gone(d);
+  }
 }
 
 /* Ends the connection: the session hears of it now; the memory goes after uv_close. */
@@ -153,18 +163,18 @@ static int wso_flush(wso_conn_t *w) {
     }
     w->out_off += (size_t)n;
   }
+  /* All out: give the memory back (an idle connection holds no buffer, S3). */
   w->out_off = w->out_len = 0;
-  if (w->out_cap > 64 * 1024) { /* a burst grew it: give the memory back */
-    free(w->out);
-    w->out = NULL;
-    w->out_cap = 0;
-  }
+  free(w->out);
+  w->out = NULL;
+  w->out_cap = 0;
   return 0;
 }
 
 int coord__wso_write(coord_ws_conn_t *c, const unsigned char *buf, size_t len) {
   wso_conn_t *w = wso_of(c);
   if (w->state != WSO_OPEN) return -EPIPE;
+  if (w->out_len - w->out_off + len > WSO_OUT_MAX) return -EPIPE; /* a reader that stopped */
   if (w->out_len > w->out_off) { /* behind what waits, in order */
     wso_keep(w, buf, len);
     return 0;
@@ -200,7 +210,7 @@ void coord__wso_want_writable(coord_ws_conn_t *c) {
 
 void coord__wso_rx_flow(coord_ws_conn_t *c, bool on) {
   wso_conn_t *w = wso_of(c);
-  if (w->state != WSO_OPEN || w->reading == on) return;
+  if (w->state != WSO_OPEN || w->reading == on || (on && w->peer_closed)) return;
   w->reading = on;
   wso_events(w);
 }
@@ -243,7 +253,10 @@ static int wso_on_control(void *ud, unsigned op, const unsigned char *p, size_t 
   wso_conn_t *w = ud;
   coord_daemon_t *d = w->o->d;
   if (op == COORD_WSF_PING) {
-    if (!w->c.close_sent && wso_control(w, COORD_WSF_PONG, p, n) < 0) {
+    /* While our output waits for the client to read, its pings are not answered (RFC 6455
+     * 5.5.3 allows answering only the latest): a client that pings without reading cannot
+     * grow our buffer. */
+    if (!w->c.close_sent && !coord__wso_choked(&w->c) && wso_control(w, COORD_WSF_PONG, p, n) < 0) {
       wso_hangup(w);
       return WSO_STOP;
     }
@@ -255,10 +268,12 @@ static int wso_on_control(void *ud, unsigned op, const unsigned char *p, size_t 
   const char *reason;
   size_t rlen;
   int bad = coord_wsf_close_parse(p, n, &code, &reason, &rlen);
-  if (w->c.close_sent) { /* the reply to ours: done */
-    wso_hangup(w);
-    return WSO_STOP;
-  }
+  /* Whatever it says, the client is done: no more reading; once our close is out (it may
+   * be out already, or still in the buffer), wso_close_done hangs up. */
+  w->peer_closed = true;
+  w->reading = false;
+  wso_events(w);
+  if (w->c.close_sent) return WSO_STOP; /* the reply to ours */
   if (bad) {
     coord__ws_protocol_fail(d, &w->c, (uint16_t)bad);
     return WSO_STOP;
@@ -266,10 +281,7 @@ static int wso_on_control(void *ud, unsigned op, const unsigned char *p, size_t 
   /* The client started it: what is queued for it goes out, then our close with its code
    * (RFC 6455 5.5.1; a close without a code is answered with 1000), then we hang up
    * (wso_close_done). A close of ours already queued answers it as it is. */
-  w->peer_closed = true;
-  w->reading = false;
   coord_ws_close(&w->c, code == 1005 ? COORD_WS_CLOSE_NORMAL : code, "");
-  wso_events(w);
   return WSO_STOP;
 }
 
@@ -370,7 +382,7 @@ static void wso_open_poll(wso_conn_t *w, int status, int events) {
       }
     }
   }
-  if (w->state == WSO_OPEN && (events & (UV_READABLE | UV_DISCONNECT)) && w->reading) wso_read(w);
+  if (w->state == WSO_OPEN && (events & UV_READABLE) && w->reading) wso_read(w);
   if (w->state == WSO_OPEN && w->reading && w->pend && !(events & UV_READABLE)) wso_read(w);
   if (wso_close_done(w)) return;
   wso_events(w);
@@ -401,7 +413,7 @@ static const char *wso_status_code(int status) {
 
 /* Answers a refused upgrade and hangs up. The head was read (consumed) before. */
 static void wso_refuse(wso_conn_t *w, int status, const char *reason) {
-  if (w->over) coord_metric_add(w->o->d->m.rejected_max, 1);
+  if (w->over && status == 503) coord_metric_add(w->o->d->m.rejected_max, 1);
   json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", wso_status_code(status), "message", reason);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
@@ -428,7 +440,10 @@ static void wso_hand_over(wso_conn_t *w) {
   int fd = w->fd;
   bool over = w->over;
   w->fd = -1; /* not ours to close any more */
-  wso_hangup(w); /* wso_free_cb counts ours down; lws counts its own */
+  w->counted = false; /* lws counts it from here; counted down now, so that accepts later
+                       * in this loop turn do not see it twice against max_connections */
+  d->open_conns--;
+  wso_hangup(w);
   coord__listener_adopt_lws(d, fd, over);
 }
 
@@ -453,6 +468,9 @@ static void wso_head_poll(wso_conn_t *w, int status) {
      * a level-triggered poll would fire at once again: look again a moment later. */
     uv_poll_stop(&w->poll);
     w->events = 0;
+    w->peeked = (uint16_t)n;
+    if (!w->head_backoff) w->head_backoff = WSO_REARM_MS;
+    w->head_next_ms = uv_now(d->loop) + w->head_backoff;
     if (!w->head_wait) {
       w->head_wait = true;
       if (w->o->nwaiting++ == 0) uv_timer_start(&w->o->rearm, wso_rearm, WSO_REARM_MS, WSO_REARM_MS);
@@ -463,10 +481,12 @@ static void wso_head_poll(wso_conn_t *w, int status) {
     wso_hand_over(w);
     return;
   }
-  /* ours: consume the head (what follows it stays in the socket for the frame parser) */
+  /* ours: consume the head (what follows it stays in the socket for the frame parser); into
+   * another buffer, since h points into buf */
+  char drop[COORD_WSH_MAX];
   size_t got = 0;
   while (got < head_len) {
-    ssize_t r = recv(w->fd, buf + got, head_len - got, 0);
+    ssize_t r = recv(w->fd, drop + got, head_len - got, 0);
     if (r <= 0) {
       wso_hangup(w);
       return;
@@ -487,10 +507,11 @@ static void wso_head_poll(wso_conn_t *w, int status) {
     return;
   }
   char answer[256];
-  int alen = coord_wsh_answer_101(answer, sizeof answer, accept,
-                                  coord_wsh_has_header(&h, "sec-websocket-protocol")
-                                      ? (bulk ? COORD_WS_BULK_PROTOCOL : COORD_WS_PROTOCOL)
-                                      : NULL);
+  /* the subprotocol the client offered (none when it offered none, or an empty list) */
+  const char *proto = bulk ? COORD_WS_BULK_PROTOCOL
+                      : coord_wsh_has_token(&h, "sec-websocket-protocol", COORD_WS_PROTOCOL) ? COORD_WS_PROTOCOL
+                                                                                             : NULL;
+  int alen = coord_wsh_answer_101(answer, sizeof answer, accept, proto);
   if (alen < 0 || send(w->fd, answer, (size_t)alen, MSG_NOSIGNAL) != alen) {
     wso_hangup(w); /* a fresh socket that does not take 200 bytes is not worth keeping */
     return;
@@ -505,12 +526,23 @@ static void wso_head_poll(wso_conn_t *w, int status) {
   wso_events(w);
 }
 
+/* Polls an incomplete head again once new bytes came (FIONREAD above what was peeked);
+ * while none come, it is looked at less and less often, so a client that trickles or
+ * stalls costs one ioctl per look, not a peek and a parse. */
 static void wso_rearm(uv_timer_t *t) {
   coord_wso_t *o = t->data;
+  uint64_t now = uv_now(o->d->loop);
   base_queue_t *it;
   base_queue_foreach(it, &o->pending) {
     wso_conn_t *w = base_queue_data(it, wso_conn_t, c.link);
-    if (!w->head_wait) continue;
+    if (!w->head_wait || now < w->head_next_ms) continue;
+    int avail = 0;
+    if (ioctl(w->fd, FIONREAD, &avail) == 0 && avail <= (int)w->peeked) {
+      w->head_backoff = (uint16_t)(w->head_backoff * 2 > WSO_REARM_MAX_MS ? WSO_REARM_MAX_MS : w->head_backoff * 2);
+      w->head_next_ms = now + w->head_backoff;
+      continue;
+    }
+    w->head_backoff = WSO_REARM_MS;
     w->head_wait = false;
     o->nwaiting--;
     w->events = UV_READABLE;
@@ -535,6 +567,7 @@ void coord__wso_accept(coord_daemon_t *d, int fd, bool over) {
   w->reading = true;
   w->poll.data = w;
   d->open_conns++;
+  w->counted = true;
   if (uv_poll_init(d->loop, &w->poll, fd) != 0) {
     close(fd);
     free(w);

@@ -117,8 +117,8 @@ describe('the daemon\'s own WebSocket transport', () => {
         frame(0x9, 'hb'),
         frame(0x0, 'ng","ref":"a"}'),
       ]),
-      // the close a moment later: replies still queued when a close arrives are dropped,
-      // as libwebsockets does
+      // the close a moment later: replies the session has not pulled when a close arrives
+      // are dropped, as on libwebsockets
       frame(0x8, Buffer.from([0x03, 0xe8])),
     ], { timeoutMs: 2000, gapMs: 200 });
     const f = serverFrames(r.bytes);
@@ -135,6 +135,43 @@ describe('the daemon\'s own WebSocket transport', () => {
     const f = serverFrames(r.bytes);
     assert.equal(f.at(-1).op, 0x8);
     assert.equal(f.at(-1).data.readUInt16BE(0), 1002);
+  });
+
+  test('a malformed close frame gets close 1002 and the connection ends at once', async () => {
+    const r = await raw(d.port, [Buffer.concat([Buffer.from(upgrade()), frame(0x8, Buffer.from([0x03]))])], { timeoutMs: 3000 });
+    const f = serverFrames(r.bytes);
+    assert.equal(f.at(-1).op, 0x8);
+    assert.equal(f.at(-1).data.readUInt16BE(0), 1002);
+    assert.equal(r.why === 'timeout', false);
+    assert.ok(r.ms < 1000, `ended after ${r.ms} ms`);
+  });
+
+  test('pipelined HTTP requests go to libwebsockets whole', async () => {
+    const req = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+    const r = await rawHttp(d.port, Buffer.from(req));
+    assert.equal((r.text.match(/HTTP\/1\.1 200/g) || []).length, 2, r.text);
+  });
+
+  test('a client that pings without reading cannot grow the daemon', async () => {
+    const before = await d.rssKb();
+    const sock = net.connect(d.port, '127.0.0.1');
+    await new Promise((res) => sock.on('connect', res));
+    sock.pause(); // never read: our pongs back up
+    const ping = frame(0x9, 'p'.repeat(125));
+    const burst = Buffer.concat(Array.from({ length: 2000 }, () => ping));
+    sock.write(upgrade());
+    for (let i = 0; i < 60; i++) { // 120,000 pings, 16 MB: as many pongs would be 15 MB
+      if (!sock.write(burst)) await new Promise((res) => sock.once('drain', res));
+    }
+    await delay(500);
+    const grown = (await d.rssKb()) - before;
+    assert.ok(grown < 8 * 1024, `RSS grew by ${grown} KB`);
+    sock.destroy();
+    // and the daemon still serves others
+    const ws = await d.ws();
+    ws.sendJson({ op: 'ping', ref: 'z' });
+    assert.equal((await ws.nextJson()).op, 'pong');
+    await ws.close();
   });
 
   test('a silent client is pinged after half of limits.idle_timeout_ms and hung up after all of it', async () => {

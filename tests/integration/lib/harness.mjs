@@ -221,6 +221,12 @@ export class Daemon {
 
   /** Opens a WebSocket (default /v1/ws) and resolves once it is open. */
   ws(p = '/v1/ws', options = {}) {
+    // The *_own_ws ctest variants set COORDINATOR_WEBSOCKET_OWN_TRANSPORT=1: make sure the
+    // daemon really carries the WebSocket itself (its start-up log says so), so that a
+    // variant cannot pass on libwebsockets by mistake.
+    if (process.env.COORDINATOR_WEBSOCKET_OWN_TRANSPORT === '1' && !this.logs.some((l) => l.module === 'wso')) {
+      return Promise.reject(new Error('COORDINATOR_WEBSOCKET_OWN_TRANSPORT=1 but the daemon did not log module "wso"'));
+    }
     return WsClient.connect(`ws://127.0.0.1:${this.port}${p}`, options);
   }
 
