@@ -549,6 +549,32 @@ static void ws_fail(coord_ws_conn_t *c, uint16_t code, const char *reason, coord
   coord_ws_close(c, code, reason);
 }
 
+/* Both transports: appends a piece of a message to the reassembly buffer, grown towards
+ * `expect` bytes in all (the message is known to stay within limits.max_ws_message, so the
+ * buffer does too), and dispatches the message after its last piece. */
+static void ws_rx_append(coord_daemon_t *d, coord_ws_conn_t *c, const char *in, size_t len,
+                         size_t expect, bool last) {
+  if (c->rx_len + len > c->rx_cap) {
+    size_t max = (size_t)d->cfg->limits.max_ws_message;
+    size_t cap = c->rx_cap ? c->rx_cap : 1024;
+    while (cap < expect) cap *= 2;
+    if (cap > max && max >= c->rx_len + len) cap = max;
+    c->rx = xrealloc(c->rx, cap);
+    c->rx_cap = cap;
+  }
+  memcpy(c->rx + c->rx_len, in, len);
+  c->rx_len += len;
+  if (last) {
+    char *msg = c->rx;
+    size_t n = c->rx_len;
+    c->rx = NULL; /* reset first: the session may close or send from on_message */
+    c->rx_len = c->rx_cap = 0;
+    c->rx_active = false;
+    ws_dispatch(d, c, msg, n);
+    free(msg);
+  }
+}
+
 static int ws_receive(coord_daemon_t *d, struct lws *wsi, coord_ws_conn_t *c, const char *in,
                       size_t len) {
   if (c->close_code) return 0; /* closing: ignore whatever still arrives */
@@ -579,24 +605,7 @@ static int ws_receive(coord_daemon_t *d, struct lws *wsi, coord_ws_conn_t *c, co
     ws_dispatch(d, c, in, len);
     return 0;
   }
-  if (c->rx_len + len > c->rx_cap) {
-    size_t cap = c->rx_cap ? c->rx_cap : 1024;
-    while (cap < c->rx_len + len + frame_rest) cap *= 2;
-    if (cap > max) cap = max;
-    c->rx = xrealloc(c->rx, cap);
-    c->rx_cap = cap;
-  }
-  memcpy(c->rx + c->rx_len, in, len);
-  c->rx_len += len;
-  if (final) {
-    char *msg = c->rx;
-    size_t n = c->rx_len;
-    c->rx = NULL; /* reset first: the session may close or send from on_message */
-    c->rx_len = c->rx_cap = 0;
-    c->rx_active = false;
-    ws_dispatch(d, c, msg, n);
-    free(msg);
-  }
+  ws_rx_append(d, c, in, len, c->rx_len + len + frame_rest, final);
   return 0;
 }
 
@@ -627,26 +636,7 @@ void coord__ws_rx_piece(coord_daemon_t *d, coord_ws_conn_t *c, const char *in, s
     ws_dispatch(d, c, in, len);
     return;
   }
-  if (c->rx_len + len > c->rx_cap) {
-    /* the parser keeps a message within limits.max_ws_message: so does the buffer */
-    size_t max = (size_t)d->cfg->limits.max_ws_message;
-    size_t cap = c->rx_cap ? c->rx_cap : 1024;
-    while (cap < c->rx_len + len) cap *= 2;
-    if (cap > max && max >= c->rx_len + len) cap = max;
-    c->rx = xrealloc(c->rx, cap);
-    c->rx_cap = cap;
-  }
-  memcpy(c->rx + c->rx_len, in, len);
-  c->rx_len += len;
-  if (last) {
-    char *msg = c->rx;
-    size_t n = c->rx_len;
-    c->rx = NULL; /* reset first: the session may close or send from on_message */
-    c->rx_len = c->rx_cap = 0;
-    c->rx_active = false;
-    ws_dispatch(d, c, msg, n);
-    free(msg);
-  }
+  ws_rx_append(d, c, in, len, c->rx_len + len, last);
 }
 
 /* STACK-NOTES P2: on this lws build a close frame queued with lws_close_reason() is lost,
