@@ -423,18 +423,6 @@ static int ws_refuse(struct lws *wsi, unsigned status, const char *msg, bool han
  * be asked for: lws would bind any other name of its protocol table (such as the internal
  * coord-bad-http) and hang up on unknown ones without a status. Returns -1 when the list
  * names anything else (or is too long), else 0 with *bulk set when coord-bulk is in it. */
-static int ws_subprotocol_list(char *list, bool *bulk);
-
-static int ws_subprotocols(struct lws *wsi, bool *bulk) {
-  char list[256];
-  *bulk = false;
-  int len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
-  if (len <= 0) return 0;
-  if ((size_t)len >= sizeof list || lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0) return -1;
-  return ws_subprotocol_list(list, bulk);
-}
-
-/* The list itself (NUL-terminated, modified in place). */
 static int ws_subprotocol_list(char *list, bool *bulk) {
   *bulk = false;
   for (char *p = list; *p;) {
@@ -447,6 +435,16 @@ static int ws_subprotocol_list(char *list, bool *bulk) {
     p = end;
   }
   return 0;
+}
+
+/* The same for an upgrade libwebsockets parsed. */
+static int ws_subprotocols(struct lws *wsi, bool *bulk) {
+  char list[256];
+  *bulk = false;
+  int len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+  if (len <= 0) return 0;
+  if ((size_t)len >= sizeof list || lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0) return -1;
+  return ws_subprotocol_list(list, bulk);
 }
 
 static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *what) {

@@ -55,7 +55,7 @@ typedef struct wso_conn {
   unsigned char *out; /* owned */
   size_t out_len, out_off, out_cap;
   unsigned char *pend; /* owned */
-  size_t pend_len, pend_off;
+  size_t pend_len;
   uint64_t deadline_ms; /* head: handshake limit; open: 0, or when a started close is forced */
   uint64_t last_rx_ms;  /* mono ms of the last bytes from the client */
   uint64_t head_next_ms; /* head: when the rearm timer looks at it again */
@@ -141,7 +141,6 @@ static void wso_hangup(wso_conn_t *w) {
 /* ---- writing ---- */
 
 static void wso_keep(wso_conn_t *w, const unsigned char *p, size_t n) {
-  if (w->out_off && w->out_off == w->out_len) w->out_off = w->out_len = 0;
   if (w->out_len + n > w->out_cap) {
     if (w->out_off) { /* slide the unsent part to the front first */
       memmove(w->out, w->out + w->out_off, w->out_len - w->out_off);
@@ -318,7 +317,6 @@ static bool wso_parse(wso_conn_t *w, unsigned char *p, size_t n) {
       free(w->pend);
       w->pend = keep;
       w->pend_len = n - at;
-      w->pend_off = 0;
       return true;
     }
   }
