@@ -25,6 +25,10 @@
 #        warmup when the delay covers them), into <NAME>-<target>-r<rate>.perfstat.txt.
 #        SNAPSHOT_AT (seconds after wsload starts): the target's VmRSS and /metrics at that
 #        moment, into <NAME>-<target>-r<rate>.snapshot.txt.
+#        WAKE_PROBE=1: runs wakeprobe beside the run (WAKE_PROBE_SAMPLES sleeps of 1 ms,
+#        10000, starting WAKE_PROBE_DELAY seconds (5) after wsload starts): how late the
+#        machine woke a sleeping process in that moment, into
+#        <NAME>-<target>-r<rate>.wake.json and the summary's "wake" field.
 # Output: a table on stdout; <NAME>-<target>-r<rate>.json per run and <NAME>-summary.json,
 # and <NAME>-<target>-r<rate>.metrics.txt, the target's /metrics after the run when it
 # serves them.
@@ -42,7 +46,13 @@ PAYLOAD=${PAYLOAD:-200}
 MAX_P99_MS=${MAX_P99_MS:-50}
 STOP_ON_FAIL=${STOP_ON_FAIL:-0}
 TARGETS=${TARGETS:-coordinator peer}
+WAKE_PROBE=${WAKE_PROBE:-0}
+WAKEPROBE=${WAKEPROBE:-$bench_build/tests/bench/wakeprobe}
 bench_need_wsload
+if [ "$WAKE_PROBE" = 1 ] && [ ! -x "$WAKEPROBE" ]; then
+  bench_log "no wakeprobe at $WAKEPROBE (cmake --build $BUILD --target wakeprobe)"
+  exit 1
+fi
 
 # CPU seconds (user + system) a PID has used so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null; }
@@ -88,6 +98,12 @@ for t in $TARGETS; do
         curl -sf --max-time 5 "http://${http%%/*}/metrics") >"${out%.json}.snapshot.txt" 2>/dev/null &
       snap_pid=$!
     fi
+    wake_pid=
+    if [ "$WAKE_PROBE" = 1 ]; then
+      (sleep "${WAKE_PROBE_DELAY:-5}" && exec "$WAKEPROBE" --samples "${WAKE_PROBE_SAMPLES:-10000}") \
+        >"${out%.json}.wake.json" 2>/dev/null &
+      wake_pid=$!
+    fi
     "$WSLOAD" --mode "$mode" --url "$target_url" --conns "$SUBS" --topics "$TOPICS" \
       --pubs "$PUBS" --pub-workers "${PUB_WORKERS:-1}" --rate "$rate" --duration "$DURATION" \
       --warmup "$WARMUP" --payload "$PAYLOAD" --grace 5 --quiet \
@@ -96,6 +112,17 @@ for t in $TARGETS; do
     cpu1=$(cpu_s "$target_pid")
     [ -z "$stat_pid" ] || wait "$stat_pid" || bench_log "perf stat failed (${out%.json}.perfstat.txt)"
     [ -z "$snap_pid" ] || wait "$snap_pid" || bench_log "no snapshot at ${SNAPSHOT_AT}s (the run ended first?)"
+    wake=null
+    if [ -n "$wake_pid" ]; then
+      if wait "$wake_pid" && [ -s "${out%.json}.wake.json" ]; then
+        wake=$(cat "${out%.json}.wake.json")
+        bench_log "$t at $rate/s: wake-up lateness beside the run (us): $(node -e '
+          const w = JSON.parse(process.argv[1]).late_us;
+          console.log(`p50 ${w.p50} p99 ${w.p99} p99.9 ${w.p99_9} max ${w.max}`);' "$wake")"
+      else
+        bench_log "wakeprobe failed (${out%.json}.wake.json)"
+      fi
+    fi
     # The daemon's counters after the run (store commits, retention, WAL), when it has them.
     http=${target_url#ws://}
     curl -sf --max-time 5 "http://${http%%/*}/metrics" >"${out%.json}.metrics.txt" 2>/dev/null ||
@@ -117,9 +144,9 @@ for t in $TARGETS; do
       "$max" "$ackp99" "$cpu" "$held"
     [ $first = 1 ] || echo "," >>"$summary"
     first=0
-    printf '{"scenario":"%s","target":"%s","subs":%s,"topics":%s,"pubs":%s,"rate":%s,"duration_s":%s,"held":%s,"target_cpu_s":%s,"wsload":%s}\n' \
+    printf '{"scenario":"%s","target":"%s","subs":%s,"topics":%s,"pubs":%s,"rate":%s,"duration_s":%s,"held":%s,"target_cpu_s":%s,"wake":%s,"wsload":%s}\n' \
       "$NAME" "$t" "$SUBS" "$TOPICS" "$PUBS" "$rate" "$DURATION" \
-      "$([ "$held" = yes ] && echo true || echo false)" "$cpu" "$(cat "$out")" >>"$summary"
+      "$([ "$held" = yes ] && echo true || echo false)" "$cpu" "$wake" "$(cat "$out")" >>"$summary"
     if [ "$held" != yes ] && [ "$STOP_ON_FAIL" = 1 ]; then break; fi
   done
   bench_stop_target
