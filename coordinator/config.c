@@ -77,10 +77,11 @@ static const config_key_t config_keys[] = {
     {"limits.ws_frames_per_write", KEY_INT, OFF(limits.ws_frames_per_write), 1, 256,
      "WebSocket frames sent in one write (1 = one send per frame)"},
     {"limits.ws_bulk_connections", KEY_INT, OFF(limits.ws_bulk_connections), 0, 1000000,
-     "WebSockets open on the coord-bulk subprotocol (16 KB receive buffer each); more get 503"},
+     "WebSockets open on the coord-bulk subprotocol (with libwebsockets, 16 KB receive buffer "
+     "each); more get 503"},
     {"websocket.own_transport", KEY_INT, OFF(websocket.own_transport), 0, 1,
-     "1: the daemon reads and writes WebSockets on /v1/ws itself (about 1.2 KB less per "
-     "connection); 0: libwebsockets does"},
+     "1 (default): the daemon reads and writes WebSockets on /v1/ws itself (about 1.2 KB "
+     "less per connection); 0: libwebsockets does"},
     {"shutdown.drain_ms", KEY_INT, OFF(shutdown.drain_ms), 0, 3600000,
      "SIGTERM: /readyz 503 for this long, then close 1001"},
     {"shutdown.grace_ms", KEY_INT, OFF(shutdown.grace_ms), 0, 60000,
@@ -244,6 +245,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->limits.slow_client_timeout_ms = 30000;
   cfg->limits.ws_frames_per_write = 64;
   cfg->limits.ws_bulk_connections = 256;
+  cfg->websocket.own_transport = 1;
   cfg->shutdown.drain_ms = 5000;
   cfg->shutdown.grace_ms = 1000;
   cfg->auth.mode = COORD_AUTH_NONE;

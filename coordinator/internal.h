@@ -160,7 +160,8 @@ void coord__http_free(coord_http_t *h);
 int coord__http_callback(coord_daemon_t *d, struct lws *wsi, enum lws_callback_reasons reason,
                          coord_pss_t *pss, void *in, size_t len);
 
-/* wso.c: the WebSockets the daemon reads and writes itself (websocket.own_transport 1);
+/* wso.c: the WebSockets the daemon reads and writes itself (websocket.own_transport 1,
+ * the default);
  * ws.c calls the coord__wso_* functions for a connection whose wsi is NULL. */
 struct coord_wsh_head;
 coord_wso_t *coord__wso_new(coord_daemon_t *d);

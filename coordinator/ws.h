@@ -21,8 +21,9 @@
  * lws writes anything else on the connection (its own pings and close included) and before
  * the next WRITEABLE callback, so frames never interleave. See docs/operations.md
  * ("WebSocket write coalescing").
- * With websocket.own_transport 1 the daemon carries established WebSockets itself (wso.c):
- * the same interface and behaviour, frames written by coord_wsf_header() and send().
+ * With websocket.own_transport 1 (the default) the daemon carries established WebSockets
+ * itself (wso.c): the same interface and behaviour, frames written by coord_wsf_header()
+ * and send().
  * Loop thread only. The conn pointer is valid from on_open until on_close returns. */
 #ifndef COORD_WS_H
 #define COORD_WS_H

@@ -1,4 +1,4 @@
-/* WebSockets the daemon reads and writes itself (websocket.own_transport 1); see
+/* WebSockets the daemon reads and writes itself (websocket.own_transport 1, the default); see
  * docs/libwebsockets.md, "Owning established WebSockets: the plan".
  *
  * An accepted socket is watched until its request head has arrived; the head is read with

@@ -221,11 +221,13 @@ export class Daemon {
 
   /** Opens a WebSocket (default /v1/ws) and resolves once it is open. */
   ws(p = '/v1/ws', options = {}) {
-    // The *_own_ws ctest variants set COORDINATOR_WEBSOCKET_OWN_TRANSPORT=1: make sure the
-    // daemon really carries the WebSocket itself (its start-up log says so), so that a
-    // variant cannot pass on libwebsockets by mistake.
-    if (process.env.COORDINATOR_WEBSOCKET_OWN_TRANSPORT === '1' && !this.logs.some((l) => l.module === 'wso')) {
-      return Promise.reject(new Error('COORDINATOR_WEBSOCKET_OWN_TRANSPORT=1 but the daemon did not log module "wso"'));
+    // Make sure the transport this test means is the one carrying the WebSocket (the
+    // daemon logs module "wso" at start-up when it carries them itself), so that the
+    // *_lws ctest variants cannot pass on the own transport by mistake, nor the default
+    // runs on libwebsockets.
+    if (this.expectOwnWs !== undefined && this.expectOwnWs !== this.logs.some((l) => l.module === 'wso')) {
+      return Promise.reject(new Error(`expected the WebSocket on ${this.expectOwnWs ? 'the own transport' : 'libwebsockets'}, ` +
+        'but the start-up log says otherwise (module "wso")'));
     }
     return WsClient.connect(`ws://127.0.0.1:${this.port}${p}`, options);
   }
@@ -281,6 +283,17 @@ export async function startDaemon(options = {}) {
   }
 }
 
+/** true: the daemon should carry /v1/ws itself (websocket.own_transport 1, the default);
+ * false: libwebsockets should; undefined: not known here (a raw config). The environment
+ * wins over the config file, as in the daemon (the *_lws ctest variants set it to 0). */
+function expectedTransport(env, options) {
+  const fromEnv = env.COORDINATOR_WEBSOCKET_OWN_TRANSPORT;
+  if (fromEnv === '0' || fromEnv === '1') return fromEnv === '1';
+  if (fromEnv !== undefined || options.rawConfig !== undefined) return undefined;
+  const set = options.noConfig ? undefined : options.config?.websocket?.own_transport;
+  return set === undefined ? true : set === 1;
+}
+
 async function startOnce(options) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'coord-test-'));
   const dataDir = path.join(dir, 'data');
@@ -302,6 +315,7 @@ async function startOnce(options) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const d = new Daemon({ proc, dir, configPath, dataDir });
+  d.expectOwnWs = expectedTransport(env, options);
   running.add(d);
   proc.on('error', (err) => {
     d.stderr += `spawn error: ${err.message}\n`;

@@ -199,13 +199,13 @@ static void test_config_env_overrides_file_and_names_the_variable_on_error(void 
   assert_string_equal(c.data_dir, "file");
 
   /* the WebSocket transport: a file's group, an environment override, a range */
+  assert_int_equal(c.websocket.own_transport, 1); /* the default */
+  static const char lws[] = "{\"websocket\":{\"own_transport\":0}}";
+  assert_int_equal(coord_config_apply_json(&c, lws, sizeof lws - 1, "f.json", &err), 0);
   assert_int_equal(c.websocket.own_transport, 0);
-  static const char own[] = "{\"websocket\":{\"own_transport\":1}}";
-  assert_int_equal(coord_config_apply_json(&c, own, sizeof own - 1, "f.json", &err), 0);
+  const char *on[] = {"COORDINATOR_WEBSOCKET_OWN_TRANSPORT=1", NULL};
+  assert_int_equal(coord_config_apply_env(&c, fake_getenv, on, &err), 0);
   assert_int_equal(c.websocket.own_transport, 1);
-  const char *off[] = {"COORDINATOR_WEBSOCKET_OWN_TRANSPORT=0", NULL};
-  assert_int_equal(coord_config_apply_env(&c, fake_getenv, off, &err), 0);
-  assert_int_equal(c.websocket.own_transport, 0);
   const char *two[] = {"COORDINATOR_WEBSOCKET_OWN_TRANSPORT=2", NULL};
   assert_int_equal(coord_config_apply_env(&c, fake_getenv, two, &err), -EINVAL);
   assert_string_equal(err.text, "COORDINATOR_WEBSOCKET_OWN_TRANSPORT: websocket.own_transport: must "
