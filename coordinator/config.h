@@ -70,7 +70,7 @@ typedef struct coord_config {
     int64_t topic_publish_burst;  /* events */
     int64_t slow_client_timeout_ms; /* data pending but unwritable this long: close; 0 = never */
     int64_t ws_frames_per_write;  /* WebSocket frames coalesced into one send (1 = no coalescing) */
-    int64_t ws_bulk_connections;  /* open WebSockets on the coord-bulk subprotocol (16 KB reads) */
+    int64_t ws_bulk_connections;  /* open WebSockets on the coord-bulk subprotocol */
   } limits;
 
   struct {

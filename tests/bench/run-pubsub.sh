@@ -49,9 +49,16 @@ TARGETS=${TARGETS:-coordinator peer}
 WAKE_PROBE=${WAKE_PROBE:-0}
 WAKEPROBE=${WAKEPROBE:-$bench_build/tests/bench/wakeprobe}
 bench_need_wsload
-if [ "$WAKE_PROBE" = 1 ] && [ ! -x "$WAKEPROBE" ]; then
-  bench_log "no wakeprobe at $WAKEPROBE (cmake --build $BUILD --target wakeprobe)"
-  exit 1
+if [ "$WAKE_PROBE" = 1 ]; then
+  [ -x "$WAKEPROBE" ] || { bench_log "no wakeprobe at $WAKEPROBE (cmake --build $BUILD --target wakeprobe)"; exit 1; }
+  WAKE_PROBE_DELAY=${WAKE_PROBE_DELAY:-5}
+  WAKE_PROBE_SAMPLES=${WAKE_PROBE_SAMPLES:-10000}
+  bench_need_whole WAKE_PROBE_DELAY WAKE_PROBE_SAMPLES
+  # 1 ms sleeps overrun by about 0.1 ms each: warn when the probe would outlast the run
+  # (it would then measure the wind-down, and the run would wait for it).
+  awk -v d="$WAKE_PROBE_DELAY" -v n="$WAKE_PROBE_SAMPLES" -v w="$WARMUP" -v t="$DURATION" \
+    'BEGIN { exit !(d + n * 0.0011 > w + t + 5) }' &&
+    bench_log "WAKE_PROBE: ${WAKE_PROBE_DELAY} s + ${WAKE_PROBE_SAMPLES} sleeps of 1 ms may outlast the run (setup + WARMUP + DURATION)"
 fi
 
 # CPU seconds (user + system) a PID has used so far.
@@ -100,8 +107,8 @@ for t in $TARGETS; do
     fi
     wake_pid=
     if [ "$WAKE_PROBE" = 1 ]; then
-      (sleep "${WAKE_PROBE_DELAY:-5}" && exec "$WAKEPROBE" --samples "${WAKE_PROBE_SAMPLES:-10000}") \
-        >"${out%.json}.wake.json" 2>/dev/null &
+      (sleep "$WAKE_PROBE_DELAY" && exec "$WAKEPROBE" --samples "$WAKE_PROBE_SAMPLES") \
+        >"${out%.json}.wake.json" 2>"${out%.json}.wake.err" &
       wake_pid=$!
     fi
     "$WSLOAD" --mode "$mode" --url "$target_url" --conns "$SUBS" --topics "$TOPICS" \
@@ -120,7 +127,7 @@ for t in $TARGETS; do
           const w = JSON.parse(process.argv[1]).late_us;
           console.log(`p50 ${w.p50} p99 ${w.p99} p99.9 ${w.p99_9} max ${w.max}`);' "$wake")"
       else
-        bench_log "wakeprobe failed (${out%.json}.wake.json)"
+        bench_log "wakeprobe failed (${out%.json}.wake.err)"
       fi
     fi
     # The daemon's counters after the run (store commits, retention, WAL), when it has them.

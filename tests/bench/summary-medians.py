@@ -46,7 +46,8 @@ def main(patterns):
                 vals = [v for v in vals if v is not None]
                 if vals:
                     runs = ", ".join(f"{v:g}" for v in vals)
-                    cols.append(f"{name} {statistics.median(vals):.2f} ({runs})")
+                    some = f", {len(vals)} of the runs" if len(vals) < len(entries) else ""
+                    cols.append(f"{name} {statistics.median(vals):.2f} ({runs}{some})")
             print(f"{pat} {target} rate {rate}, {len(entries)} runs: " + "; ".join(cols))
 
 

@@ -3,22 +3,25 @@
  * Sleeps --period-us (default 1000) --samples times (default 10000) and measures by how
  * much each sleep overran its period: the time a process that has just become runnable
  * waits for a core, plus the timer's own slack. Every delivery in a WebSocket benchmark
- * passes through such wake-ups (the publisher's timer, the server's poll, the reader's
- * poll), so run beside a benchmark (run-pubsub.sh WAKE_PROBE=1) it gives the latency the
- * machine adds to any process in that moment, the same for the daemon and for a peer.
+ * passes through such wake-ups (the server's poll, the reader's poll), so run beside a
+ * benchmark (run-pubsub.sh WAKE_PROBE=1) it indicates what the machine adds to a wake-up
+ * in that moment. An indicator: a busy server thread is scheduled unlike a sleeper, and
+ * the overrun includes the timer's slack (about 50 us), which socket wake-ups do not have.
  * Prints one JSON object with the quantiles in microseconds. No dependencies. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static int cmp_long(const void *a, const void *b) {
-  long x = *(const long *)a, y = *(const long *)b;
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
 }
 
-static long ns_between(const struct timespec *a, const struct timespec *b) {
-  return (b->tv_sec - a->tv_sec) * 1000000000L + (b->tv_nsec - a->tv_nsec);
+static int64_t ns_between(const struct timespec *a, const struct timespec *b) {
+  return (int64_t)(b->tv_sec - a->tv_sec) * 1000000000 + (b->tv_nsec - a->tv_nsec);
 }
 
 static int parse_long(const char *name, const char *s, long lo, long hi, long *out) {
@@ -44,26 +47,34 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  long *late = malloc((size_t)samples * sizeof *late);
+  int64_t *late = malloc((size_t)samples * sizeof *late);
   if (!late) {
     fprintf(stderr, "wakeprobe: out of memory\n");
     return 1;
   }
   struct timespec period = {period_us / 1000000, (period_us % 1000000) * 1000};
-  struct timespec start, t0, t1;
+  struct timespec start, end, t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (long i = 0; i < samples; i++) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &period, NULL) != 0) {
-    } /* EINTR: sleep again; the overrun then counts the interruption too */
+    int rc;
+    /* EINTR: sleep again; the overrun then counts the interruption too */
+    while ((rc = clock_nanosleep(CLOCK_MONOTONIC, 0, &period, NULL)) == EINTR) {
+    }
+    if (rc != 0) {
+      fprintf(stderr, "wakeprobe: clock_nanosleep failed (error %d)\n", rc);
+      free(late);
+      return 1;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    long over = ns_between(&t0, &t1) - period_us * 1000L;
+    int64_t over = ns_between(&t0, &t1) - (int64_t)period_us * 1000;
     late[i] = over > 0 ? over : 0;
   }
-  double wall_s = (double)ns_between(&start, &t1) / 1e9;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  double wall_s = (double)ns_between(&start, &end) / 1e9;
   double sum = 0;
   for (long i = 0; i < samples; i++) sum += (double)late[i];
-  qsort(late, (size_t)samples, sizeof *late, cmp_long);
+  qsort(late, (size_t)samples, sizeof *late, cmp_i64);
 #define Q(p) ((double)late[(long)((double)(samples - 1) * (p))] / 1e3)
   printf("{\"samples\":%ld,\"period_us\":%ld,\"wall_s\":%.3f,\"late_us\":{\"p50\":%.1f,\"p90\":%.1f,"
          "\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f}}\n",

@@ -1,7 +1,8 @@
 // The daemon's own WebSocket transport (websocket.own_transport 1, the default;
-// coordinator/wso.c): what only it does. The other integration files run against it too
-// (and against libwebsockets in their *_lws ctest variants); this file checks the handshake it answers itself, what it leaves to
-// libwebsockets, the frames it reads and writes, and its time limits.
+// coordinator/wso.c): what only it does. The other integration files run against it
+// too (and against libwebsockets in their *_lws ctest variants); this file checks the
+// handshake it answers itself, what it leaves to libwebsockets, the frames it reads and
+// writes, and its time limits.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';

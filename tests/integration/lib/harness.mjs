@@ -221,14 +221,6 @@ export class Daemon {
 
   /** Opens a WebSocket (default /v1/ws) and resolves once it is open. */
   ws(p = '/v1/ws', options = {}) {
-    // Make sure the transport this test means is the one carrying the WebSocket (the
-    // daemon logs module "wso" at start-up when it carries them itself), so that the
-    // *_lws ctest variants cannot pass on the own transport by mistake, nor the default
-    // runs on libwebsockets.
-    if (this.expectOwnWs !== undefined && this.expectOwnWs !== this.logs.some((l) => l.module === 'wso')) {
-      return Promise.reject(new Error(`expected the WebSocket on ${this.expectOwnWs ? 'the own transport' : 'libwebsockets'}, ` +
-        'but the start-up log says otherwise (module "wso")'));
-    }
     return WsClient.connect(`ws://127.0.0.1:${this.port}${p}`, options);
   }
 
@@ -333,6 +325,14 @@ async function startOnce(options) {
       throw err;
     }
     d.port = listening.port;
+    // Make sure the transport this test means is the one that carries /v1/ws (the daemon
+    // logs module "wso" before "listening" when it carries them itself), so that the *_lws
+    // ctest variants cannot pass on the own transport by mistake, nor the default runs on
+    // libwebsockets, whichever client the test uses.
+    if (d.expectOwnWs !== undefined && d.expectOwnWs !== d.logs.some((l) => l.module === 'wso')) {
+      throw new Error(`expected /v1/ws on ${d.expectOwnWs ? 'the own transport' : 'libwebsockets'}, ` +
+        'but the start-up log says otherwise (module "wso")');
+    }
     await until(
       async () => {
         if (d.exitInfo) throw new Error(`daemon exited (${JSON.stringify(d.exitInfo)}) before ready`);
@@ -369,10 +369,15 @@ export class WsClient {
       const client = new WsClient(sock);
       sock.once('open', () => resolve(client));
       sock.once('unexpected-response', (req, res) => {
+        // err.status, and err.body: the refusal's body (text), once it has all arrived
         const err = new Error(`upgrade refused: HTTP ${res.statusCode}`);
         err.status = res.statusCode;
-        res.resume();
-        reject(err);
+        err.body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => { if (err.body.length < 65536) err.body += chunk; });
+        res.once('end', () => reject(err));
+        res.once('error', () => reject(err));
+        res.once('close', () => reject(err));
       });
       sock.once('error', reject);
     });
