@@ -115,6 +115,7 @@ struct coord_ws_conn {
   const coord_ws_session_ops_t *ops; /* borrowed */
   void *session;         /* owned by the session ops */
   base_queue_t outq;     /* owned coord_ws_frame_t, oldest first */
+  base_queue_t again;    /* in coord_ws_t.again while it has more than one budget to write */
   size_t outq_bytes;
   char *rx;              /* owned reassembly buffer (NULL between messages) */
   size_t rx_len, rx_cap; /* bytes */

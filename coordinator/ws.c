@@ -2,10 +2,12 @@
  *
  * Owns the list of open connections, each connection's copy queue and reassembly buffer
  * (embedded in the lws per-session data, coord_pss_t), and the close handshake. Writes
- * happen only in LWS_CALLBACK_SERVER_WRITEABLE, within WS_WRITE_BUDGET bytes per turn, so
- * one busy connection cannot hold the loop; messages ready together leave in one write
- * (coord_ws_write_frames, the frame headers are built here). It does not interpret
- * messages: the session ops do (ws_basic.c, streams_ws.c).
+ * happen when the socket is writable (WRITEABLE, or wso.c's poll), eagerly from the hub's
+ * wake phase (coord_ws_flush), or in the next turn's again run for a connection that had
+ * more than a budget; each within WS_WRITE_BUDGET bytes, so one busy connection cannot hold
+ * the loop; messages ready together leave in one write (coord_ws_write_frames, the frame
+ * headers are built here). It does not interpret messages: the session ops do
+ * (ws_basic.c, streams_ws.c).
  *
  * Read-ahead: lws 4.1.6 reads a WebSocket at most rx_buffer_size + LWS_PRE bytes per
  * readiness event (roles/ws/ops-ws.c), and that buffer is allocated for every connection
@@ -53,6 +55,8 @@ struct coord_ws {
   unsigned char *scratch; /* owned: LWS_PRE + coalesced frames */
   size_t scratch_cap;     /* bytes */
   uv_prepare_t rx_ahead;  /* active while rx_hot holds connections */
+  uv_idle_t again_run;    /* active while again holds connections */
+  base_queue_t again;     /* coord_ws_conn_t.again: more than a budget to write, socket not full */
   coord_ws_conn_t **rx_hot; /* owned array of borrowed conns (NULL once closed) */
   size_t nrx_hot, rx_hot_cap;
   bool stopped;           /* rx_ahead closed: no read-ahead any more */
@@ -163,6 +167,30 @@ static void ws_rx_ahead_run(uv_prepare_t *h) {
   uv_prepare_stop(h);
 }
 
+/* ---- writing again next turn (see coord_ws_flush) ---- */
+
+static void ws_again_cb(uv_idle_t *h) {
+  coord_ws_t *ws = h->data;
+  /* One budget for each connection listed before this turn, oldest first; a connection
+   * that still has more is listed again, behind them, for the next turn. */
+  base_queue_t now;
+  base_queue_init(&now);
+  base_queue_move_tail(&ws->again, &now);
+  while (!base_queue_empty(&now)) {
+    coord_ws_conn_t *c = base_queue_data(base_queue_head(&now), coord_ws_conn_t, again);
+    base_queue_remove(&c->again);
+    coord_ws_flush(c);
+  }
+  if (base_queue_empty(&ws->again)) uv_idle_stop(h);
+}
+
+static void ws_again_mark(coord_ws_conn_t *c) {
+  coord_ws_t *ws = c->ws;
+  if (base_queue_linked(&c->again)) return;
+  base_queue_insert_tail(&ws->again, &c->again);
+  if (!uv_is_active((uv_handle_t *)&ws->again_run)) uv_idle_start(&ws->again_run, ws_again_cb);
+}
+
 static void ws_on_stop(coord_daemon_t *d, void *ud) {
   (void)d;
   coord_ws_t *ws = ud;
@@ -172,6 +200,14 @@ static void ws_on_stop(coord_daemon_t *d, void *ud) {
     if (ws->rx_hot[i]) ws->rx_hot[i]->rx_hot = false;
   ws->nrx_hot = 0;
   uv_close((uv_handle_t *)&ws->rx_ahead, NULL);
+  /* What waited for the next turn waits for writability instead. */
+  while (!base_queue_empty(&ws->again)) {
+    coord_ws_conn_t *c = base_queue_data(base_queue_head(&ws->again), coord_ws_conn_t, again);
+    base_queue_remove(&c->again);
+    c->want_writable = true;
+    io_want_writable(c);
+  }
+  uv_close((uv_handle_t *)&ws->again_run, NULL);
 }
 
 coord_ws_t *coord__ws_new(coord_daemon_t *d) {
@@ -184,6 +220,10 @@ coord_ws_t *coord__ws_new(coord_daemon_t *d) {
   uv_prepare_init(d->loop, &ws->rx_ahead);
   ws->rx_ahead.data = ws;
   uv_unref((uv_handle_t *)&ws->rx_ahead);
+  base_queue_init(&ws->again);
+  uv_idle_init(d->loop, &ws->again_run);
+  ws->again_run.data = ws;
+  uv_unref((uv_handle_t *)&ws->again_run);
   coord_daemon_on_stop(d, ws_on_stop, ws);
   return ws;
 }
@@ -343,7 +383,8 @@ void coord_ws_wake(coord_ws_conn_t *c) {
  * removes the fd from epoll and adds it again, so a writable round trip costs about four
  * epoll_ctl calls and a poll wakeup on top of the send. */
 void coord_ws_flush(coord_ws_conn_t *c) {
-  if (c->closed || c->want_writable) return; /* WRITEABLE is coming: it pulls the news */
+  /* WRITEABLE is coming, or the next turn's again run: either pulls the news */
+  if (c->closed || c->want_writable || base_queue_linked(&c->again)) return;
   if (c->close_code || c->in_writable || c->write_failed || !base_queue_empty(&c->outq) ||
       !c->ops->on_writable || io_partial(c)) {
     c->want_writable = true;
@@ -353,12 +394,24 @@ void coord_ws_flush(coord_ws_conn_t *c) {
   c->in_writable = true;
   bool more = c->ops->on_writable(c, c->session, WS_WRITE_BUDGET);
   c->in_writable = false;
-  /* More than a budget (or a remainder lws kept): the rest waits for POLLOUT, which the
-   * kernel signals only once a good part of the send buffer is free again, so a client
-   * that reads slowly is not fed in crumbs and its ephemerals keep coalescing. */
-  if (more || c->write_failed || !base_queue_empty(&c->outq) || c->close_code || io_partial(c)) {
+  /* A remainder the socket did not take: the rest waits for POLLOUT, which the kernel
+   * signals only once a good part of the send buffer is free again, so a client that
+   * reads slowly is not fed in crumbs and its ephemerals keep coalescing. */
+  if (c->write_failed || !base_queue_empty(&c->outq) || c->close_code || io_partial(c)) {
     c->want_writable = true;
     io_want_writable(c);
+  } else if (more) {
+    /* More than a budget, and the socket took it all: the next budget goes out next turn
+     * (after other connections had theirs), without asking for POLLOUT. Turning POLLOUT
+     * on and off goes through uv_poll_start(), which in libuv 1.44 deletes the fd from
+     * epoll and adds it again: at S1's ceiling every subscriber falls more than a budget
+     * behind in a long turn, and those epoll_ctl calls made the next turn longer still. */
+    if (c->ws->stopped) {
+      c->want_writable = true;
+      io_want_writable(c);
+    } else {
+      ws_again_mark(c);
+    }
   }
 }
 
@@ -502,6 +555,7 @@ static void ws_open(coord_daemon_t *d, coord_ws_conn_t *c, bool bulk) {
   c->ws = ws;
   c->ops = ws->ops;
   base_queue_init(&c->outq);
+  base_queue_init(&c->again);
   base_queue_insert_tail(&ws->conns, &c->link);
   ws->nconns++;
   if (bulk) {
@@ -747,6 +801,7 @@ static void ws_closed(coord_daemon_t *d, coord_ws_conn_t *c) {
   free(c->close_reason);
   c->close_reason = NULL;
   ws_rx_reset(c);
+  base_queue_remove(&c->again);
   base_queue_remove(&c->link);
   d->ws->nconns--;
   if (c->bulk) d->ws->nbulk--;

@@ -373,11 +373,18 @@ static void wso_open_poll(wso_conn_t *w, int status, int events) {
     return;
   }
   if (events & UV_WRITABLE) {
+    /* A remainder goes out alone; what the session has for the connection waits for the
+     * next writable event (as libwebsockets does with its buflist). Right after a
+     * remainder the send buffer is nearly full again, so writing at once would send a few
+     * frames, leave another remainder and arm the poll again: at S1's 500/s that made
+     * more, smaller sends and many more epoll_ctl calls than libwebsockets, and the loop
+     * fell behind (docs/benchmarks.md). Waiting a turn lets the frames coalesce. */
+    bool had_rest = w->out_len > w->out_off;
     if (wso_flush(w) < 0) {
       wso_hangup(w);
       return;
     }
-    if (!coord__wso_choked(&w->c)) {
+    if (!had_rest && !coord__wso_choked(&w->c)) {
       if (w->want_writable) {
         w->want_writable = false;
         if (coord__ws_writable(d, &w->c) < 0) {
@@ -407,11 +414,13 @@ static const char *wso_status_text(int status) {
   }
 }
 
-static const char *wso_status_code(int status) {
+/* The error codes of protocol.md's HTTP table: a 503 here is a limit (overloaded) or the
+ * drain (shutting_down), never "unavailable", which there means a failed store. */
+static const char *wso_status_code(const coord_daemon_t *d, int status) {
   switch (status) {
   case 401: return "unauthorized";
   case 403: return "forbidden";
-  case 503: return "unavailable";
+  case 503: return d->state != COORD_STATE_RUNNING ? "shutting_down" : "overloaded";
   default: return "bad_request";
   }
 }
@@ -419,7 +428,7 @@ static const char *wso_status_code(int status) {
 /* Answers a refused upgrade and hangs up. The head was read (consumed) before. */
 static void wso_refuse(wso_conn_t *w, int status, const char *reason) {
   if (w->over && status == 503) coord_metric_add(w->o->d->m.rejected_max, 1);
-  json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", wso_status_code(status), "message", reason);
+  json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", wso_status_code(w->o->d, status), "message", reason);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   char head[512];
