@@ -132,7 +132,7 @@ struct coord_ws_conn {
   bool session_paused : 1; /* the session asked to stop reading (coord_ws_pause_reading) */
   bool rx_hot : 1;         /* listed in coord_ws_t's read-ahead list for this loop turn */
   bool write_failed : 1;   /* a write outside WRITEABLE failed: the next WRITEABLE hangs up */
-  bool want_writable : 1;  /* coord_ws_flush asked lws for WRITEABLE and it has not come yet */
+  bool want_writable : 1;  /* a writable event was asked for (WRITEABLE / wso's POLLOUT), not come yet */
   bool closed : 1;         /* on_close ran */
   bool bulk : 1;           /* on the coord-bulk subprotocol: counted in coord_ws_t.nbulk */
   char *close_reason;    /* owned while a close is pending (at most 123 bytes) */

@@ -56,10 +56,11 @@ struct coord_ws {
   size_t scratch_cap;     /* bytes */
   uv_prepare_t rx_ahead;  /* active while rx_hot holds connections */
   uv_idle_t again_run;    /* active while again holds connections */
-  base_queue_t again;     /* coord_ws_conn_t.again: more than a budget to write, socket not full */
+  base_queue_t again;     /* coord_ws_conn_t.again: more than a budget ready, the last write
+                           * taken whole: the next budget goes out next turn */
   coord_ws_conn_t **rx_hot; /* owned array of borrowed conns (NULL once closed) */
   size_t nrx_hot, rx_hot_cap;
-  bool stopped;           /* rx_ahead closed: no read-ahead any more */
+  bool stopped;           /* rx_ahead and again_run closed: no read-ahead, nothing listed */
 };
 
 struct coord_ws_upgrade {
@@ -525,8 +526,8 @@ static int ws_confirm_upgrade(coord_daemon_t *d, struct lws *wsi, const char *wh
 int coord__ws_upgrade_own(coord_daemon_t *d, const coord_wsh_head_t *h, bool over, bool *bulk,
                           char *reason, size_t reason_len) {
   *bulk = false;
-  if (over) return snprintf(reason, reason_len, "too many connections"), 503;
   if (d->state != COORD_STATE_RUNNING) return snprintf(reason, reason_len, "draining"), 503;
+  if (over) return snprintf(reason, reason_len, "too many connections"), 503;
   char list[256];
   bool asked = coord_wsh_has_header(h, "sec-websocket-protocol");
   if (asked && (coord_wsh_header(h, "sec-websocket-protocol", list, sizeof list) < 0 ||

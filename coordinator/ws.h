@@ -108,9 +108,11 @@ bool coord_ws_choked(const coord_ws_conn_t *c);
 void coord_ws_wake(coord_ws_conn_t *c);
 /* Like coord_ws_wake, but calls on_writable right now when nothing of an earlier write is
  * still buffered (the socket took it all, so it very likely takes more): one send() and no
- * poll round trip. Otherwise, or when a budget is not enough, on_writable follows when the
- * socket is writable. Never call it from inside a session callback of the same connection
- * (on_message, on_writable); the streams session calls it from the hub's wake phase. */
+ * poll round trip. When a budget is not enough and the socket took it whole, on_writable
+ * follows in the next loop turn (the again run, before the poll); otherwise (a remainder
+ * the socket did not take) when the socket is writable. Never call it from inside a
+ * session callback of the same connection (on_message, on_writable); the streams session
+ * calls it from the hub's wake phase. */
 void coord_ws_flush(coord_ws_conn_t *c);
 /* The session stops (true) or resumes (false) reading the client's messages, e.g. while
  * its replies pile up; independent of the transport's own copy-queue backpressure. */

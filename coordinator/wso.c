@@ -433,11 +433,12 @@ static void wso_refuse(wso_conn_t *w, int status, const char *reason) {
   json_decref(body);
   char head[512];
   int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n%s%s"
+                   "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n%s%s%s"
                    "connection: close\r\n\r\n",
                    status, wso_status_text(status), text ? strlen(text) : 0,
                    status == 426 ? "sec-websocket-version: 13\r\n" : "",
-                   status == 401 ? "www-authenticate: Bearer\r\n" : "");
+                   status == 401 ? "www-authenticate: Bearer\r\n" : "",
+                   status == 503 ? "retry-after: 1\r\n" : "");
   /* a fresh socket takes a few hundred bytes at once; if not, the client loses the body */
   if (n > 0 && (size_t)n < sizeof head) {
     (void)!send(w->fd, head, (size_t)n, MSG_NOSIGNAL);

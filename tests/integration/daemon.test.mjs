@@ -343,8 +343,9 @@ describe('connection limits and timeouts', () => {
       assert.equal(refused?.status, 503);
       // The own transport (the default) answers with the HTTP API's JSON error; libwebsockets
       // (the *_lws variant) with its own page.
-      if (process.env.COORDINATOR_WEBSOCKET_OWN_TRANSPORT !== '0') {
+      if (d.expectOwnWs) {
         assert.equal(JSON.parse(refused.body).error.code, 'overloaded', refused.body);
+        assert.equal(refused.headers['retry-after'], '1');
       }
       await clients[0].close();
       await until(async () => (await d.get('/healthz')).status === 200, { what: 'a free slot' });

@@ -289,3 +289,38 @@ describe('lanes and ephemeral events', () => {
     await ws.close();
   });
 });
+
+describe('more than one write budget at once', () => {
+  // With 4 frames per write, a backlog of 60 events takes 15 budgets: after the first, each
+  // next one goes out in the next loop turn (ws.c's again run), oldest connection first.
+  let d;
+  before(async () => {
+    d = await startDaemon({ config: { limits: { ws_frames_per_write: 4 } } });
+  });
+  after(() => d?.stop());
+
+  test('every event arrives once and in order, also while another listed connection closes', async () => {
+    const batch = (from, n) => Array.from({ length: n }, (_, i) => ({ type: 'n', data: { i: from + i } }));
+    const res = await d.postJson('/v1/streams/acme/budget/events', batch(1, 60));
+    assert.equal(res.status, 201, res.text);
+    const a = await subscribe(d, 'acme/budget', { seq: 0 });
+    const b = await subscribe(d, 'acme/budget', { seq: 0 });
+    const gone = await subscribe(d, 'acme/budget', { seq: 0 });
+    gone.ws.sock.terminate(); // goes while it is behind by many budgets
+    const seqs = (evs) => evs.map((e) => e.seq);
+    const want = Array.from({ length: 60 }, (_, i) => i + 1);
+    assert.deepEqual(seqs(await a.ws.take(60)), want);
+    assert.deepEqual(seqs(await b.ws.take(60)), want);
+    // then live: a batch of 30 in one commit is again more than a budget for each
+    const live = await d.postJson('/v1/streams/acme/budget/events', batch(61, 30));
+    assert.equal(live.status, 201, live.text);
+    const next = Array.from({ length: 30 }, (_, i) => i + 61);
+    assert.deepEqual(seqs(await a.ws.take(30)), next);
+    assert.deepEqual(seqs(await b.ws.take(30)), next);
+    // and nothing twice: the next message after them is the answer to a ping
+    a.ws.sendJson({ op: 'ping', ref: 'end' });
+    assert.deepEqual(await a.ws.nextJson(), { op: 'pong', ref: 'end' });
+    for (const w of [a.ws, b.ws]) await w.close();
+  });
+});
+

@@ -372,6 +372,7 @@ export class WsClient {
         // err.status, and err.body: the refusal's body (text), once it has all arrived
         const err = new Error(`upgrade refused: HTTP ${res.statusCode}`);
         err.status = res.statusCode;
+        err.headers = res.headers;
         err.body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk) => { if (err.body.length < 65536) err.body += chunk; });
