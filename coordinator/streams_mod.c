@@ -263,6 +263,10 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               "Catch-up store reads put off (not waited for) while a WAL settle held the store's "
               "reader, counting each attempt.",
               COORD_METRIC_COUNTER, (double)st->store_catchup_deferred);
+  streams_set(m, "coord_stream_store_catchup_failures_total",
+              "Catch-up store reads that failed; each closed its connection (1011), whose client "
+              "resumes from its position.",
+              COORD_METRIC_COUNTER, (double)st->store_catchup_failures);
   coord_metric_set(s->m.closed_overflow, (double)st->conns_closed_overflow);
   streams_set(m, "coord_stream_subscriptions", "Active subscriptions (WebSocket and SSE).",
               COORD_METRIC_GAUGE, (double)st->subscriptions);

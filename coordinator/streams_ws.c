@@ -134,7 +134,9 @@ static int sws_on_open(coord_ws_conn_t *c, void *ud, void **session) {
 static void sws_close_for(sws_t *w, const char *reason) {
   char msg[124];
   snprintf(msg, sizeof msg, "%s", reason ? reason : "closing");
-  coord_ws_close(w->c, COORD_WS_CLOSE_POLICY, msg);
+  /* The server's own fault is 1011; everything else the engine closes for is the
+   * client's doing (1008). */
+  coord_ws_close(w->c, reason == stream_close_store_failed ? COORD_WS_CLOSE_INTERNAL : COORD_WS_CLOSE_POLICY, msg);
 }
 
 /* Replies pile up in the engine's bounded control queue when a client sends faster than

@@ -201,6 +201,8 @@ void stream_reader_wait_cancel(stream_reader_wait_t *w) {
   w->prev = w->next = NULL;
 }
 
+const char stream_close_store_failed[] = "store read failed";
+
 static void catchup_defer(stream_hub_t *hub, stream_conn_t *c) {
   hub->stats.store_catchup_deferred++;
   if (c->catchup_wait) return;
@@ -241,7 +243,14 @@ static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
   }
   hub->stats.store_catchup_reads++;
   if (rc < 0) {
-    log_error("streams", "catch-up read failed", "{s:s,s:i}", "topic", t->name, "rc", rc);
+    /* Retrying at once would spin (the connection stays pending) and fail again; the
+     * connection is closed instead (1011), and the client resumes from its position. */
+    hub->stats.store_catchup_failures++;
+    if (!p->conn->close_reason) {
+      log_error("streams", "catch-up read failed: closing the connection", "{s:s,s:i}", "topic", t->name, "rc", rc);
+      p->conn->close_reason = stream_close_store_failed;
+    }
+    p->full = true;
     return 0;
   }
   if (!cu.stopped && s->next_seq == start) {

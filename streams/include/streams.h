@@ -119,6 +119,7 @@ typedef struct stream_stats {
   uint64_t topics_unsaved;         /* gauge: topics created in memory whose row is not committed */
   uint64_t store_catchup_reads;
   uint64_t store_catchup_deferred; /* catch-up reads put off while a WAL settle held the store's reader */
+  uint64_t store_catchup_failures; /* catch-up reads the store failed: each closes its connection */
   uint64_t conns_closed_overflow;  /* control queue overflows */
   uint64_t subscriptions;          /* gauge: active subscriptions */
   uint64_t topics;                 /* gauge: topics in memory */
@@ -296,6 +297,9 @@ uint64_t stream_conn_lag(const stream_conn_t *conn);
 int stream_conn_drain(stream_conn_t *conn, uint32_t retry_ms) __attribute__((warn_unused_result));
 /* Why the connection must be closed (NULL when it need not). */
 const char *stream_conn_close_reason(const stream_conn_t *conn);
+/* The close reason after a store read failed for a cursor behind the ring: a fault of the
+ * server (WebSocket close 1011), not of the client; it resumes from its position. */
+extern const char stream_close_store_failed[];
 size_t stream_conn_subscription_count(const stream_conn_t *conn);
 /* Frames held by the connection itself (control queue + ephemeral slots). */
 size_t stream_conn_frames_held(const stream_conn_t *conn);

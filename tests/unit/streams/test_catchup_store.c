@@ -2,9 +2,12 @@
  * against the SQLite store: a cursor, a consumer group or an HTTP read behind the ring
  * reads the store, and that read never makes the event loop wait for a WAL settle. The database lives in a fresh
  * folder (sq_env_start). */
+#include <errno.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "streams/helpers.h"
 #include "../../../store/sqlite_events.h" /* sq_store_t: the reader's lock a settle holds */
@@ -87,6 +90,40 @@ static void test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader(void
   assert_int_equal(count_op(m, "gap"), 0);
   json_decref(m);
   assert_true(ss->store_catchup_reads >= 36 / 5);
+  stream_conn_free(t.c);
+  sq_env_stop(&x);
+}
+
+/* A catch-up read that the store fails (not a settle: its table is gone here) closes the
+ * connection with a reason instead of leaving it pending, which retried the read every
+ * turn and logged each failure; what was pulled before the failure stays delivered. */
+static void test_a_failed_catch_up_read_closes_the_connection(void **state) {
+  (void)state;
+  sq_env_t x;
+  sq_start(&x);
+  env_t *e = &x.e;
+  for (int i = 0; i < 40; i++) pub_ok(e, "a/z", "{\"v\":1}");
+  env_run(e);
+  tconn_t t;
+  tconn_any(e, &t);
+  sub_after(&t, "a/z", NULL, 0); /* seqs 1..36 are only in the store (ring of 4) */
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(x.path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char *err = NULL;
+  int rc = sqlite3_exec(db, "DROP TABLE chunks", NULL, NULL, &err);
+  if (rc != SQLITE_OK) fail_msg("DROP TABLE chunks: %s", err ? err : "?");
+  sqlite3_close(db);
+  json_t *m = pull_json(&t, 64, 1 << 20, &rc);
+  assert_true(rc >= 1); /* "subscribed", then nothing from the broken store */
+  assert_string_equal(msg_op(json_array_get(m, 0)), "subscribed");
+  json_decref(m);
+  assert_string_equal(stream_conn_close_reason(t.c), "store read failed");
+  assert_ptr_equal(stream_conn_close_reason(t.c), stream_close_store_failed);
+  assert_true(stream_conn_pending(t.c)); /* so the transport pulls once more and closes */
+  json_decref(pull_json(&t, 64, 1 << 20, &rc));
+  assert_int_equal(rc, -ENOBUFS);
+  assert_int_equal(stream_hub_stats(e->hub)->store_catchup_failures, 1);
   stream_conn_free(t.c);
   sq_env_stop(&x);
 }
@@ -276,6 +313,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_a_catch_up_read_is_put_off_while_a_settle_holds_the_reader),
       cmocka_unit_test(test_a_connection_freed_while_its_catch_up_waits_is_forgotten),
+      cmocka_unit_test(test_a_failed_catch_up_read_closes_the_connection),
       cmocka_unit_test(test_a_group_read_is_put_off_while_a_settle_holds_the_reader),
       cmocka_unit_test(test_a_put_off_redelivery_is_not_overtaken_by_new_events),
       cmocka_unit_test(test_an_http_read_waits_for_the_reader_through_a_callback_not_on_the_loop),
