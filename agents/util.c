@@ -9,12 +9,7 @@
 #include "internal.h"
 
 void agent__buf_append(agent__buf_t *b, const void *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1) cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-  }
+  b->p = xgrow(b->p, &b->cap, b->len + n + 1, 64);
   if (n) memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = '\0';

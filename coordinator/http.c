@@ -479,12 +479,7 @@ static int http_body(coord_daemon_t *d, coord_http_req_t *req, const void *in, s
     coord_http_respond_error(req, 413, "too_large", "request body too large");
     return 0;
   }
-  if (req->body_len + len + 1 > req->body_cap) {
-    size_t cap = req->body_cap ? req->body_cap : 1024;
-    while (cap < req->body_len + len + 1) cap *= 2;
-    req->body = xrealloc(req->body, cap);
-    req->body_cap = cap;
-  }
+  req->body = xgrow(req->body, &req->body_cap, req->body_len + len + 1, 1024);
   memcpy(req->body + req->body_len, in, len);
   req->body_len += len;
   req->body[req->body_len] = '\0';

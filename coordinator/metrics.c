@@ -49,11 +49,7 @@ typedef struct metrics_buf {
 } metrics_buf_t;
 
 static void buf_reserve(metrics_buf_t *b, size_t more) {
-  if (b->len + more + 1 <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + more + 1) cap *= 2;
-  b->p = xrealloc(b->p, cap);
-  b->cap = cap;
+  b->p = xgrow(b->p, &b->cap, b->len + more + 1, 4096);
 }
 
 static void buf_put(metrics_buf_t *b, const char *s, size_t n) {

@@ -418,12 +418,7 @@ typedef struct text_buf {
 } text_buf_t;
 
 static void tb_put(text_buf_t *b, const void *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-  }
+  b->p = xgrow(b->p, &b->cap, b->len + n + 1, 4096);
   memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = '\0';

@@ -58,12 +58,7 @@ typedef struct sse_buf {
 } sse_buf_t;
 
 static void sb_put(sse_buf_t *b, const void *s, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 8192;
-    while (cap < b->len + n) cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-  }
+  b->p = xgrow(b->p, &b->cap, b->len + n, 8192);
   memcpy(b->p + b->len, s, n);
   b->len += n;
 }

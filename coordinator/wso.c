@@ -147,10 +147,7 @@ static void wso_keep(wso_conn_t *w, const unsigned char *p, size_t n) {
       w->out_len -= w->out_off;
       w->out_off = 0;
     }
-    size_t cap = w->out_cap ? w->out_cap : 4096;
-    while (cap < w->out_len + n) cap *= 2;
-    w->out = xrealloc(w->out, cap);
-    w->out_cap = cap;
+    w->out = xgrow(w->out, &w->out_cap, w->out_len + n, 4096);
   }
   memcpy(w->out + w->out_len, p, n);
   w->out_len += n;

@@ -28,11 +28,7 @@
 /* ---- encoding ---- */
 
 static void chunk_reserve(store_chunk_t *c, size_t more) {
-  if (c->cap - c->len >= more) return;
-  size_t cap = c->cap ? c->cap : 256;
-  while (cap - c->len < more) cap *= 2;
-  c->buf = xrealloc(c->buf, cap);
-  c->cap = cap;
+  c->buf = xgrow(c->buf, &c->cap, c->len + more, 256);
 }
 
 static void chunk_put_varint(store_chunk_t *c, uint64_t v) {

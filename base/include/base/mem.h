@@ -18,6 +18,11 @@ void *xcalloc(size_t count, size_t n) __attribute__((malloc, warn_unused_result)
 void *xrealloc(void *p, size_t n) __attribute__((warn_unused_result));
 char *xstrdup(const char *s) __attribute__((malloc, warn_unused_result));
 char *xstrndup(const char *s, size_t n) __attribute__((malloc, warn_unused_result));
+/* xgrow: the growable-buffer step. When need > *cap, reallocates p to the first of
+ * first, 2 * first, 4 * first, ... (or 2 * *cap, 4 * *cap, ... once allocated) that holds
+ * need bytes, stores it in *cap and returns the new pointer; otherwise returns p as is.
+ * Contents up to the old *cap are kept. first must be > 0. */
+void *xgrow(void *p, size_t *cap, size_t need, size_t first) __attribute__((warn_unused_result));
 /* xasprintf: formatted string in a fresh allocation (printf rules). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2), warn_unused_result));
 
