@@ -132,6 +132,14 @@ static void daemon_register_metrics(coord_daemon_t *d) {
                            "messages go out in one write when they are ready together.",
                            COORD_METRIC_COUNTER),
       NULL);
+  coord_metric_family_t *waits = coord_metrics_family(
+      m, "coord_ws_write_waits_total",
+      "Eager writes after which the connection had more to send: it waited for the socket "
+      "to become writable (a remainder the socket did not take) or for the next loop turn "
+      "(more than one budget ready).",
+      COORD_METRIC_COUNTER);
+  d->m.ws_wait_writable = coord_metric_series(waits, (const char *const[]){"wait", "writable", NULL});
+  d->m.ws_wait_next_turn = coord_metric_series(waits, (const char *const[]){"wait", "next_turn", NULL});
   coord_metric_family_t *closed = coord_metrics_family(
       m, "coord_ws_protocol_closes_total",
       "WebSocket connections closed by the server for a protocol violation, by close code.",

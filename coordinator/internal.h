@@ -49,6 +49,7 @@ typedef struct coord_daemon_metrics {
   coord_metric_t *ws_frames_in, *ws_frames_out; /* messages, not wire frames */
   coord_metric_t *ws_bytes_in, *ws_bytes_out;
   coord_metric_t *ws_writes;                       /* lws_write calls carrying messages */
+  coord_metric_t *ws_wait_writable, *ws_wait_next_turn; /* after an eager write: what it waits for */
   coord_metric_t *loop_lag;                        /* histogram */
   coord_metric_t *rejected_max, *rejected_fd;      /* connections refused */
   coord_metric_t *ws_closed_too_big, *ws_closed_utf8;

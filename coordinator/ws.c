@@ -399,9 +399,11 @@ void coord_ws_flush(coord_ws_conn_t *c) {
    * signals only once a good part of the send buffer is free again, so a client that
    * reads slowly is not fed in crumbs and its ephemerals keep coalescing. */
   if (c->write_failed || !base_queue_empty(&c->outq) || c->close_code || io_partial(c)) {
+    coord_metric_add(c->ws->d->m.ws_wait_writable, 1);
     c->want_writable = true;
     io_want_writable(c);
   } else if (more) {
+    coord_metric_add(c->ws->d->m.ws_wait_next_turn, 1);
     /* More than a budget, and the socket took it all: the next budget goes out next turn
      * (after other connections had theirs), without asking for POLLOUT. Turning POLLOUT
      * on and off goes through uv_poll_start(), which in libuv 1.44 deletes the fd from

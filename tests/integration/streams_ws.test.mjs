@@ -311,6 +311,8 @@ describe('more than one write budget at once', () => {
     const want = Array.from({ length: 60 }, (_, i) => i + 1);
     assert.deepEqual(seqs(await a.ws.take(60)), want);
     assert.deepEqual(seqs(await b.ws.take(60)), want);
+    // the next budgets went out in later turns, not through POLLOUT
+    assert.ok((await d.metric('coord_ws_write_waits_total{wait="next_turn"}')) >= 2);
     // then live: a batch of 30 in one commit is again more than a budget for each
     const live = await d.postJson('/v1/streams/acme/budget/events', batch(61, 30));
     assert.equal(live.status, 201, live.text);
