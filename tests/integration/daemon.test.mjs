@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -416,6 +417,42 @@ describe('graceful shutdown', () => {
     keep.close();
     const exit = await d.exited;
     assert.deepEqual(exit, { code: 0, signal: null });
+    await d.stop();
+  });
+
+  test('an upgrade whose request arrives after SIGTERM, on a connection accepted before, gets 503 shutting_down', async () => {
+    const d = await startDaemon({ config: { shutdown: { drain_ms: 1500, grace_ms: 1000 } } });
+    // Accepted while running (the listener closes at the drain's start), request sent after.
+    const sock = net.connect(d.port, '127.0.0.1');
+    await new Promise((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    const chunks = [];
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', () => {});
+    const ended = new Promise((resolve) => sock.once('close', resolve));
+    // The daemon has taken it off the listen queue once it counts it.
+    await until(async () => /^coord_open_connections 2$/m.test((await d.get('/metrics')).text), {
+      what: 'the idle connection counted',
+    });
+    d.signal('SIGTERM');
+    await d.waitForLog((e) => e.msg === 'draining');
+    sock.write(
+      'GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await ended;
+    const res = parseHttp(Buffer.concat(chunks).toString('latin1'));
+    assert.ok(res, `an HTTP answer, got ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`);
+    assert.equal(res.status, 503);
+    // The own transport (the default) answers with the HTTP API's JSON error; libwebsockets
+    // (the *_lws variant) with its own page.
+    if (d.expectOwnWs) {
+      assert.equal(JSON.parse(res.body).error.code, 'shutting_down', res.body);
+      assert.equal(res.headers['retry-after'], '1');
+    }
+    assert.deepEqual(await d.exited, { code: 0, signal: null });
     await d.stop();
   });
 
