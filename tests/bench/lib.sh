@@ -104,15 +104,20 @@ bench_start_coordinator() {
   fi
   port=$(bench_free_port)
   dir=$bench_tmp/$name
-  mkdir -p "$dir/data"
+  mkdir -p "$dir/data" "$dir/workflows"
   # Benchmarks hold silent connections and publish fast: no idle timeout, limits out of
-  # the way. Everything else stays at the documented defaults.
+  # the way; no workflows (the examples need the agent profiles of examples/coordinator.json,
+  # and no benchmark here runs one; one that does names its own folder in
+  # COORD_BENCH_CONFIG). Everything else stays at the documented defaults.
+  local wf="\"workflows_dir\": \"$dir/workflows\","
+  case "${COORD_BENCH_CONFIG:-}" in *'"workflows_dir"'*) wf="" ;; esac
   cat >"$dir/config.json" <<JSON
 {
   "listen": "127.0.0.1:$port",
   "data_dir": "$dir/data",
   "log_level": "warn",
   "web_root": "",
+  $wf
   "limits": {
     "max_connections": 100000,
     "idle_timeout_ms": 0,
