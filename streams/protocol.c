@@ -93,6 +93,23 @@ static int opt_group(msg_t *m, const char **out, int *qrc) {
   return 0;
 }
 
+/* The permission to act on m->topic (validated before), false with the error queued in
+ * *qrc: a topic of another tenant (or a room the token does not name) answers
+ * "forbidden" for every op, never "not_found", whether or not this connection holds
+ * anything there. */
+static bool topic_allowed(msg_t *m, stream_action_t action, int *qrc) {
+  size_t tenant_len = (size_t)(strchr(m->topic, '/') - m->topic);
+  if (stream__conn_may(m->conn, action, m->topic, tenant_len)) return true;
+  *qrc = reply_error(m, -EACCES,
+                     action == STREAM_ACTION_PUBLISH ? "topic: not allowed to publish" : "topic: not allowed to subscribe",
+                     0);
+  return false;
+}
+
+/* What both paths do once a pub is read: the permission (false: the error is queued in
+ * *qrc), then the publish. */
+static bool pub_allowed(msg_t *m, int *qrc) { return topic_allowed(m, STREAM_ACTION_PUBLISH, qrc); }
+
 static int op_sub(msg_t *m) {
   int qrc = 0;
   if (need_topic(m, &qrc) < 0) return qrc;
@@ -135,6 +152,7 @@ static int op_sub(msg_t *m) {
 static int op_unsub(msg_t *m) {
   int qrc = 0;
   if (need_topic(m, &qrc) < 0) return qrc;
+  if (!topic_allowed(m, STREAM_ACTION_SUBSCRIBE, &qrc)) return qrc;
   const char *group;
   if (opt_group(m, &group, &qrc) < 0) return qrc;
   if (group) {
@@ -152,14 +170,6 @@ static int op_unsub(msg_t *m) {
   return stream__conn_control(m->conn, f, false);
 }
 
-/* What both paths do once a pub is read: the permission (false: the error is queued in
- * *qrc), then the publish. */
-static bool pub_allowed(msg_t *m, int *qrc) {
-  size_t tenant_len = (size_t)(strchr(m->topic, '/') - m->topic);
-  if (stream__conn_may(m->conn, STREAM_ACTION_PUBLISH, m->topic, tenant_len)) return true;
-  *qrc = reply_error(m, -EACCES, "topic: not allowed to publish", 0);
-  return false;
-}
 
 static int pub_exec(msg_t *m, const stream_pubin_t *in) {
   stream_err_t err = {0};
@@ -200,6 +210,7 @@ typedef enum { GROUP_ACK, GROUP_EXTEND, GROUP_NACK } group_op_t;
 static int group_exec(msg_t *m, group_op_t op, const char *group, uint64_t seq, uint64_t delay) {
   stream_err_t err;
   int rc;
+  if (!topic_allowed(m, STREAM_ACTION_SUBSCRIBE, &rc)) return rc;
   const char *done;
   if (op == GROUP_ACK) {
     rc = stream_conn_group_ack(m->conn, m->topic, group, seq, &err);

@@ -56,6 +56,21 @@ describe('tenant isolation with JWT', () => {
     assert.deepEqual([e2.op, e2.code, e2.ref], ['error', 'forbidden', 'p1']);
     ws.sendJson({ op: 'pub', topic: 'other/secret', lane: 'ephemeral', data: 'x', ref: 'p2' });
     assert.equal((await ws.nextJson()).code, 'forbidden');
+    // the ops on what a connection holds answer forbidden too, not not_found: another
+    // tenant's topics are not there to be named
+    const held = [
+      { op: 'unsub', topic: 'other/secret', ref: 'u1' },
+      { op: 'sub', topic: 'other/secret', group: 'g', ref: 'g1' },
+      { op: 'unsub', topic: 'other/secret', group: 'g', ref: 'u2' },
+      { op: 'ack', topic: 'other/secret', group: 'g', seq: 1, ref: 'a1' },
+      { op: 'extend', topic: 'other/secret', group: 'g', seq: 1, ref: 'x1' },
+      { op: 'nack', topic: 'other/secret', group: 'g', seq: 1, ref: 'n1' },
+    ];
+    for (const m of held) {
+      ws.sendJson(m);
+      const e = await ws.nextJson();
+      assert.deepEqual([e.op, e.code, e.ref], ['error', 'forbidden', m.ref], JSON.stringify(m));
+    }
     // its own tenant is fine, over the same connection
     ws.sendJson({ op: 'sub', topic: 'acme/mine', after: { seq: 0 } });
     assert.equal((await ws.nextJson()).op, 'subscribed');
