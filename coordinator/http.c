@@ -82,6 +82,7 @@ struct coord_http_req {
   int64_t content_len_out; /* -1 when streamed */
   base_queue_t chunks;  /* owned http_chunk_t */
   size_t pending;       /* bytes queued, not written */
+  uint64_t sent;        /* streamed bytes handed to the socket layer so far */
   coord_http_abort_fn on_abort;
   coord_http_pull_fn pull;
   void *cb_ud;
@@ -337,6 +338,21 @@ void coord_http_stream_end(coord_http_req_t *req) {
   req_want_write(req);
 }
 
+uint64_t coord_http_stream_sent(const coord_http_req_t *req) { return req->sent; }
+
+bool coord_http_stream_backlog(const coord_http_req_t *req) {
+  return req->pending || (req->wsi && lws_partial_buffered(req->wsi));
+}
+
+void coord_http_stream_abort(coord_http_req_t *req) {
+  req->ended = true;
+  req->close_after = true;
+  /* Closed at lws's next timeout check (within a second), whatever is still queued: a
+   * client that takes nothing would never let the queue drain. The close frees req
+   * (http_gone; the abort callback does not run, the owner let go here). */
+  if (req->wsi) lws_set_timeout(req->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* ---- lws side ---- */
 
 static unsigned http_method_of(struct lws *wsi) {
@@ -535,6 +551,7 @@ static long http_write_chunks(coord_http_req_t *req, size_t budget) {
     c->off += n;
     written += n;
     req->pending -= n;
+    req->sent += n;
     if (c->off == c->len) {
       base_queue_remove(&c->link);
       free(c);

@@ -105,5 +105,12 @@ void coord_http_stream_wake(coord_http_req_t *req);
 /* Ends the stream after what is queued has been written. The caller lets go of req here:
  * it is freed once written, and the abort callback no longer runs. */
 void coord_http_stream_end(coord_http_req_t *req);
+/* Bytes of the stream handed to the socket so far: what a reader took moves it. */
+uint64_t coord_http_stream_sent(const coord_http_req_t *req);
+/* Whether anything written is still waiting for the socket (queued here or in lws). */
+bool coord_http_stream_backlog(const coord_http_req_t *req);
+/* Ends the stream now, dropping what is queued, and closes the connection (within a
+ * second). The caller lets go of req here, as with coord_http_stream_end(). */
+void coord_http_stream_abort(coord_http_req_t *req);
 
 #endif

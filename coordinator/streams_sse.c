@@ -29,6 +29,9 @@ typedef struct sse {
   stream_conn_t *conn;        /* owned */
   coord_auth_principal_t who; /* owned; read by the engine's allows callback */
   uint64_t last_write_ms;     /* mono ms of the last write (keepalive timing) */
+  uint64_t sent_seen;         /* coord_http_stream_sent at the last tick */
+  uint64_t progress_ms;       /* mono ms the socket was last seen taking bytes */
+  uint64_t waiting_since_ms;  /* mono ms data began to wait (0: nothing waits) */
   uint32_t retry_ms;          /* drain: the reconnect hint */
   bool draining;
 } sse_t;
@@ -206,6 +209,7 @@ static void streams_sse(coord_http_req_t *req, void *ud) {
   x->s = s;
   x->req = req;
   x->last_write_ms = coord__streams_mono_ms();
+  x->progress_ms = x->last_write_ms;
   base_queue_insert_tail(&s->sse_streams, &x->link);
   coord_http_stream_begin(req, 200, "text/event-stream", sse_pull, sse_abort, x);
   snprintf(v, sizeof v, "retry: %d\n\n", SSE_RETRY_MS);
@@ -239,8 +243,37 @@ void coord__streams_sse_drain(coord_streams_t *s) {
   }
 }
 
+/* The slow-client deadline, as for WebSocket (limits.slow_client_timeout_ms): data waits
+ * (events not pulled yet, or written bytes the socket has not taken) and the socket took
+ * no byte for that long. Nothing can reach a client whose socket is full, so the stream
+ * is cut without a last message; the client resumes with Last-Event-ID. True when x was
+ * closed (and freed). */
+static bool sse_slow_check(coord_streams_t *s, sse_t *x, uint64_t now_ms, uint64_t timeout) {
+  uint64_t sent = coord_http_stream_sent(x->req);
+  if (sent != x->sent_seen) {
+    x->sent_seen = sent;
+    x->progress_ms = now_ms;
+  }
+  if (!timeout || x->draining) return false;
+  if (!stream_conn_pending(x->conn) && !coord_http_stream_backlog(x->req)) {
+    x->waiting_since_ms = 0;
+    return false;
+  }
+  if (!x->waiting_since_ms) x->waiting_since_ms = now_ms;
+  uint64_t since = x->waiting_since_ms > x->progress_ms ? x->waiting_since_ms : x->progress_ms;
+  if (now_ms - since < timeout) return false;
+  log_info("streams", "closing a slow client", "{s:s,s:I,s:I}", "transport", "sse", "unwritable_ms",
+           (json_int_t)(now_ms - since), "lag", (json_int_t)stream_conn_lag(x->conn));
+  coord_metric_add(s->m.closed_slow, 1);
+  coord_http_stream_abort(x->req);
+  x->req = NULL;
+  sse_free(x);
+  return true;
+}
+
 void coord__streams_sse_tick(coord_streams_t *s, uint64_t now_ms) {
   uint64_t every = (uint64_t)s->d->cfg->streams.sse_keepalive_ms;
+  uint64_t timeout = (uint64_t)s->d->cfg->limits.slow_client_timeout_ms;
   int64_t now_s = coord__streams_now_s();
   base_queue_t *it, *tmp;
   base_queue_foreach_safe(it, tmp, &s->sse_streams) {
@@ -252,6 +285,7 @@ void coord__streams_sse_tick(coord_streams_t *s, uint64_t now_ms) {
                  "{\"op\":\"error\",\"code\":\"unauthorized\",\"message\":\"token expired\"}\n\n");
       continue;
     }
+    if (sse_slow_check(s, x, now_ms, timeout)) continue;
     if (x->draining || now_ms - x->last_write_ms < every || coord_http_stream_pending(x->req))
       continue;
     static const char ka[] = ": keepalive\n\n";

@@ -1,8 +1,8 @@
 // Issue 3: slow clients against the real daemon. A client that stops reading beside a fast
 // one: the fast one keeps receiving promptly, the daemon's memory stays bounded, and the
 // slow one gets everything (or a gap for what retention removed) once it reads again. A
-// client that stays unwritable past limits.slow_client_timeout_ms is closed, and loses
-// nothing retained when it comes back.
+// client (WebSocket or SSE) that stays unwritable past limits.slow_client_timeout_ms is
+// closed, and loses nothing retained when it comes back.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -96,6 +96,39 @@ describe('a non-reading client beside a fast one', () => {
 });
 
 describe('slow-client deadline', () => {
+  test('an SSE stream whose socket takes nothing past slow_client_timeout_ms is cut; Last-Event-ID resumes it', async (t) => {
+    const d = await startDaemon({
+      config: { limits: { publish_rate: 0, topic_publish_rate: 0, slow_client_timeout_ms: 1000 } },
+    });
+    const topic = 'acme/sse-deadline';
+    const s = await d.sse(`/v1/streams/${topic}/sse`);
+    assert.equal(s.status, 200);
+    s.req.socket.pause(); // reads nothing more from the kernel
+    await publishBatches(d, topic, 1, 8000);
+    const t0 = Date.now();
+    await until(async () => (await d.metric('coord_stream_connections_closed_total{reason="slow_client"}')) >= 1, {
+      timeoutMs: 8000,
+      what: 'the slow SSE client to be closed',
+    });
+    t.diagnostic(`closed ${Date.now() - t0} ms after the last batch was accepted`);
+    const line = d.logs.find((e) => e.msg === 'closing a slow client');
+    assert.equal(line?.transport, 'sse', JSON.stringify(line));
+    // it reads what reached it, then finds the stream cut (no final chunk)
+    s.req.socket.resume();
+    await s.closed;
+    const ids = [...s.body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.ok(ids.length > 0, 'some events reached it before its socket filled');
+    assert.deepEqual(ids, Array.from({ length: ids.length }, (_, i) => i + 1));
+    const last = ids.at(-1);
+    assert.ok(last < 8000, `it had not received everything (${last})`);
+    // Last-Event-ID picks up right after the last event it saw
+    const back = await d.sse(`/v1/streams/${topic}/sse`, { headers: { 'last-event-id': String(last) } });
+    const first = await back.waitFor((m) => m.id);
+    assert.equal(Number(first.id), last + 1);
+    back.req.destroy();
+    await d.stop();
+  });
+
   test('a client unwritable past slow_client_timeout_ms is closed; it resumes without loss', async (t) => {
     const d = await startDaemon({
       config: { limits: { publish_rate: 0, topic_publish_rate: 0, slow_client_timeout_ms: 1000 } },
