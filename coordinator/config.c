@@ -98,6 +98,8 @@ static const config_key_t config_keys[] = {
      "seconds an event id is remembered"},
     {"streams.overload_threshold", KEY_INT, OFF(streams.overload_threshold), 1, 100000000,
      "uncommitted events above which publishes are shed (503, /readyz overloaded)"},
+    {"streams.overload_mb", KEY_INT, OFF(streams.overload_mb), 1, 65536,
+     "MiB of uncommitted events above which publishes are shed likewise"},
     {"streams.commit_thread", KEY_INT, OFF(streams.commit_thread), 0, 1,
      "1 = store commits run on a writer thread, off the event loop; 0 = on the loop"},
     {"streams.control_queue_max", KEY_INT, OFF(streams.control_queue_max), 4, 65536,
@@ -255,6 +257,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.retention_max_age_s = sc.retention_max_age_s;
   cfg->streams.dedupe_window_s = sc.dedupe_window_s;
   cfg->streams.overload_threshold = sc.overload_threshold;
+  cfg->streams.overload_mb = (int64_t)(sc.overload_bytes >> 20);
   cfg->streams.commit_thread = sc.commit_thread ? 1 : 0;
   cfg->streams.control_queue_max = sc.control_queue_max;
   cfg->streams.commit_batch_max = sc.commit_batch_max;

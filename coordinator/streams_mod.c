@@ -121,6 +121,7 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->topic_publish_rate = (double)cfg->limits.topic_publish_rate;
   sc->topic_publish_burst = (uint32_t)cfg->limits.topic_publish_burst;
   sc->overload_threshold = (uint32_t)cfg->streams.overload_threshold;
+  sc->overload_bytes = (uint64_t)cfg->streams.overload_mb << 20;
   sc->commit_thread = cfg->streams.commit_thread != 0;
   sc->control_queue_max = (uint32_t)cfg->streams.control_queue_max;
   sc->commit_batch_max = (uint32_t)cfg->streams.commit_batch_max;
@@ -274,6 +275,9 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
               (double)st->topics);
   streams_set(m, "coord_stream_pending_events", "Events accepted and not yet committed.",
               COORD_METRIC_GAUGE, (double)st->pending);
+  streams_set(m, "coord_stream_pending_bytes",
+              "Bytes of the events accepted and not yet committed (streams.overload_mb sheds).",
+              COORD_METRIC_GAUGE, (double)st->pending_bytes);
   streams_set(m, "coord_stream_frames", "Serialized frames alive (shared by reference).",
               COORD_METRIC_GAUGE, (double)st->frames);
   streams_set(m, "coord_stream_frame_bytes", "Bytes of frames alive.", COORD_METRIC_GAUGE,

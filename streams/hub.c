@@ -47,6 +47,7 @@ void stream_config_defaults(stream_config_t *c) {
   c->commit_inline_slow_us = 2000;
   c->commit_inline_pause_ms = 100;
   c->overload_threshold = 50000;
+  c->overload_bytes = (uint64_t)256 << 20;
   c->idle_topic_s = 30;
   c->router_budget = 1000;
   c->catchup_batch = 64;
@@ -259,7 +260,7 @@ const stream_stats_t *stream_hub_stats(const stream_hub_t *hub) { return &hub->s
 const stream_config_t *stream_hub_config(const stream_hub_t *hub) { return &hub->cfg; }
 
 bool stream_hub_overloaded(const stream_hub_t *hub) {
-  return hub->stats.pending >= hub->cfg.overload_threshold;
+  return hub->stats.pending >= hub->cfg.overload_threshold || hub->stats.pending_bytes >= hub->cfg.overload_bytes;
 }
 
 void stream_hub_drain(stream_hub_t *hub) {

@@ -391,7 +391,8 @@ struct stream_pub {
   int status;
   bool duplicate;
   bool ephemeral;
-  bool queued_reliable; /* counted in stats.pending */
+  bool queued_reliable; /* counted in stats.pending (and pending_bytes) */
+  uint32_t pending_bytes; /* what it added to stats.pending_bytes */
   char ref_inline[32];  /* short refs (most) live here: no allocation per publish */
 };
 

@@ -148,7 +148,7 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
     return -EMSGSIZE;
   }
   bool ephemeral = in->lane == STREAM_LANE_EPHEMERAL;
-  if (!ephemeral && hub->stats.pending >= hub->cfg.overload_threshold) {
+  if (!ephemeral && stream_hub_overloaded(hub)) {
     hub->stats.overloaded++;
     stream__errf(err, "overloaded");
     if (err) err->retry_after_ms = STREAM_RETRY_OVERLOAD_MS;
@@ -211,7 +211,9 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
       p->frame = stream__frame_event(&hub->frames, hub->cfg.frame_headroom, &h, in->data, in->data_len);
       if (in->id) p->dedupe = stream__dedupe_add(&t->dedupe, in->id, p->seq, ts, true);
       p->queued_reliable = true;
+      p->pending_bytes = (uint32_t)p->frame->size;
       hub->stats.pending++;
+      hub->stats.pending_bytes += p->pending_bytes;
       base_queue_insert_tail(&hub->parts[t->partition].pending, &p->link);
     }
   }
@@ -265,6 +267,7 @@ static void pub_fail(stream_hub_t *hub, stream_pub_t *p) {
   }
   if (p->queued_reliable) {
     hub->stats.pending--;
+    hub->stats.pending_bytes -= p->pending_bytes;
     p->queued_reliable = false;
   }
   pub_done(hub, p, -EIO);
@@ -327,6 +330,7 @@ static void batch_committed(stream_hub_t *hub, base_queue_t *batch, uint64_t now
     }
     if (p->queued_reliable) {
       hub->stats.pending--;
+      hub->stats.pending_bytes -= p->pending_bytes;
       p->queued_reliable = false;
     }
     pub_done(hub, p, 0);

@@ -60,6 +60,7 @@ typedef struct stream_config {
   uint32_t commit_inline_slow_us;  /* 2000 */
   uint32_t commit_inline_pause_ms; /* 100 */
   uint32_t overload_threshold;    /* 50000 uncommitted events: shed publishes with -EBUSY */
+  uint64_t overload_bytes;        /* 256 MiB of uncommitted events: shed likewise */
   uint32_t idle_topic_s;          /* 30: topics quiet this long with no subscriber leave memory */
   uint32_t router_budget;         /* subscriber visits per loop turn; streams.router_budget */
   uint32_t catchup_batch;         /* 64 events per store read for a lagging cursor */
@@ -124,6 +125,7 @@ typedef struct stream_stats {
   uint64_t subscriptions;          /* gauge: active subscriptions */
   uint64_t topics;                 /* gauge: topics in memory */
   uint64_t pending;                /* gauge: events accepted but not yet committed */
+  uint64_t pending_bytes;          /* gauge: their frames' bytes */
   uint64_t frames;                 /* gauge: frames alive */
   uint64_t frame_bytes;            /* gauge: bytes of frames alive */
   uint64_t frame_pool_bytes;       /* gauge: bytes of released frame blocks kept for reuse */
@@ -153,7 +155,8 @@ const stream_stats_t *stream_hub_stats(const stream_hub_t *hub);
 const stream_config_t *stream_hub_config(const stream_hub_t *hub);
 /* The hub's monotonic clock in microseconds (the injected one in tests, else uv_hrtime). */
 uint64_t stream_hub_now_us(const stream_hub_t *hub);
-/* True while uncommitted events exceed the overload threshold (for /readyz). */
+/* True while uncommitted events reach the overload threshold, in count or in bytes (for
+ * /readyz). */
 bool stream_hub_overloaded(const stream_hub_t *hub);
 /* SIGTERM: new publishes fail with -ESHUTDOWN; pending events are committed now and their
  * callbacks fire (pubacks land in control queues). Then call stream_conn_drain per conn.

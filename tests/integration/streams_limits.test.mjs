@@ -126,7 +126,10 @@ describe('hostile input', () => {
 describe('overload shedding', () => {
   let d;
   before(async () => {
-    d = await startDaemon({ config: { streams: { overload_threshold: 1 }, limits: { publish_rate: 0, topic_publish_rate: 0 } } });
+    d = await startDaemon({
+      config: { streams: { overload_threshold: 1 }, limits: { publish_rate: 0, topic_publish_rate: 0 } },
+      env: { COORD_TEST_ROUTES: '1' },
+    });
   });
   after(() => d?.stop());
 
@@ -146,6 +149,24 @@ describe('overload shedding', () => {
     // the commit emptied the queue: the next publish goes through, and the daemon is ready
     assert.equal((await d.postJson('/v1/streams/acme/hot/events', { data: 4 })).status, 201);
     assert.equal((await d.get('/readyz')).status, 200);
+  });
+
+  test('/readyz says overloaded while commits are held up, and ready once they land', async () => {
+    // A stand-in for a slow disk: a thread holds the store, so the publish stays uncommitted.
+    const hold = await d.request('POST', '/_test/hold-store?ms=1500');
+    assert.equal(hold.status, 202, hold.text);
+    const accepted = d.postJson('/v1/streams/acme/held/events', { data: 'x' });
+    await until(async () => (await d.get('/readyz')).status === 503, { what: '/readyz 503' });
+    const r = await d.get('/readyz');
+    assert.deepEqual(r.json(), { status: 'overloaded' });
+    assert.equal(r.headers['retry-after'], '1');
+    assert.equal(await d.metric('coord_stream_overloaded'), 1);
+    assert.equal(await d.metric('coord_stream_pending_events'), 1);
+    assert.ok((await d.metric('coord_stream_pending_bytes')) > 0);
+    // the publish itself is answered once durable, after the hold
+    assert.equal((await accepted).status, 201);
+    await until(async () => (await d.get('/readyz')).status === 200, { what: '/readyz ready again' });
+    assert.equal(await d.metric('coord_stream_pending_bytes'), 0);
   });
 
   test('WebSocket publishers arriving in the same loop turn are shed with overloaded and retry_after_ms', async () => {

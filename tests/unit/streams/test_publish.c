@@ -253,6 +253,38 @@ static void test_publish_rate_limits_a_topic_without_spending_the_tenant(void **
   env_stop(&e);
 }
 
+static void test_publish_sheds_past_the_overload_bytes_too(void **state) {
+  (void)state;
+  env_t e;
+  env_config(&e);
+  e.cfg.overload_bytes = 16 * 1024; /* the count threshold stays at its default */
+  env_start(&e);
+  stream_err_t err;
+  char big[4096 + 3];
+  big[0] = '"';
+  memset(big + 1, 'x', 4096);
+  big[4097] = '"';
+  big[4098] = '\0';
+  stream_event_t ev = {.lane = STREAM_LANE_DATA, .data = big, .data_len = strlen(big)};
+  int accepted = 0;
+  while (stream_publish(e.hub, "a/x", &ev, NULL, NULL, NULL, &err) == 0) accepted++;
+  /* about 16 KiB of 4 KiB events: 4 frames or a little fewer (each has its headers) */
+  assert_true(accepted >= 3 && accepted <= 4);
+  assert_int_equal(stream_publish(e.hub, "a/y", &ev, NULL, NULL, NULL, &err), -EBUSY);
+  assert_true(err.retry_after_ms > 0);
+  assert_true(stream_hub_overloaded(e.hub));
+  assert_true(stream_hub_stats(e.hub)->pending_bytes >= 16 * 1024);
+  /* ephemerals are not queued for the commit: never shed for it */
+  stream_event_t eph = {.lane = STREAM_LANE_EPHEMERAL, .data = big, .data_len = strlen(big)};
+  assert_int_equal(stream_publish(e.hub, "a/x", &eph, NULL, NULL, NULL, &err), 0);
+  env_run(&e);
+  assert_int_equal(stream_hub_stats(e.hub)->pending_bytes, 0);
+  assert_false(stream_hub_overloaded(e.hub));
+  assert_int_equal(stream_publish(e.hub, "a/y", &ev, NULL, NULL, NULL, &err), 0);
+  env_run(&e);
+  env_stop(&e);
+}
+
 static void test_publish_sheds_with_ebusy_past_the_overload_threshold(void **state) {
   (void)state;
   env_t e;
@@ -439,6 +471,7 @@ int main(void) {
       cmocka_unit_test(test_publish_rate_limits_a_tenant_without_slowing_others),
       cmocka_unit_test(test_publish_rate_limits_a_topic_without_spending_the_tenant),
       cmocka_unit_test(test_publish_sheds_with_ebusy_past_the_overload_threshold),
+      cmocka_unit_test(test_publish_sheds_past_the_overload_bytes_too),
       cmocka_unit_test(test_publish_commits_in_bounded_batches),
       cmocka_unit_test(test_commit_failure_fails_the_batch_and_rewinds_seq),
       cmocka_unit_test(test_cancelled_callback_does_not_fire_but_the_event_is_published),
