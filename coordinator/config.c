@@ -94,6 +94,8 @@ static const config_key_t config_keys[] = {
      "events kept per topic"},
     {"streams.retention.max_age_s", KEY_INT, OFF(streams.retention_max_age_s), 1, 31536000,
      "seconds an event is kept"},
+    {"streams.idle_topic_s", KEY_INT, OFF(streams.idle_topic_s), 1, 86400,
+     "seconds a topic with no subscriber and nothing in flight stays in memory"},
     {"streams.dedupe_window_s", KEY_INT, OFF(streams.dedupe_window_s), 0, 86400,
      "seconds an event id is remembered"},
     {"streams.overload_threshold", KEY_INT, OFF(streams.overload_threshold), 1, 100000000,
@@ -256,6 +258,7 @@ void coord_config_defaults(coord_config_t *cfg) {
   cfg->streams.retention_max_events = (int64_t)sc.retention_max_events;
   cfg->streams.retention_max_age_s = sc.retention_max_age_s;
   cfg->streams.dedupe_window_s = sc.dedupe_window_s;
+  cfg->streams.idle_topic_s = sc.idle_topic_s;
   cfg->streams.overload_threshold = sc.overload_threshold;
   cfg->streams.overload_mb = (int64_t)(sc.overload_bytes >> 20);
   cfg->streams.commit_thread = sc.commit_thread ? 1 : 0;

@@ -92,6 +92,7 @@ typedef struct coord_config {
     int64_t retention_max_events; /* streams.retention.max_events */
     int64_t retention_max_age_s;  /* streams.retention.max_age_s */
     int64_t dedupe_window_s;
+    int64_t idle_topic_s;       /* a topic with no subscriber leaves memory after this */
     int64_t overload_threshold; /* uncommitted events before publishes are shed (503) */
     int64_t overload_mb;        /* MiB of uncommitted events before the same */
     int64_t commit_thread;      /* 1: store commits on a writer thread; 0: on the loop */

@@ -116,6 +116,7 @@ static void streams_map_config(const coord_config_t *cfg, stream_config_t *sc) {
   sc->retention_max_events = (uint64_t)cfg->streams.retention_max_events;
   sc->retention_max_age_s = (uint32_t)cfg->streams.retention_max_age_s;
   sc->dedupe_window_s = (uint32_t)cfg->streams.dedupe_window_s;
+  sc->idle_topic_s = (uint32_t)cfg->streams.idle_topic_s;
   sc->publish_rate = (double)cfg->limits.publish_rate;
   sc->publish_burst = (uint32_t)cfg->limits.publish_burst;
   sc->topic_publish_rate = (double)cfg->limits.topic_publish_rate;

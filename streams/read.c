@@ -52,6 +52,13 @@ static bool read_ring(read_ctx_t *r) {
   while (r->ring && r->left > 0 && r->next <= r->info->head) {
     stream_frame_t *f = stream__ring_get(r->ring, r->next);
     if (!f) break;
+    if (stream__expired(r->hub, f->ts_ms)) {
+      /* Aged out (the store may already have deleted it): a gap, as a cursor gets. */
+      note_gap(r, r->next, r->next);
+      if (r->info->first <= r->next) r->info->first = r->next + 1;
+      r->next++;
+      continue;
+    }
     int rc = r->cb(r->ud, f);
     r->next++;
     r->left--;

@@ -67,6 +67,27 @@ static void test_read_reports_a_gap_when_the_range_is_gone(void **state) {
   env_stop(&e);
 }
 
+static void test_read_skips_events_past_the_age_rule_still_in_the_ring(void **state) {
+  (void)state;
+  env_t e;
+  start(&e);
+  e.hub->cfg.retention_max_age_s = 10;
+  for (int i = 0; i < 2; i++) pub_ok(&e, "a/x", "1");
+  env_run(&e);
+  env_advance_ms(&e, 11000); /* both past 10 s; no retention slice has run, they are in the ring */
+  for (int i = 0; i < 2; i++) pub_ok(&e, "a/x", "1");
+  env_run(&e);
+  json_t *got = json_array();
+  stream_read_info_t info;
+  assert_int_equal(stream_read(e.hub, "a/x", 0, 100, collect, got, &info), 0);
+  assert_int_equal(info.gap_from, 1);
+  assert_int_equal(info.gap_to, 2);
+  assert_int_equal(info.first, 3);
+  assert_ev_seqs(got, "a/x", 3, 4);
+  json_decref(got);
+  env_stop(&e);
+}
+
 static void test_read_of_an_evicted_topic_uses_the_store_without_loading_it(void **state) {
   (void)state;
   env_t e;
@@ -126,6 +147,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_returns_events_after_n_from_ring_and_store),
       cmocka_unit_test(test_read_reports_a_gap_when_the_range_is_gone),
+      cmocka_unit_test(test_read_skips_events_past_the_age_rule_still_in_the_ring),
       cmocka_unit_test(test_read_of_an_evicted_topic_uses_the_store_without_loading_it),
       cmocka_unit_test(test_list_topics_shows_only_the_tenant_with_heads_and_subscribers),
   };
