@@ -43,6 +43,20 @@ describe('a non-reading client beside a fast one', () => {
       w.sendJson({ op: 'sub', topic });
       assert.equal((await w.nextJson()).op, 'subscribed');
     }
+    const total = 20000; // ~20 MB of events, far beyond the socket buffers of the slow one
+    // The baseline, in the same daemon: the fast client alone on a topic of its own.
+    const base = await d.ws();
+    base.sendJson({ op: 'sub', topic: 'acme/baseline' });
+    assert.equal((await base.nextJson()).op, 'subscribed');
+    const baseLat = [];
+    base.sock.on('message', (buf) => {
+      const m = JSON.parse(buf.toString());
+      if (m.op === 'ev') baseLat.push(Date.now() - m.ts);
+    });
+    await publishBatches(d, 'acme/baseline', 1, total);
+    await until(() => baseLat.length === total, { timeoutMs: 20000, what: 'the baseline client to see everything' });
+    await base.close();
+
     slow.sock._socket.pause();
     const latencies = [];
     let fastSeen = 0;
@@ -53,7 +67,6 @@ describe('a non-reading client beside a fast one', () => {
       fastSeen = m.seq;
     });
     const rss0 = d.rssKb();
-    const total = 20000; // ~20 MB of events, far beyond the socket buffers of the slow one
     await publishBatches(d, topic, 1, total);
     await until(() => fastSeen === total, { timeoutMs: 20000, what: 'the fast client to see everything' });
     const rss1 = d.rssKb();
@@ -62,14 +75,20 @@ describe('a non-reading client beside a fast one', () => {
     // fast: every event, promptly (latency from the publish's server timestamp)
     assert.equal(latencies.length, total);
     const p99 = percentile(latencies, 0.99);
-    t.diagnostic(`fast p50 ${percentile(latencies, 0.5)} ms, p99 ${p99} ms; RSS ${rss0} -> ${rss1} KiB; slow lag ${lagMax}`);
+    const baseP99 = percentile(baseLat, 0.99);
+    t.diagnostic(`fast p50 ${percentile(latencies, 0.5)} ms, p99 ${p99} ms (alone: p50 ${percentile(baseLat, 0.5)}, p99 ${baseP99}); RSS ${rss0} -> ${rss1} KiB; slow lag ${lagMax}`);
+    // beside a non-reader, about as prompt as alone (loose: the machine is shared, and this
+    // is a check, not a benchmark: docs/benchmarks.md measures it)
+    assert.ok(p99 <= 4 * baseP99 + 50, `fast client p99 ${p99} ms beside a non-reader, ${baseP99} ms alone`);
     assert.ok(p99 < 500, `fast client p99 ${p99} ms`);
     // memory: the slow client costs no copy of what it has not read (20 MB were published):
     // the engine's frames stay at about one ring of a topic, and so does the RSS (except
     // under ASan, whose quarantine keeps freed memory)
     const frameBytes = await d.metric('coord_stream_frame_bytes');
     assert.ok(frameBytes < 2 * 1024 * 1024, `frames alive: ${frameBytes} bytes`);
-    if (!d.sanitized()) assert.ok(rss1 - rss0 < 16 * 1024, `RSS grew ${rss1 - rss0} KiB while 20 MB went past a non-reader`);
+    // (under 1 MiB here: the baseline already warmed SQLite's 2 MB cache and malloc's
+    // arenas; holding what the non-reader did not take would add its 16,000 events, ~16 MB)
+    if (!d.sanitized()) assert.ok(rss1 - rss0 < 6 * 1024, `RSS grew ${rss1 - rss0} KiB while 20 MB went past a non-reader`);
 
     // the slow one reads again: what is still retained, after a gap naming the rest
     slow.sock._socket.resume();
