@@ -599,6 +599,28 @@ static int list_one(void *ud, const stream_topic_info_t *t) {
   return 0;
 }
 
+/* ?after=: the last topic of the previous page, a topic of this tenant (or its room
+ * alone). 0 when absent (*out empty), -1 with the 400 sent. */
+static int list_after(coord_http_req_t *req, const char *tenant, char *out, size_t cap) {
+  char v[STREAM_TOPIC_MAX + 2];
+  out[0] = '\0';
+  int n = coord_http_req_query(req, "after", v, sizeof v);
+  if (n < 0) return 0;
+  size_t tl = strlen(tenant);
+  bool whole = (size_t)n > tl && strncmp(v, tenant, tl) == 0 && v[tl] == '/';
+  int w = whole ? snprintf(out, cap, "%s", v) : snprintf(out, cap, "%s/%s", tenant, v);
+  stream_err_t err = {0};
+  if (n == 0 || (size_t)n >= sizeof v - 1 || w < 0 || (size_t)w >= cap ||
+      stream_topic_validate(out, NULL, &err) < 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "after: must be a topic of tenant %s (the last \"topic\" of the previous page)",
+             tenant);
+    http_error_take(req, 400, "bad_request", msg, NULL);
+    return -1;
+  }
+  return 0;
+}
+
 static void streams_list(coord_http_req_t *req, void *ud) {
   coord_streams_t *s = ud;
   coord_auth_principal_t who;
@@ -613,16 +635,25 @@ static void streams_list(coord_http_req_t *req, void *ud) {
     http_error_take(req, 400, "bad_request", msg, NULL);
     return;
   }
+  char after[STREAM_TOPIC_MAX + 1];
+  if (list_after(req, tenant, after, sizeof after) < 0) return;
   json_t *topics = json_array();
-  int rc = stream_list_topics(s->hub, tenant, (size_t)limit, list_one, topics);
+  /* one more than asked: whether there is a next page */
+  int rc = stream_list_topics(s->hub, tenant, after[0] ? after : NULL, (size_t)limit + 1, list_one, topics);
   if (rc < 0) {
     json_decref(topics);
     coord__streams_http_fail(req, rc, NULL);
     return;
   }
+  bool more = json_array_size(topics) > limit;
+  if (more) json_array_remove(topics, json_array_size(topics) - 1);
+  json_t *body = json_pack("{s:s,s:o,s:b}", "tenant", tenant, "topics", topics, "more", more);
+  if (more) {
+    json_t *last = json_array_get(topics, json_array_size(topics) - 1);
+    json_object_set(body, "next_after", json_object_get(last, "topic"));
+  }
   coord_http_add_header(req, "cache-control", "no-store");
-  coord_http_respond_json_take(req, 200,
-                               json_pack("{s:s,s:o}", "tenant", tenant, "topics", topics));
+  coord_http_respond_json_take(req, 200, body);
 }
 
 static void streams_events(coord_http_req_t *req, void *ud) {

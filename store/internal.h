@@ -34,7 +34,8 @@ typedef struct store_ops {
   int (*topic_get)(void *be, const char *topic, store_topic_t *out);
   int (*topic_create)(void *be, const char *topic, const char *epoch, store_topic_t *out);
   int (*topic_reset)(void *be, const char *topic, const char *epoch, store_topic_t *out);
-  int (*topic_list)(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud);
+  /* names starting with prefix, from `from` on (from >= prefix) */
+  int (*topic_list)(void *be, const char *prefix, const char *from, size_t limit, store_topic_cb cb, void *ud);
   /* Optional, all three or none: reserves the next topic id (any thread, no lock held);
    * writes a reserved topic's row inside the open batch (on failure the backend has
    * rolled the batch back, as for batch_append); topic_create then takes its ids from
@@ -46,7 +47,8 @@ typedef struct store_ops {
   int (*topic_get_committed)(void *be, const char *topic, store_topic_t *out);
   int (*dedupe_list_committed)(void *be, int64_t topic_id, int64_t min_ts_ms, store_dedupe_cb cb,
                                void *ud);
-  int (*topic_list_committed)(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud);
+  int (*topic_list_committed)(void *be, const char *prefix, const char *from, size_t limit, store_topic_cb cb,
+                              void *ud);
   int (*batch_begin)(void *be);
   int (*batch_append)(void *be, const store_event_t *ev);
   int (*batch_commit)(void *be);

@@ -264,10 +264,11 @@ static int mem_topic_reset(void *be, const char *topic, const char *epoch, store
   return 0;
 }
 
-static int mem_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+static int mem_topic_list(void *be, const char *prefix, const char *from, size_t limit, store_topic_cb cb,
+                          void *ud) {
   mem_store_t *m = be;
   size_t plen = strlen(prefix), sent = 0;
-  for (size_t i = mem_name_lower_bound(m, prefix); i < m->ntopics; i++) {
+  for (size_t i = mem_name_lower_bound(m, from); i < m->ntopics; i++) {
     const mem_topic_t *t = m->by_name[i];
     if (strncmp(t->name, prefix, plen) != 0 || (limit && sent == limit)) break;
     store_topic_t out;

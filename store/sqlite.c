@@ -409,11 +409,12 @@ static bool sq_prefix_end(const char *prefix, char **out) {
   return true;
 }
 
-/* The topics named prefix..., read on connection c. */
-static int sq_topic_list_on(store_sql_t *c, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+/* The topics named prefix..., from `from` on, read on connection c. */
+static int sq_topic_list_on(store_sql_t *c, const char *prefix, const char *from, size_t limit,
+                            store_topic_cb cb, void *ud) {
   char *end = NULL;
   sqlite3_stmt *st = store__sql_stmt(c, SQ_TOPIC_LIST);
-  store__sql_bind_text(st, 1, prefix);
+  store__sql_bind_text(st, 1, from);
   /* Without an end, a zero-length blob bounds nothing: every TEXT sorts below a BLOB. */
   if (sq_prefix_end(prefix, &end))
     sqlite3_bind_text(st, 2, end, -1, SQLITE_TRANSIENT);
@@ -432,15 +433,16 @@ static int sq_topic_list_on(store_sql_t *c, const char *prefix, size_t limit, st
   return rc == SQLITE_DONE ? 0 : store__sql_fail(c, rc, "topic list");
 }
 
-static int sq_topic_list(void *be, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+static int sq_topic_list(void *be, const char *prefix, const char *from, size_t limit, store_topic_cb cb,
+                         void *ud) {
   sq_store_t *q = be;
-  return sq_topic_list_on(&q->sql, prefix, limit, cb, ud);
+  return sq_topic_list_on(&q->sql, prefix, from, limit, cb, ud);
 }
 
 /* A short read too (sq_short_read_begin) when limit bounds it; an unbounded list waits for
  * the reader's lock like sq_read_committed. */
-static int sq_topic_list_committed(void *be, const char *prefix, size_t limit, store_topic_cb cb,
-                                   void *ud) {
+static int sq_topic_list_committed(void *be, const char *prefix, const char *from, size_t limit,
+                                   store_topic_cb cb, void *ud) {
   sq_store_t *q = be;
   bool locked;
   if (limit == 0) {
@@ -450,7 +452,7 @@ static int sq_topic_list_committed(void *be, const char *prefix, size_t limit, s
   } else {
     locked = sq_short_read_begin(q);
   }
-  int rc = sq_topic_list_on(&q->rsql, prefix, limit, cb, ud);
+  int rc = sq_topic_list_on(&q->rsql, prefix, from, limit, cb, ud);
   sq_short_read_end(q, locked);
   return rc;
 }

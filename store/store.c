@@ -274,12 +274,29 @@ int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) {
   return rc;
 }
 
-int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud) {
+int store_topic_list(store_t *s, const char *prefix, const char *after, size_t limit, store_topic_cb cb,
+                     void *ud) {
   if (!s || !cb) return -EINVAL;
-  if (store_reader_instead(s, s->ops->topic_list_committed != NULL))
-    return s->ops->topic_list_committed(s->be, prefix ? prefix : "", limit, cb, ud);
-  int rc = s->ops->topic_list(s->be, prefix ? prefix : "", limit, cb, ud);
-  store__unlock(s);
+  if (!prefix) prefix = "";
+  /* The names after `after`: from the least string above it. A byte 1 sorts below every
+   * byte a name may hold, so after + "\x01" is that string for any valid name. */
+  char *from = NULL;
+  if (after && strcmp(after, prefix) >= 0) {
+    size_t n = strlen(after);
+    from = xmalloc(n + 2);
+    memcpy(from, after, n);
+    from[n] = '\x01';
+    from[n + 1] = '\0';
+  }
+  const char *start = from ? from : prefix;
+  int rc;
+  if (store_reader_instead(s, s->ops->topic_list_committed != NULL)) {
+    rc = s->ops->topic_list_committed(s->be, prefix, start, limit, cb, ud);
+  } else {
+    rc = s->ops->topic_list(s->be, prefix, start, limit, cb, ud);
+    store__unlock(s);
+  }
+  free(from);
   return rc;
 }
 

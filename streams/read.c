@@ -153,7 +153,8 @@ static int list_cb(void *ud, const char *topic, const store_topic_t *st) {
   return l->cb(l->ud, &info);
 }
 
-int stream_list_topics(stream_hub_t *hub, const char *tenant, size_t limit, stream_topic_list_cb cb, void *ud) {
+int stream_list_topics(stream_hub_t *hub, const char *tenant, const char *after, size_t limit,
+                       stream_topic_list_cb cb, void *ud) {
   if (!hub || !tenant || !cb) return -EINVAL;
   char probe[80];
   if (strlen(tenant) > 64) return -EINVAL;
@@ -161,6 +162,6 @@ int stream_list_topics(stream_hub_t *hub, const char *tenant, size_t limit, stre
   if (stream_topic_validate(probe, NULL, NULL) < 0) return -EINVAL;
   probe[strlen(probe) - 1] = '\0'; /* "tenant/" */
   list_ctx_t l = {.hub = hub, .cb = cb, .ud = ud};
-  int rc = store_topic_list(hub->store, probe, limit, list_cb, &l);
+  int rc = store_topic_list(hub->store, probe, after, limit, list_cb, &l);
   return rc < 0 ? -EIO : 0;
 }

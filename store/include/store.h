@@ -140,11 +140,12 @@ int store_topic_reserve(store_t *s, store_topic_t *out) __attribute__((warn_unus
  * and first_seq restart (0 and 1). For operators' resets and corrupted histories.
  * -EBUSY while a batch is open. */
 int store_topic_reset(store_t *s, const char *topic, store_topic_t *out) __attribute__((warn_unused_result));
-/* Calls cb for every topic whose name starts with prefix (e.g. "acme/"), by name order,
- * at most limit topics (0 = no limit). Like store_read, a SQLite store lists the committed
- * rows instead of waiting while another thread's call holds the store. */
-int store_topic_list(store_t *s, const char *prefix, size_t limit, store_topic_cb cb, void *ud)
-    __attribute__((warn_unused_result));
+/* Calls cb for every topic whose name starts with prefix (e.g. "acme/") and, when after is
+ * not NULL, sorts after it (the last name of the previous page), by name order, at most
+ * limit topics (0 = no limit). Like store_read, a SQLite store lists the committed rows
+ * instead of waiting while another thread's call holds the store. */
+int store_topic_list(store_t *s, const char *prefix, const char *after, size_t limit, store_topic_cb cb,
+                     void *ud) __attribute__((warn_unused_result));
 
 /* Group commit. begin opens a transaction (-EBUSY if one is open); append adds one event
  * (its seq must be the topic's head_seq + 1 counting the batch's earlier appends, else

@@ -359,10 +359,11 @@ typedef struct stream_topic_info {
   uint64_t subscribers;
 } stream_topic_info_t;
 typedef int (*stream_topic_list_cb)(void *ud, const stream_topic_info_t *t);
-/* Topics of a tenant by name, at most limit (0 = all), with live subscriber counts.
+/* Topics of a tenant by name, after the topic `after` when not NULL (paging: the last
+ * topic of the previous page), at most limit (0 = all), with live subscriber counts.
  * cb must not call back into the hub (the store is mid-iteration). */
-int stream_list_topics(stream_hub_t *hub, const char *tenant, size_t limit, stream_topic_list_cb cb, void *ud)
-    __attribute__((warn_unused_result));
+int stream_list_topics(stream_hub_t *hub, const char *tenant, const char *after, size_t limit,
+                       stream_topic_list_cb cb, void *ud) __attribute__((warn_unused_result));
 
 /* ---- consumer groups (docs/groups.md) ----
  *

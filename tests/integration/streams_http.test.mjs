@@ -78,8 +78,36 @@ describe('streams over HTTP', () => {
     const room = body.topics.find((t) => t.topic === 'acme/room-1');
     assert.deepEqual([room.head, room.subscribers], [1, 1]);
     assert.ok(body.topics.every((t) => t.topic.startsWith('acme/')));
-    assert.deepEqual((await d.get('/v1/streams/nobody')).json(), { tenant: 'nobody', topics: [] });
+    assert.deepEqual((await d.get('/v1/streams/nobody')).json(), { tenant: 'nobody', topics: [], more: false });
     await ws.close();
+  });
+
+  test('GET /v1/streams/{tenant} pages with limit and after, and says when there is more', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await d.postJson(`/v1/streams/pager/t-${i}/events`, { data: i })).status, 201);
+    const seen = [];
+    let after = null;
+    for (let page = 0; page < 5; page++) {
+      const q = after ? `?limit=2&after=${encodeURIComponent(after)}` : '?limit=2';
+      const body = (await d.get(`/v1/streams/pager${q}`)).json();
+      seen.push(...body.topics.map((t) => t.topic));
+      if (!body.more) {
+        assert.equal(body.next_after, undefined);
+        break;
+      }
+      assert.equal(body.next_after, body.topics.at(-1).topic);
+      after = body.next_after;
+    }
+    assert.deepEqual(seen, ['pager/t-0', 'pager/t-1', 'pager/t-2', 'pager/t-3', 'pager/t-4']);
+    // the room alone works as `after` too; one of another tenant is refused
+    const byRoom = (await d.get('/v1/streams/pager?after=t-3')).json();
+    assert.deepEqual(byRoom.topics.map((t) => t.topic), ['pager/t-4']);
+    const other = await d.get('/v1/streams/pager?after=acme/x');
+    assert.equal(other.status, 200); // a room "acme/x" of pager: rooms may hold '/'
+    for (const bad of ['', '%20', 'a'.repeat(300)]) {
+      const res = await d.get(`/v1/streams/pager?after=${bad}`);
+      assert.equal(res.status, 400, bad);
+      assert.match(res.json().error.message, /^after: must be a topic of tenant pager/);
+    }
   });
 
   test('bad input gets 400 with an error naming the field; unknown topics 404; other methods 405', async () => {

@@ -192,25 +192,46 @@ static void test_topic_list_yields_names_with_the_prefix_in_name_order_up_to_lim
   const char *names[] = {"acme/b", "acmf/z", "acme/a/b", "acme", "beta/z", "acme/a", "acme0"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) ensure(s, names[i]);
   names_t c = {.n = 0};
-  assert_int_equal(store_topic_list(s, "acme/", 0, collect_name, &c), 0);
+  assert_int_equal(store_topic_list(s, "acme/", NULL, 0, collect_name, &c), 0);
   assert_int_equal(c.n, 3);
   assert_string_equal(c.v[0], "acme/a");
   assert_string_equal(c.v[1], "acme/a/b");
   assert_string_equal(c.v[2], "acme/b");
   c = (names_t){.n = 0};
-  assert_int_equal(store_topic_list(s, "acme/", 2, collect_name, &c), 0);
+  assert_int_equal(store_topic_list(s, "acme/", NULL, 2, collect_name, &c), 0);
   assert_int_equal(c.n, 2);
   c = (names_t){.n = 0};
-  assert_int_equal(store_topic_list(s, NULL, 0, collect_name, &c), 0);
+  assert_int_equal(store_topic_list(s, NULL, NULL, 0, collect_name, &c), 0);
   assert_int_equal(c.n, 7);
   assert_string_equal(c.v[0], "acme");
   assert_string_equal(c.v[6], "beta/z");
   c = (names_t){.n = 0, .stop_after = 1};
-  assert_int_equal(store_topic_list(s, "acm", 0, collect_name, &c), 7);
+  assert_int_equal(store_topic_list(s, "acm", NULL, 0, collect_name, &c), 7);
   assert_int_equal(c.n, 1);
   c = (names_t){.n = 0};
-  assert_int_equal(store_topic_list(s, "zzz", 0, collect_name, &c), 0);
+  assert_int_equal(store_topic_list(s, "zzz", NULL, 0, collect_name, &c), 0);
   assert_int_equal(c.n, 0);
+  /* pages: after the last name of the previous one, still within the prefix */
+  c = (names_t){.n = 0};
+  assert_int_equal(store_topic_list(s, "acme/", "acme/a", 0, collect_name, &c), 0);
+  assert_int_equal(c.n, 2);
+  assert_string_equal(c.v[0], "acme/a/b");
+  assert_string_equal(c.v[1], "acme/b");
+  c = (names_t){.n = 0};
+  assert_int_equal(store_topic_list(s, "acme/", "acme/a/b", 1, collect_name, &c), 0);
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.v[0], "acme/b");
+  c = (names_t){.n = 0};
+  assert_int_equal(store_topic_list(s, "acme/", "acme/b", 0, collect_name, &c), 0);
+  assert_int_equal(c.n, 0);
+  /* an `after` that is not a stored name works too; one below the prefix starts at it */
+  c = (names_t){.n = 0};
+  assert_int_equal(store_topic_list(s, "acme/", "acme/a/a", 0, collect_name, &c), 0);
+  assert_int_equal(c.n, 2);
+  assert_string_equal(c.v[0], "acme/a/b");
+  c = (names_t){.n = 0};
+  assert_int_equal(store_topic_list(s, "acme/", "aaa", 0, collect_name, &c), 0);
+  assert_int_equal(c.n, 3);
   store_close(s);
 }
 

@@ -119,7 +119,7 @@ static void *lookup_main(void *arg) {
   lookup_call_t *c = arg;
   c->rc = store_topic_lookup(c->s, c->name, &c->t);
   if (c->rc == 0) c->keys_rc = store_dedupe_list(c->s, c->t.topic_id, 0, count_key, &c->keys);
-  c->list_rc = store_topic_list(c->s, "acme/", 10, count_topic, &c->topics);
+  c->list_rc = store_topic_list(c->s, "acme/", NULL, 10, count_topic, &c->topics);
   return NULL;
 }
 

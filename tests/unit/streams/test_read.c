@@ -131,13 +131,13 @@ static void test_list_topics_shows_only_the_tenant_with_heads_and_subscribers(vo
   sub_live(&t1, "acme/b/c");
   sub_live(&t2, "acme/b/c");
   json_t *got = json_array();
-  assert_int_equal(stream_list_topics(e.hub, "acme", 0, list_cb, got), 0);
+  assert_int_equal(stream_list_topics(e.hub, "acme", NULL, 0, list_cb, got), 0);
   assert_int_equal(json_array_size(got), 2);
   assert_string_equal(msg_s(json_array_get(got, 0), "topic"), "acme/a");
   assert_int_equal(msg_u(json_array_get(got, 0), "head"), 2);
   assert_int_equal(msg_u(json_array_get(got, 1), "subs"), 2);
   json_decref(got);
-  assert_int_equal(stream_list_topics(e.hub, "ACME", 0, list_cb, NULL), -EINVAL);
+  assert_int_equal(stream_list_topics(e.hub, "ACME", NULL, 0, list_cb, NULL), -EINVAL);
   stream_conn_free(t1.c);
   stream_conn_free(t2.c);
   env_stop(&e);
