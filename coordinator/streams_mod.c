@@ -227,11 +227,20 @@ static void streams_collect(coord_metrics_t *m, void *ud) {
                    (double)st->ephemeral_drops);
   coord_metric_set(coord_metric_series(drops, (const char *const[]){"stage", "ingress", NULL}),
                    (double)st->ephemeral_ingress_drops);
-  streams_set(m, "coord_stream_gaps_total", "gap messages sent (retention or epoch).",
-              COORD_METRIC_COUNTER, (double)st->gaps_sent);
-  streams_set(m, "coord_stream_rate_limited_total",
-              "Publishes refused by a tenant or topic rate limit.", COORD_METRIC_COUNTER,
-              (double)st->rate_limited);
+  coord_metric_family_t *gaps =
+      coord_metrics_family(m, "coord_stream_gaps_total", "gap messages sent, by reason (retention or epoch).",
+                           COORD_METRIC_COUNTER);
+  coord_metric_set(coord_metric_series(gaps, (const char *const[]){"reason", "retention", NULL}),
+                   (double)(st->gaps_sent - st->gaps_epoch));
+  coord_metric_set(coord_metric_series(gaps, (const char *const[]){"reason", "epoch", NULL}),
+                   (double)st->gaps_epoch);
+  coord_metric_family_t *limited = coord_metrics_family(
+      m, "coord_stream_rate_limited_total", "Publishes refused by a rate limit: the tenant's or the topic's.",
+      COORD_METRIC_COUNTER);
+  coord_metric_set(coord_metric_series(limited, (const char *const[]){"limit", "tenant", NULL}),
+                   (double)(st->rate_limited - st->rate_limited_topic));
+  coord_metric_set(coord_metric_series(limited, (const char *const[]){"limit", "topic", NULL}),
+                   (double)st->rate_limited_topic);
   streams_set(m, "coord_stream_overloaded_total",
               "Publishes shed because too many events await their commit.", COORD_METRIC_COUNTER,
               (double)st->overloaded);

@@ -250,6 +250,7 @@ int stream_conn_subscribe(stream_conn_t *c, const char *topic, const stream_posi
     uint64_t first = stream__topic_first(hub, t);
     s->next_seq = first;
     hub->stats.gaps_sent++;
+    hub->stats.gaps_epoch++;
     rc = stream__conn_control(c, epoch_gap_frame(hub, t, first), false);
   }
   return rc;

@@ -171,6 +171,7 @@ int stream__publish(stream_hub_t *hub, const char *topic, const stream_pubin_t *
   }
   if (!stream__bucket_check(&t->bucket, hub->cfg.topic_publish_rate, hub->cfg.topic_publish_burst, now_ms, &retry)) {
     hub->stats.rate_limited++;
+    hub->stats.rate_limited_topic++;
     stream__errf(err, "topic publish rate exceeded");
     if (err) err->retry_after_ms = retry;
     return -EAGAIN;

@@ -109,7 +109,9 @@ typedef struct stream_stats {
   uint64_t ephemeral_drops;        /* ephemerals dropped: behind, coalesced, no slot */
   uint64_t ephemeral_ingress_drops;/* ephemerals to topics without subscribers */
   uint64_t gaps_sent;
+  uint64_t gaps_epoch;          /* of gaps_sent: reason epoch (the rest: retention) */
   uint64_t rate_limited;
+  uint64_t rate_limited_topic;  /* of rate_limited: by the topic's limit (the rest: the tenant's) */
   uint64_t overloaded;
   uint64_t commit_failures;        /* failed store batches */
   uint64_t commits_inline;         /* batches committed on the loop although the thread runs */

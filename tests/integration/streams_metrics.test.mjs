@@ -86,7 +86,8 @@ describe('stream metrics', () => {
     assert.equal(delta('coord_stream_deliveries_total{transport="ws",lane="control"}'), 1);
     assert.equal(delta('coord_stream_durable_to_write_seconds_count{transport="ws"}'), 4);
     assert.equal(delta('coord_stream_ephemeral_drops_total{stage="ingress"}'), 1);
-    assert.equal(delta('coord_stream_rate_limited_total'), 1);
+    assert.equal(delta('coord_stream_rate_limited_total{limit="topic"}'), 1);
+    assert.equal(delta('coord_stream_rate_limited_total{limit="tenant"}'), 0);
     assert.ok(delta('coord_stream_commit_batch_events_count') >= 1);
     assert.ok(delta('coord_stream_commit_batch_events_sum') >= 4);
     // the subscriber got everything: nothing lags
@@ -101,7 +102,8 @@ describe('stream metrics', () => {
     const gap = await late.waitFor((m) => m.op === 'gap');
     assert.deepEqual([gap.from, gap.to, gap.reason], [1, 1, 'retention']);
     const m2 = await scrape(d);
-    assert.equal(m2.get('coord_stream_gaps_total') - m1.get('coord_stream_gaps_total'), 1);
+    const gapKey = 'coord_stream_gaps_total{reason="retention"}';
+    assert.equal(m2.get(gapKey) - m1.get(gapKey), 1);
     await late.close();
     await ws.close();
     await until(async () => (await scrape(d)).get('coord_stream_subscriptions') === m0.get('coord_stream_subscriptions'), {

@@ -76,7 +76,7 @@ describe('pub/sub over WebSocket', () => {
     const gap = await ws.nextJson();
     assert.deepEqual(gap, { op: 'gap', topic: 'acme/retained', from: 1, to: 4, reason: 'retention' });
     assert.deepEqual((await ws.take(5)).map((e) => e.seq), [5, 6, 7, 8, 9]);
-    const m = await d.metric('coord_stream_gaps_total');
+    const m = await d.metric('coord_stream_gaps_total{reason="retention"}');
     assert.ok(m >= 1, `gaps_total ${m}`);
     await ws.close();
     await pubWs.close();
@@ -96,6 +96,7 @@ describe('pub/sub over WebSocket', () => {
     assert.equal(gap.epoch, ack.epoch);
     const ev = await ws.nextJson();
     assert.equal(ev.seq, 1);
+    assert.ok((await d.metric('coord_stream_gaps_total{reason="epoch"}')) >= 1);
     await ws.close();
     await pubWs.close();
   });
