@@ -345,11 +345,22 @@ bool coord_http_stream_backlog(const coord_http_req_t *req) {
 }
 
 void coord_http_stream_abort(coord_http_req_t *req) {
+  /* What is queued goes: a client that takes nothing would never let it drain, and the
+   * stream must end as a cut, not with the final chunk. The owner lets go here, so its
+   * callbacks and data are forgotten too. */
+  while (!base_queue_empty(&req->chunks)) {
+    base_queue_t *it = base_queue_head(&req->chunks);
+    base_queue_remove(it);
+    free(base_queue_data(it, http_chunk_t, link));
+  }
+  req->pending = 0;
+  req->pull = NULL;
+  req->on_abort = NULL;
+  req->cb_ud = NULL;
   req->ended = true;
   req->close_after = true;
-  /* Closed at lws's next timeout check (within a second), whatever is still queued: a
-   * client that takes nothing would never let the queue drain. The close frees req
-   * (http_gone; the abort callback does not run, the owner let go here). */
+  /* Closed at lws's next timeout check (within a second), or at the next writable turn,
+   * whichever comes first; the close frees req (http_gone). */
   if (req->wsi) lws_set_timeout(req->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 

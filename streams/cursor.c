@@ -121,15 +121,24 @@ typedef struct catchup {
   stream_sub_t *sub;
   uint32_t left; /* frames this subscription may still emit this round */
   bool stopped;
+  uint64_t aged_to; /* > 0: the events read from s->next_seq up to here are past the age
+                     * rule (not deleted yet): one gap names them before the next event */
 } catchup_t;
 
 static int catchup_cb(void *ud, const store_event_t *ev) {
   catchup_t *cu = ud;
   stream_sub_t *s = cu->sub;
   stream_hub_t *hub = cu->pull->conn->hub;
-  if (ev->seq > s->next_seq) { /* retention removed what lies before */
+  if (pull_expired(cu->pull, ev->ts_ms)) {
+    /* Aged out and not deleted yet: the same gap as for the ring (sub_emit), and as if a
+     * retention slice had run; the cursor moves once that gap is out. */
+    cu->aged_to = ev->seq;
+    return 0;
+  }
+  if (ev->seq > s->next_seq) { /* retention removed (or aged out) what lies before */
     if (s->topic->first_seq < ev->seq) s->topic->first_seq = ev->seq;
     if (!emit_gap(cu->pull, s, s->next_seq, ev->seq - 1)) goto stop;
+    cu->aged_to = 0;
   }
   stream_frame_t *f = stream__frame_from_store(hub, s->topic->name, s->topic->epoch, ev);
   if (!pull_fits(cu->pull, f)) {
@@ -253,7 +262,11 @@ static uint32_t sub_catchup(pull_t *p, stream_sub_t *s, uint32_t quantum) {
     p->full = true;
     return 0;
   }
-  if (!cu.stopped && s->next_seq == start) {
+  if (!cu.stopped && cu.aged_to) {
+    /* The read ended on aged events: they are a gap (the next read goes on after them). */
+    if (t->first_seq < cu.aged_to + 1) t->first_seq = cu.aged_to + 1;
+    emit_gap(p, s, s->next_seq, cu.aged_to);
+  } else if (!cu.stopped && s->next_seq == start) {
     /* Nothing at all up to the ring: everything there is gone. */
     if (t->first_seq < until + 1) t->first_seq = until + 1;
     emit_gap(p, s, start, until);

@@ -106,8 +106,7 @@ static bool topic_allowed(msg_t *m, stream_action_t action, int *qrc) {
   return false;
 }
 
-/* What both paths do once a pub is read: the permission (false: the error is queued in
- * *qrc), then the publish. */
+/* The publish permission, which both paths (fast and jansson) check once a pub is read. */
 static bool pub_allowed(msg_t *m, int *qrc) { return topic_allowed(m, STREAM_ACTION_PUBLISH, qrc); }
 
 static int op_sub(msg_t *m) {
@@ -169,7 +168,6 @@ static int op_unsub(msg_t *m) {
   json_decref(o);
   return stream__conn_control(m->conn, f, false);
 }
-
 
 static int pub_exec(msg_t *m, const stream_pubin_t *in) {
   stream_err_t err = {0};

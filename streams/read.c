@@ -34,6 +34,13 @@ static void note_gap(read_ctx_t *r, uint64_t from, uint64_t to) {
 
 static int read_store_cb(void *ud, const store_event_t *ev) {
   read_ctx_t *r = ud;
+  if (stream__expired(r->hub, ev->ts_ms)) {
+    /* Aged out, not deleted yet: a gap, as in the ring (read_ring). */
+    note_gap(r, r->next, ev->seq);
+    if (r->info->first <= ev->seq) r->info->first = ev->seq + 1;
+    r->next = ev->seq + 1;
+    return 0;
+  }
   if (ev->seq > r->next) note_gap(r, r->next, ev->seq - 1);
   stream_frame_t *f = stream__frame_from_store(r->hub, r->topic, r->epoch, ev);
   int rc = r->cb(r->ud, f);

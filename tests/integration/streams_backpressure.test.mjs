@@ -130,8 +130,8 @@ describe('slow-client deadline', () => {
       what: 'the slow SSE client to be closed',
     });
     t.diagnostic(`closed ${Date.now() - t0} ms after the last batch was accepted`);
-    const line = d.logs.find((e) => e.msg === 'closing a slow client');
-    assert.equal(line?.transport, 'sse', JSON.stringify(line));
+    const line = await d.waitForLog((e) => e.msg === 'closing a slow client');
+    assert.equal(line.transport, 'sse', JSON.stringify(line));
     // it reads what reached it, then finds the stream cut (no final chunk)
     s.req.socket.resume();
     await s.closed;

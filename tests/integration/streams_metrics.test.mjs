@@ -72,14 +72,18 @@ describe('stream metrics', () => {
     assert.deepEqual(seen.map((e) => [e.op, e.seq]), [['ev', 1], ['ev', 2], ['ev', 3], ['ev', 4]]);
     // an ephemeral to a topic nobody reads is dropped at ingress
     assert.equal((await d.postJson('/v1/streams/acme/nobody/events', { lane: 'ephemeral', data: 0 })).status, 201);
-    // the topic's burst of 4 is spent: the next publish is limited
-    assert.equal((await d.postJson('/v1/streams/acme/m/events', { data: 4 })).status, 429);
+    // a batch of 5 on a fresh topic: its burst of 4 takes the first four, the fifth is
+    // limited (one request, so no token comes back in between, however slow the machine)
+    const five = Array.from({ length: 5 }, (_, i) => ({ data: i }));
+    const limited = await d.postJson('/v1/streams/acme/rl/events', five);
+    assert.equal(limited.status, 429, limited.text);
+    assert.equal(limited.json().error.index, 4);
 
     const m1 = await scrape(d);
     const delta = (k) => m1.get(k) - m0.get(k);
-    assert.equal(delta('coord_stream_events_published_total{lane="data"}'), 3);
+    assert.equal(delta('coord_stream_events_published_total{lane="data"}'), 3 + 4);
     assert.equal(delta('coord_stream_events_published_total{lane="control"}'), 1);
-    assert.equal(delta('coord_stream_publish_to_durable_seconds_count'), 4);
+    assert.equal(delta('coord_stream_publish_to_durable_seconds_count'), 4 + 4);
     assert.ok(delta('coord_stream_publish_to_durable_seconds_sum') > 0);
     assert.equal(delta('coord_stream_fanout_deliveries_total'), 4);
     assert.equal(delta('coord_stream_deliveries_total{transport="ws",lane="data"}'), 3);
@@ -89,7 +93,7 @@ describe('stream metrics', () => {
     assert.equal(delta('coord_stream_rate_limited_total{limit="topic"}'), 1);
     assert.equal(delta('coord_stream_rate_limited_total{limit="tenant"}'), 0);
     assert.ok(delta('coord_stream_commit_batch_events_count') >= 1);
-    assert.ok(delta('coord_stream_commit_batch_events_sum') >= 4);
+    assert.ok(delta('coord_stream_commit_batch_events_sum') >= 8);
     // the subscriber got everything: nothing lags
     assert.equal(m1.get('coord_stream_subscriber_lag_max_events'), 0);
 

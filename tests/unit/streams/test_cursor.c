@@ -194,6 +194,45 @@ static void test_ring_entries_past_the_age_limit_are_gone(void **state) {
   env_stop(&e);
 }
 
+/* Aged events the store still holds (no retention slice ran) are a gap too, as in the ring:
+ * never delivered, and never after a gap that names newer ones. */
+static void test_store_events_past_the_age_limit_are_a_gap_too(void **state) {
+  (void)state;
+  env_t e;
+  start(&e);
+  e.cfg.ring_size = 4;
+  e.cfg.retention_max_age_s = 10;
+  env_start(&e);
+  publish_n(&e, "a/x", 10); /* the ring keeps 7..10; the store all ten */
+  env_advance_ms(&e, 11000);
+  publish_n(&e, "a/x", 3); /* 11..13, fresh */
+  tconn_t t;
+  tconn_any(&e, &t);
+  sub_after(&t, "a/x", NULL, 0);
+  json_t *m = drain_all(&t);
+  uint64_t next = 1;
+  size_t i;
+  json_t *msg;
+  json_array_foreach(m, i, msg) {
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (strcmp(op, "subscribed") == 0) continue;
+    if (strcmp(op, "gap") == 0) {
+      assert_int_equal(json_integer_value(json_object_get(msg, "from")), next);
+      next = (uint64_t)json_integer_value(json_object_get(msg, "to")) + 1;
+      assert_true(next <= 11);
+      continue;
+    }
+    assert_string_equal(op, "ev");
+    assert_int_equal(json_integer_value(json_object_get(msg, "seq")), next);
+    assert_true(next >= 11); /* nothing aged is delivered */
+    next++;
+  }
+  assert_int_equal(next, 14);
+  json_decref(m);
+  stream_conn_free(t.c);
+  env_stop(&e);
+}
+
 static void test_durable_to_pull_counts_each_event_once_with_its_own_commit_latency(void **state) {
   (void)state;
   env_t e;
@@ -540,6 +579,7 @@ int main(void) {
       cmocka_unit_test(test_cursor_behind_retention_gets_a_gap_then_continues),
       cmocka_unit_test(test_store_retention_discovered_during_catch_up_yields_a_gap),
       cmocka_unit_test(test_ring_entries_past_the_age_limit_are_gone),
+      cmocka_unit_test(test_store_events_past_the_age_limit_are_a_gap_too),
       cmocka_unit_test(test_durable_to_pull_counts_each_event_once_with_its_own_commit_latency),
       cmocka_unit_test(test_epoch_mismatch_yields_current_epoch_and_an_epoch_gap_then_replay),
       cmocka_unit_test(test_pull_sends_control_before_data),

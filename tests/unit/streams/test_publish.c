@@ -337,7 +337,7 @@ static void test_commit_failure_fails_the_batch_and_rewinds_seq(void **state) {
   /* Another writer takes seq 1 of a/x behind the hub's back: the batch append fails. */
   store_topic_t st;
   assert_int_equal(store_topic_ensure(e.store, "a/x", &st), 0);
-  store_event_t other = {.topic_id = st.topic_id, .seq = 1, .ts_ms = 1, .lane = 1, .data = "0", .data_len = 1};
+  store_event_t other = {.topic_id = st.topic_id, .seq = 1, .ts_ms = e.clock.wall_ms, .lane = 1, .data = "0", .data_len = 1};
   assert_int_equal(store_batch_begin(e.store), 0);
   assert_int_equal(store_batch_append(e.store, &other), 0);
   assert_int_equal(store_batch_commit(e.store), 0);

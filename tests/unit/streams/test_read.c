@@ -85,6 +85,19 @@ static void test_read_skips_events_past_the_age_rule_still_in_the_ring(void **st
   assert_int_equal(info.first, 3);
   assert_ev_seqs(got, "a/x", 3, 4);
   json_decref(got);
+  /* the same behind the ring (4 entries): the store's aged events are part of the gap */
+  for (int i = 0; i < 6; i++) pub_ok(&e, "a/y", "1");
+  env_run(&e);
+  env_advance_ms(&e, 11000);
+  for (int i = 0; i < 2; i++) pub_ok(&e, "a/y", "1");
+  env_run(&e);
+  got = json_array();
+  assert_int_equal(stream_read(e.hub, "a/y", 0, 100, collect, got, &info), 0);
+  assert_int_equal(info.gap_from, 1);
+  assert_int_equal(info.gap_to, 6);
+  assert_int_equal(info.first, 7);
+  assert_ev_seqs(got, "a/y", 7, 8);
+  json_decref(got);
   env_stop(&e);
 }
 
