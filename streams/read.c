@@ -6,6 +6,7 @@
  * reports the lost range as gap information. stream_list_topics lists the store's topics
  * of a tenant, overlaying head and subscriber counts of topics in memory. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct read_ctx {
   stream_read_cb cb;
   void *ud;
   int stop; /* the caller's nonzero */
+  int64_t expire_before_ms; /* the age rule's cut-off, read once per read (INT64_MIN: none) */
 } read_ctx_t;
 
 static void note_gap(read_ctx_t *r, uint64_t from, uint64_t to) {
@@ -34,7 +36,7 @@ static void note_gap(read_ctx_t *r, uint64_t from, uint64_t to) {
 
 static int read_store_cb(void *ud, const store_event_t *ev) {
   read_ctx_t *r = ud;
-  if (stream__expired(r->hub, ev->ts_ms)) {
+  if (ev->ts_ms < r->expire_before_ms) {
     /* Aged out, not deleted yet: a gap, as in the ring (read_ring). */
     note_gap(r, r->next, ev->seq);
     if (r->info->first <= ev->seq) r->info->first = ev->seq + 1;
@@ -59,7 +61,7 @@ static bool read_ring(read_ctx_t *r) {
   while (r->ring && r->left > 0 && r->next <= r->info->head) {
     stream_frame_t *f = stream__ring_get(r->ring, r->next);
     if (!f) break;
-    if (stream__expired(r->hub, f->ts_ms)) {
+    if (f->ts_ms < r->expire_before_ms) {
       /* Aged out (the store may already have deleted it): a gap, as a cursor gets. */
       note_gap(r, r->next, r->next);
       if (r->info->first <= r->next) r->info->first = r->next + 1;
@@ -79,7 +81,10 @@ static int read_range(stream_hub_t *hub, const char *topic, uint64_t after, size
   if (!hub || !cb || !info || limit == 0 || limit > READ_LIMIT_MAX) return -EINVAL;
   memset(info, 0, sizeof *info);
   if (stream_topic_validate(topic, NULL, NULL) < 0) return -EINVAL;
-  read_ctx_t r = {.hub = hub, .topic = topic, .info = info, .left = limit, .cb = cb, .ud = ud};
+  uint32_t age_s = hub->cfg.retention_max_age_s;
+  int64_t cut = age_s ? stream__wall_ms(hub) - (int64_t)age_s * 1000 : INT64_MIN;
+  read_ctx_t r = {.hub = hub, .topic = topic, .info = info, .left = limit, .cb = cb, .ud = ud,
+                  .expire_before_ms = cut};
   int64_t topic_id;
   uint64_t first_seq;
   stream_topic_t *t = stream__topic_find(hub, topic);
