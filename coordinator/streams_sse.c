@@ -178,6 +178,9 @@ static void streams_sse(coord_http_req_t *req, void *ud) {
       goto fail;
     }
     pos.live = false;
+    /* EventSource reconnects with it by itself and gives up on an error answer: a seq
+     * beyond the head (the store was lost, a new epoch began) resumes with an epoch gap. */
+    pos.beyond_is_epoch = true;
   } else if ((n = coord_http_req_query(req, "after", v, sizeof v)) >= 0) {
     if (sse_digits(v, n, &pos.seq) < 0) {
       sse_bad(req, "after: must be an integer >= 0");

@@ -223,6 +223,10 @@ int stream_conn_subscribe(stream_conn_t *c, const char *topic, const stream_posi
   } else if (from->epoch && strcmp(from->epoch, t->epoch) != 0) {
     epoch_gap = true;
     next = 1;
+  } else if (from->seq > t->head_seq && from->beyond_is_epoch) {
+    /* seqs are dense and never reused in an epoch: the position is from another one */
+    epoch_gap = true;
+    next = 1;
   } else if (from->seq > t->head_seq) {
     stream__errf(err, "after.seq: %llu is beyond the head %llu of epoch %s", (unsigned long long)from->seq,
                  (unsigned long long)t->head_seq, t->epoch);

@@ -269,6 +269,10 @@ typedef struct stream_position {
   bool live;
   const char *epoch; /* NULL = the current epoch */
   uint64_t seq;
+  /* A seq beyond the head is taken as a position in another epoch (epoch gap, replay from
+   * the first retained event) instead of an error: for a reconnect that cannot name its
+   * epoch, such as EventSource's Last-Event-ID after the store was lost. */
+  bool beyond_is_epoch;
 } stream_position_t;
 
 /* Subscribes (or repositions an existing subscription) and queues "subscribed".

@@ -60,6 +60,23 @@ describe('SSE', () => {
     bad.close();
   });
 
+  test('a Last-Event-ID beyond the head (an earlier epoch) resumes with an epoch gap; ?after= beyond it is a 400', async () => {
+    await publish(d, 'acme/sse-lost', [1, 2].map((i) => ({ data: i })));
+    const s = await d.sse('/v1/streams/acme/sse-lost/sse', { headers: { 'last-event-id': '900' } });
+    assert.equal(s.status, 200);
+    const sub = await s.waitFor((m) => m.event === 'subscribed');
+    const gap = await s.waitFor((m) => m.event === 'gap');
+    assert.equal(gap.json.reason, 'epoch');
+    assert.equal(gap.json.epoch, sub.json.epoch);
+    const evs = [];
+    await s.waitFor((m) => m.id === '2', { skipped: evs });
+    assert.deepEqual(evs.filter((m) => m.id).map((m) => m.id), ['1']);
+    s.close();
+    const byQuery = await d.sse('/v1/streams/acme/sse-lost/sse?after=900');
+    assert.equal(byQuery.status, 400);
+    byQuery.close();
+  });
+
   test('a quiet stream gets ": keepalive" comments', async () => {
     const s = await d.sse('/v1/streams/acme/sse-quiet/sse');
     const t0 = Date.now();
