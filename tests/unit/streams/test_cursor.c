@@ -280,6 +280,40 @@ static void test_epoch_mismatch_yields_current_epoch_and_an_epoch_gap_then_repla
   env_stop(&e);
 }
 
+/* A seq beyond the head is an error, unless the position says it may be another epoch's
+ * (SSE's Last-Event-ID): then it is an epoch mismatch. */
+static void test_a_seq_beyond_the_head_is_an_error_or_another_epoch(void **state) {
+  (void)state;
+  env_t e;
+  start(&e);
+  env_start(&e);
+  publish_n(&e, "a/x", 3);
+  tconn_t t;
+  tconn_any(&e, &t);
+  stream_position_t pos = {.seq = 900};
+  stream_err_t err;
+  assert_int_equal(stream_conn_subscribe(t.c, "a/x", &pos, &err), -EINVAL);
+  assert_non_null(strstr(err.message, "beyond the head"));
+  pos.beyond_is_epoch = true;
+  assert_int_equal(stream_conn_subscribe(t.c, "a/x", &pos, &err), 0);
+  json_t *m = drain_all(&t);
+  json_t *s = json_array_get(m, 0), *g = json_array_get(m, 1);
+  assert_string_equal(msg_op(s), "subscribed");
+  assert_string_equal(msg_op(g), "gap");
+  assert_string_equal(msg_s(g, "reason"), "epoch");
+  assert_ev_seqs(m, "a/x", 1, 3);
+  json_decref(m);
+  /* within the head the flag changes nothing */
+  pos.seq = 2;
+  assert_int_equal(stream_conn_subscribe(t.c, "a/x", &pos, &err), 0);
+  m = drain_all(&t);
+  assert_string_equal(msg_op(json_array_get(m, 0)), "subscribed");
+  assert_ev_seqs(m, "a/x", 3, 3);
+  json_decref(m);
+  stream_conn_free(t.c);
+  env_stop(&e);
+}
+
 static void test_pull_sends_control_before_data(void **state) {
   (void)state;
   env_t e;
@@ -582,6 +616,7 @@ int main(void) {
       cmocka_unit_test(test_store_events_past_the_age_limit_are_a_gap_too),
       cmocka_unit_test(test_durable_to_pull_counts_each_event_once_with_its_own_commit_latency),
       cmocka_unit_test(test_epoch_mismatch_yields_current_epoch_and_an_epoch_gap_then_replay),
+      cmocka_unit_test(test_a_seq_beyond_the_head_is_an_error_or_another_epoch),
       cmocka_unit_test(test_pull_sends_control_before_data),
       cmocka_unit_test(test_control_lane_event_never_overtakes_earlier_events_of_its_topic),
       cmocka_unit_test(test_pull_is_round_robin_across_subscriptions),
