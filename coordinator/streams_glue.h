@@ -61,6 +61,13 @@ int coord__streams_authenticate(coord_streams_t *s, const char *token, coord_aut
 void coord__streams_principal(const coord_auth_principal_t *p, stream_principal_t *out);
 /* A reconnect hint for drain: 250 ms plus up to 2 s of jitter. */
 uint32_t coord__streams_retry_ms(coord_streams_t *s);
+/* The slow-client deadline (limits.slow_client_timeout_ms), shared by the transports:
+ * *waiting_since_ms follows `waiting` (data waits for the socket); once the client has
+ * been waiting, with no progress since progress_ms, for the timeout, logs and counts the
+ * close and returns how long it was unwritable (the caller closes it); else 0. */
+uint64_t coord__streams_slow_due(coord_streams_t *s, const char *transport, const stream_conn_t *conn,
+                                 bool waiting, uint64_t *waiting_since_ms, uint64_t progress_ms,
+                                 uint64_t now_ms);
 /* Counts frames written together by a transport at now_us (one write): deliveries by lane
  * and durable -> write, one counter update per lane and one histogram update per run of
  * frames from the same commit. */

@@ -77,6 +77,24 @@ uint32_t coord__streams_retry_ms(coord_streams_t *s) {
   return 250 + (uint32_t)(x % 2000);
 }
 
+uint64_t coord__streams_slow_due(coord_streams_t *s, const char *transport, const stream_conn_t *conn,
+                                 bool waiting, uint64_t *waiting_since_ms, uint64_t progress_ms,
+                                 uint64_t now_ms) {
+  uint64_t timeout = (uint64_t)s->d->cfg->limits.slow_client_timeout_ms;
+  if (!waiting) {
+    *waiting_since_ms = 0;
+    return 0;
+  }
+  if (!*waiting_since_ms) *waiting_since_ms = now_ms;
+  uint64_t since = *waiting_since_ms > progress_ms ? *waiting_since_ms : progress_ms;
+  if (!timeout || now_ms - since < timeout) return 0;
+  uint64_t ms = now_ms - since;
+  log_info("streams", "closing a slow client", "{s:s,s:I,s:I}", "transport", transport, "unwritable_ms",
+           (json_int_t)ms, "lag", (json_int_t)stream_conn_lag(conn));
+  coord_metric_add(s->m.closed_slow, 1);
+  return ms;
+}
+
 void coord__streams_count_writes(coord_streams_t *s, int transport, stream_frame_t *const *frames,
                                  size_t n, uint64_t now_us) {
   uint64_t lanes[STREAM_LANES] = {0};

@@ -251,23 +251,16 @@ void coord__streams_sse_drain(coord_streams_t *s) {
  * no byte for that long. Nothing can reach a client whose socket is full, so the stream
  * is cut without a last message; the client resumes with Last-Event-ID. True when x was
  * closed (and freed). */
-static bool sse_slow_check(coord_streams_t *s, sse_t *x, uint64_t now_ms, uint64_t timeout) {
+static bool sse_slow_check(coord_streams_t *s, sse_t *x, uint64_t now_ms) {
   uint64_t sent = coord_http_stream_sent(x->req);
   if (sent != x->sent_seen) {
     x->sent_seen = sent;
     x->progress_ms = now_ms;
   }
-  if (!timeout || x->draining) return false;
-  if (!stream_conn_pending(x->conn) && !coord_http_stream_backlog(x->req)) {
-    x->waiting_since_ms = 0;
+  if (x->draining) return false;
+  bool waiting = stream_conn_pending(x->conn) || coord_http_stream_backlog(x->req);
+  if (!coord__streams_slow_due(s, "sse", x->conn, waiting, &x->waiting_since_ms, x->progress_ms, now_ms))
     return false;
-  }
-  if (!x->waiting_since_ms) x->waiting_since_ms = now_ms;
-  uint64_t since = x->waiting_since_ms > x->progress_ms ? x->waiting_since_ms : x->progress_ms;
-  if (now_ms - since < timeout) return false;
-  log_info("streams", "closing a slow client", "{s:s,s:I,s:I}", "transport", "sse", "unwritable_ms",
-           (json_int_t)(now_ms - since), "lag", (json_int_t)stream_conn_lag(x->conn));
-  coord_metric_add(s->m.closed_slow, 1);
   coord_http_stream_abort(x->req);
   x->req = NULL;
   sse_free(x);
@@ -276,7 +269,6 @@ static bool sse_slow_check(coord_streams_t *s, sse_t *x, uint64_t now_ms, uint64
 
 void coord__streams_sse_tick(coord_streams_t *s, uint64_t now_ms) {
   uint64_t every = (uint64_t)s->d->cfg->streams.sse_keepalive_ms;
-  uint64_t timeout = (uint64_t)s->d->cfg->limits.slow_client_timeout_ms;
   int64_t now_s = coord__streams_now_s();
   base_queue_t *it, *tmp;
   base_queue_foreach_safe(it, tmp, &s->sse_streams) {
@@ -288,7 +280,7 @@ void coord__streams_sse_tick(coord_streams_t *s, uint64_t now_ms) {
                  "{\"op\":\"error\",\"code\":\"unauthorized\",\"message\":\"token expired\"}\n\n");
       continue;
     }
-    if (sse_slow_check(s, x, now_ms, timeout)) continue;
+    if (sse_slow_check(s, x, now_ms)) continue;
     if (x->draining || now_ms - x->last_write_ms < every || coord_http_stream_pending(x->req))
       continue;
     static const char ka[] = ": keepalive\n\n";

@@ -252,7 +252,6 @@ const coord_ws_session_ops_t coord__streams_ws_session = {
 };
 
 void coord__streams_ws_tick(coord_streams_t *s, uint64_t now_ms) {
-  uint64_t timeout = (uint64_t)s->d->cfg->limits.slow_client_timeout_ms;
   int64_t now_s = coord__streams_now_s();
   base_queue_t *it, *tmp;
   base_queue_foreach_safe(it, tmp, &s->ws_sessions) {
@@ -266,21 +265,12 @@ void coord__streams_ws_tick(coord_streams_t *s, uint64_t now_ms) {
       continue;
     }
     /* a closing connection (drain's 1001 included) is governed by the close timeouts */
-    if (!timeout || w->draining || coord_ws_closing(w->c)) continue;
-    if (!stream_conn_pending(w->conn)) {
-      w->waiting_since_ms = 0;
-      continue;
-    }
-    if (!w->waiting_since_ms) w->waiting_since_ms = now_ms;
-    uint64_t since =
-        w->waiting_since_ms > w->last_write_ms ? w->waiting_since_ms : w->last_write_ms;
-    if (now_ms - since < timeout) continue;
+    if (w->draining || coord_ws_closing(w->c)) continue;
+    uint64_t ms = coord__streams_slow_due(s, "ws", w->conn, stream_conn_pending(w->conn), &w->waiting_since_ms,
+                                          w->last_write_ms, now_ms);
+    if (!ms) continue;
     char msg[100];
-    snprintf(msg, sizeof msg, "slow client: nothing could be written for %llu ms",
-             (unsigned long long)(now_ms - since));
-    log_info("streams", "closing a slow client", "{s:I,s:I}", "unwritable_ms",
-             (json_int_t)(now_ms - since), "lag", (json_int_t)stream_conn_lag(w->conn));
-    coord_metric_add(s->m.closed_slow, 1);
+    snprintf(msg, sizeof msg, "slow client: nothing could be written for %llu ms", (unsigned long long)ms);
     w->waiting_since_ms = 0;
     w->last_write_ms = now_ms; /* once */
     coord_ws_close(w->c, COORD_WS_CLOSE_POLICY, msg);

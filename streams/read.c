@@ -34,13 +34,18 @@ static void note_gap(read_ctx_t *r, uint64_t from, uint64_t to) {
   r->info->gap_to = to;
 }
 
+/* An event past the age rule (in the ring, or in the store before a retention slice
+ * deleted it): it and what precedes it from r->next are a gap, as a cursor gets. */
+static void skip_aged(read_ctx_t *r, uint64_t seq) {
+  note_gap(r, r->next, seq);
+  if (r->info->first <= seq) r->info->first = seq + 1;
+  r->next = seq + 1;
+}
+
 static int read_store_cb(void *ud, const store_event_t *ev) {
   read_ctx_t *r = ud;
   if (ev->ts_ms < r->expire_before_ms) {
-    /* Aged out, not deleted yet: a gap, as in the ring (read_ring). */
-    note_gap(r, r->next, ev->seq);
-    if (r->info->first <= ev->seq) r->info->first = ev->seq + 1;
-    r->next = ev->seq + 1;
+    skip_aged(r, ev->seq);
     return 0;
   }
   if (ev->seq > r->next) note_gap(r, r->next, ev->seq - 1);
@@ -62,10 +67,7 @@ static bool read_ring(read_ctx_t *r) {
     stream_frame_t *f = stream__ring_get(r->ring, r->next);
     if (!f) break;
     if (f->ts_ms < r->expire_before_ms) {
-      /* Aged out (the store may already have deleted it): a gap, as a cursor gets. */
-      note_gap(r, r->next, r->next);
-      if (r->info->first <= r->next) r->info->first = r->next + 1;
-      r->next++;
+      skip_aged(r, r->next);
       continue;
     }
     int rc = r->cb(r->ud, f);
